@@ -1,0 +1,30 @@
+"""lagrax: physically consistent dynamics models of mechanical systems, learned from data.
+
+Flow: systems -> datasets -> models -> training -> evaluation, rollout, control.
+"""
+
+from .errors import LagraxError
+from .systems import (
+    LagrangianSystem,
+    StructuredSystem,
+    System,
+    SystemInfo,
+    lagrangian_system,
+    list_systems,
+    structured_system,
+    system,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LagraxError",
+    "System",
+    "SystemInfo",
+    "StructuredSystem",
+    "LagrangianSystem",
+    "system",
+    "list_systems",
+    "lagrangian_system",
+    "structured_system",
+]

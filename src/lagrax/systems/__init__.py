@@ -17,11 +17,29 @@ from .base import (
 )
 from . import classic
 
-# name -> (factory, one-line description, dof or None if it depends on parameters)
-REGISTRY: dict[str, tuple[Callable[..., System], str]] = {
+# name -> (factory or "module:function" imported on first use, one-line description)
+REGISTRY: dict[str, tuple[Callable[..., System] | str, str]] = {
     "pendulum": (classic.pendulum, "simple pendulum (1 DoF)"),
     "double_pendulum": (classic.double_pendulum, "double pendulum, LNN paper parameters (2 DoF)"),
+    "two_link_arm": ("lagrax.systems.classic:two_link_arm", "planar 2-link arm in the vertical plane, DeLaN's simulated robot (2 DoF)"),
+    "cartpole": ("lagrax.systems.classic:cartpole", "cart-pole, only the cart actuated (2 DoF)"),
+    "furuta": ("lagrax.systems.classic:furuta", "Furuta pendulum, Quanser Qube-Servo 2, only the arm actuated (2 DoF)"),
+    "relativistic_particle": ("lagrax.systems.particles:relativistic_particle", "relativistic particle in a potential (1 DoF)"),
+    "charged_particle": ("lagrax.systems.particles:charged_particle", "2-D charged particle in a uniform magnetic field (2 DoF)"),
+    "panda": ("lagrax.systems.robots:panda", "Franka Emika Panda arm via Pinocchio (7 DoF)"),
+    "ur5": ("lagrax.systems.robots:ur5", "Universal Robots UR5 via Pinocchio (6 DoF)"),
+    "urdf": ("lagrax.systems.robots:urdf", "any URDF via Pinocchio (path=...)"),
 }
+
+
+def _factory(name: str) -> Callable[..., System]:
+    factory, _ = REGISTRY[name]
+    if isinstance(factory, str):
+        import importlib
+
+        module, func = factory.split(":")
+        factory = getattr(importlib.import_module(module), func)
+    return factory
 
 
 def register(name: str, factory: Callable[..., System], description: str) -> None:
@@ -37,7 +55,7 @@ def system(name: str, **params) -> System:
     """
     if name not in REGISTRY:
         raise UnknownNameError.for_name("system", name, REGISTRY)
-    factory, _ = REGISTRY[name]
+    factory = _factory(name)
     try:
         return factory(**params)
     except TypeError as e:

@@ -55,3 +55,14 @@ class Dataset:
 
     def __len__(self) -> int:
         return int(self.q.shape[0])
+
+
+def check_writable(path, force: bool = False) -> None:
+    """Raise :class:`FileExistsLagraxError` if ``path`` exists and ``force`` is false."""
+    from pathlib import Path
+
+    from .errors import FileExistsLagraxError
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsLagraxError(f"{path} exists; refusing to overwrite it (use --force / force=True)")

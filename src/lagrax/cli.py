@@ -1,0 +1,227 @@
+"""The ``lagrax`` command line: list systems, generate and plot datasets, run the demo.
+
+Each command is a thin shell over the library (:mod:`lagrax.trajectories`,
+:mod:`lagrax.datasets`, :mod:`lagrax.plotting`); no physics or data handling lives
+here. :func:`main` is the console script: every :class:`~lagrax.errors.LagraxError`
+and every bad command-line parameter becomes one line ``error: <message>`` on
+stderr and exit code 2, without a traceback, and nothing is overwritten.
+
+Commands add themselves with ``@app.command()``; heavy imports (JAX, Pinocchio)
+happen inside the commands so that ``lagrax --help`` and ``lagrax systems`` stay fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from .errors import LagraxError
+
+app = typer.Typer(
+    name="lagrax",
+    help="Learn physically consistent dynamics models of mechanical systems (DeLaN, LNN) in JAX.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_USER_ERROR = 2
+
+
+def _enable_x64() -> None:
+    # Ground truth and datasets are generated in float64 (closed-form checks at 1e-10).
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def _parse_params(params: list[str] | None) -> dict:
+    """``["m1=2", "g=9.81"]`` -> ``{"m1": 2.0, "g": 9.81}`` (numbers where they parse)."""
+    out = {}
+    for item in params or []:
+        if "=" not in item:
+            raise LagraxError(f"--param expects NAME=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = float(value) if any(c in value for c in ".eE") else int(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# lagrax systems
+# --------------------------------------------------------------------------------------
+
+
+def _system_row(name: str, description: str) -> tuple[str, str, str]:
+    """(name, dof, description); a system that cannot be built says why instead of crashing."""
+    from .systems import system
+
+    try:
+        s = system(name)
+    except ModuleNotFoundError as e:
+        missing = e.name or str(e)
+        if missing.split(".")[0] in ("pinocchio", "example_robot_data"):
+            return name, "-", f"{description} [needs Pinocchio: pip install 'lagrax[robots]']"
+        return name, "-", f"{description} [not available: {e}]"
+    except (ImportError, AttributeError) as e:
+        return name, "-", f"{description} [not available: {e}]"
+    except (LagraxError, TypeError):
+        # e.g. "urdf" needs a path= parameter: describe it, do not build it
+        return name, "any", description
+    return name, str(s.dof), description
+
+
+@app.command("systems")
+def systems_command() -> None:
+    """List the ground-truth systems: name, degrees of freedom, description."""
+    from .systems import list_systems
+
+    table = Table(title="lagrax systems")
+    table.add_column("name", style="bold")
+    table.add_column("dof", justify="right")
+    table.add_column("description")
+    for name, description in list_systems():
+        table.add_row(*(escape(cell) for cell in _system_row(name, description)))
+    console.print(table)
+
+
+# --------------------------------------------------------------------------------------
+# lagrax generate
+# --------------------------------------------------------------------------------------
+
+
+@app.command("generate")
+def generate_command(
+    system_name: str = typer.Argument(..., metavar="SYSTEM", help="registry name, see `lagrax systems`"),
+    out: Path = typer.Option(..., "--out", "-o", help="output dataset file (.npz)"),
+    kind: str = typer.Option("excitation", help="passive | excitation | characters"),
+    trajectories: int | None = typer.Option(None, help="number of trajectories (default per kind)"),
+    duration: float | None = typer.Option(None, help="seconds per trajectory (default per kind)"),
+    dt: float | None = typer.Option(None, help="sample period in seconds (default per kind)"),
+    noise: float = typer.Option(0.0, help="std of Gaussian sensor noise added to q and tau"),
+    seed: int = typer.Option(0, help="random seed"),
+    letters: str | None = typer.Option(None, help="characters kind: which letters to draw"),
+    param: list[str] | None = typer.Option(None, "--param", "-p", help="system parameter NAME=VALUE (repeatable)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
+) -> None:
+    """Generate a dataset of SYSTEM's motion and save it as one .npz file."""
+    from .datasets import check_writable
+
+    check_writable(out, force)  # fail before spending minutes on generation
+    _enable_x64()
+    from .datasets import save_dataset
+    from .systems import system
+    from .trajectories import generate
+
+    sys_ = system(system_name, **_parse_params(param))
+    options = {} if letters is None else {"letters": letters}
+    start = time.perf_counter()
+    with console.status(f"generating {kind} data for {system_name} ...") as status:
+        ds = generate(
+            sys_, kind=kind, trajectories=trajectories, duration=duration, dt=dt, noise=noise, seed=seed,
+            progress=lambda msg: status.update(f"{system_name} ({kind}): {msg} ..."),
+            **options,
+        )
+        save_dataset(ds, out, force=force)
+    elapsed = time.perf_counter() - start
+    console.print(
+        f"wrote {out}: {len(ds)} samples, {ds.n_trajectories} trajectories, "
+        f"{ds.dof} joints, {kind}, in {elapsed:.1f} s"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# lagrax plot
+# --------------------------------------------------------------------------------------
+
+
+@app.command("plot")
+def plot_command(
+    dataset: Path = typer.Argument(..., help="dataset file (.npz)"),
+    out: Path = typer.Option(..., "--out", "-o", help="output figure (.png, .pdf, .svg)"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing figure"),
+) -> None:
+    """Plot q, qd and tau of every trajectory of a dataset (and the end-effector path)."""
+    from .datasets import check_writable, load_dataset
+    from .plotting import plot_dataset
+
+    check_writable(out, force)
+    ds = load_dataset(dataset)
+    plot_dataset(ds, out, force=force)
+    console.print(f"wrote {out}")
+
+
+# --------------------------------------------------------------------------------------
+# lagrax demo (placeholder: the training helper replaces it with train + report)
+# --------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="output directory"),
+    force: bool = typer.Option(False, "--force", help="overwrite existing files in the directory"),
+) -> None:
+    """Generate a character dataset for the two-link arm and plot it."""
+    _enable_x64()
+    from .datasets import check_writable, save_dataset
+    from .plotting import plot_dataset
+    from .systems import system
+    from .trajectories import generate
+
+    out.mkdir(parents=True, exist_ok=True)
+    data_path, fig_path = out / "characters.npz", out / "characters.png"
+    check_writable(data_path, force)
+    check_writable(fig_path, force)
+    start = time.perf_counter()
+    with console.status("generating character trajectories for two_link_arm ..."):
+        ds = generate(system("two_link_arm"), kind="characters")
+        save_dataset(ds, data_path, force=force)
+        plot_dataset(ds, fig_path, force=force)
+    console.print(
+        f"wrote {data_path} ({len(ds)} samples, {ds.n_trajectories} characters) and {fig_path} "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors -> ``error: <message>`` on stderr and exit code 2."""
+    from typer._click import exceptions as click_exceptions
+
+    try:
+        result = app(args=argv, prog_name="lagrax", standalone_mode=False)
+    except LagraxError as e:
+        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        code = EXIT_USER_ERROR
+    except click_exceptions.ClickException as e:  # bad/missing parameters, unknown options
+        if e.format_message():  # (no arguments at all: the help was printed instead)
+            err_console.print(f"error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+        code = EXIT_USER_ERROR
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("error: aborted", markup=False, highlight=False)
+        code = 130
+    except typer.Exit as e:
+        code = e.exit_code
+    else:
+        code = result if isinstance(result, int) else 0
+    if argv is None:
+        sys.exit(code)
+    return code
+
+
+if __name__ == "__main__":
+    main()

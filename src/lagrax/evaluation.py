@@ -1,0 +1,413 @@
+"""Evaluation: how well a model (or a ground-truth system) explains a dataset.
+
+``evaluate(model, dataset)`` returns the metrics of the DeLaN papers as a flat dict
+of floats, computed on whole arrays at once (each model call is one jitted, vmapped
+batch; rollouts are one ``lax.scan`` vmapped over the trajectories):
+
+* ``torque_mse``: inverse dynamics, sum over joints of the squared error, mean over
+  samples (the "Torque MSE" of the DeLaN reference code);
+* ``torque_nmse``: per-joint MSE divided by the variance of the true torque of that
+  joint, averaged over joints (scale-free, comparable across systems);
+* ``inertial_mse``, ``coriolis_mse``, ``gravity_mse``: the same for the terms
+  ``M qdd``, ``c(q, qd)``, ``g(q)`` of ``tau = M qdd + c + g + friction``;
+* ``power_mse``: mean squared error of the power balance
+  ``dE/dt + qd^T friction = qd^T tau`` (model energy rate against recorded input power);
+* ``qdd_mse``: forward dynamics, sum over joints of the squared error, mean over samples;
+* ``valid_prediction_time``: see :func:`valid_prediction_time`;
+* ``eval_samples_per_second``: throughput of batched inverse dynamics on the dataset;
+* ``train_seconds``, ``steps``: copied from the training record when one is given.
+
+A metric that the model cannot provide (:class:`~lagrax.errors.NotProvidedError`, e.g.
+the mass matrix of a black-box MLP) or that the dataset cannot support (no recorded
+torques, no ground-truth decomposition) is left out, never reported as NaN.
+
+This module does not train and does not plot (see :mod:`lagrax.training` and
+:mod:`lagrax.report`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float
+
+from .datasets import Dataset
+from .errors import DatasetError, NotProvidedError, ShapeError
+
+METRIC_KEYS = (
+    "torque_mse",
+    "torque_nmse",
+    "inertial_mse",
+    "coriolis_mse",
+    "gravity_mse",
+    "power_mse",
+    "qdd_mse",
+    "valid_prediction_time",
+    "train_seconds",
+    "steps",
+    "eval_samples_per_second",
+)
+
+
+# --------------------------------------------------------------------------------------
+# Error measures
+# --------------------------------------------------------------------------------------
+
+
+def sum_squared_error(pred: Float[Array, "N n"], true: Float[Array, "N n"]) -> float:
+    """Sum over joints of the squared error, mean over samples (DeLaN's "MSE")."""
+    err = np.asarray(pred, np.float64) - np.asarray(true, np.float64)
+    return float(np.mean(np.sum(err**2, axis=-1)))
+
+
+def normalised_mse(pred: Float[Array, "N n"], true: Float[Array, "N n"]) -> float:
+    """Per-joint MSE divided by the variance of the true values, averaged over joints."""
+    pred, true = np.asarray(pred, np.float64), np.asarray(true, np.float64)
+    mse = np.mean((pred - true) ** 2, axis=0)
+    # A joint whose true value never changes has no scale of its own; fall back to its MSE.
+    var = np.var(true, axis=0)
+    return float(np.mean(mse / np.where(var > 0, var, 1.0)))
+
+
+def _check_dataset(model, dataset: Dataset) -> None:
+    if dataset.dof != model.dof:
+        raise ShapeError(
+            f"the dataset has {dataset.dof} joints but the model ({model.info.name}) has {model.dof}; "
+            "evaluate a model on data of the system it was trained for"
+        )
+    if len(dataset) == 0:
+        raise DatasetError("the dataset is empty: nothing to evaluate")
+
+
+def _try(fn):
+    """``fn()`` or None where the model does not provide the quantity."""
+    try:
+        return fn()
+    except NotProvidedError:
+        return None
+
+
+# --------------------------------------------------------------------------------------
+# Rollouts and the valid prediction time
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrajectoryRollout:
+    """A model's rollout of one recorded trajectory, for plots.
+
+    ``t (T,)`` times; ``q, qd (T, n)`` recorded states; ``q_pred, qd_pred (T, n)`` the
+    model's rollout from the first recorded state under the recorded torques;
+    ``error (T,)`` the normalised position error; ``valid_time`` the valid prediction time.
+    """
+
+    trajectory: int
+    label: str | None
+    t: np.ndarray
+    q: np.ndarray
+    qd: np.ndarray
+    tau: np.ndarray
+    q_pred: np.ndarray
+    qd_pred: np.ndarray
+    error: np.ndarray
+    valid_time: float
+
+
+@dataclasses.dataclass
+class PredictionResult:
+    """Valid prediction times: ``mean`` over trajectories, one per trajectory, and the rollouts."""
+
+    mean: float
+    valid_times: np.ndarray
+    rollouts: list[TrajectoryRollout]
+
+
+def _accelerations(model, q, qd, tau):
+    """Per-sample forward dynamics; a singular Lagrangian Hessian gives NaN accelerations,
+    which end the rollout's valid time instead of raising mid-scan."""
+    checked = getattr(model, "_forward_dynamics_checked", None)
+    if checked is None:
+        qdd = model._forward_dynamics(q, qd, tau)
+    else:
+        qdd, singular = checked(q, qd, tau)
+        qdd = jnp.where(singular, jnp.nan, qdd)
+    # the state keeps its dtype whatever the model's parameters are (scan carries are typed)
+    return qdd.astype(q.dtype)
+
+
+def rk4_rollout(
+    model,
+    q0: Float[Array, " n"],
+    qd0: Float[Array, " n"],
+    tau: Float[Array, "T n"],
+    dt: Float[Array, ""],
+    substeps: int = 20,
+) -> tuple[Float[Array, "T n"], Float[Array, "T n"]]:
+    """Classical RK4 from ``(q0, qd0)`` with step ``dt / substeps``, the torque linearly
+    interpolated between the samples ``tau`` taken every ``dt``; states at the samples.
+
+    The same integration as ``lagrax.rollout.simulate(..., solver="rk4", dt=dt/substeps)``
+    with torque samples; this second path exists because one ``lax.scan`` without
+    diffrax's save-time bookkeeping is several times faster, and a singular Hessian
+    gives NaN instead of an exception. ``tests/test_evaluation.py`` checks they agree.
+    """
+    h = dt / substeps
+    frac = jnp.arange(substeps + 1, dtype=q0.dtype) / substeps
+
+    def f(state, u):
+        q, qd = state
+        return qd, _accelerations(model, q, qd, u)
+
+    def axpy(a, x, y):
+        return jax.tree_util.tree_map(lambda xi, yi: yi + a * xi, x, y)
+
+    def sample_interval(state, taus):
+        tau_a, tau_b = taus
+        u = tau_a + frac[:, None] * (tau_b - tau_a)  # torques at the substep nodes
+        u_mid = 0.5 * (u[:-1] + u[1:])
+
+        def substep(s, us):
+            u0, um, u1 = us
+            k1 = f(s, u0)
+            k2 = f(axpy(h / 2, k1, s), um)
+            k3 = f(axpy(h / 2, k2, s), um)
+            k4 = f(axpy(h, k3, s), u1)
+            incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
+            return axpy(h, incr, s), None
+
+        state, _ = jax.lax.scan(substep, state, (u[:-1], u_mid, u[1:]))
+        return state, state
+
+    _, (q, qd) = jax.lax.scan(sample_interval, (q0, qd0), (tau[:-1], tau[1:]))
+    return jnp.concatenate([q0[None], q]), jnp.concatenate([qd0[None], qd])
+
+
+@eqx.filter_jit
+def _batched_rollouts(model, q0, qd0, tau, dt, substeps: int):
+    qd0, tau, dt = (a.astype(q0.dtype) for a in (qd0, tau, dt))
+    return jax.vmap(lambda a, b, c, d: rk4_rollout(model, a, b, c, d, substeps))(q0, qd0, tau, dt)
+
+
+def normalised_position_error(
+    q_pred: Float[Array, "T n"], q: Float[Array, "T n"]
+) -> Float[Array, " T"]:
+    """``e(t) = ||q_pred(t) - q(t)||_2 / ||q_max - q_min||_2``.
+
+    The Euclidean position error over the joints, divided by the norm of the
+    per-joint range of the recorded positions over the trajectory (so 1e-2 means one
+    percent of the distance the trajectory covers). A diverged (NaN) prediction has
+    infinite error.
+    """
+    q_pred, q = np.asarray(q_pred, np.float64), np.asarray(q, np.float64)
+    scale = np.linalg.norm(q.max(axis=0) - q.min(axis=0))
+    err = np.linalg.norm(q_pred - q, axis=-1) / max(scale, np.finfo(np.float64).tiny)
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def _first_exceedance(t: np.ndarray, error: np.ndarray, threshold: float) -> float:
+    exceeded = np.flatnonzero(~(error <= threshold))
+    return float((t[exceeded[0]] if exceeded.size else t[-1]) - t[0])
+
+
+def _trajectory_slices(dataset: Dataset) -> list[tuple[int, np.ndarray]]:
+    """``(id, sample indices)`` of each trajectory, in order of first appearance."""
+    ids, first = np.unique(dataset.trajectory, return_index=True)
+    return [(int(i), np.flatnonzero(dataset.trajectory == i)) for i in ids[np.argsort(first)]]
+
+
+def valid_prediction_time(
+    model,
+    dataset: Dataset,
+    threshold: float = 1e-2,
+    substeps: int = 20,
+) -> PredictionResult:
+    """How long a rollout of ``model`` stays close to each recorded trajectory.
+
+    For each trajectory: start from its first recorded state ``(q, qd)``, integrate the
+    model's forward dynamics with RK4 at ``dt / substeps`` driven by the recorded
+    torques (linear between samples; zero if the dataset has none), and return the
+    first time, relative to the trajectory's start, at which the normalised position
+    error (:func:`normalised_position_error`) exceeds ``threshold``; the trajectory's
+    duration if it never does (Lutter & Peters 2023, RK4 with dt/20, threshold 1e-2).
+    ``mean`` averages over trajectories. All trajectories are integrated in one
+    vmapped scan (shorter ones padded with their last torque; the padding is ignored).
+    """
+    _check_dataset(model, dataset)
+    slices = _trajectory_slices(dataset)
+    lengths = [len(idx) for _, idx in slices]
+    if min(lengths) < 2:
+        raise DatasetError("valid prediction time needs trajectories of at least two samples")
+    tau = dataset.tau if dataset.tau is not None else np.zeros_like(dataset.q)
+    dts = []
+    for tid, idx in slices:
+        steps = np.diff(dataset.t[idx])
+        if not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9) or steps[0] <= 0:
+            raise DatasetError(
+                f"trajectory {tid} is not sampled uniformly in time; rollouts need a fixed dt"
+            )
+        dts.append(steps[0])
+    t_max = max(lengths)
+    tau_pad = np.stack([np.concatenate([tau[idx], np.repeat(tau[idx][-1:], t_max - len(idx), 0)]) for _, idx in slices])
+    first = np.array([idx[0] for _, idx in slices])
+    q_pred, qd_pred = _batched_rollouts(
+        model,
+        jnp.asarray(dataset.q[first]),
+        jnp.asarray(dataset.qd[first]),
+        jnp.asarray(tau_pad),
+        jnp.asarray(np.array(dts)),
+        substeps,
+    )
+    q_pred, qd_pred = np.asarray(q_pred), np.asarray(qd_pred)
+    rollouts = []
+    for k, (tid, idx) in enumerate(slices):
+        t = dataset.t[idx]
+        error = normalised_position_error(q_pred[k, : len(idx)], dataset.q[idx])
+        label = dataset.labels[tid] if dataset.labels is not None and tid < len(dataset.labels) else None
+        rollouts.append(
+            TrajectoryRollout(
+                trajectory=tid,
+                label=label,
+                t=t,
+                q=dataset.q[idx],
+                qd=dataset.qd[idx],
+                tau=tau[idx],
+                q_pred=q_pred[k, : len(idx)],
+                qd_pred=qd_pred[k, : len(idx)],
+                error=error,
+                valid_time=_first_exceedance(t, error, threshold),
+            )
+        )
+    times = np.array([r.valid_time for r in rollouts])
+    return PredictionResult(mean=float(times.mean()), valid_times=times, rollouts=rollouts)
+
+
+# --------------------------------------------------------------------------------------
+# Throughput
+# --------------------------------------------------------------------------------------
+
+
+def samples_per_second(model, dataset: Dataset, repeats: int = 3) -> float:
+    """Batched inverse dynamics on all samples of ``dataset``: samples per second of
+    the fastest of ``repeats`` timed calls (after one call to compile)."""
+    q, qd, qdd = (jnp.asarray(a) for a in (dataset.q, dataset.qd, dataset.qdd))
+    jax.block_until_ready(model.inverse_dynamics(q, qd, qdd))
+    best = math.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(model.inverse_dynamics(q, qd, qdd))
+        best = min(best, time.perf_counter() - start)
+    return float(len(dataset) / max(best, 1e-9))
+
+
+# --------------------------------------------------------------------------------------
+# All metrics
+# --------------------------------------------------------------------------------------
+
+
+def evaluate(
+    model,
+    dataset: Dataset,
+    *,
+    rollout: bool = True,
+    threshold: float = 1e-2,
+    substeps: int = 20,
+    training: Mapping[str, Any] | None = None,
+    throughput: bool = True,
+) -> dict[str, float]:
+    """The metrics of ``model`` on ``dataset`` (see the module docstring for each key).
+
+    Args:
+        model: any :class:`~lagrax.systems.System` (a trained model or a ground truth).
+        dataset: the samples to evaluate on (usually the held-out test split).
+        rollout: also compute ``valid_prediction_time`` (the slowest metric).
+        threshold, substeps: of :func:`valid_prediction_time`.
+        training: a training record with ``train_seconds`` and ``steps`` to copy in.
+        throughput: also time batched inverse dynamics (``eval_samples_per_second``).
+
+    Keys a model cannot provide, or the dataset cannot support, are omitted.
+    """
+    _check_dataset(model, dataset)
+    q, qd, qdd = (jnp.asarray(a) for a in (dataset.q, dataset.qd, dataset.qdd))
+    metrics: dict[str, float] = {}
+    tau = dataset.tau
+
+    if tau is not None:
+        tau_pred = _try(lambda: model.inverse_dynamics(q, qd, qdd))
+        if tau_pred is not None:
+            metrics["torque_mse"] = sum_squared_error(tau_pred, tau)
+            metrics["torque_nmse"] = normalised_mse(tau_pred, tau)
+
+    terms = _try(lambda: model.decomposition(q, qd, qdd))
+    getters = {
+        "inertial": lambda: model.mass_matrix(q) @ qdd[..., None],
+        "coriolis": lambda: model.coriolis(q, qd),
+        "gravity": lambda: model.gravity(q),
+    }
+    for name, getter in getters.items():
+        true = getattr(dataset, name)
+        if true is None:
+            continue
+        pred = terms[name] if terms is not None else _try(getter)
+        if pred is not None:
+            metrics[f"{name}_mse"] = sum_squared_error(np.reshape(pred, true.shape), true)
+
+    if tau is not None:
+        # Power balance: dE/dt (model energy along the recorded motion) plus the power the
+        # model's friction dissipates must equal the input power qd^T tau.
+        rate = _try(lambda: model.energy_rate(q, qd, qdd))
+        if rate is not None:
+            dissipated = np.sum(np.asarray(qd) * np.asarray(model.friction(q, qd)), axis=-1)
+            input_power = np.sum(dataset.qd * tau, axis=-1)
+            err = np.asarray(rate, np.float64) + dissipated - input_power
+            metrics["power_mse"] = float(np.mean(err**2))
+
+        qdd_pred = _try(lambda: model.forward_dynamics(q, qd, jnp.asarray(tau)))
+        if qdd_pred is not None:
+            metrics["qdd_mse"] = sum_squared_error(qdd_pred, dataset.qdd)
+
+    if rollout:
+        result = _try(lambda: valid_prediction_time(model, dataset, threshold, substeps))
+        if result is not None:
+            metrics["valid_prediction_time"] = result.mean
+
+    if training is not None:
+        for key in ("train_seconds", "steps"):
+            if training.get(key) is not None:
+                metrics[key] = float(training[key]) if key == "train_seconds" else int(training[key])
+
+    if throughput and "torque_mse" in metrics:
+        metrics["eval_samples_per_second"] = samples_per_second(model, dataset)
+    return metrics
+
+
+def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
+    """Write ``metrics`` as JSON to ``run_dir/metrics.json``; returns the path."""
+    path = Path(run_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({k: v for k, v in metrics.items()}, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+__all__ = [
+    "METRIC_KEYS",
+    "PredictionResult",
+    "TrajectoryRollout",
+    "evaluate",
+    "normalised_mse",
+    "normalised_position_error",
+    "rk4_rollout",
+    "samples_per_second",
+    "sum_squared_error",
+    "valid_prediction_time",
+    "write_metrics",
+]

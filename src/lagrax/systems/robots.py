@@ -1,0 +1,609 @@
+"""Real robots from URDF files, with Pinocchio's rigid-body algorithms as ground truth.
+
+A :class:`PinocchioRobot` is a :class:`~lagrax.systems.StructuredSystem` whose every
+quantity comes from Pinocchio's own algorithms, called from JAX through
+``jax.pure_callback`` (so they work under ``jit``, ``vmap`` and inside diffrax
+rollouts):
+
+=======================  ===================================================
+``inverse_dynamics``     ``rnea`` (+ friction, if given)
+``forward_dynamics``     ``aba`` (on ``tau - friction``)
+``mass_matrix``          ``crba`` (symmetrised)
+``gravity``              ``computeGeneralizedGravity``
+``coriolis``             ``computeCoriolisMatrix(q, qd) @ qd``
+``coriolis_matrix``      ``computeCoriolisMatrix``
+``potential_energy``     ``computePotentialEnergy``
+``kinetic_energy``       ``computeKineticEnergy``
+=======================  ===================================================
+
+Each has a ``jax.custom_jvp`` whose tangent is a Pinocchio derivative (RNEA, ABA,
+gravity derivatives, ``dM/dq`` from RNEA derivatives) contracted with the tangent, so
+*first* derivatives work in forward and reverse mode; second derivatives do not.
+
+:meth:`PinocchioRobot.core_system` returns the same robot seen only through ``M(q)``
+and ``V(q)``, with everything else derived by :mod:`lagrax.mechanics`: comparing it with
+``rnea`` checks the mechanics core against an independent implementation.
+
+Joints: revolute and prismatic (``nq == nv == 1``); continuous joints (Pinocchio
+stores ``cos, sin``) are handled as an angle. Floating, spherical and planar joints are
+rejected. Joint damping/friction in the URDF is ignored (Pinocchio's algorithms ignore
+it too); pass ``damping`` / ``coulomb`` for a :class:`~lagrax.friction.JointFriction`.
+
+Pinocchio (``pin``) and ``example-robot-data`` are the optional extra
+``lagrax[robots]``; they are imported only when a robot is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Scalar
+
+from ..errors import LagraxError, UnknownNameError
+from ..friction import JointFriction
+from .base import StructuredSystem, SystemInfo, _dispatch
+
+_EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
+_ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
+
+# Pinocchio joint-model short names -> lagrax joint types.
+_REVOLUTE = {"JointModelRX", "JointModelRY", "JointModelRZ", "JointModelRevoluteUnaligned"}
+_CONTINUOUS = {"JointModelRUBX", "JointModelRUBY", "JointModelRUBZ", "JointModelRevoluteUnboundedUnaligned"}
+_PRISMATIC = {"JointModelPX", "JointModelPY", "JointModelPZ", "JointModelPrismaticUnaligned"}
+# A URDF without a <limit> leaves Pinocchio's defaults (+-max double): treat as absent.
+_NO_LIMIT = 1e30
+
+
+def _pinocchio():
+    try:
+        import pinocchio
+    except ImportError as e:
+        raise LagraxError(f"robots need the package 'pin' (Pinocchio), which is not installed: {_EXTRA}") from e
+    return pinocchio
+
+
+def example_robot_data_path(relative: str | Path = "") -> Path:
+    """The ``robots`` folder of the installed ``example-robot-data`` (or a file in it).
+
+    The pip package has no Python module, so its URDFs are found through its
+    distribution record, then through the ``cmeel.prefix`` folders on ``sys.path``.
+    """
+    candidates = []
+    try:
+        candidates.append(Path(importlib.metadata.distribution("example-robot-data").locate_file(_ERD_ROBOTS)))
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    candidates += [Path(p) / _ERD_ROBOTS for p in sys.path if p]
+    for root in candidates:
+        if root.is_dir():
+            path = root / relative
+            if not path.exists():
+                raise LagraxError(f"example-robot-data has no file {str(relative)!r} (looked in {root})")
+            return path
+    raise LagraxError(f"the URDFs of the package 'example-robot-data' are not installed: {_EXTRA}")
+
+
+# --------------------------------------------------------------------------------------
+# The Pinocchio model, kept out of the pytree
+# --------------------------------------------------------------------------------------
+
+
+class PinocchioModel:
+    """A Pinocchio ``Model`` in a hashable holder (hash and equality by identity).
+
+    It sits in a static field, so a robot is still a pytree; each thread that runs a
+    callback gets its own ``Data`` workspace (callbacks may run on other threads).
+    The batched ``numpy`` kernels below take ``(B, n)`` arrays of lagrax coordinates
+    and loop over the batch in one Python call.
+    """
+
+    def __init__(self, model, continuous: Sequence[int] = ()):
+        self.model = model
+        self.nq, self.nv = model.nq, model.nv
+        self._local = threading.local()
+        # Coordinates of joints with nq == nv == 1, and of continuous joints (cos, sin).
+        idx_q, idx_v, cont_q, cont_v = [], [], [], []
+        for jid in range(1, model.njoints):
+            j = model.joints[jid]
+            if jid in continuous:
+                cont_q.append(j.idx_q)
+                cont_v.append(j.idx_v)
+            else:
+                idx_q.append(j.idx_q)
+                idx_v.append(j.idx_v)
+        self._idx = tuple(np.array(a, dtype=int) for a in (idx_q, idx_v, cont_q, cont_v))
+
+    @property
+    def data(self):
+        d = getattr(self._local, "data", None)
+        if d is None:
+            d = self._local.data = self.model.createData()
+        return d
+
+    def config(self, q: np.ndarray) -> np.ndarray:
+        """Pinocchio configurations ``(B, nq)`` from lagrax coordinates ``(B, n)``."""
+        idx_q, idx_v, cont_q, cont_v = self._idx
+        out = np.empty((q.shape[0], self.nq))
+        out[:, idx_q] = q[:, idx_v]
+        out[:, cont_q] = np.cos(q[:, cont_v])
+        out[:, cont_q + 1] = np.sin(q[:, cont_v])
+        return out
+
+    def _loop(self, fn: Callable, q: np.ndarray, *rest: np.ndarray) -> list[np.ndarray]:
+        """``fn(model, data, q_b, *rest_b)`` for every sample; outputs stacked per sample."""
+        m, d = self.model, self.data
+        qc = self.config(q)
+        outs = [fn(m, d, qc[b], *(r[b] for r in rest)) for b in range(q.shape[0])]
+        if not isinstance(outs[0], tuple):
+            outs = [(o,) for o in outs]
+        return [np.stack(o) for o in zip(*outs)]
+
+    # ---- batched kernels: (B, n) arrays in, tuples of (B, ...) arrays out --------------
+    def mass_matrix(self, q):
+        return (_symmetrise(self._loop(self._pin.crba, q)[0]),)
+
+    def mass_matrix_derivative(self, q):
+        """``M`` and ``dM[b, i, j, k] = dM_ij / dq_k`` (the convention of mechanics)."""
+        pin, n = self._pin, self.nv
+        eye = np.eye(n)
+
+        def one(m, d, qc):
+            # RNEA at qd = 0, qdd = e_j gives tau = M e_j + g, so d(M e_j)/dq = dtau/dq - dg/dq.
+            dg = pin.computeGeneralizedGravityDerivatives(m, d, qc).copy()
+            dM = np.empty((n, n, n))
+            for j in range(n):
+                dM[:, j, :] = pin.computeRNEADerivatives(m, d, qc, np.zeros(n), eye[j])[0] - dg
+            return pin.crba(m, d, qc).copy(), dM
+
+        M, dM = self._loop(one, q)
+        return _symmetrise(M), dM
+
+    def potential_and_gravity(self, q):
+        pin = self._pin
+        return tuple(
+            self._loop(lambda m, d, qc: (pin.computePotentialEnergy(m, d, qc), pin.computeGeneralizedGravity(m, d, qc).copy()), q)
+        )
+
+    def gravity(self, q):
+        return tuple(self._loop(lambda m, d, qc: self._pin.computeGeneralizedGravity(m, d, qc).copy(), q))
+
+    def gravity_derivative(self, q):
+        pin = self._pin
+        return tuple(
+            self._loop(
+                lambda m, d, qc: (
+                    pin.computeGeneralizedGravity(m, d, qc).copy(),
+                    pin.computeGeneralizedGravityDerivatives(m, d, qc).copy(),
+                ),
+                q,
+            )
+        )
+
+    def rnea(self, q, qd, qdd):
+        return tuple(self._loop(lambda m, d, qc, v, a: self._pin.rnea(m, d, qc, v, a).copy(), q, qd, qdd))
+
+    def rnea_derivatives(self, q, qd, qdd):
+        pin = self._pin
+
+        def one(m, d, qc, v, a):
+            dq, dv, M = (x.copy() for x in pin.computeRNEADerivatives(m, d, qc, v, a))
+            return pin.rnea(m, d, qc, v, a).copy(), dq, dv, M
+
+        tau, dq, dv, M = self._loop(one, q, qd, qdd)
+        return tau, dq, dv, _symmetrise(M)
+
+    def aba(self, q, qd, tau):
+        return tuple(self._loop(lambda m, d, qc, v, t: self._pin.aba(m, d, qc, v, t).copy(), q, qd, tau))
+
+    def aba_derivatives(self, q, qd, tau):
+        pin = self._pin
+
+        def one(m, d, qc, v, t):
+            dq, dv, Minv = (x.copy() for x in pin.computeABADerivatives(m, d, qc, v, t))
+            return pin.aba(m, d, qc, v, t).copy(), dq, dv, Minv
+
+        qdd, dq, dv, Minv = self._loop(one, q, qd, tau)
+        return qdd, dq, dv, _symmetrise(Minv)
+
+    def coriolis_matrix(self, q, qd):
+        return tuple(self._loop(lambda m, d, qc, v: self._pin.computeCoriolisMatrix(m, d, qc, v).copy(), q, qd))
+
+    def coriolis(self, q, qd):
+        C = self.coriolis_matrix(q, qd)[0]
+        return (np.einsum("bij,bj->bi", C, qd),)
+
+    def coriolis_derivative(self, q, qd):
+        """``c`` and its Jacobians: ``c = rnea(q, qd, 0) - g(q)``."""
+        pin, n = self._pin, self.nv
+
+        def one(m, d, qc, v):
+            C = pin.computeCoriolisMatrix(m, d, qc, v).copy()
+            dg = pin.computeGeneralizedGravityDerivatives(m, d, qc).copy()
+            dq, dv, _ = pin.computeRNEADerivatives(m, d, qc, v, np.zeros(n))
+            return C @ v, dq - dg, dv.copy()
+
+        return tuple(self._loop(one, q, qd))
+
+    def kinetic_energy(self, q, qd):
+        return tuple(self._loop(lambda m, d, qc, v: self._pin.computeKineticEnergy(m, d, qc, v), q, qd))
+
+    @property
+    def _pin(self):
+        return _pinocchio()
+
+
+def _symmetrise(M: np.ndarray) -> np.ndarray:
+    # crba (and the Minv of the ABA derivatives) may fill only the upper triangle.
+    upper = np.triu(M)
+    return upper + np.swapaxes(np.triu(M, 1), -1, -2)
+
+
+# --------------------------------------------------------------------------------------
+# JAX side: callbacks with first-derivative rules
+# --------------------------------------------------------------------------------------
+
+
+def _call(kernel: Callable, out_shapes: Sequence[tuple[int, ...]], *args: Array) -> tuple[Array, ...]:
+    """Run a batched numpy kernel on per-sample JAX arrays via ``pure_callback``.
+
+    Under ``vmap`` the callback sees every batch axis at once (``broadcast_all``), so a
+    batch of states is one Python call and one loop in numpy, not one call per sample.
+    """
+    dtype = jnp.result_type(*args)
+    shapes = tuple(jax.ShapeDtypeStruct(s, dtype) for s in out_shapes)
+
+    def host(*xs):
+        xs = [np.asarray(x, dtype=np.float64) for x in xs]
+        batch = xs[0].shape[:-1]
+        outs = kernel(*(x.reshape(-1, x.shape[-1]) for x in xs))
+        return tuple(np.asarray(o, dtype=dtype).reshape(batch + s) for o, s in zip(outs, out_shapes))
+
+    return jax.pure_callback(host, shapes, *args, vmap_method="broadcast_all")
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _mass_matrix(robot: PinocchioModel, q: Float[Array, " n"]) -> Float[Array, "n n"]:
+    n = robot.nv
+    return _call(robot.mass_matrix, [(n, n)], q)[0]
+
+
+@_mass_matrix.defjvp
+def _mass_matrix_jvp(robot, primals, tangents):
+    (q,), (v,) = primals, tangents
+    n = robot.nv
+    M, dM = _call(robot.mass_matrix_derivative, [(n, n), (n, n, n)], q)
+    return M, dM @ v
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _potential_energy(robot: PinocchioModel, q: Float[Array, " n"]) -> Scalar:
+    return _call(robot.potential_and_gravity, [(), (robot.nv,)], q)[0]
+
+
+@_potential_energy.defjvp
+def _potential_energy_jvp(robot, primals, tangents):
+    (q,), (v,) = primals, tangents
+    V, g = _call(robot.potential_and_gravity, [(), (robot.nv,)], q)
+    return V, g @ v
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _gravity(robot: PinocchioModel, q: Float[Array, " n"]) -> Float[Array, " n"]:
+    return _call(robot.gravity, [(robot.nv,)], q)[0]
+
+
+@_gravity.defjvp
+def _gravity_jvp(robot, primals, tangents):
+    (q,), (v,) = primals, tangents
+    n = robot.nv
+    g, dg = _call(robot.gravity_derivative, [(n,), (n, n)], q)
+    return g, dg @ v
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _rnea(robot: PinocchioModel, q, qd, qdd) -> Float[Array, " n"]:
+    return _call(robot.rnea, [(robot.nv,)], q, qd, qdd)[0]
+
+
+@_rnea.defjvp
+def _rnea_jvp(robot, primals, tangents):
+    n = robot.nv
+    tau, dq, dv, M = _call(robot.rnea_derivatives, [(n,), (n, n), (n, n), (n, n)], *primals)
+    tq, tv, ta = tangents
+    return tau, dq @ tq + dv @ tv + M @ ta
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _aba(robot: PinocchioModel, q, qd, tau) -> Float[Array, " n"]:
+    return _call(robot.aba, [(robot.nv,)], q, qd, tau)[0]
+
+
+@_aba.defjvp
+def _aba_jvp(robot, primals, tangents):
+    n = robot.nv
+    qdd, dq, dv, Minv = _call(robot.aba_derivatives, [(n,), (n, n), (n, n), (n, n)], *primals)
+    tq, tv, tt = tangents
+    return qdd, dq @ tq + dv @ tv + Minv @ tt
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _coriolis(robot: PinocchioModel, q, qd) -> Float[Array, " n"]:
+    return _call(robot.coriolis, [(robot.nv,)], q, qd)[0]
+
+
+@_coriolis.defjvp
+def _coriolis_jvp(robot, primals, tangents):
+    n = robot.nv
+    c, dq, dv = _call(robot.coriolis_derivative, [(n,), (n, n), (n, n)], *primals)
+    tq, tv = tangents
+    return c, dq @ tq + dv @ tv
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(0,))
+def _kinetic_energy(robot: PinocchioModel, q, qd) -> Scalar:
+    return _call(robot.kinetic_energy, [()], q, qd)[0]
+
+
+@_kinetic_energy.defjvp
+def _kinetic_energy_jvp(robot, primals, tangents):
+    (q, qd), (tq, tv) = primals, tangents
+    n = robot.nv
+    T = _call(robot.kinetic_energy, [()], q, qd)[0]
+    M, dM = _call(robot.mass_matrix_derivative, [(n, n), (n, n, n)], q)
+    # dT = (M qd) . dqd + 1/2 qd^T (dM/dq . dq) qd
+    return T, (M @ qd) @ tv + 0.5 * qd @ (dM @ tq) @ qd
+
+
+# --------------------------------------------------------------------------------------
+# Systems
+# --------------------------------------------------------------------------------------
+
+
+class PinocchioCore(StructuredSystem):
+    """A robot seen only through Pinocchio's ``M(q)`` (``crba``) and ``V(q)``.
+
+    Everything else (c, g, forward and inverse dynamics, energies) is derived by
+    :mod:`lagrax.mechanics`, exactly as for a learned DeLaN; see
+    :meth:`PinocchioRobot.core_system`.
+    """
+
+    robot: PinocchioModel = eqx.field(static=True)
+    friction_model: JointFriction | None = None
+
+    def _mass_matrix(self, q):
+        return _mass_matrix(self.robot, q)
+
+    def _potential_energy(self, q):
+        return _potential_energy(self.robot, q)
+
+    def _friction(self, q, qd):
+        return jnp.zeros_like(qd) if self.friction_model is None else self.friction_model(qd)
+
+    @property
+    def pinocchio_model(self):
+        """The underlying ``pinocchio.Model`` (do not modify it)."""
+        return self.robot.model
+
+
+class PinocchioRobot(PinocchioCore):
+    """A robot whose dynamics are Pinocchio's ``rnea`` / ``aba`` / ``crba`` ... (see module doc)."""
+
+    def _inverse_dynamics(self, q, qd, qdd):
+        return _rnea(self.robot, q, qd, qdd) + self._friction(q, qd)
+
+    def _forward_dynamics(self, q, qd, tau):
+        return _aba(self.robot, q, qd, tau - self._friction(q, qd))
+
+    def _gravity(self, q):
+        return _gravity(self.robot, q)
+
+    def _coriolis(self, q, qd):
+        return _coriolis(self.robot, q, qd)
+
+    def _coriolis_matrix(self, q, qd):
+        # No derivative rule: C is returned for analysis (skew-symmetry, passivity), not for training.
+        n = self.robot.nv
+        return _call(self.robot.coriolis_matrix, [(n, n)], q, qd)[0]
+
+    def _kinetic_energy(self, q, qd):
+        return _kinetic_energy(self.robot, q, qd)
+
+    def _decomposition(self, q, qd, qdd):
+        return {
+            "inertial": self._mass_matrix(q) @ qdd,
+            "coriolis": self._coriolis(q, qd),
+            "gravity": self._gravity(q),
+            "friction": self._friction(q, qd),
+        }
+
+    def coriolis_matrix(self, q, qd):
+        """``C(q, qd)`` with ``c = C qd`` and ``Mdot - 2 C`` skew-symmetric, shape ``(..., n, n)``."""
+        return _dispatch(self, "_coriolis_matrix", ("q", "qd"), (q, qd))
+
+    def core_system(self) -> PinocchioCore:
+        """This robot through ``M(q)`` and ``V(q)`` only, with lagrax's mechanics core deriving the rest."""
+        info = dataclasses.replace(self.info, name=f"{self.info.name}_core")
+        return PinocchioCore(info=info, robot=self.robot, friction_model=self.friction_model)
+
+
+# --------------------------------------------------------------------------------------
+# Factories
+# --------------------------------------------------------------------------------------
+
+
+def _joint_type(model, jid: int) -> str:
+    """``"revolute"``, ``"continuous"`` or ``"prismatic"``; anything else is rejected."""
+    joint = model.joints[jid]
+    kind = joint.shortname()
+    if kind in _REVOLUTE:
+        return "revolute"
+    if kind in _CONTINUOUS:
+        return "continuous"
+    if kind in _PRISMATIC:
+        return "prismatic"
+    raise LagraxError(
+        f"joint {model.names[jid]!r} is a {kind} (nq={joint.nq}, nv={joint.nv}); lagrax robots support "
+        "revolute, continuous and prismatic joints only (lock it with locked_joints=..., or fix it in the URDF)"
+    )
+
+
+def _limits(lo, hi):
+    ok = np.isfinite(lo) & np.isfinite(hi) & (np.abs(lo) < _NO_LIMIT) & (np.abs(hi) < _NO_LIMIT)
+    return tuple(zip(lo.tolist(), hi.tolist())) if ok.all() else None
+
+
+def _hashable(x):
+    x = np.asarray(x, dtype=float)
+    return float(x) if x.ndim == 0 else tuple(x.tolist())
+
+
+def _positive_limits(x):
+    ok = np.isfinite(x) & (x > 0) & (x < _NO_LIMIT)
+    return tuple(x.tolist()) if ok.all() else None
+
+
+def urdf(
+    path: str | Path,
+    locked_joints: Sequence[str] | Mapping[str, float] = (),
+    gravity: Sequence[float] = (0.0, 0.0, -9.81),
+    name: str | None = None,
+    damping: float | Sequence[float] = 0.0,
+    coulomb: float | Sequence[float] = 0.0,
+) -> PinocchioRobot:
+    """Any URDF robot (fixed base) as a lagrax system, with Pinocchio's dynamics.
+
+    Args:
+        path: the URDF file (meshes are not needed).
+        locked_joints: joint names to remove from the model, locked at 0 (the neutral
+            configuration), or a mapping ``{name: position}``.
+        gravity: the gravity vector in the world frame [m/s^2].
+        name: the system's name (default: the robot name in the URDF).
+        damping, coulomb: viscous / Coulomb joint friction (scalar or one per joint),
+            added on top of Pinocchio's frictionless dynamics.
+
+    Joint position, velocity and torque limits come from the URDF; a field is ``None``
+    when any joint lacks that limit.
+    """
+    return _load(path, locked_joints, gravity, name, damping, coulomb)
+
+
+def _load(path, locked_joints, gravity, name, damping, coulomb, description=None, massless=()) -> PinocchioRobot:
+    pin = _pinocchio()
+    path = Path(path)
+    if not path.is_file():
+        raise LagraxError(f"URDF file not found: {str(path)!r}")
+    try:
+        model = pin.buildModelFromUrdf(str(path))
+    except (RuntimeError, ValueError) as e:
+        raise LagraxError(f"cannot read URDF {str(path)!r}: {e}") from e
+    model.gravity.linear = np.asarray(gravity, dtype=float).reshape(3)
+    for body in massless:
+        model.inertias[model.getJointId(body)] = pin.Inertia.Zero()
+
+    locked = dict(locked_joints) if isinstance(locked_joints, Mapping) else {j: 0.0 for j in locked_joints}
+    if locked:
+        names = list(model.names)[1:]
+        q_ref = pin.neutral(model)
+        ids = []
+        for joint_name, position in locked.items():
+            if joint_name not in names:
+                raise UnknownNameError.for_name("joint", joint_name, names)
+            jid = model.getJointId(joint_name)
+            j = model.joints[jid]
+            if _joint_type(model, jid) == "continuous":
+                q_ref[j.idx_q : j.idx_q + 2] = np.cos(position), np.sin(position)
+            else:
+                q_ref[j.idx_q : j.idx_q + j.nq] = position
+            ids.append(jid)
+        model = pin.buildReducedModel(model, sorted(ids), q_ref)
+
+    types = [_joint_type(model, jid) for jid in range(1, model.njoints)]
+    continuous = [jid for jid, t in enumerate(types, start=1) if t == "continuous"]
+    if model.nv < 1:
+        raise LagraxError(f"URDF {str(path)!r} has no movable joints left")
+    joints = [model.joints[jid] for jid in range(1, model.njoints)]
+    position_limits = None
+    if not continuous:
+        position_limits = _limits(model.lowerPositionLimit, model.upperPositionLimit)
+    v_idx = np.array([j.idx_v for j in joints])
+    friction = None
+    if np.any(np.asarray(damping) != 0.0) or np.any(np.asarray(coulomb) != 0.0):
+        friction = JointFriction.make(model.nv, viscous=damping, coulomb=coulomb)
+    name = name or model.name or path.stem
+    info = SystemInfo.make(
+        name,
+        model.nv,
+        joint_names=tuple(model.names)[1:],
+        joint_types=["revolute" if t == "continuous" else t for t in types],
+        position_limits=position_limits,
+        velocity_limits=_positive_limits(model.velocityLimit[v_idx]),
+        torque_limits=_positive_limits(model.effortLimit[v_idx]),
+        # hashable values: the info is a static pytree field
+        params=dict(
+            urdf=str(path),
+            locked_joints=tuple((k, float(v)) for k, v in locked.items()),
+            gravity=tuple(float(x) for x in np.asarray(gravity).reshape(3)),
+            damping=_hashable(damping),
+            coulomb=_hashable(coulomb),
+        ),
+        description=description or f"{name} from {path.name} via Pinocchio ({model.nv} DoF)",
+    )
+    return PinocchioRobot(info=info, robot=PinocchioModel(model, continuous), friction_model=friction)
+
+
+PANDA_FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
+
+
+def panda(fingers: str = "fixed", damping: float | Sequence[float] = 0.0, coulomb: float | Sequence[float] = 0.0):
+    """Franka Emika Panda, 7 arm joints (example-robot-data's URDF).
+
+    ``fingers="fixed"``: the two finger joints are locked closed, their mass rides on
+    the hand; ``"drop"``: the fingers are locked and massless (an arm without gripper
+    fingers).
+    """
+    if fingers not in ("fixed", "drop"):
+        raise UnknownNameError.for_name("fingers option", fingers, ("fixed", "drop"))
+    return _load(
+        example_robot_data_path("panda_description/urdf/panda.urdf"),
+        PANDA_FINGERS,
+        (0.0, 0.0, -9.81),
+        "panda",
+        damping,
+        coulomb,
+        description=f"Franka Emika Panda arm via Pinocchio, fingers {fingers} (7 DoF)",
+        massless=PANDA_FINGERS if fingers == "drop" else (),
+    )
+
+
+def ur5(damping: float | Sequence[float] = 0.0, coulomb: float | Sequence[float] = 0.0):
+    """Universal Robots UR5, 6 joints (example-robot-data's ``ur5_robot.urdf``)."""
+    return _load(
+        example_robot_data_path("ur_description/urdf/ur5_robot.urdf"),
+        (),
+        (0.0, 0.0, -9.81),
+        "ur5",
+        damping,
+        coulomb,
+        description="Universal Robots UR5 arm via Pinocchio (6 DoF)",
+    )
+
+
+__all__ = [
+    "PinocchioModel",
+    "PinocchioCore",
+    "PinocchioRobot",
+    "urdf",
+    "panda",
+    "ur5",
+    "example_robot_data_path",
+]

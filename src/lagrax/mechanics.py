@@ -86,6 +86,19 @@ def structured_terms(
     return StructuredTerms(M, Mdot_qd - dT_dq, dV, V)
 
 
+def coriolis_matrix(mass_fn: MassFn, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Float[Array, "n n"]:
+    """The Coriolis matrix ``C(q, qd)`` from Christoffel symbols of the first kind.
+
+    ``C_ij = sum_k Gamma_ijk qd_k`` with ``Gamma_ijk = 1/2 (dM_ij/dq_k + dM_ik/dq_j - dM_jk/dq_i)``
+    (Spong, Hutchinson, Vidyasagar, Robot Modeling and Control, ch. 7). Of the many
+    ``C`` with ``C qd = c`` this is the one for which ``Mdot - 2C`` is skew-symmetric.
+    """
+    _, dM = value_and_jacfwd(mass_fn, q)  # dM[i, j, k] = dM_ij / dq_k
+    return 0.5 * (
+        jnp.einsum("ijk,k->ij", dM, qd) + jnp.einsum("ikj,k->ij", dM, qd) - jnp.einsum("jki,k->ij", dM, qd)
+    )
+
+
 def structured_inverse_dynamics(terms: StructuredTerms, qdd, friction):
     """``tau = M qdd + c + g + friction``."""
     return terms.mass_matrix @ qdd + terms.coriolis + terms.gravity + friction

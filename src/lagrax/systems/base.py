@@ -227,6 +227,9 @@ class System(eqx.Module):
     def _coriolis(self, q, qd):
         self._not_provided("Coriolis/centrifugal forces")
 
+    def _coriolis_matrix(self, q, qd):
+        self._not_provided("a Coriolis matrix")
+
     def _gravity(self, q):
         self._not_provided("gravity forces")
 
@@ -279,6 +282,10 @@ class System(eqx.Module):
     def coriolis(self, q, qd):
         """Coriolis and centrifugal forces ``c(q, qd) = C(q, qd) qd``."""
         return _dispatch(self, "_coriolis", ("q", "qd"), (q, qd))
+
+    def coriolis_matrix(self, q, qd):
+        """``C(q, qd)``, shape ``(..., n, n)``, with ``C qd = coriolis`` and ``Mdot - 2C`` skew."""
+        return _dispatch(self, "_coriolis_matrix", ("q", "qd"), (q, qd))
 
     def gravity(self, q):
         """Gravity (potential) forces ``g(q) = dV/dq``."""
@@ -346,6 +353,9 @@ class StructuredSystem(System):
 
     def _coriolis(self, q, qd):
         return self._terms(q, qd).coriolis
+
+    def _coriolis_matrix(self, q, qd):
+        return mechanics.coriolis_matrix(self._mass_matrix, q, qd)
 
     def _gravity(self, q):
         return mechanics.value_and_jacfwd(self._potential_energy, q)[1]

@@ -1,16 +1,41 @@
 """Textbook ground-truth systems, each defined only by ``M(q)`` and ``V(q)``.
 
-Conventions: angles are measured from the downward vertical (``q = 0`` hangs at
-rest), gravity ``g`` points down, SI units. Every system goes through
-:mod:`lagrax.mechanics`; none has dynamics code of its own.
+Conventions: pendulum angles are measured from the downward vertical (``q = 0``
+hangs at rest, ``pi`` is upright), gravity ``g`` points down, SI units. The one
+exception is :func:`two_link_arm`, whose shoulder angle is measured from the
+horizontal like the DeLaN dataset it reproduces. Every system goes through
+:mod:`lagrax.mechanics`; none has dynamics code of its own. Actuator models (motor
+voltages, back-EMF) are deliberately left out: ``tau`` is the generalised force.
 """
 
 from __future__ import annotations
 
-import jax.numpy as jnp
+import math
 
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
 from .base import StructuredSystem, SystemInfo
+
+
+class ParameterError(LagraxError, ValueError):
+    """A physical parameter or a task-space target is invalid (negative mass, unreachable point)."""
+
+
+def _check_positive(system: str, **params):
+    bad = [f"{k}={v!r}" for k, v in params.items() if not (isinstance(v, (int, float)) and v > 0)]
+    if bad:
+        raise ParameterError(f"{system}: parameters must be positive numbers, got {', '.join(bad)}")
+
+
+def _check_nonnegative(system: str, **params):
+    bad = [f"{k}={v!r}" for k, v in params.items() if not (isinstance(v, (int, float)) and v >= 0)]
+    if bad:
+        raise ParameterError(f"{system}: parameters must be non-negative numbers, got {', '.join(bad)}")
 
 
 class _WithFriction(StructuredSystem):
@@ -85,3 +110,296 @@ def double_pendulum(
         description="double pendulum, point masses, absolute angles (LNN paper)",
     )
     return DoublePendulum(info=info, friction_model=_friction(2, damping, coulomb), m1=m1, m2=m2, l1=l1, l2=l2, g=g)
+
+
+# --------------------------------------------------------------------------------------
+# Planar two-link arm (DeLaN's simulated robot)
+# --------------------------------------------------------------------------------------
+
+# Identified from the DeLaN reference character dataset (delan_character_trajectories.npz,
+# 2913 samples of its ground-truth H(q) and g(q)) by linear least squares on the standard
+# parametrisation M = [[a + 2b cos q2, c + b cos q2], [c + b cos q2, c]],
+# g = [g1 cos q1 + g2 cos(q1 + q2), g2 cos(q1 + q2)] (the cosine convention fits, the sine
+# one does not). Max residuals 2.1e-15 (M) and 1.8e-15 N m (g): the file is exactly
+# this model with a = 65891/48000, b = 1/2, c = 49691/96000, g1 = 2.625, g2 = 1.5.
+_DELAN_ARM = dict(m1=5.0 / 12.0, m2=0.5, l1=1.0, l2=1.0, lc1=0.9, lc2=1.0, I1=1691.0 / 96000.0, I2=1691.0 / 96000.0, g=3.0)
+
+
+class TwoLinkArm(_WithFriction):
+    """Planar two-link arm in the vertical plane with distributed link inertias.
+
+    ``q1`` is the absolute angle of link 1 from the horizontal ``x`` axis, ``q2`` the
+    elbow angle relative to link 1, both counter-clockwise; ``y`` points up, gravity
+    down. Link ``i`` has mass ``m_i``, length ``l_i``, centre of mass at ``lc_i`` along
+    the link and inertia ``I_i`` about its centre of mass.
+    """
+
+    m1: float
+    m2: float
+    l1: float
+    l2: float
+    lc1: float
+    lc2: float
+    I1: float
+    I2: float
+    g: float
+
+    def _mass_matrix(self, q):
+        a = self.I1 + self.I2 + self.m1 * self.lc1**2 + self.m2 * (self.l1**2 + self.lc2**2)
+        b = self.m2 * self.l1 * self.lc2
+        c = self.I2 + self.m2 * self.lc2**2
+        m12 = c + b * jnp.cos(q[1])
+        return jnp.array([[a + 2 * b * jnp.cos(q[1]), m12], [m12, c]])
+
+    def _potential_energy(self, q):
+        # heights of the two centres of mass above the shoulder
+        y1 = self.lc1 * jnp.sin(q[0])
+        y2 = self.l1 * jnp.sin(q[0]) + self.lc2 * jnp.sin(q[0] + q[1])
+        return self.g * (self.m1 * y1 + self.m2 * y2)
+
+    def forward_kinematics(self, q: Float[Array, "... 2"]) -> Float[Array, "... 2"]:
+        """End-effector position ``(x, y)`` [m] of joint angles ``q`` (any leading axes)."""
+        q = jnp.asarray(q)
+        if q.ndim == 0 or q.shape[-1] != 2:
+            raise ParameterError(f"two_link_arm.forward_kinematics: q must have shape (..., 2), got {q.shape}")
+        q1, q12 = q[..., 0], q[..., 0] + q[..., 1]
+        x = self.l1 * jnp.cos(q1) + self.l2 * jnp.cos(q12)
+        y = self.l1 * jnp.sin(q1) + self.l2 * jnp.sin(q12)
+        return jnp.stack([x, y], axis=-1)
+
+    def inverse_kinematics(self, xy: Float[Array, "... 2"], elbow: str = "down") -> Float[Array, "... 2"]:
+        """Joint angles that put the end effector at ``xy`` (closed form, any leading axes).
+
+        ``elbow="down"`` gives ``q2 >= 0`` (the DeLaN data's branch: reaching to the
+        right, the elbow is below the shoulder-hand line), ``"up"`` gives ``q2 <= 0``.
+        Raises :class:`ParameterError` naming the first point out of reach
+        (``|l1 - l2| <= |xy| <= l1 + l2``, with a 1e-9 relative tolerance).
+        Under ``jit`` the check cannot run and unreachable points give NaN.
+        """
+        if elbow not in ("up", "down"):
+            raise UnknownNameError.for_name("elbow branch", elbow, ("up", "down"))
+        xy = jnp.asarray(xy)
+        if xy.ndim == 0 or xy.shape[-1] != 2:
+            raise ParameterError(f"two_link_arm.inverse_kinematics: xy must have shape (..., 2), got {xy.shape}")
+        r2 = jnp.sum(xy**2, axis=-1)
+        cos_q2 = (r2 - self.l1**2 - self.l2**2) / (2 * self.l1 * self.l2)
+        if not isinstance(xy, jax.core.Tracer) and not isinstance(cos_q2, jax.core.Tracer):
+            c = np.asarray(cos_q2)
+            bad = np.argwhere(np.abs(c) > 1 + 1e-9)
+            if bad.size:
+                idx = tuple(int(i) for i in bad[0])
+                pt = np.asarray(xy)[idx]
+                raise ParameterError(
+                    f"two_link_arm.inverse_kinematics: point {pt.tolist()} (index {idx}) is out of reach: "
+                    f"its distance {math.sqrt(float(np.sum(pt**2))):.4g} m from the shoulder is not in "
+                    f"[{abs(self.l1 - self.l2):.4g}, {self.l1 + self.l2:.4g}] m"
+                )
+            cos_q2 = jnp.clip(cos_q2, -1.0, 1.0)
+        q2 = jnp.arccos(cos_q2) * (1.0 if elbow == "down" else -1.0)
+        q1 = jnp.arctan2(xy[..., 1], xy[..., 0]) - jnp.arctan2(self.l2 * jnp.sin(q2), self.l1 + self.l2 * jnp.cos(q2))
+        return jnp.stack([q1, q2], axis=-1)
+
+
+def two_link_arm(
+    m1: float = _DELAN_ARM["m1"],
+    m2: float = _DELAN_ARM["m2"],
+    l1: float = _DELAN_ARM["l1"],
+    l2: float = _DELAN_ARM["l2"],
+    lc1: float = _DELAN_ARM["lc1"],
+    lc2: float = _DELAN_ARM["lc2"],
+    I1: float = _DELAN_ARM["I1"],
+    I2: float = _DELAN_ARM["I2"],
+    g: float = _DELAN_ARM["g"],
+    damping: float = 0.0,
+    coulomb: float = 0.0,
+) -> TwoLinkArm:
+    """Planar 2-link arm in the vertical plane, by default DeLaN's simulated robot.
+
+    ``q = (q1, q2)``: shoulder angle from the horizontal, elbow angle relative to link 1
+    [rad]. Both joints actuated. Parameters (SI): link masses ``m1, m2`` [kg], lengths
+    ``l1, l2`` [m], centre-of-mass distances from the proximal joint ``lc1, lc2`` [m],
+    inertias about the centres of mass ``I1, I2`` [kg m^2], gravity ``g`` [m/s^2],
+    optional viscous ``damping`` [N m s/rad] and ``coulomb`` friction [N m].
+
+    Defaults reproduce the arm that drew the DeLaN reference character dataset
+    (Lutter et al., ICLR 2019; shared/data/delan_character_trajectories.npz): its
+    ground-truth ``H(q)`` and ``g(q)`` fit the standard two-link model exactly (max
+    residual 2e-15), giving ``a = I1 + I2 + m1 lc1^2 + m2 (l1^2 + lc2^2) = 1.372729``,
+    ``b = m2 l1 lc2 = 0.5``, ``c = I2 + m2 lc2^2 = 0.517615`` [kg m^2],
+    ``g1 = (m1 lc1 + m2 l1) g = 2.625`` and ``g2 = m2 lc2 g = 1.5`` [N m]. Only these five
+    combinations are identifiable and ``b / g2 = l1 / g`` fixes ``l1 / g = 1/3 s^2``:
+    with 1 m links the file's arm lives in ``g = 3 m/s^2`` (equivalently a 3.27 m arm
+    under 9.81 m/s^2). The physically consistent choice made here (positive masses
+    and inertias, centres of mass on the links) is ``m1 = 5/12, m2 = 1/2`` kg,
+    ``l1 = l2 = 1`` m, ``lc1 = 0.9, lc2 = 1.0`` m, ``I1 = I2 = 1691/96000`` kg m^2,
+    ``g = 3`` m/s^2. ``l2`` does not enter the dynamics, only the kinematics.
+
+    Joint limits: ``q1`` in ``[-pi, pi]``, ``q2`` in ``[-2.9, 2.9]`` rad (the links
+    cannot fold onto each other); the DeLaN data stay within ``q1 in [-1.43, 0.24]``,
+    ``q2 in [0.75, 2.76]``.
+    """
+    _check_positive("two_link_arm", m1=m1, m2=m2, l1=l1, l2=l2)
+    _check_nonnegative("two_link_arm", lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g, damping=damping, coulomb=coulomb)
+    info = SystemInfo.make(
+        "two_link_arm",
+        2,
+        joint_names=("shoulder", "elbow"),
+        joint_types=("revolute", "revolute"),
+        actuated=(True, True),
+        position_limits=((-math.pi, math.pi), (-2.9, 2.9)),
+        params=dict(m1=m1, m2=m2, l1=l1, l2=l2, lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g, damping=damping, coulomb=coulomb),
+        description="planar 2-link arm in the vertical plane, DeLaN's simulated robot",
+    )
+    return TwoLinkArm(
+        info=info, friction_model=_friction(2, damping, coulomb),
+        m1=m1, m2=m2, l1=l1, l2=l2, lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Cart-pole (Quanser linear IP02 with the short pole)
+# --------------------------------------------------------------------------------------
+
+# Quanser IP02 + 12" pole as modelled in quanser_robots (Lutter et al., "DeLaN for
+# energy control", IROS 2019, used these platforms): gear ratio Kg = 3.71, rotor
+# inertia Jm = 3.9e-7 kg m^2, pinion radius r_mp = 6.35e-3 m; the rotor's inertia
+# reflected to the cart is Kg^2 Jm / r_mp^2.
+_IP02_ROTOR_MASS = 3.71**2 * 3.9e-7 / 6.35e-3**2  # = 0.1331 kg
+_IP02_TRACK = 0.814 / 2  # half the usable track length [m]
+
+
+class CartPole(_WithFriction):
+    """Cart (position ``x``) carrying a pole (angle ``theta`` from hanging down)."""
+
+    mc: float
+    mp: float
+    l: float
+    J: float
+    g: float
+
+    def _mass_matrix(self, q):
+        m12 = self.mp * self.l * jnp.cos(q[1])
+        return jnp.array([[self.mc + self.mp, m12], [m12, self.J + self.mp * self.l**2]])
+
+    def _potential_energy(self, q):
+        return -self.mp * self.g * self.l * jnp.cos(q[1])
+
+
+def cartpole(
+    mc: float = 0.37 + _IP02_ROTOR_MASS,
+    mp: float = 0.127,
+    l: float = 0.3365 / 2,
+    J: float | None = None,
+    g: float = 9.81,
+    damping: bool = False,
+    Beq: float = 5.4,
+    Bp: float = 0.0024,
+) -> CartPole:
+    """Cart-pole, Quanser linear IP02 with the short (12 inch) pole; only the cart actuated.
+
+    ``q = (x, theta)``: cart position [m] (prismatic) and pole angle [rad] (revolute,
+    ``0`` hanging down, ``pi`` upright, like the pendulums). ``tau = (F, 0)``: the
+    force on the cart [N]; the pole is not actuated (``actuated = (True, False)``).
+
+    Parameters (SI), defaults from the Quanser IP02 user manual as used by the
+    quanser_robots simulator of Lutter et al., "DeLaN for energy control" (IROS 2019):
+    ``mc`` equivalent cart mass = cart 0.37 kg + motor rotor inertia reflected through
+    the rack (``Kg^2 Jm / r_mp^2 = 0.1331`` kg); ``mp = 0.127`` kg pole mass;
+    ``l = 0.16825`` m pivot to pole centre of mass (half the 0.3365 m pole); ``J`` pole
+    inertia about its centre of mass (default ``mp l^2 / 3``, a uniform rod of length
+    ``2 l``); ``g`` [m/s^2]. ``damping=True`` adds the manual's viscous friction
+    ``Beq = 5.4`` N s/m on the cart and ``Bp = 0.0024`` N m s/rad on the pole (through
+    :class:`~lagrax.friction.JointFriction`). Track limits ``x in [-0.407, 0.407]`` m
+    (the 0.814 m track); the pole angle is unlimited (``[-pi, pi]`` is its wrap range).
+    """
+    J = mp * l**2 / 3 if J is None else J
+    _check_positive("cartpole", mc=mc, mp=mp, l=l)
+    _check_nonnegative("cartpole", J=J, g=g, Beq=Beq, Bp=Bp)
+    info = SystemInfo.make(
+        "cartpole",
+        2,
+        joint_names=("x", "theta"),
+        joint_types=("prismatic", "revolute"),
+        actuated=(True, False),
+        position_limits=((-_IP02_TRACK, _IP02_TRACK), (-math.pi, math.pi)),
+        params=dict(mc=mc, mp=mp, l=l, J=J, g=g, damping=damping, Beq=Beq, Bp=Bp),
+        description="cart-pole, Quanser IP02 short pole, only the cart actuated",
+    )
+    friction = JointFriction.make(2, viscous=jnp.array([Beq, Bp])) if damping else None
+    return CartPole(info=info, friction_model=friction, mc=mc, mp=mp, l=l, J=J, g=g)
+
+
+# --------------------------------------------------------------------------------------
+# Furuta pendulum (Quanser Qube-Servo 2)
+# --------------------------------------------------------------------------------------
+
+
+class Furuta(_WithFriction):
+    """Rotary inverted pendulum: arm angle ``theta`` and pendulum angle ``alpha`` (0 down)."""
+
+    Mr: float
+    Lr: float
+    Jr: float
+    Mp: float
+    Lp: float
+    Jp: float
+    g: float
+
+    def _mass_matrix(self, q):
+        # Quanser Qube-Servo 2 workbook model (also quanser_robots): pendulum a rod of
+        # length Lp hinged at the arm tip, arm inertia Jr about the motor axis.
+        jp_pivot = self.Jp + 0.25 * self.Mp * self.Lp**2
+        m11 = self.Jr + self.Mp * self.Lr**2 + 0.25 * self.Mp * self.Lp**2 * jnp.sin(q[1]) ** 2
+        m12 = 0.5 * self.Mp * self.Lp * self.Lr * jnp.cos(q[1])
+        return jnp.array([[m11, m12], [m12, jp_pivot]])
+
+    def _potential_energy(self, q):
+        return -0.5 * self.Mp * self.Lp * self.g * jnp.cos(q[1])
+
+
+def furuta(
+    Mr: float = 0.095,
+    Lr: float = 0.085,
+    Mp: float = 0.024,
+    Lp: float = 0.129,
+    Jr: float | None = None,
+    Jp: float | None = None,
+    g: float = 9.81,
+    damping: bool = False,
+    Dr: float = 0.0015,
+    Dp: float = 0.0005,
+) -> Furuta:
+    """Furuta (rotary inverted) pendulum with Quanser Qube-Servo 2 parameters; only the arm actuated.
+
+    ``q = (theta, alpha)``: rotary arm angle and pendulum angle [rad], ``alpha = 0``
+    hanging down, ``pi`` upright. ``tau = (motor torque, 0)``.
+
+    Parameters (SI), defaults from the Qube-Servo 2 course material (qube2_rotpen_param):
+    arm mass ``Mr = 0.095`` kg, length ``Lr = 0.085`` m, inertia ``Jr = Mr Lr^2 / 12``
+    kg m^2; pendulum mass ``Mp = 0.024`` kg, length ``Lp = 0.129`` m (centre of mass at
+    ``Lp / 2``), inertia about its centre of mass ``Jp = Mp Lp^2 / 12`` kg m^2;
+    ``g = 9.81`` m/s^2. ``damping=True`` adds the manual's viscous damping ``Dr = 0.0015``
+    (arm) and ``Dp = 0.0005`` N m s/rad (pendulum) through
+    :class:`~lagrax.friction.JointFriction`.
+
+    Model: the Quanser workbook's nonlinear equations, i.e.
+    ``M = [[Jr + Mp Lr^2 + Mp Lp^2 sin^2(alpha) / 4, Mp Lp Lr cos(alpha) / 2],
+    [., Jp + Mp Lp^2 / 4]]`` and ``V = -Mp g Lp cos(alpha) / 2``; like the workbook it
+    neglects the pendulum's own ``Jp sin^2(alpha)`` about the vertical. No position
+    limits (the arm's cable stop is not modelled).
+    """
+    Jr = Mr * Lr**2 / 12 if Jr is None else Jr
+    Jp = Mp * Lp**2 / 12 if Jp is None else Jp
+    _check_positive("furuta", Mr=Mr, Lr=Lr, Mp=Mp, Lp=Lp)
+    _check_nonnegative("furuta", Jr=Jr, Jp=Jp, g=g, Dr=Dr, Dp=Dp)
+    info = SystemInfo.make(
+        "furuta",
+        2,
+        joint_names=("theta", "alpha"),
+        joint_types=("revolute", "revolute"),
+        actuated=(True, False),
+        params=dict(Mr=Mr, Lr=Lr, Mp=Mp, Lp=Lp, Jr=Jr, Jp=Jp, g=g, damping=damping, Dr=Dr, Dp=Dp),
+        description="Furuta pendulum, Quanser Qube-Servo 2, only the arm actuated",
+    )
+    friction = JointFriction.make(2, viscous=jnp.array([Dr, Dp])) if damping else None
+    return Furuta(info=info, friction_model=friction, Mr=Mr, Lr=Lr, Jr=Jr, Mp=Mp, Lp=Lp, Jp=Jp, g=g)

@@ -32,7 +32,7 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from .. import mechanics
-from ..errors import UnknownNameError
+from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
 from ..systems.base import StructuredSystem, SystemInfo
 from .nets import activation as _activation
@@ -47,6 +47,17 @@ def resolve_dtype(dtype: str):
     if dtype not in DTYPES:
         raise UnknownNameError.for_name("dtype", str(dtype), DTYPES)
     return DTYPES[dtype]
+
+
+def init_in_dtype(module, dtype: str):
+    """Cast a module initialised in float32 to ``dtype``.
+
+    Networks are always *drawn* in float32 and then cast: ``jax.random`` gives different
+    numbers for different dtypes, and float32 and float64 models built with the same key
+    must be the same model (up to float32 rounding).
+    """
+    dt = resolve_dtype(dtype)
+    return jax.tree_util.tree_map(lambda x: x.astype(dt) if eqx.is_inexact_array(x) else x, module)
 
 
 def _tril_indices(n: int):
@@ -91,15 +102,15 @@ class CholeskyMassNetwork(eqx.Module):
         dtype: str = "float32",
     ):
         if epsilon <= 0:
-            raise ValueError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
+            raise LagraxError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
         self.joint_types = tuple(joint_types)
         n = len(self.joint_types)
         self.shift = float(shift)
         self.epsilon = float(epsilon)
-        self.net = mlp(
+        self.net = init_in_dtype(mlp(
             feature_size(self.joint_types), n * (n + 1) // 2, width, depth, activation,
-            key=key, init=init, dtype=resolve_dtype(dtype),
-        )
+            key=key, init=init, dtype=jnp.float32,
+        ), dtype)
 
     def cholesky(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
         n = len(self.joint_types)
@@ -129,10 +140,10 @@ class PotentialNetwork(eqx.Module):
         dtype: str = "float32",
     ):
         self.joint_types = tuple(joint_types)
-        self.net = mlp(
+        self.net = init_in_dtype(mlp(
             feature_size(self.joint_types), "scalar", width, depth, activation,
-            key=key, init=init, dtype=resolve_dtype(dtype),
-        )
+            key=key, init=init, dtype=jnp.float32,
+        ), dtype)
 
     def __call__(self, q: Float[Array, " n"]) -> Scalar:
         q = q.astype(self.net.layers[0].weight.dtype)
@@ -163,12 +174,12 @@ class SharedDeLaNNetwork(eqx.Module):
         dtype: str = "float32",
     ):
         if epsilon <= 0:
-            raise ValueError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
+            raise LagraxError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
         self.joint_types = tuple(joint_types)
         n = len(self.joint_types)
         self.shift, self.epsilon = float(shift), float(epsilon)
         k_trunk, k_l, k_v = jax.random.split(key, 3)
-        dt = resolve_dtype(dtype)
+        dt = jnp.float32  # drawn in float32, cast below (see init_in_dtype)
         # depth hidden layers = depth - 1 hidden-to-hidden maps after the input map;
         # the final activation makes the trunk's output the last hidden layer.
         self.trunk = mlp(
@@ -179,6 +190,9 @@ class SharedDeLaNNetwork(eqx.Module):
         head_l = mlp(width, n * (n + 1) // 2, width, 0, activation, key=k_l, init=init, dtype=dt)
         head_v = mlp(width, "scalar", width, 0, activation, key=k_v, init=init, dtype=dt)
         self.cholesky_head, self.potential_head = head_l.layers[0], head_v.layers[0]
+        self.trunk = init_in_dtype(self.trunk, dtype)
+        self.cholesky_head = init_in_dtype(self.cholesky_head, dtype)
+        self.potential_head = init_in_dtype(self.potential_head, dtype)
 
     @property
     def dtype(self):

@@ -50,7 +50,21 @@ def joint_features(q: Float[Array, " n"], joint_types: Sequence[str]) -> Float[A
     return jnp.concatenate(parts)
 
 
-INITS = ("default", "xavier", "orthogonal")
+INITS = ("default", "xavier", "orthogonal", "lnn")
+
+
+def lnn_init_std(layer: int, n_layers: int, width: int) -> float:
+    """Weight std of layer ``layer`` (0-based) of ``n_layers`` in Cranmer et al. 2020, Appendix
+    ("optimal initialisation", fitted so that the accelerations of an untrained LNN are ~N(0, 1)):
+    ``2.2 / sqrt(w)`` for the first layer, ``0.58 i / sqrt(w)`` for hidden layer ``i`` and
+    ``w / sqrt(w)`` for the output layer, with ``w`` the hidden width."""
+    if layer == 0:
+        scale = 2.2
+    elif layer == n_layers - 1:
+        scale = float(width)
+    else:
+        scale = 0.58 * layer
+    return scale / width**0.5
 
 
 def mlp(
@@ -67,7 +81,8 @@ def mlp(
     """An ``eqx.nn.MLP`` with ``depth`` hidden layers of ``width`` units.
 
     ``init``: ``"default"`` (equinox's LeCun-uniform), ``"xavier"`` (Glorot normal
-    weights, zero biases) or ``"orthogonal"``. Models may add their own schemes.
+    weights, zero biases), ``"orthogonal"`` or ``"lnn"`` (normal weights with the
+    per-layer std of :func:`lnn_init_std`, zero biases).
     """
     if init not in INITS:
         raise UnknownNameError.for_name("initialisation", init, INITS)
@@ -79,8 +94,12 @@ def mlp(
     )
     keys = jax.random.split(key, len(net.layers))
     layers = []
-    for k, layer in zip(keys, net.layers):
-        w = initializer(k, layer.weight.shape, layer.weight.dtype)
+    for i, (k, layer) in enumerate(zip(keys, net.layers)):
+        if init == "lnn":
+            std = lnn_init_std(i, len(net.layers), width)
+            w = std * jax.random.normal(k, layer.weight.shape, layer.weight.dtype)
+        else:
+            w = initializer(k, layer.weight.shape, layer.weight.dtype)
         layer = eqx.tree_at(lambda l: l.weight, layer, w)
         if layer.bias is not None:
             layer = eqx.tree_at(lambda l: l.bias, layer, jnp.zeros_like(layer.bias))

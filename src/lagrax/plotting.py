@@ -1,0 +1,142 @@
+"""Plotting of datasets (matplotlib, Agg backend: works without a display).
+
+:func:`plot_dataset` draws ``q``, ``qd`` and ``tau`` of every joint with the
+trajectories laid end to end on one time axis, alternate trajectories shaded and
+labelled, which stays legible for dozens of trajectories; for a two-link arm it adds
+the end-effector paths (the drawn characters). It never overwrites a file unless
+asked. It does not plot training curves or evaluation results.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .datasets import Dataset, check_writable  # noqa: E402
+
+MAX_LABELLED = 40  # above this many trajectories, bands are shaded but not labelled
+
+
+def end_effector_paths(ds: Dataset, system=None) -> np.ndarray | None:
+    """End-effector positions ``(N, 2)`` from ``system.forward_kinematics`` (default: the
+    dataset's registered system, rebuilt from its metadata), or ``None`` if it has none."""
+    from .errors import LagraxError
+    from .systems import REGISTRY
+    from .systems import system as make_system
+
+    try:
+        s = system
+        if s is None:
+            info = ds.info
+            if info.name not in REGISTRY:
+                return None
+            s = make_system(info.name, **dict(info.params))
+        if not hasattr(s, "forward_kinematics"):
+            return None
+        xy = np.asarray(s.forward_kinematics(ds.q))
+    except (LagraxError, ImportError, AttributeError, TypeError, ValueError):
+        return None
+    return xy if xy.shape == (len(ds), 2) else None
+
+
+def _save(fig, path: Path, force: bool) -> None:
+    """Write atomically (temp file + rename) in the format given by the suffix."""
+    check_writable(path, force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format=fmt, dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    finally:
+        plt.close(fig)
+
+
+def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = None, system=None) -> Path:
+    """Figure of ``q, qd, tau`` (``qdd`` if there is no ``tau``) per joint over time.
+
+    Trajectories are concatenated in file order on a common time axis; each one's
+    span is marked by alternating shading and, up to ``MAX_LABELLED`` trajectories,
+    its label. A two-link arm's dataset gets an extra panel with the end-effector paths,
+    each shifted to its own cell of a grid like written text (``system`` overrides the
+    system rebuilt from the metadata for forward kinematics).
+    Raises :class:`~lagrax.errors.FileExistsLagraxError` if ``path`` exists and not ``force``.
+    """
+    path = Path(path)
+    check_writable(path, force)  # before the (possibly slow) drawing
+    n = ds.dof
+    third, third_name = (ds.tau, "tau") if ds.tau is not None else (ds.qdd, "qdd")
+    columns = [(ds.q, "q"), (ds.qd, "qd"), (third, third_name)]
+    xy = end_effector_paths(ds, system)
+
+    # a global time axis: each trajectory starts where the previous one ended
+    ids = ds.trajectory_ids
+    order = np.concatenate([np.flatnonzero(ds.trajectory == i) for i in ids])
+    spans, offset = [], 0.0
+    t_global = np.empty(len(ds))
+    for i in ids:
+        m = np.flatnonzero(ds.trajectory == i)
+        t = ds.t[m] - ds.t[m].min()
+        t_global[m] = offset + t
+        step = ds.dt or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0)
+        spans.append((offset, offset + t.max() + step, ds.label(i)))
+        offset += t.max() + step
+    gaps = np.flatnonzero(np.diff(ds.trajectory[order]) != 0) + 1  # break lines between trajectories
+
+    ncols = 4 if xy is not None else 3
+    fig = plt.figure(figsize=(4.2 * ncols + 1, 1.7 * n + 1.6), layout="constrained")
+    grid = fig.add_gridspec(n, ncols)
+    names = ds.info.joint_names if "system" in ds.metadata else tuple(f"q{j}" for j in range(n))
+    for c, (values, label) in enumerate(columns):
+        for j in range(n):
+            ax = fig.add_subplot(grid[j, c])
+            y = np.insert(values[order, j].astype(float), gaps, np.nan)
+            x = np.insert(t_global[order], gaps, np.nan)
+            ax.plot(x, y, lw=0.7, color="C0")
+            for k, (a, b, lab) in enumerate(spans):
+                if k % 2:
+                    ax.axvspan(a, b, color="0.92", lw=0, zorder=0)
+                if j == 0 and len(spans) <= MAX_LABELLED:
+                    ax.text((a + b) / 2, 1.02, lab, transform=ax.get_xaxis_transform(),
+                            ha="center", va="bottom", fontsize=7)
+            ax.set_xlim(0, offset)
+            ax.set_ylabel(f"{label} [{names[j]}]", fontsize=8)
+            ax.tick_params(labelsize=7)
+            if j == n - 1:
+                ax.set_xlabel("time, trajectories end to end [s]", fontsize=8)
+    if xy is not None:
+        ax = fig.add_subplot(grid[:, 3])
+        # each path about its own mean, in a grid of cells, so that letters do not overlap
+        cols = int(np.ceil(np.sqrt(len(ids))))
+        cell = 1.2 * max(np.ptp(xy[ds.trajectory == i], axis=0).max() for i in ids)
+        for k, i in enumerate(ids):
+            p = xy[ds.trajectory == i]
+            p = p - p.mean(axis=0) + cell * np.array([k % cols, -(k // cols)])
+            ax.plot(p[:, 0], p[:, 1], lw=1.0, color=f"C{k % 10}")
+            if len(ids) <= MAX_LABELLED:
+                ax.text(*(cell * np.array([k % cols - 0.45, -(k // cols) + 0.3])), ds.label(i), fontsize=7)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x, about each path's mean [m]", fontsize=8)
+        ax.set_ylabel("y [m]", fontsize=8)
+        ax.set_title("end-effector paths", fontsize=9)
+        ax.tick_params(labelsize=7)
+    meta = ds.metadata
+    fig.suptitle(
+        title or f"{meta.get('system', {}).get('name', 'dataset')}: {meta.get('kind', '')} "
+        f"({ds.n_trajectories} trajectories, {len(ds)} samples)",
+        fontsize=10,
+    )
+    _save(fig, path, force)
+    return path

@@ -1,0 +1,600 @@
+"""Trajectories: generate datasets from a ground-truth system.
+
+Three kinds of motion, one entry point :func:`generate`:
+
+* ``"passive"`` -- free rollouts (tau = 0) from random initial states, integrated
+  adaptively with :func:`lagrax.rollout.simulate`;
+* ``"excitation"`` -- finite Fourier series joint trajectories (Swevers, Ganseman,
+  Tukel, De Schutter, Van Brussel 1997, the standard excitation in robot
+  identification), with torques from inverse dynamics; under-actuated systems
+  are instead driven by random Fourier-series torques on their actuated joints;
+* ``"characters"`` -- a two-link arm drawing lowercase letters taken from font
+  glyph outlines (our own equivalent of the DeLaN character dataset).
+
+:func:`generate` adds the ground truth the system provides (mass matrix, torque
+decomposition, energy, momentum and its rate) and optional sensor noise.
+:func:`savgol_derivatives` estimates ``qd, qdd`` for logs that hold only ``q``.
+
+Sampling of random initial states / excitation ranges (per joint):
+position within ``info.position_limits`` when given, else ``[-pi, pi)`` for a
+revolute joint and ``[-PRISMATIC_RANGE, PRISMATIC_RANGE]`` metres for a prismatic
+one; velocity within ``+-info.velocity_limits`` when given, else
+``+-DEFAULT_VELOCITY`` (rad/s or m/s).
+
+Everything is batched over trajectories (vmap / batched system calls); the only
+Python loops run over trajectories or letters, never over samples. This module
+does not define the file format (:mod:`lagrax.datasets`) or plot (:mod:`lagrax.plotting`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import scipy.signal
+from jaxtyping import Array, Float
+
+from .datasets import Dataset
+from .errors import DatasetError, LagraxError, NotProvidedError, ShapeError, UnknownNameError
+from .rollout import simulate
+
+PRISMATIC_RANGE = 1.0  # [m]: sampling range of a prismatic joint without limits
+DEFAULT_VELOCITY = 2.0  # [rad/s or m/s]: velocity range of a joint without a velocity limit
+DEFAULT_TORQUE = 1.0  # [N m or N]: random-torque amplitude of an actuated joint without a torque limit
+LIMIT_MARGIN = 0.9  # excitation uses at most this fraction of each position and velocity range
+KINDS = ("passive", "excitation", "characters")
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+# Per kind: (trajectories, duration [s], dt [s]) when not given. Characters: one
+# trajectory per letter, and a duration that follows the letter's outline length.
+DEFAULTS = {
+    "passive": (20, 5.0, 0.01),
+    "excitation": (20, 10.0, 0.01),
+    "characters": (None, None, 0.01),
+}
+
+Progress = Callable[[str], None] | None
+
+
+def _say(progress: Progress, message: str) -> None:
+    if progress is not None:
+        progress(message)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+# --------------------------------------------------------------------------------------
+# Sampling ranges
+# --------------------------------------------------------------------------------------
+
+
+def position_ranges(info) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint ``(lo, hi)`` for sampling positions (see the module docstring)."""
+    if info.position_limits is not None:
+        lim = np.asarray(info.position_limits, dtype=float)
+        lo, hi = lim[:, 0].copy(), lim[:, 1].copy()
+    else:
+        lo, hi = np.full(info.dof, np.nan), np.full(info.dof, np.nan)
+    revolute = np.array([t == "revolute" for t in info.joint_types])
+    # a limit given as +-inf (or missing) falls back to the default range of the joint type
+    default = np.where(revolute, np.pi, PRISMATIC_RANGE)
+    lo = np.where(np.isfinite(lo), lo, -default)
+    hi = np.where(np.isfinite(hi), hi, default)
+    return lo, hi
+
+
+def velocity_ranges(info) -> np.ndarray:
+    """Per-joint maximum speed for sampling velocities."""
+    if info.velocity_limits is None:
+        return np.full(info.dof, DEFAULT_VELOCITY)
+    v = np.asarray(info.velocity_limits, dtype=float)
+    return np.where(np.isfinite(v) & (v > 0), v, DEFAULT_VELOCITY)
+
+
+def _time_grid(duration: float, dt: float) -> np.ndarray:
+    if not (dt > 0 and duration > 0):
+        raise LagraxError(f"duration and dt must be positive, got duration={duration}, dt={dt}")
+    T = int(round(duration / dt)) + 1
+    if T < 3:
+        raise LagraxError(f"duration={duration} s at dt={dt} s gives {T} samples; need at least 3")
+    return np.arange(T) * dt
+
+
+def _stack(ts: np.ndarray, q, qd, qdd, tau=None) -> dict:
+    """``(B, T, n)`` batches -> flat ``(B*T, n)`` sample arrays with trajectory ids."""
+    B, T, n = np.shape(q)
+    out = dict(
+        t=np.tile(np.asarray(ts, float), B),
+        q=np.asarray(q).reshape(B * T, n),
+        qd=np.asarray(qd).reshape(B * T, n),
+        qdd=np.asarray(qdd).reshape(B * T, n),
+        trajectory=np.repeat(np.arange(B, dtype=np.int64), T),
+    )
+    if tau is not None:
+        out["tau"] = np.asarray(tau).reshape(B * T, n)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Passive rollouts
+# --------------------------------------------------------------------------------------
+
+
+def passive(
+    system,
+    trajectories: int = 20,
+    duration: float = 5.0,
+    dt: float = 0.01,
+    seed: int = 0,
+    rtol: float = 1e-10,
+    atol: float = 1e-10,
+    solver: str = "tsit5",
+    progress: Progress = None,
+) -> dict:
+    """Free motion (tau = 0) from random initial states; returns flat sample arrays.
+
+    Initial ``q`` is uniform in :func:`position_ranges`, ``qd`` uniform in
+    ``+-``:func:`velocity_ranges`. Integrated adaptively with tolerances ``rtol, atol``.
+    """
+    info = system.info
+    rng = np.random.default_rng(seed)
+    lo, hi = position_ranges(info)
+    vmax = velocity_ranges(info)
+    q0 = rng.uniform(lo, hi, size=(trajectories, info.dof))
+    qd0 = rng.uniform(-vmax, vmax, size=(trajectories, info.dof))
+    ts = _time_grid(duration, dt)
+    _say(progress, f"integrating {trajectories} rollouts")
+    r = simulate(system, q0, qd0, ts, solver=solver, rtol=rtol, atol=atol)
+    out = _stack(ts, r.q, r.qd, r.qdd, np.zeros_like(r.q))
+    out["settings"] = dict(rtol=rtol, atol=atol, solver=solver)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Fourier-series excitation (Swevers et al. 1997)
+# --------------------------------------------------------------------------------------
+
+
+def fourier_joint_trajectory(
+    t: Float[Array, " T"],
+    q0: Float[Array, " n"],
+    a: Float[Array, "n L"],
+    b: Float[Array, "n L"],
+    omega: float,
+) -> tuple[Array, Array, Array]:
+    """Swevers et al. (1997) eq. (7): ``q_i(t) = q0_i + sum_l a_il/(w l) sin(w l t)
+    - b_il/(w l) cos(w l t)``, and its analytic ``qd, qdd``; each ``(T, n)``."""
+    wl = omega * jnp.arange(1, a.shape[-1] + 1)  # (L,)
+    s, c = jnp.sin(t[:, None] * wl), jnp.cos(t[:, None] * wl)  # (T, L)
+    q = q0 + s @ (a / wl).T - c @ (b / wl).T
+    qd = c @ a.T + s @ b.T
+    qdd = -s @ (a * wl).T + c @ (b * wl).T
+    return q, qd, qdd
+
+
+def excitation(
+    system,
+    trajectories: int = 20,
+    duration: float = 10.0,
+    dt: float = 0.01,
+    seed: int = 0,
+    harmonics: int = 5,
+    base_frequency: float | None = None,
+    progress: Progress = None,
+) -> dict:
+    """Random finite-Fourier-series excitation trajectories; returns flat sample arrays.
+
+    Fully actuated systems: ``q, qd, qdd`` analytic from :func:`fourier_joint_trajectory`
+    with fundamental ``base_frequency`` (default ``1 / duration`` Hz, so each
+    trajectory is one period) and ``harmonics`` harmonics; ``tau`` from inverse dynamics.
+
+    Scaling (per trajectory and joint): with coefficients ``a, b ~ N(0, 1)``, a centre
+    ``q0`` drawn in the middle half of the joint's position range and the series part
+    ``f(t)`` evaluated on the sample grid, ``a, b`` are multiplied by
+    ``u * min(r / max|f|, LIMIT_MARGIN * vmax / max|qd|)`` with ``r = LIMIT_MARGIN *``
+    (distance from ``q0`` to the nearer limit) and ``u ~ U(0.5, 1)``. Hence ``q`` stays
+    within the position ranges and ``|qd|`` within the velocity ranges at every sample.
+
+    Under-actuated systems (``info.actuated`` not all true) cannot follow arbitrary
+    joint trajectories: they are simulated forward from random initial states (as
+    in :func:`passive`) under torques that are random Fourier series of the same
+    frequencies on the actuated joints (amplitude up to half the torque limit, or
+    ``DEFAULT_TORQUE``) and exactly zero on the others. Their positions are not
+    guaranteed to stay within limits.
+    """
+    info = system.info
+    rng = np.random.default_rng(seed)
+    n, B, L = info.dof, trajectories, int(harmonics)
+    if L < 1:
+        raise LagraxError(f"harmonics must be at least 1, got {harmonics}")
+    ts = _time_grid(duration, dt)
+    f0 = 1.0 / duration if base_frequency is None else float(base_frequency)
+    if f0 <= 0:
+        raise LagraxError(f"base_frequency must be positive, got {base_frequency}")
+    omega = 2 * np.pi * f0
+    settings = dict(harmonics=L, base_frequency=f0)
+    if not all(info.actuated):
+        return _driven(system, ts, rng, B, L, omega, settings, progress)
+
+    lo, hi = position_ranges(info)
+    vmax = velocity_ranges(info)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    q0 = centre + rng.uniform(-0.5, 0.5, size=(B, n)) * half
+    room = LIMIT_MARGIN * np.minimum(hi - q0, q0 - lo)  # (B, n)
+    a = rng.standard_normal((B, n, L))
+    b = rng.standard_normal((B, n, L))
+    t = jnp.asarray(ts)
+    batched = jax.vmap(fourier_joint_trajectory, in_axes=(None, 0, 0, 0, None))
+    # unit-scale series about zero, to measure the range each coefficient set covers
+    f, fd, _ = batched(t, jnp.zeros((B, n)), jnp.asarray(a), jnp.asarray(b), omega)
+    scale = np.minimum(
+        room / np.max(np.abs(np.asarray(f)), axis=1), LIMIT_MARGIN * vmax / np.max(np.abs(np.asarray(fd)), axis=1)
+    ) * rng.uniform(0.5, 1.0, size=(B, n))
+    a, b = a * scale[..., None], b * scale[..., None]
+    q, qd, qdd = batched(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
+    _say(progress, f"inverse dynamics of {B} x {len(ts)} samples")
+    tau = system.inverse_dynamics(q, qd, qdd)
+    out = _stack(ts, q, qd, qdd, tau)
+    out["settings"] = settings
+    return out
+
+
+def _driven(system, ts, rng, B, L, omega, settings, progress) -> dict:
+    """Forward simulation under random Fourier-series torques on the actuated joints only."""
+    info = system.info
+    n = info.dof
+    actuated = np.asarray(info.actuated, dtype=float)
+    amp = np.full(n, DEFAULT_TORQUE) if info.torque_limits is None else 0.5 * np.asarray(info.torque_limits, float)
+    amp = np.where(np.isfinite(amp) & (amp > 0), amp, DEFAULT_TORQUE) * actuated
+    a = rng.standard_normal((B, n, L))
+    b = rng.standard_normal((B, n, L))
+    wl = omega * np.arange(1, L + 1)
+    s, c = np.sin(ts[:, None] * wl), np.cos(ts[:, None] * wl)  # (T, L)
+    u = np.einsum("tl,bnl->btn", s, a) + np.einsum("tl,bnl->btn", c, b)
+    u = u / np.max(np.abs(u), axis=1, keepdims=True) * amp * rng.uniform(0.5, 1.0, size=(B, 1, n))
+    lo, hi = position_ranges(info)
+    vmax = velocity_ranges(info)
+    centre, half = (lo + hi) / 2, (hi - lo) / 2
+    q0 = centre + rng.uniform(-0.5, 0.5, size=(B, n)) * half
+    qd0 = rng.uniform(-0.5, 0.5, size=(B, n)) * vmax
+    _say(progress, f"simulating {B} torque-driven rollouts (under-actuated)")
+    # The torque samples are linearly interpolated between samples by simulate; the
+    # recorded qdd is forward dynamics at exactly the recorded tau, so tau = ID(q, qd, qdd).
+    r = simulate(system, q0, qd0, ts, u, rtol=1e-10, atol=1e-10)
+    out = _stack(ts, r.q, r.qd, r.qdd, u)
+    out["settings"] = dict(settings, driven="random Fourier torques on actuated joints", torque_amplitude=amp)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Characters drawn by a two-link arm
+# --------------------------------------------------------------------------------------
+
+
+def _glyph_outline(letter: str, points: int = 512) -> np.ndarray:
+    """The longest closed outline of ``letter`` (DejaVu Sans, 1 em), resampled to
+    ``points`` points equally spaced by arc length, ``(points, 2)``."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.path import Path
+    from matplotlib.textpath import TextPath
+
+    path = TextPath((0, 0), letter, size=1.0, prop=FontProperties(family="DejaVu Sans"))
+    outlines, current = [], []
+    for segment, code in path.iter_bezier():
+        if code == Path.MOVETO:
+            if len(current) > 1:
+                outlines.append(np.concatenate(current))
+            current = [segment.control_points[:1]]
+            continue
+        # evaluate each Bezier piece densely (the glyph's quadratic/cubic curves)
+        current.append(segment(np.linspace(0.0, 1.0, 17)[1:]))
+    if len(current) > 1:
+        outlines.append(np.concatenate(current))
+    if not outlines:
+        raise LagraxError(f"no outline for character {letter!r}")
+
+    def length(p):
+        return np.sum(np.linalg.norm(np.diff(p, axis=0), axis=1))
+
+    outline = max(outlines, key=length)
+    if np.linalg.norm(outline[0] - outline[-1]) > 1e-9:
+        outline = np.vstack([outline, outline[:1]])
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(outline, axis=0), axis=1))])
+    keep = np.concatenate([[True], np.diff(arc) > 1e-12])
+    outline, arc = outline[keep], arc[keep]
+    s = np.linspace(0.0, arc[-1], points, endpoint=False)
+    return np.stack([np.interp(s, arc, outline[:, 0]), np.interp(s, arc, outline[:, 1])], axis=1)
+
+
+def _outline_fourier(outline: np.ndarray, harmonics: int) -> np.ndarray:
+    """Smoothed periodic Fourier coefficients ``(2, 2 harmonics + 1)`` of a closed outline.
+
+    Layout per coordinate: ``[c0, a_1..a_K, b_1..b_K]`` for ``c0 + sum a_k cos(2 pi k s) +
+    b_k sin(2 pi k s)``, ``s`` in ``[0, 1)``. A Gaussian taper on the harmonics rounds
+    the glyph's corners without Gibbs ringing, so accelerations stay moderate.
+    """
+    M = outline.shape[0]
+    F = np.fft.rfft(outline, axis=0) / M  # (M//2+1, 2)
+    k = np.arange(1, harmonics + 1)
+    taper = np.exp(-0.5 * (k / (harmonics / 2.0)) ** 2)
+    a = 2 * F[1 : harmonics + 1].real * taper[:, None]
+    b = -2 * F[1 : harmonics + 1].imag * taper[:, None]
+    return np.concatenate([F[:1].real, a, b], axis=0).T  # (2, 2K+1)
+
+
+def _outline_point(coef: Float[Array, "2 m"], s: Float[Array, ""]) -> Float[Array, " 2"]:
+    K = (coef.shape[1] - 1) // 2
+    k = jnp.arange(1, K + 1)
+    basis = jnp.concatenate([jnp.ones(1), jnp.cos(2 * jnp.pi * k * s), jnp.sin(2 * jnp.pi * k * s)])
+    return coef @ basis
+
+
+def _min_jerk(tau: Float[Array, ""]) -> Float[Array, ""]:
+    # 10 t^3 - 15 t^4 + 6 t^5: zero velocity and acceleration at both ends (Flash & Hogan 1985)
+    tau = jnp.clip(tau, 0.0, 1.0)
+    return tau**3 * (10.0 - 15.0 * tau + 6.0 * tau**2)
+
+
+def characters(
+    system,
+    letters: str = LETTERS,
+    trajectories: int | None = None,
+    duration: float | None = None,
+    dt: float = 0.01,
+    seed: int = 0,
+    harmonics: int = 24,
+    seconds_per_em: float = 2.5,
+    elbow=None,
+    progress: Progress = None,
+) -> dict:
+    """A two-link arm drawing lowercase letters; returns flat sample arrays and labels.
+
+    Each letter's longest glyph outline (DejaVu Sans) is resampled by arc length and
+    fitted by a smoothed periodic Fourier series (``harmonics`` harmonics, Gaussian
+    taper), scaled (1 em -> 35 % of the reachable annulus' width) and placed at the
+    middle of the annulus ``|l1 - l2| < r < l1 + l2`` on the +x axis of the arm's
+    frame, with a small random offset, rotation and size change per trajectory. The
+    outline is traversed once with a minimum-jerk profile over ``duration`` seconds
+    (default ``seconds_per_em`` x the outline length in em, within [3, 10] s), so the
+    arm starts and ends at rest. ``q`` comes from ``system.inverse_kinematics`` and
+    ``qd, qdd`` are exact time derivatives of that composition (forward-mode AD, no
+    finite differences); ``tau`` from inverse dynamics. ``trajectories`` (default
+    ``len(letters)``) cycles through ``letters``.
+    """
+    if not (hasattr(system, "inverse_kinematics") and hasattr(system, "l1") and hasattr(system, "l2")):
+        raise LagraxError(
+            f"kind 'characters' needs a planar two-link arm with inverse_kinematics (system "
+            f"'two_link_arm'); {system.info.name!r} is not one"
+        )
+    letters = "".join(letters)
+    bad = sorted({c for c in letters if c not in LETTERS})
+    if not letters or bad:
+        raise LagraxError(f"letters must be lowercase a-z; got {letters!r}")
+    B = len(letters) if trajectories is None else int(trajectories)
+    if B < 1:
+        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
+    drawn = [letters[i % len(letters)] for i in range(B)]
+    rng = np.random.default_rng(seed)
+
+    _say(progress, "fitting glyph outlines")
+    l1, l2 = float(system.l1), float(system.l2)
+    r_lo, r_hi = abs(l1 - l2), l1 + l2
+    em = 0.35 * (r_hi - r_lo)  # metres per em; keeps the letter box well inside the annulus
+    centre = np.array([(r_lo + r_hi) / 2, 0.0])
+    outlines = {c: _glyph_outline(c) for c in sorted(set(drawn))}
+    coefs, durations, transforms = [], [], []
+    for c in drawn:
+        coef = _outline_fourier(outlines[c], harmonics)
+        length = np.sum(np.linalg.norm(np.diff(outlines[c], axis=0, append=outlines[c][:1]), axis=1))
+        coef[:, 0] = 0.0  # centre the letter on its mean point
+        T = duration if duration is not None else float(np.clip(seconds_per_em * length, 3.0, 10.0))
+        angle = rng.uniform(-0.15, 0.15)
+        size = em * rng.uniform(0.85, 1.0)
+        rot = size * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        offset = centre + rng.uniform(-0.03, 0.03, size=2) * (r_hi - r_lo)
+        coefs.append(coef)
+        durations.append(T)
+        transforms.append((rot, offset))
+    grids = [_time_grid(T, dt) for T in durations]
+    traj = np.concatenate([np.full(len(g), i, np.int64) for i, g in enumerate(grids)])
+    t = np.concatenate(grids)
+    T_of = np.asarray(durations)[traj]
+    coef_of = np.stack(coefs)[traj]
+    rot_of = np.stack([r for r, _ in transforms])[traj]
+    off_of = np.stack([o for _, o in transforms])[traj]
+
+    ik = (lambda xy: system.inverse_kinematics(xy)) if elbow is None else (
+        lambda xy: system.inverse_kinematics(xy, elbow=elbow)
+    )
+
+    def q_of_t(coef, T, rot, off, t):
+        return ik(off + rot @ _outline_point(coef, _min_jerk(t / T)))
+
+    @eqx.filter_jit
+    def states(coef, T, rot, off, t):
+        def one(coef, T, rot, off, t):
+            f = lambda t: q_of_t(coef, T, rot, off, t)  # noqa: E731
+            df = lambda t: jax.jvp(f, (t,), (jnp.ones_like(t),))[1]  # noqa: E731
+            q, qd = jax.jvp(f, (t,), (jnp.ones_like(t),))
+            qdd = jax.jvp(df, (t,), (jnp.ones_like(t),))[1]
+            return q, qd, qdd
+
+        return jax.vmap(one)(coef, T, rot, off, t)
+
+    _say(progress, f"inverse kinematics of {B} letters, {len(t)} samples")
+    q, qd, qdd = (np.array(x) for x in states(coef_of, T_of, rot_of, off_of, t))
+    if not np.all(np.isfinite(q)):
+        raise LagraxError("inverse kinematics failed for some character points (outside the workspace?)")
+    # angles from arctan2 may wrap at +-pi; unwrap within each trajectory (qd, qdd are unaffected)
+    for i in range(B):
+        m = traj == i
+        q[m] = np.unwrap(q[m], axis=0)
+    _say(progress, "inverse dynamics")
+    tau = np.asarray(system.inverse_dynamics(q, qd, qdd))
+    return dict(
+        t=t, q=q, qd=qd, qdd=qdd, trajectory=traj, tau=tau, labels=drawn,
+        settings=dict(letters=letters, harmonics=harmonics, seconds_per_em=seconds_per_em, elbow=elbow,
+                      font="DejaVu Sans", metres_per_em=em, durations=durations),
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Ground truth, noise and the entry point
+# --------------------------------------------------------------------------------------
+
+
+def ground_truth(system, q, qd, qdd) -> dict:
+    """What the system provides of ``mass_matrix, inertial, coriolis, gravity, energy, p, pdot``.
+
+    ``pdot`` is the time derivative of ``p(q, qd)`` along the motion: the JVP of the
+    momentum in the direction ``(qd, qdd)``. Quantities the system cannot provide
+    (:class:`NotProvidedError`) are left out.
+    """
+    q, qd, qdd = (jnp.asarray(x) for x in (q, qd, qdd))
+    out = {}
+
+    def attempt(fn):
+        try:
+            return fn()
+        except NotProvidedError:
+            return None
+
+    d = attempt(lambda: system.decomposition(q, qd, qdd))
+    if d is not None:
+        out.update(inertial=d["inertial"], coriolis=d["coriolis"], gravity=d["gravity"])
+    out["mass_matrix"] = attempt(lambda: system.mass_matrix(q))
+    out["energy"] = attempt(lambda: system.energy(q, qd))
+    p_pdot = attempt(lambda: jax.jvp(system.momentum, (q, qd), (qd, qdd)))
+    if p_pdot is not None:
+        out["p"], out["pdot"] = p_pdot
+    return {k: np.asarray(v) for k, v in out.items() if v is not None}
+
+
+def generate(
+    system,
+    kind: str = "excitation",
+    trajectories: int | None = None,
+    duration: float | None = None,
+    dt: float | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    progress: Progress = None,
+    **kind_options,
+) -> Dataset:
+    """A :class:`~lagrax.datasets.Dataset` of ``system``'s motion, with ground truth.
+
+    Args:
+        system: a ground-truth :class:`~lagrax.systems.System`.
+        kind: ``"passive"`` (:func:`passive`), ``"excitation"`` (:func:`excitation`) or
+            ``"characters"`` (:func:`characters`, two-link arm only).
+        trajectories, duration, dt: defaults per kind in ``DEFAULTS`` (``duration`` is
+            per trajectory; for characters, per letter).
+        noise: std of additive Gaussian sensor noise on ``q`` and ``tau``, applied after
+            the ground truth is computed: ``qd, qdd`` and the ground-truth fields stay
+            clean (use :meth:`Dataset.from_positions` to re-estimate derivatives from
+            noisy ``q``).
+        seed: seeds the initial states / coefficients / letter placement and the noise.
+        progress: optional ``callback(message)`` called as stages begin.
+        kind_options: passed to the kind's function (e.g. ``harmonics=``, ``letters=``).
+    """
+    if kind not in KINDS:
+        raise UnknownNameError.for_name("dataset kind", kind, KINDS)
+    d_traj, d_dur, d_dt = DEFAULTS[kind]
+    trajectories = d_traj if trajectories is None else trajectories
+    duration = d_dur if duration is None else duration
+    dt = d_dt if dt is None else dt
+    if trajectories is not None and int(trajectories) < 1:
+        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
+    if noise < 0:
+        raise LagraxError(f"noise must be non-negative, got {noise}")
+    start = time.perf_counter()
+    fn = {"passive": passive, "excitation": excitation, "characters": characters}[kind]
+    import inspect
+
+    allowed = set(inspect.signature(fn).parameters) - {"system", "trajectories", "duration", "dt", "seed", "progress"}
+    unknown = sorted(set(kind_options) - allowed)
+    if unknown:
+        raise UnknownNameError(f"unknown option(s) {unknown} for kind {kind!r}; allowed: {sorted(allowed)}")
+    args = dict(trajectories=trajectories, dt=dt, seed=seed, progress=progress, **kind_options)
+    if kind != "characters" or duration is not None:
+        args["duration"] = duration
+    raw = fn(system, **args)
+    settings = raw.pop("settings")
+    labels = raw.pop("labels", None)
+    _say(progress, "ground truth")
+    truth = ground_truth(system, raw["q"], raw["qd"], raw["qdd"])
+    if noise > 0:
+        rng = np.random.default_rng([seed, 1])
+        raw["q"] = raw["q"] + noise * rng.standard_normal(raw["q"].shape)
+        if raw.get("tau") is not None:
+            raw["tau"] = raw["tau"] + noise * rng.standard_normal(raw["tau"].shape)
+    metadata = dict(
+        system=system.info.to_json(),
+        dt=dt,
+        kind=kind,
+        trajectories=int(np.unique(raw["trajectory"]).size),
+        duration=duration,
+        seed=seed,
+        noise=noise,
+        generator=settings,
+        lagrax_version=_version(),
+        generation_seconds=round(time.perf_counter() - start, 3),
+    )
+    ds = Dataset(**raw, **truth, labels=labels, metadata=metadata)
+    return ds.validate(source=f"generated {kind} data for {system.info.name}")
+
+
+# --------------------------------------------------------------------------------------
+# Derivatives of logged positions
+# --------------------------------------------------------------------------------------
+
+
+def savgol_derivatives(
+    t_or_dt,
+    q: np.ndarray,
+    trajectory: np.ndarray | None = None,
+    window: int = 11,
+    polyorder: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Savitzky-Golay estimates of ``qd, qdd`` ``(N, n)`` from positions ``q (N, n)``.
+
+    ``t_or_dt`` is the sample period, or the times ``(N,)`` (the period is then their
+    median step within trajectories; samples must be uniformly spaced). The filter runs
+    per trajectory (all joints at once) and never across trajectory boundaries; a
+    trajectory shorter than ``window`` uses the longest odd window it has.
+    """
+    q = np.asarray(q, dtype=float)
+    if q.ndim != 2:
+        raise ShapeError(f"q must have shape (N, n), got {q.shape}")
+    trajectory = np.zeros(len(q), np.int64) if trajectory is None else np.asarray(trajectory)
+    if np.ndim(t_or_dt) == 0:
+        dt = float(t_or_dt)
+    else:
+        t = np.asarray(t_or_dt, dtype=float)
+        same = trajectory[1:] == trajectory[:-1]
+        steps = np.diff(t)[same]
+        if steps.size == 0:
+            raise DatasetError("cannot infer dt: no two consecutive samples of one trajectory")
+        dt = float(np.median(steps))
+    if not dt > 0:
+        raise DatasetError(f"sample period must be positive, got {dt}")
+    if window % 2 == 0 or window <= polyorder:
+        raise LagraxError(f"window must be odd and larger than polyorder; got window={window}, polyorder={polyorder}")
+    qd, qdd = np.empty_like(q), np.empty_like(q)
+    for i in np.unique(trajectory):
+        m = trajectory == i
+        k = int(m.sum())
+        w = min(window, k if k % 2 else k - 1)
+        if w <= polyorder:
+            raise DatasetError(f"trajectory {i} has {k} samples, too few for polyorder={polyorder}")
+        qd[m] = scipy.signal.savgol_filter(q[m], w, polyorder, deriv=1, delta=dt, axis=0, mode="interp")
+        qdd[m] = scipy.signal.savgol_filter(q[m], w, polyorder, deriv=2, delta=dt, axis=0, mode="interp")
+    return qd, qdd

@@ -390,6 +390,119 @@ def evaluate(
     return metrics
 
 
+# --------------------------------------------------------------------------------------
+# Run directories (written by lagrax.training.run_training)
+# --------------------------------------------------------------------------------------
+
+SPLITS = ("test", "train", "all")
+
+
+@dataclasses.dataclass
+class Run:
+    """What a training run directory holds: the trained model and its records.
+
+    ``config`` (``config.json``: model name and options, training settings, data path,
+    split), ``split`` (``split.json``: trajectory ids and labels per part), ``summary``
+    (``summary.json``: steps, train seconds, stop reason), ``history`` (``metrics.jsonl``).
+    """
+
+    path: Path
+    model: Any
+    config: dict
+    split: dict
+    summary: dict
+    history: list[dict]
+
+    @property
+    def training(self) -> dict:
+        return {k: self.summary[k] for k in ("train_seconds", "steps") if k in self.summary}
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is not valid JSON ({e})") from None
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Load the model and records of a run directory; raises a LagraxError naming what is missing."""
+    from .errors import LagraxError
+    from .models.io import load_model
+
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise LagraxError(f"run directory {path} does not exist (train one with `lagrax train`)")
+    if not (path / "model.json").exists() and not (path / "model.eqx").is_dir():
+        raise LagraxError(f"{path} holds no trained model (model.json is missing): is it a run directory?")
+    # (a model saved with save_model(model, run_dir / "model.eqx") sits one level down)
+    model = load_model(path / "model.eqx" if (path / "model.eqx").is_dir() else path)
+    config = _read_json(path / "config.json") if (path / "config.json").exists() else {}
+    split = _read_json(path / "split.json") if (path / "split.json").exists() else config.get("split", {})
+    summary = _read_json(path / "summary.json") if (path / "summary.json").exists() else {}
+    history = []
+    if (path / "metrics.jsonl").exists():
+        history = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return Run(path, model, config, split, summary, history)
+
+
+def run_dataset(run: Run, data: str | Path | None = None, split: str = "test") -> tuple[Dataset, Path]:
+    """The part ``split`` (``"test"``, ``"train"`` or ``"all"``) of the run's dataset.
+
+    ``data`` defaults to the data file recorded in the run's ``config.json``; the
+    trajectory ids of each part come from the run's ``split.json``.
+    """
+    from .datasets import load_dataset
+    from .errors import UnknownNameError
+
+    if split not in SPLITS:
+        raise UnknownNameError.for_name("split", split, SPLITS)
+    if data is None:
+        if "data" not in run.config:
+            raise DatasetError(f"{run.path} does not record its data file: give --data FILE.npz")
+        data = run.config["data"]
+    data = Path(data)
+    if not data.exists():
+        raise DatasetError(f"dataset file {data} does not exist")
+    ds = load_dataset(data)
+    if ds.dof != run.model.dof:
+        raise ShapeError(
+            f"{data} has {ds.dof} joints but the model in {run.path} has {run.model.dof}: "
+            "give the dataset the model was trained on"
+        )
+    if split == "all":
+        return ds, data
+    part = run.split.get(split, {})
+    ids = part.get("ids") if isinstance(part, dict) else part
+    if not ids:
+        raise DatasetError(
+            f"{run.path}/split.json has no {split!r} trajectories (trained without a test split?); "
+            "use --split all or --split train"
+        )
+    return ds.select_trajectories(ids), data
+
+
+def evaluate_run(
+    run_dir: str | Path, data: str | Path | None = None, split: str = "test", *, rollout: bool = True
+) -> tuple[dict[str, float], Run, Dataset, PredictionResult | None]:
+    """Evaluate a run's model on a part of its dataset and write ``run_dir/metrics.json``
+    (``metrics_<split>.json`` for a split other than test).
+
+    Returns the metrics, the run, the evaluated dataset and the rollouts (for the report).
+    """
+    run = load_run(run_dir)
+    ds, _ = run_dataset(run, data, split)
+    metrics = evaluate(run.model, ds, rollout=False, training=run.training)
+    prediction = None
+    if rollout:
+        prediction = _try(lambda: valid_prediction_time(run.model, ds))
+        if prediction is not None:
+            metrics["valid_prediction_time"] = prediction.mean
+    ordered = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
+    write_metrics(run.path, ordered, "metrics.json" if split == "test" else f"metrics_{split}.json")
+    return ordered, run, ds, prediction
+
+
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
     """Write ``metrics`` as JSON to ``run_dir/metrics.json``; returns the path."""
     path = Path(run_dir) / name
@@ -400,6 +513,10 @@ def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "
 
 __all__ = [
     "METRIC_KEYS",
+    "Run",
+    "evaluate_run",
+    "load_run",
+    "run_dataset",
     "PredictionResult",
     "TrajectoryRollout",
     "evaluate",

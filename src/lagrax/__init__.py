@@ -4,6 +4,8 @@ Flow: systems -> datasets -> models -> training -> evaluation, rollout, control.
 """
 
 from .errors import LagraxError
+from .models import make_model
+from .models.io import load_model, save_model
 from .systems import (
     LagrangianSystem,
     StructuredSystem,
@@ -27,4 +29,7 @@ __all__ = [
     "list_systems",
     "lagrangian_system",
     "structured_system",
+    "make_model",
+    "save_model",
+    "load_model",
 ]

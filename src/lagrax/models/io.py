@@ -1,0 +1,175 @@
+"""Saving and loading trained models: one run directory, two files.
+
+* ``model.eqx``: the array leaves (``eqx.tree_serialise_leaves``);
+* ``model.json``: what is needed to rebuild the skeleton the leaves go into,
+  ``{"kind", "hyperparameters", "system", "lagrax_version"}``, so that
+  ``make_model(kind, SystemInfo.from_json(system), key=PRNGKey(0), **hyperparameters)``
+  followed by ``eqx.tree_deserialise_leaves`` gives the model back.
+
+This works for every model that follows the convention of :mod:`lagrax.models`
+(static fields ``kind`` and ``hyperparameters``). Each file is written to a temporary
+file in the same folder and renamed into place, the JSON last, so a crash never
+leaves a half-written file, and an existing model is only overwritten with ``force``.
+
+Not here: optimiser state, training history or datasets (the training module owns
+its run directory's other files).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import equinox as eqx
+import jax
+
+from ..errors import FileExistsLagraxError, LagraxError, ShapeError
+from ..systems.base import System, SystemInfo
+from . import MODELS, make_model
+
+MODEL_FILE = "model.eqx"
+META_FILE = "model.json"
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _write_atomic(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, (tuple, list)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if hasattr(x, "item") and getattr(x, "ndim", None) == 0:
+        return x.item()
+    return x
+
+
+def _frozen(x: Any) -> Any:
+    # JSON has lists where the model had tuples; static fields must hash as before.
+    if isinstance(x, list):
+        return tuple(_frozen(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _frozen(v) for k, v in x.items()}
+    return x
+
+
+def save_model(model: System, run_dir, *, force: bool = False) -> Path:
+    """Write ``model`` to ``run_dir/model.eqx`` and ``run_dir/model.json``; returns ``run_dir``.
+
+    Raises :class:`~lagrax.errors.FileExistsLagraxError` if a model is already saved
+    there and ``force`` is false.
+    """
+    kind = getattr(model, "kind", None)
+    hyperparameters = getattr(model, "hyperparameters", None)
+    if kind not in MODELS or hyperparameters is None:
+        raise LagraxError(
+            f"cannot save a {type(model).__name__}: only lagrax models (with static fields "
+            f"'kind' in {sorted(MODELS)} and 'hyperparameters') can be saved"
+        )
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsLagraxError(f"{run_dir} exists and is not a directory")
+    for name in (MODEL_FILE, META_FILE):
+        if (run_dir / name).exists() and not force:
+            raise FileExistsLagraxError(
+                f"{run_dir / name} exists; refusing to overwrite the saved model (use --force / force=True)"
+            )
+    meta = {
+        "kind": kind,
+        "hyperparameters": {k: _jsonable(v) for k, v in hyperparameters},
+        "system": model.info.to_json(),
+        "lagrax_version": _version(),
+    }
+    text = json.dumps(meta, indent=2, default=_jsonable).encode()  # fails before anything is written
+    run_dir.mkdir(parents=True, exist_ok=True)
+    _write_atomic(run_dir / MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
+    _write_atomic(run_dir / META_FILE, lambda f: f.write(text))
+    return run_dir
+
+
+def _resolve_dir(run_dir) -> Path:
+    path = Path(run_dir)
+    if path.is_file() and path.name in (MODEL_FILE, META_FILE):
+        path = path.parent
+    if not path.is_dir():
+        raise LagraxError(f"no saved model at {path}: the directory does not exist")
+    for name in (META_FILE, MODEL_FILE):
+        if not (path / name).is_file():
+            raise LagraxError(f"no saved model at {path}: {name} is missing")
+    return path
+
+
+def read_model_metadata(run_dir) -> dict:
+    """The parsed ``model.json`` of a run directory (kind, hyperparameters, system, version)."""
+    path = _resolve_dir(run_dir) / META_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise LagraxError(f"{path} is not valid JSON ({e}); the saved model is corrupt") from None
+    missing = [k for k in ("kind", "hyperparameters", "system") if not isinstance(meta, dict) or k not in meta]
+    if missing:
+        raise LagraxError(f"{path} lacks {', '.join(missing)}; the saved model is corrupt")
+    return meta
+
+
+def _describe(info: SystemInfo) -> str:
+    return f"{info.name!r} ({info.dof} DoF: {', '.join(info.joint_types)})"
+
+
+def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
+    """Rebuild the model saved in ``run_dir`` (a directory, or its ``model.eqx``/``model.json``).
+
+    If ``system`` (a :class:`SystemInfo` or a :class:`System`) is given, the saved model
+    must have the same number of joints and joint types, else
+    :class:`~lagrax.errors.ShapeError` names both.
+    """
+    path = _resolve_dir(run_dir)
+    meta = read_model_metadata(path)
+    try:
+        info = SystemInfo.from_json(meta["system"])
+    except (TypeError, ValueError) as e:
+        raise LagraxError(f"{path / META_FILE}: invalid system metadata ({e})") from None
+    if system is not None:
+        other = system if isinstance(system, SystemInfo) else getattr(system, "info", None)
+        if not isinstance(other, SystemInfo):
+            raise LagraxError(f"load_model: system must be a SystemInfo or a System, got {type(system).__name__}")
+        if other.dof != info.dof or tuple(other.joint_types) != tuple(info.joint_types):
+            raise ShapeError(
+                f"the model in {path} was trained for {_describe(info)}, "
+                f"which does not match the requested system {_describe(other)}"
+            )
+    kind = meta["kind"]
+    if kind not in MODELS:
+        raise LagraxError(f"{path / META_FILE}: unknown model kind {kind!r} (known: {', '.join(sorted(MODELS))})")
+    hyperparameters = {k: _frozen(v) for k, v in dict(meta["hyperparameters"]).items()}
+    if hyperparameters.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+        raise LagraxError(
+            f"the model in {path} has float64 parameters; enable them first with "
+            "jax.config.update('jax_enable_x64', True)"
+        )
+    skeleton = make_model(kind, info, key=jax.random.PRNGKey(0), **hyperparameters)
+    try:
+        return eqx.tree_deserialise_leaves(path / MODEL_FILE, skeleton)
+    except Exception as e:  # numpy/equinox raise assorted types for truncated or mismatched files
+        raise LagraxError(
+            f"{path / MODEL_FILE} could not be read into a {kind} model ({type(e).__name__}: {e}); "
+            "the file is corrupt or does not belong to this model.json"
+        ) from None

@@ -60,6 +60,17 @@ from .delan import CholeskyMassNetwork, PotentialNetwork, resolve_dtype
 from .nets import feature_size, joint_features, mlp
 
 MOMENTA = ("velocity", "canonical")
+
+
+def with_param_dtype(module, dtype: str):
+    """``module`` with every floating-point array cast to ``dtype``.
+
+    Factories initialise in float32 and cast, because random draws in float64 are
+    different numbers: this way a float32 and a float64 model built with one key
+    agree to float32 precision.
+    """
+    target = resolve_dtype(dtype)
+    return jax.tree_util.tree_map(lambda x: x.astype(target) if eqx.is_inexact_array(x) else x, module)
 NEWTON_MESSAGE = (
     "the HNN's d^2H/dp^2 is singular or the Newton solve of qd = dH/dp(q, p) for the momentum "
     "did not converge at this state, so p(q, qd) and the accelerations are undefined "
@@ -268,14 +279,15 @@ def make_hnn(
         raise ShapeError(f"newton_steps must be >= 1, got {newton_steps}")
     net = mlp(
         feature_size(info.joint_types) + info.dof, "scalar", width, depth, activation,
-        key=key, init=init, dtype=resolve_dtype(dtype),
+        key=key, init=init, dtype=jnp.float32,
     )
+    resolve_dtype(dtype)  # an unknown name fails here, before anything is built
     hyper = dict(
         width=int(width), depth=int(depth), activation=activation, init=init, dtype=dtype,
         momentum=momentum, newton_steps=int(newton_steps),
     )
     return HNN(
-        info=info, net=net, kind="hnn", hyperparameters=tuple(hyper.items()),
+        info=info, net=with_param_dtype(net, dtype), kind="hnn", hyperparameters=tuple(hyper.items()),
         momentum_mode=momentum, newton_steps=int(newton_steps), dtype=dtype,
     )
 
@@ -300,15 +312,17 @@ def make_structured_hnn(
         width=int(width), depth=int(depth), activation=activation, init=init,
         shift=float(shift), epsilon=float(epsilon), dtype=dtype,
     )
-    common = dict(width=width, depth=depth, activation=activation, init=init, dtype=dtype)
+    resolve_dtype(dtype)
+    common = dict(width=width, depth=depth, activation=activation, init=init, dtype="float32")
     k_mass, k_pot = jax.random.split(key)
-    return StructuredHNN(
+    model = StructuredHNN(
         info=info,
         mass_net=CholeskyMassNetwork(info.joint_types, key=k_mass, shift=shift, epsilon=epsilon, **common),
         potential_net=PotentialNetwork(info.joint_types, key=k_pot, **common),
         kind="hnn_structured",
         hyperparameters=tuple(hyper.items()),
     )
+    return with_param_dtype(model, dtype)
 
 
 # --------------------------------------------------------------------------------------

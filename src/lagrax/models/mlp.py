@@ -241,7 +241,10 @@ def make_mlp(
     k_fwd, k_inv = jax.random.split(key)
 
     def head(k):
-        return mlp(in_size, info.dof, width, depth, activation, key=k, init=init, dtype=param_dtype)
+        # initialised in float32 and cast: float64 draws are different numbers, and a
+        # float32 and a float64 model built with one key should agree
+        net = mlp(in_size, info.dof, width, depth, activation, key=k, init=init, dtype=jnp.float32)
+        return jax.tree_util.tree_map(lambda x: x.astype(param_dtype) if eqx.is_inexact_array(x) else x, net)
 
     hyperparameters = (
         ("width", width),

@@ -1,0 +1,165 @@
+"""Training configuration: one dataclass, resolvable from defaults, a TOML file and overrides.
+
+:class:`TrainConfig` holds every setting of a run (optimiser, schedule, loss weights,
+validation, early stopping, checkpoints, budgets). It is saved with each run
+(``config.json``) so a run can be repeated or resumed. Named presets hold settings that
+were tuned for a model (see :data:`PRESETS`).
+
+This module does not train anything (see :mod:`lagrax.training.trainer`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from ..errors import LagraxError, UnknownNameError
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+LOSS_NAMES = ("inverse", "forward", "power", "rollout", "canonical")
+
+
+class ConfigError(LagraxError, ValueError):
+    """A training setting is unknown or out of range."""
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    """Every setting of a training run.
+
+    Loss weights (``inverse``, ``forward``, ``power``, ``rollout``, ``canonical``): a
+    weight of 0 switches the term off. ``inverse`` and ``forward`` are the torque and
+    acceleration residuals normalised per joint by the training-set variance (Lutter &
+    Peters 2023, eq. 29); ``power`` compares ``dE/dt`` with ``qd^T (tau - friction)``;
+    ``rollout`` integrates the model ``rollout_horizon`` steps from states of the data
+    (RK4, ``rollout_substeps`` sub-steps per sample interval) and compares positions and
+    velocities; ``canonical`` fits ``(qd, pdot)`` for Hamiltonian models.
+
+    ``batch_size = 0`` means full batch. ``epochs`` counts passes over the training set;
+    ``steps_per_epoch`` overrides the number of minibatch steps per jitted call.
+    """
+
+    epochs: int = 1000
+    batch_size: int = 512
+    steps_per_epoch: int | None = None
+    lr: float = 1e-3
+    weight_decay: float = 1e-5
+    schedule: str = "cosine"
+    warmup: float = 0.0  # fraction of all steps spent warming up linearly
+    final_lr_fraction: float = 1e-2  # cosine/one-cycle end at lr * this
+    clip_norm: float | None = 1.0
+    b1: float = 0.9
+    b2: float = 0.999
+    inverse: float = 1.0
+    forward: float = 0.0
+    power: float = 0.0
+    rollout: float = 0.0
+    canonical: float = 0.0
+    rollout_horizon: int = 4
+    rollout_substeps: int = 1
+    rollout_batch_size: int = 64
+    regularization: float = 0.0  # Tikhonov term for LNN Hessian solves
+    val_every: int = 10
+    patience: int | None = None  # validations without improvement before stopping
+    checkpoint_every: int = 100
+    max_bad_epochs: int = 3  # consecutive epochs with every step non-finite -> stop
+    seed: int = 0
+    dtype: str = "float32"
+    max_seconds: float | None = None
+    target_val_loss: float | None = None
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> "TrainConfig":
+        if self.schedule not in SCHEDULES:
+            raise UnknownNameError.for_name("learning-rate schedule", self.schedule, SCHEDULES)
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        for name in ("epochs", "val_every", "checkpoint_every", "rollout_horizon", "rollout_substeps",
+                     "rollout_batch_size", "max_bad_epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.batch_size < 0:
+            raise ConfigError(f"batch_size must be >= 0 (0 = full batch), got {self.batch_size}")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            raise ConfigError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be positive, got {self.lr}")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ConfigError(f"warmup is a fraction of all steps in [0, 1), got {self.warmup}")
+        weights = self.loss_weights()
+        if any(w < 0 for w in weights.values()):
+            raise ConfigError(f"loss weights must be >= 0, got {weights}")
+        if not any(w > 0 for w in weights.values()):
+            raise ConfigError(f"at least one loss weight must be positive, got {weights}")
+        return self
+
+    def loss_weights(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in LOSS_NAMES}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise UnknownNameError.for_name("training option", unknown[0], known)
+        return cls(**d)
+
+    @classmethod
+    def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
+        """Settings from a TOML file (top level or a ``[train]`` table), then ``overrides``.
+
+        A ``[model]`` table is ignored here; :func:`read_toml` returns it.
+        """
+        train, _ = read_toml(path)
+        return cls.from_dict({**train, **overrides})
+
+    def replace(self, **changes) -> "TrainConfig":
+        return self.from_dict({**self.to_dict(), **changes})
+
+
+def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(train settings, model options)`` from a TOML file.
+
+    The file may put training settings at the top level or under ``[train]``, and
+    model options under ``[model]``.
+    """
+    path = Path(path)
+    try:
+        with path.open("rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    model = dict(data.pop("model", {}))
+    train = dict(data.pop("train", {}))
+    train.update(data)
+    return train, model
+
+
+def parse_loss_weights(spec: str) -> dict[str, float]:
+    """``"inverse=1,forward=0.1"`` -> ``{"inverse": 1.0, "forward": 0.1}``; unnamed terms get 0."""
+    weights = {name: 0.0 for name in LOSS_NAMES}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if name not in LOSS_NAMES:
+            raise UnknownNameError.for_name("loss", name, LOSS_NAMES)
+        try:
+            weights[name] = float(value) if sep else 1.0
+        except ValueError:
+            raise ConfigError(f"loss weight for {name!r} must be a number, got {value!r}") from None
+    return weights
+
+
+# Settings tuned on the DeLaN character benchmark (benchmarks/time_to_accuracy.py).
+# Filled in from measurements; the model options go with them.
+PRESETS: dict[str, dict[str, Any]] = {}
+PRESET_MODEL_OPTIONS: dict[str, dict[str, Any]] = {}

@@ -1,0 +1,217 @@
+"""Training losses: per-sample residuals of a model against recorded motion.
+
+Each term is a per-sample function of the model and one sample (a dict of ``(n,)``
+arrays), normalised per joint by the training set's variance so that joints with
+large torques do not dominate (Lutter & Peters 2023, eq. 29), and batched with
+``vmap`` by :func:`batch_losses`. The terms:
+
+* ``inverse``: ``tau_model(q, qd, qdd) - tau``;
+* ``forward``: ``qdd_model(q, qd, tau) - qdd`` (LNNs: the Hessian solve's singular
+  samples are masked out and counted, never turned into NaN);
+* ``power``: ``dE/dt - qd^T (tau - friction)``, energy conservation with friction;
+* ``rollout``: positions and velocities after integrating the model a few steps
+  from a recorded state under the recorded torques (the evaluation's RK4 scan);
+* ``canonical``: Hamiltonian models' ``(qd, pdot)`` against the data's ``(qd, pdot)``.
+
+A term whose quantity the model cannot provide raises :class:`LossUnavailableError`
+naming the term and the model, before any training starts (:func:`check_losses`).
+
+This module does not optimise anything (see :mod:`lagrax.training.trainer`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Bool, Float, Scalar
+
+from ..errors import DatasetError, LagraxError, NotProvidedError
+from ..evaluation import rk4_rollout
+from ..systems.base import LagrangianSystem
+
+# which dataset fields each term reads, and what it needs from the model
+NEEDS_DATA = {
+    "inverse": ("q", "qd", "qdd", "tau"),
+    "forward": ("q", "qd", "qdd", "tau"),
+    "power": ("q", "qd", "qdd", "tau"),
+    "rollout": ("q", "qd", "tau"),
+    "canonical": ("q", "qd", "p", "pdot", "tau"),
+}
+NEEDS_MODEL = {
+    "inverse": "inverse dynamics",
+    "forward": "forward dynamics",
+    "power": "an energy",
+    "rollout": "forward dynamics",
+    "canonical": "Hamilton's equations (time_derivative)",
+}
+FIELD_NAMES = {"tau": "joint torques 'tau'", "p": "momenta 'p'", "pdot": "momentum rates 'pdot'",
+               "qdd": "accelerations 'qdd'"}
+
+
+class LossUnavailableError(LagraxError, ValueError):
+    """A loss term needs a quantity that the model or the dataset does not provide."""
+
+
+class Scales(NamedTuple):
+    """Inverse variances of the training targets (per joint), the losses' normalisers."""
+
+    tau: Float[Array, " n"]
+    qdd: Float[Array, " n"]
+    q: Float[Array, " n"]
+    qd: Float[Array, " n"]
+    power: Scalar
+    pdot: Float[Array, " n"]
+
+
+def _inv_var(x, axis=0):
+    if x is None:
+        return None
+    v = np.var(np.asarray(x, np.float64), axis=axis)
+    # a constant channel (e.g. an unactuated joint's zero torque) must not divide by 0
+    floor = 1e-12 * max(float(np.max(v)), 1e-12)
+    return 1.0 / np.maximum(v, floor)
+
+
+def data_scales(ds, dtype=jnp.float32) -> Scales:
+    """Per-joint ``1 / var`` of the training set's ``tau, qdd, q, qd``, of the power ``qd . tau``
+    and of ``pdot`` (ones where the dataset lacks the field)."""
+    n = ds.dof
+    ones = np.ones(n)
+    power = None if ds.tau is None else np.sum(np.asarray(ds.qd) * np.asarray(ds.tau), axis=-1)
+    parts = [
+        _inv_var(ds.tau), _inv_var(ds.qdd), _inv_var(ds.q), _inv_var(ds.qd),
+        _inv_var(power) if power is not None else 1.0, _inv_var(ds.pdot),
+    ]
+    parts = [ones if p is None else p for p in parts]
+    return Scales(*(jnp.asarray(p, dtype) for p in parts))
+
+
+# --------------------------------------------------------------------------------------
+# Per-sample terms
+# --------------------------------------------------------------------------------------
+
+
+def _forward(model, q, qd, tau, regularization) -> tuple[Float[Array, " n"], Bool[Array, ""]]:
+    """Accelerations and a singular flag; only Lagrangian (Hessian-solve) models can be singular."""
+    if isinstance(model, LagrangianSystem):
+        return model._forward_dynamics_checked(q, qd, tau, regularization)
+    qdd = model._forward_dynamics(q, qd, tau)
+    return qdd, ~jnp.all(jnp.isfinite(qdd))
+
+
+def inverse_loss(model, s: Mapping, scales: Scales) -> Scalar:
+    r = model._inverse_dynamics(s["q"], s["qd"], s["qdd"]) - s["tau"]
+    return jnp.sum(r**2 * scales.tau)
+
+
+def forward_loss(model, s: Mapping, scales: Scales, regularization: float = 0.0):
+    qdd, singular = _forward(model, s["q"], s["qd"], s["tau"], regularization)
+    r = jnp.where(singular, 0.0, qdd - s["qdd"])  # masked, counted by the caller
+    return jnp.sum(r**2 * scales.qdd), singular
+
+
+def power_loss(model, s: Mapping, scales: Scales) -> Scalar:
+    # dE/dt = qd^T (tau - friction) along the recorded motion (Lutter 2019 IROS, eq. 8)
+    r = model._energy_rate(s["q"], s["qd"], s["qdd"]) - model._power(s["q"], s["qd"], s["tau"])
+    return r**2 * scales.power
+
+
+def canonical_loss(model, s: Mapping, scales: Scales) -> Scalar:
+    """Hamiltonian models: ``(dq/dt, dp/dt) = time_derivative(q, p, tau)`` vs ``(qd, pdot)``."""
+    qd_hat, pdot_hat = model._time_derivative(s["q"], s["p"], s["tau"])
+    return jnp.sum((qd_hat - s["qd"]) ** 2 * scales.qd) + jnp.sum((pdot_hat - s["pdot"]) ** 2 * scales.pdot)
+
+
+def rollout_loss(model, w: Mapping, scales: Scales, substeps: int = 1):
+    """One window ``w`` (``q, qd, tau`` of shape ``(H + 1, n)``, ``dt`` scalar): integrate
+    from its first state under its torques (RK4, linear torque interpolation, the
+    evaluation's integrator) and compare the ``H`` later positions and velocities.
+
+    A singular LNN Hessian gives NaN states; the window is flagged (and its NaN gradient
+    makes the trainer skip the step rather than poison the parameters)."""
+    q, qd = rk4_rollout(model, w["q"][0], w["qd"][0], w["tau"], w["dt"], substeps)
+    err = (q[1:] - w["q"][1:]) ** 2 * scales.q + (qd[1:] - w["qd"][1:]) ** 2 * scales.qd
+    total = jnp.sum(err) / (q.shape[0] - 1)
+    bad = ~jnp.isfinite(total)
+    return jnp.where(bad, 0.0, total), bad
+
+
+# --------------------------------------------------------------------------------------
+# Batched
+# --------------------------------------------------------------------------------------
+
+
+def batch_losses(model, batch: Mapping, windows: Mapping | None, scales: Scales, weights: Mapping[str, float],
+                 *, regularization: float = 0.0, substeps: int = 1):
+    """Mean of each active term over a batch, and the number of singular samples.
+
+    Returns ``(terms, singular)`` with ``terms[name]`` a scalar for each term whose
+    weight is positive. Singular samples (LNN Hessian) are excluded from the mean.
+    """
+    terms = {}
+    singular = jnp.zeros((), jnp.int32)
+    if weights.get("inverse", 0) > 0:
+        terms["inverse"] = jnp.mean(jax.vmap(lambda s: inverse_loss(model, s, scales))(batch))
+    if weights.get("forward", 0) > 0:
+        vals, sing = jax.vmap(lambda s: forward_loss(model, s, scales, regularization))(batch)
+        ok = jnp.maximum(jnp.sum(~sing), 1)
+        terms["forward"] = jnp.sum(vals) / ok
+        singular = singular + jnp.sum(sing)
+    if weights.get("power", 0) > 0:
+        terms["power"] = jnp.mean(jax.vmap(lambda s: power_loss(model, s, scales))(batch))
+    if weights.get("canonical", 0) > 0:
+        terms["canonical"] = jnp.mean(jax.vmap(lambda s: canonical_loss(model, s, scales))(batch))
+    if weights.get("rollout", 0) > 0 and windows is not None:
+        vals, sing = jax.vmap(lambda w: rollout_loss(model, w, scales, substeps))(windows)
+        terms["rollout"] = jnp.sum(vals) / jnp.maximum(jnp.sum(~sing), 1)
+        singular = singular + jnp.sum(sing)
+    return terms, singular
+
+
+def weighted_total(terms: Mapping[str, Scalar], weights: Mapping[str, float]) -> Scalar:
+    return sum(weights[k] * v for k, v in terms.items())
+
+
+def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> None:
+    """Raise :class:`~lagrax.errors.DatasetError` if an active term needs a field ``ds`` lacks."""
+    for name, w in weights.items():
+        if w <= 0:
+            continue
+        for field in NEEDS_DATA[name]:
+            if getattr(ds, field, None) is None:
+                raise DatasetError(
+                    f"loss {name!r} needs {FIELD_NAMES.get(field, repr(field))}, but the {what} has none; "
+                    f"set its weight to 0 or use a dataset that has it"
+                )
+
+
+def check_losses(model, weights: Mapping[str, float], sample: Mapping, window: Mapping | None,
+                 scales: Scales, *, regularization: float = 0.0, substeps: int = 1) -> None:
+    """Trace every active term once (no computation) so that a term the model cannot
+    provide fails now, with a message naming the term and the model."""
+    kind = getattr(model, "kind", type(model).__name__)
+    fns = {
+        "inverse": lambda: inverse_loss(model, sample, scales),
+        "forward": lambda: forward_loss(model, sample, scales, regularization),
+        "power": lambda: power_loss(model, sample, scales),
+        "canonical": lambda: canonical_loss(model, sample, scales),
+        "rollout": lambda: rollout_loss(model, window, scales, substeps),
+    }
+    for name, w in weights.items():
+        if w <= 0:
+            continue
+        if name == "canonical" and not hasattr(model, "_time_derivative"):
+            raise LossUnavailableError(
+                f"loss 'canonical' needs {NEEDS_MODEL[name]}; the {kind} model has none "
+                f"(it is for Hamiltonian models, hnn and hnn_structured)"
+            )
+        try:
+            jax.eval_shape(fns[name])
+        except NotProvidedError as e:
+            raise LossUnavailableError(
+                f"loss {name!r} needs {NEEDS_MODEL[name]}; the {kind} model has none ({e})"
+            ) from None

@@ -136,7 +136,8 @@ def generate_command(
     elapsed = time.perf_counter() - start
     console.print(
         f"wrote {out}: {len(ds)} samples, {ds.n_trajectories} trajectories, "
-        f"{ds.dof} joints, {kind}, in {elapsed:.1f} s"
+        f"{ds.dof} joints, {kind}, in {elapsed:.1f} s",
+        soft_wrap=True,
     )
 
 
@@ -158,7 +159,7 @@ def plot_command(
     check_writable(out, force)
     ds = load_dataset(dataset)
     plot_dataset(ds, out, force=force)
-    console.print(f"wrote {out}")
+    console.print(f"wrote {out}", soft_wrap=True)
 
 
 # --------------------------------------------------------------------------------------
@@ -189,7 +190,8 @@ def demo_command(
         plot_dataset(ds, fig_path, force=force)
     console.print(
         f"wrote {data_path} ({len(ds)} samples, {ds.n_trajectories} characters) and {fig_path} "
-        f"in {time.perf_counter() - start:.1f} s"
+        f"in {time.perf_counter() - start:.1f} s",
+        soft_wrap=True,
     )
 
 

@@ -350,7 +350,7 @@ def characters(
     duration: float | None = None,
     dt: float = 0.01,
     seed: int = 0,
-    harmonics: int = 24,
+    harmonics: int = 16,
     seconds_per_em: float = 2.5,
     elbow=None,
     progress: Progress = None,

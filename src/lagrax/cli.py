@@ -12,6 +12,7 @@ happen inside the commands so that ``lagrax --help`` and ``lagrax systems`` stay
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -163,36 +164,105 @@ def plot_command(
 
 
 # --------------------------------------------------------------------------------------
-# lagrax demo (placeholder: the training helper replaces it with train + report)
+# lagrax evaluate / report / demo / bench (implementations: lagrax.evaluation, lagrax.report,
+# benchmarks/delan_character.py)
 # --------------------------------------------------------------------------------------
+
+
+def _metrics_table(metrics: dict, title: str) -> Table:
+    from .report import METRIC_DESCRIPTIONS, _fmt
+
+    table = Table(title=title)
+    table.add_column("metric", style="bold")
+    table.add_column("value", justify="right")
+    table.add_column("meaning")
+    for key, value in metrics.items():
+        table.add_row(key, _fmt(value), escape(METRIC_DESCRIPTIONS.get(key, "")))
+    return table
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Path = typer.Argument(..., help="run directory written by `lagrax train`"),
+    data: Path | None = typer.Option(None, "--data", "-d", help="dataset file (.npz); default: the run's"),
+    split: str = typer.Option("test", help="test | train | all (trajectories from the run's split.json)"),
+    rollout: bool = typer.Option(True, help="also compute the valid prediction time (rollouts)"),
+) -> None:
+    """Evaluate a trained model: print the metrics and write RUN_DIR/metrics.json."""
+    _enable_x64()
+    from .evaluation import evaluate_run
+
+    with console.status(f"evaluating {run_dir} on its {split} trajectories ..."):
+        metrics, run, ds, _ = evaluate_run(run_dir, data, split, rollout=rollout)
+    labels = ", ".join(ds.label(i) for i in ds.trajectory_ids)
+    console.print(_metrics_table(metrics, f"{run.config.get('model', 'model')} on {split}: {labels}"))
+    name = "metrics.json" if split == "test" else f"metrics_{split}.json"
+    console.print(f"wrote {run.path / name}", soft_wrap=True)
+
+
+@app.command("report")
+def report_command(
+    run_dir: Path = typer.Argument(..., help="run directory written by `lagrax train`"),
+    data: Path | None = typer.Option(None, "--data", "-d", help="dataset file (.npz); default: the run's"),
+) -> None:
+    """Write RUN_DIR/report.md with figures (torque decomposition, learning curves, rollouts)."""
+    _enable_x64()
+    from .report import report_run
+
+    with console.status(f"evaluating {run_dir} and drawing the figures ..."):
+        path, metrics = report_run(run_dir, data)
+    console.print(_metrics_table(metrics, "test metrics"))
+    console.print(f"wrote {path} and its figures", soft_wrap=True)
 
 
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="output directory"),
-    force: bool = typer.Option(False, "--force", help="overwrite existing files in the directory"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing demo directory"),
+    epochs: int = typer.Option(500, help="training epochs"),
+    seconds: float = typer.Option(180.0, help="stop training after this many seconds"),
+    seed: int = typer.Option(0, help="random seed (data and model)"),
 ) -> None:
-    """Generate a character dataset for the two-link arm and plot it."""
+    """Generate character data for the two-link arm, train DeLaN, evaluate on held-out letters, report."""
     _enable_x64()
-    from .datasets import check_writable, save_dataset
-    from .plotting import plot_dataset
-    from .systems import system
-    from .trajectories import generate
+    from .report import run_demo
 
-    out.mkdir(parents=True, exist_ok=True)
-    data_path, fig_path = out / "characters.npz", out / "characters.png"
-    check_writable(data_path, force)
-    check_writable(fig_path, force)
     start = time.perf_counter()
-    with console.status("generating character trajectories for two_link_arm ..."):
-        ds = generate(system("two_link_arm"), kind="characters")
-        save_dataset(ds, data_path, force=force)
-        plot_dataset(ds, fig_path, force=force)
-    console.print(
-        f"wrote {data_path} ({len(ds)} samples, {ds.n_trajectories} characters) and {fig_path} "
-        f"in {time.perf_counter() - start:.1f} s",
-        soft_wrap=True,
-    )
+    path = run_demo(out, force=force, epochs=epochs, seconds=seconds, seed=seed,
+                    say=lambda msg: console.print(escape(msg), soft_wrap=True))
+    metrics = json.loads((path.parent / "metrics.json").read_text())
+    console.print(_metrics_table(metrics, "DeLaN on the held-out letters e, q, v"))
+    console.print(f"demo done in {time.perf_counter() - start:.0f} s: open {path}", soft_wrap=True)
+
+
+BENCHMARKS = ("delan-character",)
+
+
+@app.command("bench")
+def bench_command(
+    name: str = typer.Argument(..., help="benchmark: delan-character"),
+    seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
+    models: str | None = typer.Option(None, help="comma-separated models (default: delan,mlp,hnn_structured)"),
+    quick: bool = typer.Option(False, "--quick", help="a short smoke run (few epochs, one seed)"),
+    epochs: int | None = typer.Option(None, help="training epochs per run (default per model)"),
+    data: Path | None = typer.Option(None, "--data", "-d", help="the DeLaN character file"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="also write the markdown table here"),
+) -> None:
+    """Run a benchmark and print its markdown table (mean +- std over seeds, reference side by side)."""
+    import importlib.util
+
+    if name not in BENCHMARKS:
+        from .errors import UnknownNameError
+
+        raise UnknownNameError.for_name("benchmark", name, BENCHMARKS)
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "delan_character.py"
+    if not script.exists():
+        raise LagraxError(f"benchmark script {script} not found (benchmarks need a source checkout)")
+    spec = importlib.util.spec_from_file_location("lagrax_bench_delan_character", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.main(seeds=seeds, models=models, quick=quick, epochs=epochs, data=data, out=out,
+               say=lambda msg: console.print(escape(msg), soft_wrap=True))
 
 
 # --------------------------------------------------------------------------------------

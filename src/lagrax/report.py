@@ -317,9 +317,11 @@ def write_report(
     if test.dt is not None:
         lines.append(f"- sample period: {test.dt:g} s")
     if split:
-        train_labels = split.get("train_labels") or split.get("train")
-        if train_labels is not None:
-            lines.append(f"- training trajectories: {len(train_labels)}")
+        for part in ("train", "validation"):
+            entry = split.get(part)
+            labels_ = entry.get("labels", entry.get("ids")) if isinstance(entry, dict) else entry
+            if labels_:
+                lines.append(f"- {part} trajectories: {len(labels_)} ({', '.join(map(str, labels_))})")
     if config:
         lines += ["", "## Training configuration", ""]
         flat = config.get("config", config)
@@ -376,20 +378,23 @@ def run_demo(
     out: str | Path,
     *,
     force: bool = False,
-    seconds: float = 120.0,
-    epochs: int = 2000,
+    epochs: int = 500,
+    seconds: float = 180.0,
+    dt: float = 0.02,
     seed: int = 0,
     say=print,
 ) -> Path:
     """The end-to-end demo: character data for ``two_link_arm`` -> DeLaN -> metrics -> report.
 
-    Generates the 26 letters (float64 ground truth), holds out e, q, v for testing,
-    trains DeLaN for at most ``seconds`` of wall time (or ``epochs``), evaluates it on
-    the held-out letters and writes ``report.md`` and the figures into ``out``.
+    Generates the 26 letters sampled every ``dt`` (float64 ground truth), holds out
+    e, q, v for testing, trains DeLaN for ``epochs`` (stopping early after ``seconds``
+    of training), evaluates it on the held-out letters and writes ``report.md`` and
+    the figures into ``out``. ``say`` receives the progress lines.
     Refuses a non-empty ``out`` unless ``force``. Returns the report's path.
     """
     from .datasets import save_dataset
     from .errors import FileExistsLagraxError
+    from .plotting import plot_dataset
     from .systems import system
     from .training import PRESETS, TrainConfig, run_training
     from .trajectories import generate
@@ -400,15 +405,18 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     data_path = out / "characters.npz"
     say("[1/4] generating character trajectories for two_link_arm (26 letters) ...")
-    ds = generate(system("two_link_arm"), kind="characters", seed=seed)
+    ds = generate(system("two_link_arm"), kind="characters", dt=dt, seed=seed)
     save_dataset(ds, data_path, force=True)
+    plot_dataset(ds, out / "characters.png", force=True)
     say(f"      {len(ds)} samples, {ds.n_trajectories} letters, dt = {ds.dt:g} s -> {data_path}")
     settings = {**PRESETS.get("delan", {}), "epochs": epochs, "max_seconds": seconds, "seed": seed}
     config = TrainConfig.from_dict(settings)
-    say(f"[2/4] training DeLaN (test letters {', '.join(DEMO_TEST_LETTERS)}; at most {seconds:g} s) ...")
+    say(f"[2/4] training DeLaN for {config.epochs} epochs (at most {seconds:g} s), "
+        f"test letters {', '.join(DEMO_TEST_LETTERS)} held out ...")
     run_training("delan", data_path, out, config, {}, test_labels=list(DEMO_TEST_LETTERS), force=True)
-    say("[3/4] evaluating on the held-out letters and [4/4] writing the report ...")
+    say("[3/4] evaluating on the held-out letters (rollouts: RK4 at dt/20) ...")
     path, metrics = report_run(out)
+    say(f"[4/4] wrote {path} and its figures")
     return path
 
 

@@ -86,6 +86,13 @@ class Dataset:
     labels: list[str] | None = None
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
+    def __post_init__(self):
+        # keep the metadata in its on-disk (JSON) form, so a loaded dataset equals the saved one
+        try:
+            self.metadata = json.loads(json.dumps(self.metadata, default=_json_default))
+        except (TypeError, ValueError) as e:
+            raise DatasetError(f"dataset metadata must be JSON-serialisable: {e}") from None
+
     # ---- shape and metadata -----------------------------------------------------------
     @property
     def dof(self) -> int:

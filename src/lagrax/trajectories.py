@@ -396,6 +396,7 @@ def characters(
         length = np.sum(np.linalg.norm(np.diff(outlines[c], axis=0, append=outlines[c][:1]), axis=1))
         coef[:, 0] = 0.0  # centre the letter on its mean point
         T = duration if duration is not None else float(np.clip(seconds_per_em * length, 3.0, 10.0))
+        T = max(2, int(round(T / dt))) * dt  # a whole number of samples: the last one is at rest
         angle = rng.uniform(-0.15, 0.15)
         size = em * rng.uniform(0.85, 1.0)
         rot = size * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])

@@ -128,14 +128,15 @@ def test_custom_jvps_match_finite_differences(robot):
 
 def test_energy_conserved_in_passive_rollout():
     panda = lagrax.system("panda")
-    q, qd, _ = random_states(panda, batch=2, seed=6)
+    q, qd, _ = random_states(panda, batch=1, seed=6)
     ts = jnp.linspace(0.0, 1.0, 11)
-    roll = simulate(panda, q, 0.5 * qd, ts, rtol=1e-11, atol=1e-11)
+    # Every right-hand side is a Pinocchio callback (0.1-1 ms each, ~2000 of them): keep it short.
+    roll = simulate(panda, q[0], 0.5 * qd[0], ts, rtol=1e-9, atol=1e-9)
     E = np.asarray(panda.energy(roll.q, roll.qd))
     scale = np.abs(panda.kinetic_energy(roll.q, roll.qd)).max() + np.abs(panda.potential_energy(roll.q)).max()
-    assert np.all(np.abs(E - E[:, :1]) / scale < 1e-8), np.abs(E - E[:, :1]).max() / scale
+    assert np.abs(E - E[0]).max() / scale < 1e-8, np.abs(E - E[0]).max() / scale
     # it moved: this is not a robot at rest
-    assert np.abs(roll.q[:, -1] - roll.q[:, 0]).max() > 0.1
+    assert np.abs(roll.q[-1] - roll.q[0]).max() > 0.1
 
 
 def test_batched_equals_per_sample(robot):

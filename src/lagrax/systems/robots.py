@@ -143,10 +143,17 @@ class PinocchioModel:
         """``fn(model, data, q_b, *rest_b)`` for every sample; outputs stacked per sample."""
         m, d = self.model, self.data
         qc = self.config(q)
-        outs = [fn(m, d, qc[b], *(r[b] for r in rest)) for b in range(q.shape[0])]
-        if not isinstance(outs[0], tuple):
-            outs = [(o,) for o in outs]
-        return [np.stack(o) for o in zip(*outs)]
+        outs = None
+        for b in range(q.shape[0]):
+            res = fn(m, d, qc[b], *(r[b] for r in rest))
+            res = res if isinstance(res, tuple) else (res,)
+            if outs is None:
+                outs = [np.empty((q.shape[0],) + np.shape(x)) for x in res]
+            # Pinocchio returns views of its Data workspace: copy into the output now
+            # (kernels copy what they hold across a second Pinocchio call).
+            for o, x in zip(outs, res):
+                o[b] = x
+        return outs
 
     # ---- batched kernels: (B, n) arrays in, tuples of (B, ...) arrays out --------------
     def mass_matrix(self, q):
@@ -163,7 +170,7 @@ class PinocchioModel:
             dM = np.empty((n, n, n))
             for j in range(n):
                 dM[:, j, :] = pin.computeRNEADerivatives(m, d, qc, np.zeros(n), eye[j])[0] - dg
-            return pin.crba(m, d, qc).copy(), dM
+            return pin.crba(m, d, qc), dM
 
         M, dM = self._loop(one, q)
         return _symmetrise(M), dM
@@ -171,11 +178,11 @@ class PinocchioModel:
     def potential_and_gravity(self, q):
         pin = self._pin
         return tuple(
-            self._loop(lambda m, d, qc: (pin.computePotentialEnergy(m, d, qc), pin.computeGeneralizedGravity(m, d, qc).copy()), q)
+            self._loop(lambda m, d, qc: (pin.computePotentialEnergy(m, d, qc), pin.computeGeneralizedGravity(m, d, qc)), q)
         )
 
     def gravity(self, q):
-        return tuple(self._loop(lambda m, d, qc: self._pin.computeGeneralizedGravity(m, d, qc).copy(), q))
+        return tuple(self._loop(lambda m, d, qc: self._pin.computeGeneralizedGravity(m, d, qc), q))
 
     def gravity_derivative(self, q):
         pin = self._pin
@@ -183,40 +190,40 @@ class PinocchioModel:
             self._loop(
                 lambda m, d, qc: (
                     pin.computeGeneralizedGravity(m, d, qc).copy(),
-                    pin.computeGeneralizedGravityDerivatives(m, d, qc).copy(),
+                    pin.computeGeneralizedGravityDerivatives(m, d, qc),
                 ),
                 q,
             )
         )
 
     def rnea(self, q, qd, qdd):
-        return tuple(self._loop(lambda m, d, qc, v, a: self._pin.rnea(m, d, qc, v, a).copy(), q, qd, qdd))
+        return tuple(self._loop(lambda m, d, qc, v, a: self._pin.rnea(m, d, qc, v, a), q, qd, qdd))
 
     def rnea_derivatives(self, q, qd, qdd):
         pin = self._pin
 
         def one(m, d, qc, v, a):
-            dq, dv, M = (x.copy() for x in pin.computeRNEADerivatives(m, d, qc, v, a))
-            return pin.rnea(m, d, qc, v, a).copy(), dq, dv, M
+            tau = pin.rnea(m, d, qc, v, a).copy()
+            return (tau, *pin.computeRNEADerivatives(m, d, qc, v, a))
 
         tau, dq, dv, M = self._loop(one, q, qd, qdd)
         return tau, dq, dv, _symmetrise(M)
 
     def aba(self, q, qd, tau):
-        return tuple(self._loop(lambda m, d, qc, v, t: self._pin.aba(m, d, qc, v, t).copy(), q, qd, tau))
+        return tuple(self._loop(lambda m, d, qc, v, t: self._pin.aba(m, d, qc, v, t), q, qd, tau))
 
     def aba_derivatives(self, q, qd, tau):
         pin = self._pin
 
         def one(m, d, qc, v, t):
-            dq, dv, Minv = (x.copy() for x in pin.computeABADerivatives(m, d, qc, v, t))
-            return pin.aba(m, d, qc, v, t).copy(), dq, dv, Minv
+            qdd = pin.aba(m, d, qc, v, t).copy()
+            return (qdd, *pin.computeABADerivatives(m, d, qc, v, t))
 
         qdd, dq, dv, Minv = self._loop(one, q, qd, tau)
         return qdd, dq, dv, _symmetrise(Minv)
 
     def coriolis_matrix(self, q, qd):
-        return tuple(self._loop(lambda m, d, qc, v: self._pin.computeCoriolisMatrix(m, d, qc, v).copy(), q, qd))
+        return tuple(self._loop(lambda m, d, qc, v: self._pin.computeCoriolisMatrix(m, d, qc, v), q, qd))
 
     def coriolis(self, q, qd):
         C = self.coriolis_matrix(q, qd)[0]
@@ -227,10 +234,10 @@ class PinocchioModel:
         pin, n = self._pin, self.nv
 
         def one(m, d, qc, v):
-            C = pin.computeCoriolisMatrix(m, d, qc, v).copy()
+            C = pin.computeCoriolisMatrix(m, d, qc, v)
             dg = pin.computeGeneralizedGravityDerivatives(m, d, qc).copy()
             dq, dv, _ = pin.computeRNEADerivatives(m, d, qc, v, np.zeros(n))
-            return C @ v, dq - dg, dv.copy()
+            return C @ v, dq - dg, dv
 
         return tuple(self._loop(one, q, qd))
 

@@ -38,6 +38,15 @@ SINGULAR_MESSAGE = (
 )
 
 
+def _frozen(value):
+    """Lists -> tuples, dicts -> tuples of pairs, recursively (hashable parameters)."""
+    if isinstance(value, dict):
+        return tuple((k, _frozen(v)) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return tuple(_frozen(v) for v in value)
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class SystemInfo:
     """Static metadata of a system. Hashable, so it can be a static pytree field.
@@ -99,6 +108,8 @@ class SystemInfo:
         params = kwargs.pop("params", {})
         if isinstance(params, dict):
             params = tuple(params.items())
+        # JSON gives lists and dicts; the info is hashed as a static field, so freeze them.
+        params = tuple((k, _frozen(v)) for k, v in params)
         for field in ("position_limits", "velocity_limits", "torque_limits"):
             v = kwargs.get(field)
             if v is not None:

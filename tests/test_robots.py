@@ -96,6 +96,8 @@ def test_passivity_mdot_minus_2c_is_skew(robot):
     S = Mdot - 2 * C
     np.testing.assert_allclose(S, -np.swapaxes(S, -1, -2), atol=1e-10)
     np.testing.assert_allclose(np.einsum("bij,bj->bi", C, qd), robot.coriolis(q, qd), atol=1e-10)
+    # Pinocchio's C is the Christoffel-symbol C that lagrax.mechanics derives from M(q)
+    np.testing.assert_allclose(robot.core_system().coriolis_matrix(q, qd), C, atol=1e-10)
 
 
 def central_difference(f, x, v, h=1e-6):

@@ -51,7 +51,7 @@ from jaxtyping import Array, Float, Scalar
 
 from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
-from .base import StructuredSystem, SystemInfo, _dispatch
+from .base import StructuredSystem, SystemInfo
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
 _ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
@@ -432,10 +432,6 @@ class PinocchioRobot(PinocchioCore):
             "gravity": self._gravity(q),
             "friction": self._friction(q, qd),
         }
-
-    def coriolis_matrix(self, q, qd):
-        """``C(q, qd)`` with ``c = C qd`` and ``Mdot - 2 C`` skew-symmetric, shape ``(..., n, n)``."""
-        return _dispatch(self, "_coriolis_matrix", ("q", "qd"), (q, qd))
 
     def core_system(self) -> PinocchioCore:
         """This robot through ``M(q)`` and ``V(q)`` only, with lagrax's mechanics core deriving the rest."""

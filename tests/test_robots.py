@@ -5,6 +5,8 @@ Newton-Euler / articulated-body implementations that never form those, so agreem
 checks the core's Coriolis and gravity derivation on real 6- and 7-DoF arms.
 """
 
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,9 +21,18 @@ from lagrax.systems import robots  # noqa: E402
 
 ROBOTS = ["panda", "ur5"]
 
+try:
+    robots.example_robot_data_path()
+    HAVE_URDFS = True
+except LagraxError:
+    HAVE_URDFS = False
+needs_urdfs = pytest.mark.skipif(not HAVE_URDFS, reason="example-robot-data is not installed")
+
 
 @pytest.fixture(scope="module", params=ROBOTS)
 def robot(request):
+    if not HAVE_URDFS:
+        pytest.skip("example-robot-data is not installed")
     return lagrax.system(request.param)
 
 
@@ -43,6 +54,7 @@ def pin_each(fn, robot, *arrays):
     return np.stack([np.array(fn(model, data, *(a[b] for a in arrays))) for b in range(arrays[0].shape[0])])
 
 
+@needs_urdfs
 def test_registry_and_info():
     panda = lagrax.system("panda")
     assert panda.dof == 7 and lagrax.system("ur5").dof == 6
@@ -128,6 +140,7 @@ def test_custom_jvps_match_finite_differences(robot):
         np.testing.assert_allclose(sum(g @ t for g, t in zip(vjp, (v, w, u))), ct @ jvp, rtol=1e-9, atol=1e-9)
 
 
+@needs_urdfs
 def test_energy_conserved_in_passive_rollout():
     panda = lagrax.system("panda")
     q, qd, _ = random_states(panda, batch=1, seed=6)
@@ -153,6 +166,7 @@ def test_batched_equals_per_sample(robot):
     np.testing.assert_allclose(jax.jit(robot.forward_dynamics)(q, qd, batched.reshape(6, -1)), qdd, atol=1e-9)
 
 
+@needs_urdfs
 def test_bad_inputs():
     panda = lagrax.system("panda")
     with pytest.raises(ShapeError, match="7 joints"):
@@ -163,8 +177,17 @@ def test_bad_inputs():
         robots.urdf("/no/such/robot.urdf")
     with pytest.raises(UnknownNameError, match="drop"):
         lagrax.system("panda", fingers="open")
+    with pytest.raises(LagraxError, match="no file"):
+        robots.example_robot_data_path("no_such_description/robot.urdf")
 
 
+def test_missing_pinocchio_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "pinocchio", None)  # import pinocchio now raises ImportError
+    with pytest.raises(LagraxError, match="'pin'.*lagrax\\[robots\\]"):
+        robots.urdf(tmp_path / "any.urdf")
+
+
+@needs_urdfs
 def test_panda_fingers_drop_removes_their_mass():
     fixed, dropped = robots.panda("fixed"), robots.panda("drop")
     q = np.zeros(7)
@@ -241,6 +264,7 @@ def test_urdf_rejects_floating_joints_and_unknown_locks(tmp_path):
     assert one.dof == 1 and one.joint_names == ("j0",)
 
 
+@needs_urdfs
 def test_friction_is_added_to_rnea_and_removed_before_aba():
     panda, damped = lagrax.system("panda"), lagrax.system("panda", damping=0.5, coulomb=0.2)
     q, qd, qdd = random_states(panda, batch=3, seed=9)

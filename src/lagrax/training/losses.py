@@ -70,7 +70,9 @@ class Scales(NamedTuple):
 def _inv_var(x, axis=0):
     if x is None:
         return None
-    v = np.var(np.asarray(x, np.float64), axis=axis)
+    # nanvar: a corrupt sample must not poison every step through the normaliser; the
+    # trainer skips the steps that contain it
+    v = np.nanvar(np.asarray(x, np.float64), axis=axis)
     # a constant channel (e.g. an unactuated joint's zero torque) must not divide by 0
     floor = 1e-12 * max(float(np.max(v)), 1e-12)
     return 1.0 / np.maximum(v, floor)
@@ -189,11 +191,21 @@ def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> 
                 )
 
 
+def check_model(model, weights: Mapping[str, float]) -> None:
+    """Raise :class:`LossUnavailableError` for terms that this kind of model has no hook for."""
+    if weights.get("canonical", 0) > 0 and not hasattr(model, "_time_derivative"):
+        kind = getattr(model, "kind", type(model).__name__)
+        raise LossUnavailableError(
+            f"loss 'canonical' needs {NEEDS_MODEL['canonical']}; the {kind} model has none "
+            f"(it is for Hamiltonian models: hnn, hnn_structured)"
+        )
+
+
 def check_losses(model, weights: Mapping[str, float], sample: Mapping, window: Mapping | None,
                  scales: Scales, *, regularization: float = 0.0, substeps: int = 1) -> None:
     """Trace every active term once (no computation) so that a term the model cannot
     provide fails now, with a message naming the term and the model."""
-    kind = getattr(model, "kind", type(model).__name__)
+    check_model(model, weights)
     fns = {
         "inverse": lambda: inverse_loss(model, sample, scales),
         "forward": lambda: forward_loss(model, sample, scales, regularization),
@@ -204,14 +216,10 @@ def check_losses(model, weights: Mapping[str, float], sample: Mapping, window: M
     for name, w in weights.items():
         if w <= 0:
             continue
-        if name == "canonical" and not hasattr(model, "_time_derivative"):
-            raise LossUnavailableError(
-                f"loss 'canonical' needs {NEEDS_MODEL[name]}; the {kind} model has none "
-                f"(it is for Hamiltonian models, hnn and hnn_structured)"
-            )
         try:
             jax.eval_shape(fns[name])
         except NotProvidedError as e:
+            kind = getattr(model, "kind", type(model).__name__)
             raise LossUnavailableError(
                 f"loss {name!r} needs {NEEDS_MODEL[name]}; the {kind} model has none ({e})"
             ) from None

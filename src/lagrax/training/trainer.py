@@ -324,6 +324,7 @@ def train(
     config = (config or TrainConfig()).validate()
     weights = config.loss_weights()
     _check_model_data(model, train_ds, "training set")
+    L.check_model(model, weights)
     L.check_data(train_ds, weights, "training set")
     if val_ds is not None:
         _check_model_data(model, val_ds, "validation set")
@@ -606,7 +607,7 @@ def run_training(
 
     from ..models.io import save_model
 
-    save_model(result.model, out_dir / "model.eqx", force=True)
+    save_model(result.model, out_dir, force=True)
     summary = {
         "model": model_name, "epochs": len(result.history), "steps": result.steps,
         "skipped_steps": result.skipped_steps, "singular_samples": result.singular_samples,

@@ -142,10 +142,9 @@ class PinocchioModel:
     def _loop(self, fn: Callable, q: np.ndarray, *rest: np.ndarray) -> list[np.ndarray]:
         """``fn(model, data, q_b, *rest_b)`` for every sample; outputs stacked per sample."""
         m, d = self.model, self.data
-        qc = self.config(q)
         outs = None
-        for b in range(q.shape[0]):
-            res = fn(m, d, qc[b], *(r[b] for r in rest))
+        for b, args in enumerate(zip(self.config(q), *rest)):  # rows of 2-D arrays are views
+            res = fn(m, d, *args)
             res = res if isinstance(res, tuple) else (res,)
             if outs is None:
                 outs = [np.empty((q.shape[0],) + np.shape(x)) for x in res]
@@ -157,11 +156,11 @@ class PinocchioModel:
 
     # ---- batched kernels: (B, n) arrays in, tuples of (B, ...) arrays out --------------
     def mass_matrix(self, q):
-        return (_symmetrise(self._loop(self._pin.crba, q)[0]),)
+        return (_symmetrise(self._loop(_pinocchio().crba, q)[0]),)
 
     def mass_matrix_derivative(self, q):
         """``M`` and ``dM[b, i, j, k] = dM_ij / dq_k`` (the convention of mechanics)."""
-        pin, n = self._pin, self.nv
+        pin, n = _pinocchio(), self.nv
         eye = np.eye(n)
 
         def one(m, d, qc):
@@ -176,16 +175,16 @@ class PinocchioModel:
         return _symmetrise(M), dM
 
     def potential_and_gravity(self, q):
-        pin = self._pin
+        pin = _pinocchio()
         return tuple(
             self._loop(lambda m, d, qc: (pin.computePotentialEnergy(m, d, qc), pin.computeGeneralizedGravity(m, d, qc)), q)
         )
 
     def gravity(self, q):
-        return tuple(self._loop(lambda m, d, qc: self._pin.computeGeneralizedGravity(m, d, qc), q))
+        return tuple(self._loop(_pinocchio().computeGeneralizedGravity, q))
 
     def gravity_derivative(self, q):
-        pin = self._pin
+        pin = _pinocchio()
         return tuple(
             self._loop(
                 lambda m, d, qc: (
@@ -197,10 +196,10 @@ class PinocchioModel:
         )
 
     def rnea(self, q, qd, qdd):
-        return tuple(self._loop(lambda m, d, qc, v, a: self._pin.rnea(m, d, qc, v, a), q, qd, qdd))
+        return tuple(self._loop(_pinocchio().rnea, q, qd, qdd))
 
     def rnea_derivatives(self, q, qd, qdd):
-        pin = self._pin
+        pin = _pinocchio()
 
         def one(m, d, qc, v, a):
             tau = pin.rnea(m, d, qc, v, a).copy()
@@ -210,10 +209,10 @@ class PinocchioModel:
         return tau, dq, dv, _symmetrise(M)
 
     def aba(self, q, qd, tau):
-        return tuple(self._loop(lambda m, d, qc, v, t: self._pin.aba(m, d, qc, v, t), q, qd, tau))
+        return tuple(self._loop(_pinocchio().aba, q, qd, tau))
 
     def aba_derivatives(self, q, qd, tau):
-        pin = self._pin
+        pin = _pinocchio()
 
         def one(m, d, qc, v, t):
             qdd = pin.aba(m, d, qc, v, t).copy()
@@ -223,7 +222,7 @@ class PinocchioModel:
         return qdd, dq, dv, _symmetrise(Minv)
 
     def coriolis_matrix(self, q, qd):
-        return tuple(self._loop(lambda m, d, qc, v: self._pin.computeCoriolisMatrix(m, d, qc, v), q, qd))
+        return tuple(self._loop(_pinocchio().computeCoriolisMatrix, q, qd))
 
     def coriolis(self, q, qd):
         C = self.coriolis_matrix(q, qd)[0]
@@ -231,7 +230,7 @@ class PinocchioModel:
 
     def coriolis_derivative(self, q, qd):
         """``c`` and its Jacobians: ``c = rnea(q, qd, 0) - g(q)``."""
-        pin, n = self._pin, self.nv
+        pin, n = _pinocchio(), self.nv
 
         def one(m, d, qc, v):
             C = pin.computeCoriolisMatrix(m, d, qc, v)
@@ -242,11 +241,7 @@ class PinocchioModel:
         return tuple(self._loop(one, q, qd))
 
     def kinetic_energy(self, q, qd):
-        return tuple(self._loop(lambda m, d, qc, v: self._pin.computeKineticEnergy(m, d, qc, v), q, qd))
-
-    @property
-    def _pin(self):
-        return _pinocchio()
+        return tuple(self._loop(_pinocchio().computeKineticEnergy, q, qd))
 
 
 def _symmetrise(M: np.ndarray) -> np.ndarray:

@@ -43,6 +43,25 @@ def test_systems_lists_the_registry(capsys):
     assert "│ pendulum" in out and "│   1 │" in out  # dof column
 
 
+def test_systems_without_pinocchio(monkeypatch, capsys):
+    """A system whose optional dependency is missing is listed with a hint, not a crash."""
+    from rich.console import Console
+
+    import lagrax.cli
+    from lagrax import systems
+
+    def needs_pinocchio():
+        raise ModuleNotFoundError("No module named 'pinocchio'", name="pinocchio")
+
+    monkeypatch.setitem(systems.REGISTRY, "panda", (needs_pinocchio, "Franka Emika Panda arm"))
+    monkeypatch.setattr(lagrax.cli, "console", Console(width=200))
+    code, out, _ = run(capsys, "systems")
+    assert code == 0
+    panda = next(line for line in out.splitlines() if "panda" in line)
+    assert "needs Pinocchio: pip install 'lagrax[robots]'" in panda and "│   - │" in panda
+    assert "double_pendulum" in out
+
+
 def test_generate_writes_a_loadable_dataset(small_dataset, capsys):
     ds = load_dataset(small_dataset)
     assert ds.n_trajectories == 3 and len(ds) == 3 * 11 and ds.dof == 2

@@ -164,6 +164,71 @@ def plot_command(
 
 
 # --------------------------------------------------------------------------------------
+# lagrax train (implementation: lagrax.training.run_training)
+# --------------------------------------------------------------------------------------
+
+
+@app.command("train")
+def train_command(
+    model: str = typer.Option(..., "--model", "-m", help="delan | lnn | hnn | hnn_structured | mlp"),
+    data: Path = typer.Option(..., "--data", "-d", help="dataset file (.npz), ours or the DeLaN character file"),
+    out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
+    test_labels: str | None = typer.Option(None, help="held-out trajectory labels, e.g. e,q,v"),
+    test_fraction: float | None = typer.Option(None, help="or: fraction of trajectories held out for testing"),
+    val_fraction: float = typer.Option(0.0, help="fraction of training trajectories for validation/early stopping"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML file ([train] and [model] tables)"),
+    epochs: int | None = typer.Option(None, help="passes over the training set"),
+    batch_size: int | None = typer.Option(None, help="minibatch size (0 = full batch)"),
+    steps_per_epoch: int | None = typer.Option(None, help="optimiser steps per compiled epoch"),
+    lr: float | None = typer.Option(None, help="peak learning rate"),
+    schedule: str | None = typer.Option(None, help="cosine | onecycle | constant"),
+    weight_decay: float | None = typer.Option(None, help="AdamW weight decay"),
+    loss: str | None = typer.Option(None, help="loss weights, e.g. inverse=1,forward=0.1 (others 0)"),
+    patience: int | None = typer.Option(None, help="validations without improvement before stopping"),
+    max_seconds: float | None = typer.Option(None, help="stop after this much training time"),
+    dtype: str | None = typer.Option(None, help="float32 | float64"),
+    seed: int | None = typer.Option(None, help="random seed (model, shuffling, split)"),
+    width: int | None = typer.Option(None, help="hidden units per layer"),
+    depth: int | None = typer.Option(None, help="hidden layers"),
+    activation: str | None = typer.Option(None, help="tanh | softplus | ..."),
+    option: list[str] | None = typer.Option(None, "--option", "-O", help="model option NAME=VALUE (repeatable)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    force: bool = typer.Option(False, "--force", help="replace the run files in an existing --out"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+) -> None:
+    """Train a model on a dataset; write config, metrics, checkpoints and the model to --out."""
+    _enable_x64()
+    from .training import TrainConfig, parse_loss_weights, read_toml, run_training
+
+    overrides, model_options = {}, {}
+    if config is not None:
+        overrides, model_options = read_toml(config)
+    given = dict(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, lr=lr, schedule=schedule,
+                 weight_decay=weight_decay, patience=patience, max_seconds=max_seconds, dtype=dtype, seed=seed)
+    overrides.update({k: v for k, v in given.items() if v is not None})
+    if loss is not None:
+        overrides.update(parse_loss_weights(loss))
+    given = dict(width=width, depth=depth, activation=activation)
+    model_options.update({k: v for k, v in given.items() if v is not None})
+    for key, value in _parse_params(option).items():
+        model_options[key] = {"true": True, "false": False, "none": None}.get(str(value).lower(), value)
+    labels = None if test_labels is None else (test_labels.split(",") if "," in test_labels else test_labels)
+    if not resume:
+        TrainConfig.from_dict(overrides)  # a bad option fails before any file is touched
+    path = run_training(model, data, out, overrides, model_options, test_labels=labels,
+                        test_fraction=test_fraction, force=force, resume=resume, val_fraction=val_fraction,
+                        progress=progress)
+    summary = json.loads((path / "summary.json").read_text())
+    test = summary.get("test", {})
+    tail = f"; test torque MSE {test['torque_mse']:.3g}" if "torque_mse" in test else ""
+    console.print(
+        f"trained {model} for {summary['epochs']} epochs ({summary['steps']} steps, "
+        f"{summary['train_seconds']:.1f} s, {summary['stopped_reason']}); final loss "
+        f"{summary['final_loss']:.3g}{tail}; wrote {path}", soft_wrap=True,
+    )
+
+
+# --------------------------------------------------------------------------------------
 # lagrax evaluate / report / demo / bench (implementations: lagrax.evaluation, lagrax.report,
 # benchmarks/delan_character.py)
 # --------------------------------------------------------------------------------------

@@ -174,3 +174,103 @@ def test_write_metrics(tmp_path, true_metrics):
     path = write_metrics(tmp_path / "run", true_metrics)
     assert path.name == "metrics.json"
     assert json.loads(path.read_text()) == pytest.approx(true_metrics)
+
+
+# --------------------------------------------------------------------------------------
+# Report, run directories and the command line
+# --------------------------------------------------------------------------------------
+
+
+def _history(epochs=12):
+    return [dict(epoch=e, step=5 * e, lr=1e-3, inverse=1.0 / e, loss=1.0 / e, seconds=0.1 * e,
+                 **({"val_loss": 1.3 / e, "val_inverse": 1.3 / e} if e % 3 == 0 else {}))
+            for e in range(1, epochs + 1)]
+
+
+def test_report_writes_figures_and_a_page_with_the_metrics(tmp_path, dataset):
+    from lagrax.report import write_report
+
+    wrong = lagrax.system("double_pendulum", m2=1.3)
+    metrics = evaluate(wrong, dataset, throughput=False)
+    rollouts = valid_prediction_time(wrong, dataset).rollouts
+    path = write_report(tmp_path, wrong, dataset, metrics, rollouts=rollouts, history=_history(),
+                        config={"epochs": 12, "lr": 1e-3}, data_path="data.npz")
+    for name in ("torque_decomposition.png", "learning_curves.png", "rollouts.png"):
+        png = tmp_path / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name
+        assert f"({name})" in path.read_text()
+    text = path.read_text()
+    assert "| torque_mse | " in text and "| valid_prediction_time | " in text
+    assert f"{metrics['torque_mse']:.3g}" in text
+    assert "traj0, traj1" in text and "data.npz" in text and "epochs=12" in text
+
+
+def _run_dir(tmp_path, data_dof=2):
+    """A run directory as lagrax.training.run_training writes it (tiny untrained DeLaN)."""
+    import jax
+
+    from lagrax.datasets import save_dataset
+    from lagrax.models import make_model
+    from lagrax.models.io import save_model
+
+    truth = lagrax.system("double_pendulum")
+    ds = generated_dataset(truth, lengths=(30, 25, 20))
+    data = save_dataset(ds, tmp_path / "data.npz")
+    run = tmp_path / "run"
+    model = make_model("delan", truth.info, key=jax.random.PRNGKey(0), width=8, depth=1)
+    save_model(model, run)
+    split = {"train": {"ids": [0, 2], "labels": ["traj0", "traj2"]}, "validation": {"ids": [], "labels": []},
+             "test": {"ids": [1], "labels": ["traj1"]}}
+    (run / "split.json").write_text(json.dumps(split))
+    (run / "config.json").write_text(json.dumps({"model": "delan", "data": str(data), "split": split,
+                                                 "train": {"epochs": 12, "lr": 1e-3}}))
+    (run / "summary.json").write_text(json.dumps({"train_seconds": 2.5, "steps": 60}))
+    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _history()))
+    return run, data
+
+
+def _cli(capsys, *argv):
+    from lagrax.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys):
+    run, data = _run_dir(tmp_path)
+    code, out, err = _cli(capsys, "report", run)
+    assert code == 0, err
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert set(metrics) == set(METRIC_KEYS)  # an untrained DeLaN still provides every metric
+    assert metrics["steps"] == 60 and "torque_mse" in out
+    text = (run / "report.md").read_text()
+    assert "delan" in text and "traj1" in text and "learning_curves.png" in text
+    assert (run / "rollouts.png").stat().st_size > 0
+
+    (run / "metrics.json").unlink()
+    code, out, err = _cli(capsys, "evaluate", run, "--data", data)
+    assert code == 0, err
+    assert json.loads((run / "metrics.json").read_text())["torque_mse"] == pytest.approx(metrics["torque_mse"])
+    assert "valid_prediction_time" in out
+
+
+def test_cli_evaluate_and_report_bad_input(tmp_path, capsys):
+    code, _, err = _cli(capsys, "evaluate", tmp_path / "nowhere")
+    assert code == 2 and err.startswith("error: ") and "does not exist" in err
+    code, _, err = _cli(capsys, "report", tmp_path)
+    assert code == 2 and "holds no trained model" in err
+
+    run, _ = _run_dir(tmp_path)
+    pend = lagrax.system("pendulum")
+    one_joint = Dataset(t=np.arange(3) * 0.1, q=np.zeros((3, 1)), qd=np.zeros((3, 1)), qdd=np.zeros((3, 1)),
+                        trajectory=np.zeros(3, int), tau=np.zeros((3, 1)), metadata={"system": pend.info.to_json()})
+    from lagrax.datasets import save_dataset
+
+    other = save_dataset(one_joint, tmp_path / "pendulum.npz")
+    for command in ("evaluate", "report"):
+        code, _, err = _cli(capsys, command, run, "--data", other)
+        assert code == 2 and "1 joints" in err and "2" in err, err
+    code, _, err = _cli(capsys, "evaluate", run, "--split", "validation")
+    assert code == 2 and "split" in err
+    assert len(err.strip().splitlines()) == 1  # one line, no traceback

@@ -195,15 +195,19 @@ def plot_rollouts(
     if not rollouts:
         raise ValueError("no rollouts to plot")
     n = rollouts[0].q.shape[1]
-    energies = []
+    # one batched call for every trajectory (recorded and predicted states): one compilation
+    q_all = np.concatenate([x for r in rollouts for x in (r.q, r.q_pred)])
+    qd_all = np.concatenate([x for r in rollouts for x in (r.qd, r.qd_pred)])
+    try:
+        e_all = np.asarray(model.energy(q_all, qd_all))
+    except NotProvidedError:
+        e_all = None
+    energies, start = [], 0
     for r in rollouts:
-        try:
-            e_true = np.asarray(model.energy(r.q, r.qd))
-            e_pred = np.asarray(model.energy(r.q_pred, r.qd_pred))
-        except NotProvidedError:
-            e_true = e_pred = None
-        energies.append((e_true, e_pred))
-    has_energy = all(e[0] is not None for e in energies)
+        T = len(r.t)
+        energies.append((None, None) if e_all is None else (e_all[start:start + T], e_all[start + T:start + 2 * T]))
+        start += 2 * T
+    has_energy = e_all is not None
     nrows = n + int(has_energy)
     fig, axes = plt.subplots(nrows, len(rollouts), figsize=(4.2 * len(rollouts) + 0.8, 2.1 * nrows + 0.8),
                              squeeze=False, sharex="col")

@@ -44,7 +44,6 @@ from .rollout import simulate
 
 PRISMATIC_RANGE = 1.0  # [m]: sampling range of a prismatic joint without limits
 DEFAULT_VELOCITY = 2.0  # [rad/s or m/s]: velocity range of a joint without a velocity limit
-DEFAULT_TORQUE = 1.0  # [N m or N]: random-torque amplitude of an actuated joint without a torque limit
 LIMIT_MARGIN = 0.9  # excitation uses at most this fraction of each position and velocity range
 KINDS = ("passive", "excitation", "characters")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -205,10 +204,12 @@ def excitation(
 
     Under-actuated systems (``info.actuated`` not all true) cannot follow arbitrary
     joint trajectories: they are simulated forward from random initial states (as
-    in :func:`passive`) under torques that are random Fourier series of the same
-    frequencies on the actuated joints (amplitude up to half the torque limit, or
-    ``DEFAULT_TORQUE``) and exactly zero on the others. Their positions are not
-    guaranteed to stay within limits.
+    in :func:`passive`, actuated joints at rest) under torques that are random cosine
+    series of the same frequencies on the actuated joints and exactly zero on the
+    others. The amplitude follows each joint's inertia ``M_jj`` at the range centre,
+    ``0.5 M_jj min(vmax w, half_range w^2 / 2)``, capped at half the torque limit, so
+    that the actuated joints move by about a quarter of their range; positions are not
+    guaranteed to stay within limits (the unactuated joints swing freely).
     """
     info = system.info
     rng = np.random.default_rng(seed)
@@ -251,26 +252,33 @@ def _driven(system, ts, rng, B, L, omega, settings, progress) -> dict:
     """Forward simulation under random Fourier-series torques on the actuated joints only."""
     info = system.info
     n = info.dof
-    actuated = np.asarray(info.actuated, dtype=float)
-    amp = np.full(n, DEFAULT_TORQUE) if info.torque_limits is None else 0.5 * np.asarray(info.torque_limits, float)
-    amp = np.where(np.isfinite(amp) & (amp > 0), amp, DEFAULT_TORQUE) * actuated
-    a = rng.standard_normal((B, n, L))
-    b = rng.standard_normal((B, n, L))
-    wl = omega * np.arange(1, L + 1)
-    s, c = np.sin(ts[:, None] * wl), np.cos(ts[:, None] * wl)  # (T, L)
-    u = np.einsum("tl,bnl->btn", s, a) + np.einsum("tl,bnl->btn", c, b)
-    u = u / np.max(np.abs(u), axis=1, keepdims=True) * amp * rng.uniform(0.5, 1.0, size=(B, 1, n))
+    actuated = np.asarray(info.actuated, dtype=bool)
     lo, hi = position_ranges(info)
     vmax = velocity_ranges(info)
     centre, half = (lo + hi) / 2, (hi - lo) / 2
+    # Amplitude from the joint's own inertia: a torque A cos(w t) on an inertia m moves the
+    # joint by A / (m w^2) at speed A / (m w); aim at a quarter of the position range and
+    # half the speed range (capped at half the torque limit). Cosines only, so that the
+    # velocity of a free actuated joint has no drift.
+    inertia = np.diagonal(np.asarray(system.mass_matrix(jnp.asarray(centre))))
+    amp = 0.5 * inertia * np.minimum(vmax * omega, 0.5 * half * omega**2)
+    if info.torque_limits is not None:
+        limit = np.asarray(info.torque_limits, float)
+        amp = np.where(np.isfinite(limit) & (limit > 0), np.minimum(amp, 0.5 * limit), amp)
+    amp = np.where(actuated, amp, 0.0)
+    a = rng.standard_normal((B, n, L)) / np.arange(1, L + 1)  # falling spectrum: smooth torques
+    wl = omega * np.arange(1, L + 1)
+    u = np.einsum("tl,bnl->btn", np.cos(ts[:, None] * wl), a)
+    u = u / np.max(np.abs(u), axis=1, keepdims=True) * amp * rng.uniform(0.5, 1.0, size=(B, 1, n))
     q0 = centre + rng.uniform(-0.5, 0.5, size=(B, n)) * half
-    qd0 = rng.uniform(-0.5, 0.5, size=(B, n)) * vmax
+    # actuated joints start at rest (their motion comes from the torque); the others anywhere
+    qd0 = np.where(actuated, 0.0, rng.uniform(-0.5, 0.5, size=(B, n)) * vmax)
     _say(progress, f"simulating {B} torque-driven rollouts (under-actuated)")
     # The torque samples are linearly interpolated between samples by simulate; the
     # recorded qdd is forward dynamics at exactly the recorded tau, so tau = ID(q, qd, qdd).
     r = simulate(system, q0, qd0, ts, u, rtol=1e-10, atol=1e-10)
     out = _stack(ts, r.q, r.qd, r.qdd, u)
-    out["settings"] = dict(settings, driven="random Fourier torques on actuated joints", torque_amplitude=amp)
+    out["settings"] = dict(settings, driven="random cosine-series torques on actuated joints", torque_amplitude=amp)
     return out
 
 

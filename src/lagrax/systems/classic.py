@@ -162,10 +162,7 @@ class TwoLinkArm(_WithFriction):
         q = jnp.asarray(q)
         if q.ndim == 0 or q.shape[-1] != 2:
             raise ParameterError(f"two_link_arm.forward_kinematics: q must have shape (..., 2), got {q.shape}")
-        q1, q12 = q[..., 0], q[..., 0] + q[..., 1]
-        x = self.l1 * jnp.cos(q1) + self.l2 * jnp.cos(q12)
-        y = self.l1 * jnp.sin(q1) + self.l2 * jnp.sin(q12)
-        return jnp.stack([x, y], axis=-1)
+        return _arm_fk(self.l1, self.l2, q)
 
     def inverse_kinematics(self, xy: Float[Array, "... 2"], elbow: str = "down") -> Float[Array, "... 2"]:
         """Joint angles that put the end effector at ``xy`` (closed form, any leading axes).
@@ -173,7 +170,7 @@ class TwoLinkArm(_WithFriction):
         ``elbow="down"`` gives ``q2 >= 0`` (the DeLaN data's branch: reaching to the
         right, the elbow is below the shoulder-hand line), ``"up"`` gives ``q2 <= 0``.
         Raises :class:`ParameterError` naming the first point out of reach
-        (``|l1 - l2| <= |xy| <= l1 + l2``, with a 1e-9 relative tolerance).
+        (``|l1 - l2| <= |xy| <= l1 + l2``, with a 1e-9 tolerance on ``cos q2``).
         Under ``jit`` the check cannot run and unreachable points give NaN.
         """
         if elbow not in ("up", "down"):
@@ -181,23 +178,34 @@ class TwoLinkArm(_WithFriction):
         xy = jnp.asarray(xy)
         if xy.ndim == 0 or xy.shape[-1] != 2:
             raise ParameterError(f"two_link_arm.inverse_kinematics: xy must have shape (..., 2), got {xy.shape}")
-        r2 = jnp.sum(xy**2, axis=-1)
-        cos_q2 = (r2 - self.l1**2 - self.l2**2) / (2 * self.l1 * self.l2)
-        if not isinstance(xy, jax.core.Tracer) and not isinstance(cos_q2, jax.core.Tracer):
-            c = np.asarray(cos_q2)
-            bad = np.argwhere(np.abs(c) > 1 + 1e-9)
-            if bad.size:
-                idx = tuple(int(i) for i in bad[0])
-                pt = np.asarray(xy)[idx]
+        q = _arm_ik(self.l1, self.l2, xy, 1.0 if elbow == "down" else -1.0)
+        if not isinstance(q, jax.core.Tracer):
+            unreachable = np.isnan(np.asarray(q[..., 1]).reshape(-1)) & ~np.isnan(np.asarray(xy).reshape(-1, 2)).any(-1)
+            if unreachable.any():
+                i = int(np.argmax(unreachable))
+                pt = np.asarray(xy).reshape(-1, 2)[i]
                 raise ParameterError(
-                    f"two_link_arm.inverse_kinematics: point {pt.tolist()} (index {idx}) is out of reach: "
-                    f"its distance {math.sqrt(float(np.sum(pt**2))):.4g} m from the shoulder is not in "
+                    f"two_link_arm.inverse_kinematics: point {pt.tolist()} (flat index {i}) is out of reach: "
+                    f"its distance {math.hypot(*pt):.4g} m from the shoulder is not in "
                     f"[{abs(self.l1 - self.l2):.4g}, {self.l1 + self.l2:.4g}] m"
                 )
-            cos_q2 = jnp.clip(cos_q2, -1.0, 1.0)
-        q2 = jnp.arccos(cos_q2) * (1.0 if elbow == "down" else -1.0)
-        q1 = jnp.arctan2(xy[..., 1], xy[..., 0]) - jnp.arctan2(self.l2 * jnp.sin(q2), self.l1 + self.l2 * jnp.cos(q2))
-        return jnp.stack([q1, q2], axis=-1)
+        return q
+
+
+@jax.jit
+def _arm_fk(l1, l2, q):
+    q1, q12 = q[..., 0], q[..., 0] + q[..., 1]
+    return jnp.stack([l1 * jnp.cos(q1) + l2 * jnp.cos(q12), l1 * jnp.sin(q1) + l2 * jnp.sin(q12)], axis=-1)
+
+
+@jax.jit
+def _arm_ik(l1, l2, xy, sign):
+    # law of cosines for the elbow; points out of reach give NaN
+    cos_q2 = (jnp.sum(xy**2, axis=-1) - l1**2 - l2**2) / (2 * l1 * l2)
+    cos_q2 = jnp.where(jnp.abs(cos_q2) <= 1 + 1e-9, jnp.clip(cos_q2, -1.0, 1.0), jnp.nan)
+    q2 = sign * jnp.arccos(cos_q2)
+    q1 = jnp.arctan2(xy[..., 1], xy[..., 0]) - jnp.arctan2(l2 * jnp.sin(q2), l1 + l2 * jnp.cos(q2))
+    return jnp.stack([q1, q2], axis=-1)
 
 
 def two_link_arm(

@@ -1,0 +1,74 @@
+"""The performance benchmark's measurement functions and table (benchmarks/models.py, run.py),
+run with tiny sizes: every number is finite and positive, and the table has one row per
+(system, model, metric)."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import models as perf  # noqa: E402
+import run as bench_run  # noqa: E402
+
+TINY = perf.Settings(latency_repeats=5, batch_repeats=2, grad_repeats=2, batches=(32,), grad_batch=16,
+                     compare_public=True)
+METRICS = [
+    "inverse dynamics, 1 sample (jit)",
+    "forward dynamics, 1 sample (jit)",
+    "inverse dynamics, batch 32",
+    "forward dynamics, batch 32",
+    "value_and_grad inverse MSE, batch 16",
+]
+
+
+@pytest.mark.parametrize("kind", perf.MODELS)
+def test_measure_gives_finite_positive_numbers_for_every_metric(kind):
+    rows = perf.measure("two_link_arm", kind, TINY)
+    assert len(rows) == len(METRICS)
+    for row, metric in zip(rows, METRICS):
+        assert row.metric.startswith(metric), (row.metric, metric)
+        assert math.isfinite(row.value) and row.value > 0, row
+        assert (row.system, row.model) == ("two_link_arm", kind)
+    # batched rows name the path that was faster
+    assert all(("(vmap)" in r.metric) or ("(public)" in r.metric) for r in rows if "batch 32" in r.metric)
+    # the 2-DoF DeLaN rows carry the issue's targets
+    if kind == "delan":
+        assert "target <= 20 us" in rows[0].reference
+        assert "target >= 1,000,000/s" in rows[2].reference
+
+
+def test_both_batched_paths_and_the_seven_dof_info():
+    model = perf.build_model("delan", perf.system_info("panda7"))
+    assert model.dof == 7
+    for path in ("vmap", "public"):
+        rate = perf.batched_throughput(model, "inverse", batch=8, repeats=2, path=path)
+        assert math.isfinite(rate) and rate > 0
+    with pytest.raises(ValueError, match="path"):
+        perf.batched_throughput(model, "inverse", batch=8, repeats=1, path="loop")
+
+
+def test_markdown_table_has_a_row_per_measurement():
+    rows = [perf.Row("two_link_arm", "delan", "inverse dynamics, 1 sample (jit)", 12.3, "us", "target <= 20 us"),
+            perf.Row("panda7", "lnn", "inverse dynamics, batch 1024 (vmap)", 2.5e6, "samples/s")]
+    lines = perf.markdown_table(rows).splitlines()
+    assert lines[0].startswith("| system | model | metric | value |")
+    assert len(lines) == 2 + len(rows)
+    assert "| 12.3 us | target <= 20 us |" in lines[2]
+    assert "2,500,000 samples/s" in lines[3]
+
+
+def test_run_main_writes_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(perf, "QUICK", TINY)
+    out = tmp_path / "perf.md"
+    assert bench_run.main(["--quick", "--systems", "two_link_arm", "--models", "delan", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "Machine:" in text and "JAX" in text and "Command: `python" in text
+    table = [line for line in text.splitlines() if line.startswith("| two_link_arm | delan |")]
+    assert len(table) == len(METRICS)
+    assert bench_run.main(["--quick", "--models", "hnn"]) == 2
+    assert "unknown model 'hnn'" in capsys.readouterr().err

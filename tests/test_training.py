@@ -129,6 +129,31 @@ def test_delan_loss_decreases_and_epoch_is_traced_once(data):
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
 
 
+def test_lbfgs_refinement_identifies_what_adamw_left_rough(data, tmp_path):
+    """Two AdamW epochs leave the pendulum's parameters off; full-batch L-BFGS epochs
+    then identify them to 1e-6, count their iterations as steps, and resume exactly."""
+    cfg = TrainConfig(epochs=2, lbfgs_epochs=3, lbfgs_steps=10, checkpoint_every=1, **FAST)
+    adam_only = train(pendulum_model(1.0, 5.0), data, config=cfg.replace(lbfgs_epochs=0), progress=False)
+    assert float(jnp.exp(adam_only.model.log_a)) != pytest.approx(TRUE_INERTIA, rel=1e-3)
+    result = train(pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "a", progress=False)
+    assert float(jnp.exp(result.model.log_a)) == pytest.approx(TRUE_INERTIA, rel=1e-6)
+    assert float(jnp.exp(result.model.log_b)) == pytest.approx(TRUE_GRAVITY, rel=1e-6)
+    assert [h.get("optimizer") for h in result.history] == [None, None, "lbfgs", "lbfgs", "lbfgs"]
+    steps = adam_only.steps
+    assert result.steps == steps + 30 and result.history[-1]["step"] == steps + 30
+
+    def kill_after_3(epoch, _model, _record):
+        if epoch == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train(pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "b", progress=False,
+              callback=kill_after_3)
+    resumed = train(pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "b", resume=True,
+                    progress=False)
+    assert [h["loss"] for h in resumed.history] == [h["loss"] for h in result.history]
+
+
 def test_hnn_structured_canonical_loss_runs(data):
     ds = pendulum_data()
     ds.p = TRUE_INERTIA * ds.qd  # M qd

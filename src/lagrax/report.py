@@ -133,7 +133,8 @@ def plot_torque_decomposition(model, dataset: Dataset, path: str | Path, max_sam
     return _save(fig, path)
 
 
-LOSS_SKIP = {"epoch", "seconds", "lr", "learning_rate", "step", "steps", "skipped", "skipped_steps", "grad_norm"}
+LOSS_SKIP = {"epoch", "seconds", "lr", "learning_rate", "step", "steps", "skipped", "skipped_steps", "grad_norm",
+             "optimizer", "singular"}
 
 
 def plot_learning_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -160,6 +161,10 @@ def plot_learning_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
         e, v = series(key)
         if v.size:
             ax.plot(e, v, marker="o" if v.size < 20 else None, ms=3, **style)
+    lbfgs = [e for e, rec in zip(epochs, history) if rec.get("optimizer") == "lbfgs"]
+    if lbfgs:  # where the full-batch L-BFGS refinement took over from AdamW
+        ax.axvline(lbfgs[0] - 0.5, color="0.5", ls=":", lw=1)
+        ax.text(lbfgs[0], 0.98, " L-BFGS", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.4")
     ax.set(yscale="log", xlabel="epoch", ylabel="loss", title="total loss")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)

@@ -39,6 +39,12 @@ class TrainConfig:
 
     ``batch_size = 0`` means full batch. ``epochs`` counts passes over the training set;
     ``steps_per_epoch`` overrides the number of minibatch steps per jitted call.
+
+    ``lbfgs_epochs`` full-batch L-BFGS epochs (``lbfgs_steps`` iterations each, optax's
+    L-BFGS with a zoom line search and ``lbfgs_memory`` stored pairs) follow the AdamW
+    epochs. On small, smooth problems such as the DeLaN character data this refinement
+    reaches in seconds the precision AdamW needs tens of thousands of steps for; it needs
+    the whole training set in one batch, so it suits datasets of up to some 10^5 samples.
     """
 
     epochs: int = 1000
@@ -69,6 +75,9 @@ class TrainConfig:
     dtype: str = "float32"
     max_seconds: float | None = None
     target_val_loss: float | None = None
+    lbfgs_epochs: int = 0
+    lbfgs_steps: int = 50
+    lbfgs_memory: int = 20
 
     def __post_init__(self):
         self.validate()
@@ -79,9 +88,11 @@ class TrainConfig:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         for name in ("epochs", "val_every", "checkpoint_every", "rollout_horizon", "rollout_substeps",
-                     "rollout_batch_size", "max_bad_epochs"):
+                     "rollout_batch_size", "max_bad_epochs", "lbfgs_steps", "lbfgs_memory"):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
+        if self.lbfgs_epochs < 0:
+            raise ConfigError(f"lbfgs_epochs must be >= 0, got {self.lbfgs_epochs}")
         if self.batch_size < 0:
             raise ConfigError(f"batch_size must be >= 0 (0 = full batch), got {self.batch_size}")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:

@@ -48,7 +48,8 @@ from .config import TrainConfig
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 # settings that may change between a run and its resumption without changing its results
-RESUMABLE_CHANGES = ("epochs", "max_seconds", "target_val_loss", "checkpoint_every", "patience", "val_every")
+RESUMABLE_CHANGES = ("epochs", "max_seconds", "target_val_loss", "checkpoint_every", "patience", "val_every",
+                     "lbfgs_epochs")
 
 
 class TrainingError(LagraxError, RuntimeError):
@@ -201,6 +202,21 @@ class _Engine:
         self.traces = 0
         self.epoch = jax.jit(self._epoch)
         self.validate = jax.jit(self._validate)
+        self.lbfgs = optax.lbfgs(memory_size=config.lbfgs_memory)
+        self.lbfgs_epoch = jax.jit(self._lbfgs_epoch)
+
+    def init(self, params):
+        """Optimiser state: ``(AdamW state, L-BFGS state)``, one per phase."""
+        return self.optimizer.init(params), self.lbfgs.init(params)
+
+    def steps_in(self, epoch: int) -> int:
+        """Optimiser steps in epoch ``epoch`` (0-based): minibatch steps, then L-BFGS iterations."""
+        return self.steps if epoch < self.config.epochs else self.config.lbfgs_steps
+
+    def steps_through(self, epochs: int) -> int:
+        """Optimiser steps in the first ``epochs`` epochs."""
+        adam = min(epochs, self.config.epochs)
+        return adam * self.steps + (epochs - adam) * self.config.lbfgs_steps
 
     def loss(self, params, batch, windows):
         model = eqx.combine(params, self.static)
@@ -257,6 +273,31 @@ class _Engine:
             "singular": jnp.sum(singular),
         }
         return params, opt_state, metrics
+
+    def _lbfgs_epoch(self, params, lbfgs_state, data):
+        """``lbfgs_steps`` full-batch L-BFGS iterations; a non-finite one is skipped and counted."""
+        samples = _sample_batch(data)
+        windows = (_gather_windows(data, data["window_starts"], self.config.rollout_horizon)
+                   if self.rollout else None)
+
+        def value_fn(p):
+            return self.loss(p, samples, windows)[0]
+
+        value_and_grad = optax.value_and_grad_from_state(value_fn)
+
+        def step(carry, _):
+            params, state = carry
+            value, grads = value_and_grad(params, state=state)
+            updates, new_state = self.lbfgs.update(grads, state, params, value=value, grad=grads, value_fn=value_fn)
+            new_params = optax.apply_updates(params, updates)
+            ok = jnp.isfinite(value) & _all_finite(grads) & _all_finite(new_params)
+            return (_tree_where(ok, new_params, params), _tree_where(ok, new_state, state)), ok
+
+        (params, lbfgs_state), finite = jax.lax.scan(step, (params, lbfgs_state), None,
+                                                     length=self.config.lbfgs_steps)
+        loss, (terms, singular) = self.loss(params, samples, windows)
+        metrics = {"loss": loss, **terms, "skipped": jnp.sum(~finite), "singular": singular}
+        return params, lbfgs_state, metrics
 
     def _validate(self, params, data):
         windows = None
@@ -348,7 +389,8 @@ def train(
     bs = config.batch_size if config.batch_size > 0 else len(train_ds)
     steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_ds) / min(bs, len(train_ds)))
     engine = _Engine(static, config, weights, scales, len(train_ds), config.epochs * steps_per_epoch)
-    opt_state = engine.optimizer.init(params)
+    opt_state = engine.init(params)
+    total_epochs = config.epochs + config.lbfgs_epochs
     base_key = jax.random.PRNGKey(config.seed)
 
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -383,9 +425,10 @@ def train(
         metrics_file = (run_dir / "metrics.jsonl").open("a")
 
     t_compile = time.perf_counter()
-    epoch_fn = engine.epoch.lower(params, opt_state, base_key, data).compile()
+    epoch_fn = engine.epoch.lower(params, opt_state[0], base_key, data).compile()
     val_fn = engine.validate.lower(params, val_data).compile() if val_data is not None else None
     meta["compile_seconds"] = meta.get("compile_seconds", 0.0) + time.perf_counter() - t_compile
+    lbfgs_fn = None  # compiled when the L-BFGS phase starts
 
     def checkpoint():
         if ckpt_dir is not None:
@@ -393,21 +436,32 @@ def train(
             save_checkpoint(ckpt_dir, {"params": params, "opt_state": opt_state, "best_params": best_params,
                                        "key": base_key}, meta)
 
-    bar = _progress_bar(progress, config.epochs)
-    task = bar.add_task("", total=config.epochs, completed=meta["epoch"]) if bar is not None else None
-    stopped = meta["stopped_reason"] if meta["epoch"] >= config.epochs else None
-    stopped = stopped or ("completed" if meta["epoch"] >= config.epochs else None)
+    bar = _progress_bar(progress, total_epochs)
+    task = bar.add_task("", total=total_epochs, completed=meta["epoch"]) if bar is not None else None
+    stopped = meta["stopped_reason"] if meta["epoch"] >= total_epochs else None
+    stopped = stopped or ("completed" if meta["epoch"] >= total_epochs else None)
     try:
         epoch = meta["epoch"]
         while stopped is None:
-            t0 = time.perf_counter()
-            params, opt_state, m = epoch_fn(params, opt_state, jax.random.fold_in(base_key, epoch), data)
-            m = _floats(jax.device_get(m))
-            record = {"epoch": epoch + 1, "step": (epoch + 1) * engine.steps,
-                      # the schedule's position: skipped steps do not advance it
-                      "lr": float(engine.schedule((epoch + 1) * engine.steps - meta["skipped_steps"] - m["skipped"])),
-                      **m}
-            last = epoch + 1 >= config.epochs
+            if epoch < config.epochs:
+                t0 = time.perf_counter()
+                params, adam_state, m = epoch_fn(params, opt_state[0], jax.random.fold_in(base_key, epoch), data)
+                opt_state = (adam_state, opt_state[1])
+                m = _floats(jax.device_get(m))
+                # the schedule's position: skipped steps do not advance it
+                lr = float(engine.schedule((epoch + 1) * engine.steps - meta["skipped_steps"] - m["skipped"]))
+                record = {"epoch": epoch + 1, "step": engine.steps_through(epoch + 1), "lr": lr, **m}
+            else:
+                if lbfgs_fn is None:
+                    t_compile = time.perf_counter()
+                    lbfgs_fn = engine.lbfgs_epoch.lower(params, opt_state[1], data).compile()
+                    meta["compile_seconds"] += time.perf_counter() - t_compile
+                t0 = time.perf_counter()
+                params, lbfgs_state, m = lbfgs_fn(params, opt_state[1], data)
+                opt_state = (opt_state[0], lbfgs_state)
+                m = _floats(jax.device_get(m))
+                record = {"epoch": epoch + 1, "step": engine.steps_through(epoch + 1), "optimizer": "lbfgs", **m}
+            last = epoch + 1 >= total_epochs
             improved = False
             if val_fn is not None and ((epoch + 1) % config.val_every == 0 or last):
                 v = _floats(jax.device_get(val_fn(params, val_data)))
@@ -433,7 +487,7 @@ def train(
                 shown = " ".join(f"{k}={record[k]:.3g}" for k in ("loss", "val_loss") if k in record)
                 bar.update(task, completed=epoch, description=shown)
 
-            meta["bad_epochs"] = meta["bad_epochs"] + 1 if m["skipped"] == engine.steps else 0
+            meta["bad_epochs"] = meta["bad_epochs"] + 1 if m["skipped"] == engine.steps_in(epoch - 1) else 0
             if meta["bad_epochs"] >= config.max_bad_epochs:
                 checkpoint()
                 raise TrainingError(
@@ -473,7 +527,7 @@ def train(
     final = best_params if val_fn is not None and meta["best_val_loss"] is not None else params
     return TrainResult(
         model=eqx.combine(final, static), history=history, train_seconds=meta["train_seconds"],
-        steps=meta["epoch"] * engine.steps - meta["skipped_steps"], skipped_steps=meta["skipped_steps"],
+        steps=engine.steps_through(meta["epoch"]) - meta["skipped_steps"], skipped_steps=meta["skipped_steps"],
         stopped_reason=stopped, compile_seconds=meta["compile_seconds"],
         singular_samples=meta["singular_samples"], best_epoch=meta["best_epoch"],
         best_val_loss=meta["best_val_loss"], epoch_traces=engine.traces,

@@ -6,8 +6,9 @@ takes a model built by :func:`lagrax.models.make_model` and returns one number:
 * :func:`single_sample_latency`: one ``(q, qd, qdd) -> tau`` (or ``(q, qd, tau) -> qdd``)
   call of the jitted per-sample method, median over many calls, in microseconds;
 * :func:`batched_throughput`: samples per second of a jitted ``vmap`` of the per-sample
-  method (``path="vmap"``) or of the public batched method (``path="public"``, which adds
-  the shape checks of :mod:`lagrax.systems.base`);
+  method over the whole batch (``path="vmap"``) or over chunks of :data:`CHUNK` samples
+  (``path="chunked"``, ``jax.lax.map``), or of the public batched method
+  (``path="public"``, which adds the shape checks of :mod:`lagrax.systems.base`);
 * :func:`gradient_step_time`: one ``value_and_grad`` of the normalised inverse-dynamics
   MSE (:func:`lagrax.training.losses.inverse_loss`) over a batch, in milliseconds.
 
@@ -17,8 +18,9 @@ that one slow call on a shared machine does not move the number. The model's
 parameters are arguments of the jitted function, not baked-in constants, as in a
 training loop or a controller that reloads weights.
 
-This module does not train, does not check accuracy, and does not set XLA flags (that
-must happen before JAX starts; see ``benchmarks/run.py``).
+This module does not train, does not check accuracy, and sets no JAX or XLA options
+(``benchmarks/run.py`` does, before JAX starts: synchronous CPU dispatch, which is what
+single-sample latency needs).
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ MODELS = ("delan", "lnn")
 SYSTEMS = ("two_link_arm", "panda7")
 BATCHES = (1024, 65536)
 GRAD_BATCH = 512
+CHUNK = 256  # path="chunked": vmap over chunks this big, so intermediates stay in cache
+# (measured on 2 cores: 128-256 best, 4x a whole-batch vmap at 65,536 for the 2-DoF DeLaN)
 
 # Issue 3 targets (2-DoF DeLaN, 2 cores) and the reference implementations' numbers
 # (../shared/reference/RESULTS.md).
@@ -100,17 +104,26 @@ def _per_sample_fn(model, which: str) -> Callable:
     raise ValueError(f"which must be 'inverse' or 'forward', got {which!r}")
 
 
-def _jit_with_params(model, fn: Callable, batched: bool):
-    """``jax.jit`` of ``fn`` with the model's arrays as arguments (partitioned from its
-    static parts, so that a call does not re-flatten the equinox module)."""
-    params, static = eqx.partition(model, eqx.is_array)
-    inner = (lambda m, q, qd, x: jax.vmap(lambda a, b, c: fn(m, a, b, c))(q, qd, x)) if batched else fn
+def _jit_with_params(model, fn: Callable, batched: bool | int):
+    """``jax.jit`` of ``fn`` with the model's arrays as arguments, passed as a flat list:
+    JAX flattens a list of arrays in C++, but an equinox module through Python callbacks
+    (~30 us per call for a DeLaN, more than the computation)."""
+    leaves, treedef = jax.tree_util.tree_flatten(eqx.filter(model, eqx.is_array))
+    static = eqx.filter(model, eqx.is_array, inverse=True)
+    if batched is True:
+        def inner(m, q, qd, x):
+            return jax.vmap(lambda a, b, c: fn(m, a, b, c))(q, qd, x)
+    elif batched:  # an int: vmap over chunks of that many samples, one chunk after the other
+        def inner(m, q, qd, x):
+            return jax.lax.map(lambda abc: fn(m, *abc), (q, qd, x), batch_size=int(batched))
+    else:
+        inner = fn
 
     @jax.jit
     def run(p, q, qd, x):
-        return inner(eqx.combine(p, static), q, qd, x)
+        return inner(eqx.combine(jax.tree_util.tree_unflatten(treedef, p), static), q, qd, x)
 
-    return run, params
+    return run, leaves
 
 
 def single_sample_latency(model, which: str = "inverse", repeats: int = 2000) -> float:
@@ -126,19 +139,24 @@ def batched_throughput(model, which: str = "inverse", batch: int = 1024, repeats
     """Samples per second of batched inverse (or forward) dynamics.
 
     ``path="vmap"``: ``jax.jit(jax.vmap(model._inverse_dynamics))`` with the parameters as
-    arguments; ``path="public"``: ``model.inverse_dynamics(q, qd, qdd)`` on ``(batch, n)``
-    arrays, i.e. what a user calls (shape checks + ``eqx.filter_jit``).
+    arguments; ``path="chunked"``: the same per-sample function under
+    ``jax.lax.map(..., batch_size=CHUNK)`` (a vmap over chunks, one after the other);
+    ``path="public"``: ``model.inverse_dynamics(q, qd, qdd)`` on ``(batch, n)`` arrays, i.e.
+    what a user calls (shape checks + ``eqx.filter_jit`` + one vmap).
     """
     q, qd, qdd, tau = random_states(model.dof, batch)
     x = qdd if which == "inverse" else tau
     if path == "vmap":
         run, params = _jit_with_params(model, _per_sample_fn(model, which), batched=True)
         call = lambda: run(params, q, qd, x)  # noqa: E731
+    elif path == "chunked":
+        run, params = _jit_with_params(model, _per_sample_fn(model, which), batched=min(CHUNK, batch))
+        call = lambda: run(params, q, qd, x)  # noqa: E731
     elif path == "public":
         method = model.inverse_dynamics if which == "inverse" else model.forward_dynamics
         call = lambda: method(q, qd, x)  # noqa: E731
     else:
-        raise ValueError(f"path must be 'vmap' or 'public', got {path!r}")
+        raise ValueError(f"path must be 'vmap', 'chunked' or 'public', got {path!r}")
     return batch / _median_seconds(call, repeats)
 
 
@@ -182,10 +200,10 @@ class Settings:
     grad_repeats: int = 20
     batches: tuple[int, ...] = BATCHES
     grad_batch: int = GRAD_BATCH
-    compare_public: bool = True  # also time the public batched method, report the faster
+    paths: tuple[str, ...] = ("vmap", "chunked", "public")  # batched paths timed; the fastest is reported
 
 
-QUICK = Settings(latency_repeats=300, batch_repeats=5, grad_repeats=5, batches=(1024,), compare_public=False)
+QUICK = Settings(latency_repeats=300, batch_repeats=5, grad_repeats=5, batches=(1024,), paths=("chunked",))
 
 
 def _reference(system: str, kind: str, metric: str) -> str:
@@ -221,7 +239,7 @@ def measure(system: str, kind: str, settings: Settings = Settings(),
     for which in ("inverse", "forward"):
         for batch in settings.batches:
             best, best_path = -1.0, ""
-            for path in ("vmap", "public") if settings.compare_public else ("vmap",):
+            for path in settings.paths:
                 rate = batched_throughput(model, which, batch, settings.batch_repeats, path)
                 if rate > best:
                     best, best_path = rate, path
@@ -234,6 +252,12 @@ def measure(system: str, kind: str, settings: Settings = Settings(),
 def measure_all(systems: Sequence[str] = SYSTEMS, models: Sequence[str] = MODELS,
                 settings: Settings = Settings(), log: Callable[[str], None] | None = None) -> list[Row]:
     return [row for system in systems for kind in models for row in measure(system, kind, settings, log)]
+
+
+def model_description(kind: str) -> str:
+    """The hyperparameters the benchmarked ``kind`` is built with (factory defaults may change)."""
+    hp = dict(build_model(kind, system_info("two_link_arm")).hyperparameters)
+    return f"{kind}: " + ", ".join(f"{k}={v}" for k, v in hp.items())
 
 
 def format_value(value: float, unit: str) -> str:
@@ -260,5 +284,6 @@ def machine_description() -> str:
     return (
         f"{os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
         f"JAX {jax.__version__} on {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}"
+        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}, "
+        f"jax_cpu_enable_async_dispatch={jax.config.values['jax_cpu_enable_async_dispatch']}"
     )

@@ -17,9 +17,12 @@ inverse-dynamics MSE over a batch of 512 (milliseconds). Targets (issue 3) are f
 references are the PyTorch DeLaN (660 us single-sample) and the reference JAX code
 (90 us per sample batched).
 
-XLA flags: unless ``XLA_FLAGS`` is already set, this script sets :data:`XLA_FLAGS`
-before JAX starts (they must be set before the first import of JAX); ``--no-xla-flags``
-keeps XLA's defaults. The table prints the flags it ran with.
+JAX options: the script turns off JAX's asynchronous CPU dispatch
+(``jax_cpu_enable_async_dispatch=False``): with it, every call hands the computation to
+a worker thread and waits for it, which costs more than a small model's whole
+computation (measured: ~135 -> ~45 us single-sample on a busy 2-core machine).
+``--async-dispatch`` keeps JAX's default. Unless ``XLA_FLAGS`` is already set, the script
+sets :data:`XLA_FLAGS` (before JAX starts). The report prints what it ran with.
 
 Accuracy benchmarks live elsewhere: ``benchmarks/delan_character.py`` trains models on
 the DeLaN character data for minutes and is not run from here.
@@ -34,8 +37,7 @@ import sys
 import time
 from pathlib import Path
 
-# Chosen by measurement on the 2-core machine (see the report in the repository
-# history): the flags that lower single-sample latency without costing throughput.
+# XLA flags set when the environment has none (none measurably helped on 2 cores).
 XLA_FLAGS = ""
 
 
@@ -45,15 +47,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, default=None, help="also write the markdown report to this file")
     p.add_argument("--systems", default=None, help="comma-separated subset of: two_link_arm,panda7")
     p.add_argument("--models", default=None, help="comma-separated subset of: delan,lnn")
-    p.add_argument("--no-xla-flags", action="store_true", help="run with XLA's default flags")
+    p.add_argument("--async-dispatch", action="store_true", help="keep JAX's asynchronous CPU dispatch")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    if not args.no_xla_flags and "XLA_FLAGS" not in os.environ and XLA_FLAGS:
+    if "XLA_FLAGS" not in os.environ and XLA_FLAGS:
         os.environ["XLA_FLAGS"] = XLA_FLAGS
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    import jax
+
+    jax.config.update("jax_cpu_enable_async_dispatch", bool(args.async_dispatch))
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import models as perf  # noqa: E402  (after XLA_FLAGS are set)
@@ -79,9 +84,14 @@ def main(argv=None) -> int:
         "",
         f"Machine: {perf.machine_description()}",
         f"Command: `{command}` ({elapsed:.0f} s including compilation)",
-        "Models: 64x2 softplus, float32, factory defaults otherwise. Latency: median of "
+        "Models (64x2, float32, factory defaults otherwise): "
+        + "; ".join(perf.model_description(k) for k in kinds) + ".",
+        "",
+        "Latency: median of "
         f"{settings.latency_repeats} jitted single-sample calls; batched: median of {settings.batch_repeats} "
-        "calls, the faster of jit(vmap(per-sample method)) and the public batched method (named in the metric); "
+        "calls, the fastest of jit(vmap(per-sample method)) over the whole batch (vmap), over chunks of "
+        f"{perf.CHUNK} (chunked, jax.lax.map) and the public batched method (public), named in the metric "
+        f"(timed: {', '.join(settings.paths)}); "
         f"gradient: median of {settings.grad_repeats} jitted value_and_grad calls.",
         "",
         perf.markdown_table(rows),

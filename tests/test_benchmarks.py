@@ -16,9 +16,9 @@ import models as perf  # noqa: E402
 import run as bench_run  # noqa: E402
 
 TINY = perf.Settings(latency_repeats=5, batch_repeats=2, grad_repeats=2, batches=(32,), grad_batch=16,
-                     compare_public=True)
+                     paths=("vmap", "chunked", "public"))
 TINY_VMAP = perf.Settings(latency_repeats=5, batch_repeats=2, grad_repeats=2, batches=(32,), grad_batch=16,
-                          compare_public=False)
+                          paths=("vmap",))
 METRICS = [
     "inverse dynamics, 1 sample (jit)",
     "forward dynamics, 1 sample (jit)",
@@ -67,8 +67,8 @@ def test_run_main_writes_the_report(tmp_path, monkeypatch, capsys):
     table = [line for line in text.splitlines() if line.startswith("| two_link_arm | delan |")]
     assert [line.split(" | ")[2] for line in table][0] == METRICS[0]
     assert len(table) == len(METRICS)
-    # TINY times both batched paths and names the faster one
-    assert all(("(vmap)" in line) or ("(public)" in line) for line in table if "batch 32" in line)
+    # TINY times every batched path and names the fastest
+    assert all(any(f"({p})" in line for p in TINY.paths) for line in table if "batch 32" in line)
     assert "target <= 20 us" in table[0] and "target >= 1,000,000/s" in table[2]
     assert bench_run.main(["--quick", "--models", "hnn"]) == 2
     assert "unknown model 'hnn'" in capsys.readouterr().err

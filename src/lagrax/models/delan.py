@@ -29,6 +29,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from .. import mechanics
@@ -248,6 +249,60 @@ class LearnedFriction(eqx.Module):
         return self.joint_friction()(qd.astype(self.raw_viscous.dtype))
 
 
+# ---- the fast path: value and Jacobian through the networks in one pass ---------------------
+# A jvp with n tangents (vmapped over a basis) runs every layer twice (one matmul for the
+# value, one for the tangents) and splits each activation into several small kernels; for
+# single samples on a CPU the per-kernel cost dominates. Here the value and its n tangents
+# travel as the rows of one (1 + n, width) matrix, so each layer is one matmul (and, under
+# vmap, one (batch (1 + n), width) GEMM).
+
+
+def _activation_value_and_jac(act, z, dz):
+    """``[act(z); act'(z) dz]`` for an elementwise activation (``dz``: ``(n, k)``)."""
+    a, slope = jax.jvp(act, (z,), (jnp.ones_like(z),))
+    return jnp.concatenate([a[None, :], slope * dz], axis=0)
+
+
+def _mlp_value_and_jac(net: eqx.nn.MLP, x_dx: Float[Array, "1+n f"]) -> Float[Array, "1+n k"]:
+    """``[net(x); d net / dq^T]`` from ``[x; dx/dq^T]``, layer by layer as ``eqx.nn.MLP.__call__``."""
+    h = x_dx
+    last = len(net.layers) - 1
+    for i, layer in enumerate(net.layers):
+        y = h @ layer.weight.T
+        z, dz = y[0], y[1:]
+        if layer.bias is not None:
+            z = z + layer.bias
+        if i < last:
+            h = _activation_value_and_jac(net.activation, z, dz)
+        elif last == 0:  # eqx.nn.MLP skips final_activation when depth == 0
+            h = jnp.concatenate([z[None, :], dz], axis=0)
+        else:
+            h = _activation_value_and_jac(net.final_activation, z, dz)
+    return h
+
+
+def _linear_value_and_jac(layer: eqx.nn.Linear, h: Float[Array, "1+n k"]) -> Float[Array, "1+n m"]:
+    y = h @ layer.weight.T
+    if layer.bias is None:
+        return y
+    return jnp.concatenate([(y[0] + layer.bias)[None, :], y[1:]], axis=0)
+
+
+def _cholesky_value_and_jac(raw_draw, n: int, shift: float, epsilon: float):
+    """``L`` and ``dL[i, j, k] = dL_ij / dq_k`` from the raw outputs and their Jacobian
+    (``(1 + n, n(n+1)/2)``), as :func:`cholesky_from_raw`; placed by a gather with constant
+    indices (a scatter's jvp costs extra kernels)."""
+    raw, draw = raw_draw[0], raw_draw[1:]
+    diag = _activation_value_and_jac(jax.nn.softplus, raw[:n] + shift, draw[:, :n])
+    diag = diag + epsilon * (jnp.arange(n + 1) == 0)[:, None].astype(diag.dtype)
+    entries = jnp.concatenate([diag, raw_draw[:, n:], jnp.zeros((n + 1, 1), raw_draw.dtype)], axis=1)
+    rows, cols = _tril_indices(n)
+    index = np.full((n, n), len(rows))  # -> the zero column
+    index[rows, cols] = np.arange(len(rows))
+    L_dL = entries[:, index]  # (1 + n, n, n)
+    return L_dL[0], jnp.moveaxis(L_dL[1:], 0, -1)
+
+
 class DeLaN(StructuredSystem):
     """A Deep Lagrangian Network; used exactly like a ground-truth :class:`StructuredSystem`.
 
@@ -296,13 +351,50 @@ class DeLaN(StructuredSystem):
         ``Mdot qd = Ldot (L^T qd) + L (Ldot^T qd)`` and
         ``1/2 d(qd^T M qd)/dq_k = sum_ij dL_ij/dq_k qd_i (L^T qd)_j``.
         """
+        return self._cholesky_terms(q, qd)[1]
+
+    def _cholesky_and_potential_jac(self, q):
+        """``(L, dL, V, dV)`` with ``dL[i, j, k] = dL_ij / dq_k``: one pass, value and tangents
+        together (see :func:`_mlp_value_and_jac`)."""
+        n = len(self.info.joint_types)
+        x, dx = mechanics.value_and_jacfwd(lambda q_: joint_features(q_, self.info.joint_types), q)
+        x_dx = jnp.concatenate([x[None, :], dx.T], axis=0)
+        if self.network is not None:
+            net = self.network
+            h = _mlp_value_and_jac(net.trunk, x_dx)
+            raw = _linear_value_and_jac(net.cholesky_head, h)
+            v = _linear_value_and_jac(net.potential_head, h)
+            shift, epsilon = net.shift, net.epsilon
+        else:
+            raw = _mlp_value_and_jac(self.mass_net.net, x_dx)
+            v = _mlp_value_and_jac(self.potential_net.net, x_dx)
+            shift, epsilon = self.mass_net.shift, self.mass_net.epsilon
+        L, dL = _cholesky_value_and_jac(raw, n, shift, epsilon)
+        v = v.reshape(-1)  # scalar head: (1 + n, 1) or (1 + n,)
+        return L, dL, v[0], v[1:]
+
+    def _cholesky_terms(self, q, qd) -> tuple[Float[Array, "n n"], mechanics.StructuredTerms]:
+        """``L`` and the :class:`~lagrax.mechanics.StructuredTerms`.
+
+        The small contractions are written as broadcast products and sums rather than
+        matmuls: XLA fuses those into a few kernels, where each matmul of a 2-vector would
+        be a call of its own.
+        """
         q, qd = q.astype(self.dtype), qd.astype(self.dtype)
-        (L, V), (dL, dV) = mechanics.value_and_jacfwd(self.cholesky_and_potential, q)
-        Lt_qd = L.T @ qd
-        Ldot = dL @ qd  # dL/dt along qd, (n, n)
-        Mdot_qd = Ldot @ Lt_qd + L @ (Ldot.T @ qd)
-        dT_dq = jnp.einsum("ijk,i,j->k", dL, qd, Lt_qd)
-        return mechanics.StructuredTerms(L @ L.T, Mdot_qd - dT_dq, dV, V)
+        L, dL, V, dV = self._cholesky_and_potential_jac(q)
+        Lt_qd = jnp.sum(L * qd[:, None], axis=0)  # L^T qd
+        Ldot = jnp.sum(dL * qd, axis=-1)  # dL/dt along qd, (n, n)
+        Mdot_qd = jnp.sum(Ldot * Lt_qd, axis=1) + jnp.sum(L * jnp.sum(Ldot * qd[:, None], axis=0), axis=1)
+        dT_dq = jnp.sum(dL * (qd[:, None] * Lt_qd[None, :])[:, :, None], axis=(0, 1))
+        M = jnp.sum(L[:, None, :] * L[None, :, :], axis=-1)
+        return L, mechanics.StructuredTerms(M, Mdot_qd - dT_dq, dV, V)
+
+    def _forward_dynamics(self, q, qd, tau):
+        """As :meth:`StructuredSystem._forward_dynamics`, solving with the network's own
+        Cholesky factor ``L`` instead of factorising ``M = L L^T`` again."""
+        L, terms = self._cholesky_terms(q, qd)
+        rhs = tau.astype(self.dtype) - terms.coriolis - terms.gravity - self._friction(q, qd)
+        return cho_solve((L, True), rhs)
 
     def _gravity(self, q):
         return mechanics.value_and_jacfwd(self._potential_energy, q.astype(self.dtype))[1]

@@ -1,6 +1,7 @@
 """Datasets: file round trip and validation, the DeLaN reference file, trajectory splits,
 and the generators (excitation, passive, driven, characters) against the physics."""
 
+import os
 import dataclasses
 
 import numpy as np
@@ -313,3 +314,18 @@ def test_generate_rejects_bad_options(arm):
         generate(arm, kind="characters", letters="A")
     with pytest.raises(LagraxError, match="positive"):
         generate(dp, kind="excitation", duration=-1.0)
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    """Atomic writes go through a private temporary file; the result must still be readable
+    by others as any file the user writes (0o666 minus the umask), and no temporary is left."""
+    from lagrax.fileio import atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "sub" / "a.txt", "hello")
+    finally:
+        os.umask(mask)
+    assert path.read_text() == "hello"
+    assert path.stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["a.txt"]

@@ -31,7 +31,7 @@ from lagrax.training import (
     save_checkpoint,
     train,
 )
-from lagrax.training import checkpoint as checkpoint_module
+from lagrax import fileio
 
 TRUE_INERTIA, TRUE_GRAVITY = 1.0 * 0.8**2, 1.0 * 9.81 * 0.8  # m l^2, m g l of the data's pendulum
 
@@ -234,7 +234,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     def crash(*args):
         raise OSError("disk died mid-write")
 
-    monkeypatch.setattr(checkpoint_module.os, "replace", crash)
+    monkeypatch.setattr(fileio.os, "replace", crash)
     with pytest.raises(OSError, match="disk died"):
         save_checkpoint(tmp_path, {"w": jnp.arange(3.0) + 10}, {"epoch": 2})
     monkeypatch.undo()

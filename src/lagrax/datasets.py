@@ -23,14 +23,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .fileio import atomic_write
 from .errors import DatasetError, FileExistsLagraxError, UnknownNameError
 from .systems.base import SystemInfo
 
@@ -310,17 +309,7 @@ def save_dataset(ds: Dataset, path, force: bool = False) -> Path:
     if ds.labels is not None:
         arrays["labels"] = np.asarray([str(x) for x in ds.labels], dtype=str)
     arrays["metadata"] = np.asarray(json.dumps(ds.metadata, default=_json_default))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_dataset(path) -> Dataset:

@@ -43,6 +43,7 @@ from jaxtyping import Array, Bool, Float
 
 from .datasets import Dataset
 from .errors import DatasetError, NotProvidedError, ShapeError
+from .fileio import atomic_write_text
 
 METRIC_KEYS = (
     "torque_mse",
@@ -505,10 +506,7 @@ def evaluate_run(
 
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
     """Write ``metrics`` as JSON to ``run_dir/metrics.json``; returns the path."""
-    path = Path(run_dir) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({k: v for k, v in metrics.items()}, indent=2, sort_keys=False) + "\n")
-    return path
+    return atomic_write_text(Path(run_dir) / name, json.dumps(dict(metrics), indent=2) + "\n")
 
 
 __all__ = [

@@ -9,8 +9,6 @@ asked. It does not plot training curves or evaluation results.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib
@@ -20,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .datasets import Dataset, check_writable  # noqa: E402
+from .fileio import atomic_write  # noqa: E402
 
 MAX_LABELLED = 40  # above this many trajectories, bands are shaded but not labelled
 
@@ -49,17 +48,9 @@ def end_effector_paths(ds: Dataset, system=None) -> np.ndarray | None:
 def _save(fig, path: Path, force: bool) -> None:
     """Write atomically (temp file + rename) in the format given by the suffix."""
     check_writable(path, force)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fmt = path.suffix.lstrip(".").lower() or "png"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format=fmt, dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
     finally:
         plt.close(fig)
 

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from .datasets import Dataset  # noqa: E402
 from .errors import NotProvidedError  # noqa: E402
 from .evaluation import METRIC_KEYS, TrajectoryRollout  # noqa: E402
+from .fileio import atomic_write, atomic_write_text  # noqa: E402
 
 TRUE_STYLE = dict(color="black", lw=1.6, label="true")
 PRED_STYLE = dict(color="tab:red", lw=1.2, ls="--", label="predicted")
@@ -249,10 +250,10 @@ def plot_rollouts(
 
 def _save(fig, path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda f: fig.savefig(f, format=path.suffix.lstrip(".") or "png", dpi=110))
+    finally:
+        plt.close(fig)
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
@@ -335,7 +336,7 @@ def write_report(
         lines += ["", "## Training configuration", ""]
         flat = config.get("config", config)
         keys = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "inverse", "forward", "power",
-                "rollout", "seed", "dtype", "max_seconds")
+                "rollout", "lbfgs_epochs", "lbfgs_steps", "lbfgs_memory", "seed", "dtype", "max_seconds")
         shown = [f"{k}={flat[k]}" for k in keys if k in flat]
         lines.append("- " + (", ".join(shown) if shown else json.dumps(flat)[:400]))
         for key in ("stopped_reason", "best_epoch"):
@@ -346,9 +347,7 @@ def write_report(
     lines += ["", "## Figures", ""]
     for caption, file in figures:
         lines += [f"### {caption}", "", f"![{caption}]({file})", ""]
-    path = run_dir / "report.md"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
 
 
 def report_run(run_dir: str | Path, data: str | Path | None = None) -> tuple[Path, dict]:
@@ -387,8 +386,8 @@ def run_demo(
     out: str | Path,
     *,
     force: bool = False,
-    epochs: int = 500,
-    seconds: float = 180.0,
+    epochs: int | None = None,
+    seconds: float = 90.0,
     dt: float = 0.02,
     seed: int = 0,
     say=print,
@@ -396,8 +395,8 @@ def run_demo(
     """The end-to-end demo: character data for ``two_link_arm`` -> DeLaN -> metrics -> report.
 
     Generates the 26 letters sampled every ``dt`` (float64 ground truth), holds out
-    e, q, v for testing, trains DeLaN for ``epochs`` (stopping early after ``seconds``
-    of training), evaluates it on the held-out letters and writes ``report.md`` and
+    e, q, v for testing, trains DeLaN with the training preset (``epochs`` overrides its
+    AdamW epochs; training stops early after ``seconds``), evaluates it on the held-out letters and writes ``report.md`` and
     the figures into ``out``. ``say`` receives the progress lines.
     Refuses a non-empty ``out`` unless ``force``. Returns the report's path.
     """
@@ -418,9 +417,12 @@ def run_demo(
     save_dataset(ds, data_path, force=True)
     plot_dataset(ds, out / "characters.png", force=True)
     say(f"      {len(ds)} samples, {ds.n_trajectories} letters, dt = {ds.dt:g} s -> {data_path}")
-    settings = {**PRESETS.get("delan", {}), "epochs": epochs, "max_seconds": seconds, "seed": seed}
+    settings = {**PRESETS.get("delan", {}), "max_seconds": seconds, "seed": seed}
+    if epochs is not None:
+        settings["epochs"] = epochs
     config = TrainConfig.from_dict(settings)
-    say(f"[2/4] training DeLaN for {config.epochs} epochs (at most {seconds:g} s), "
+    say(f"[2/4] training DeLaN: {config.epochs} AdamW epochs + {config.lbfgs_epochs} L-BFGS epochs "
+        f"(at most {seconds:g} s), "
         f"test letters {', '.join(DEMO_TEST_LETTERS)} held out ...")
     run_training("delan", data_path, out, config, {}, test_labels=list(DEMO_TEST_LETTERS), force=True)
     say("[3/4] evaluating on the held-out letters (rollouts: RK4 at dt/20) ...")

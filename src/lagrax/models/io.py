@@ -18,14 +18,13 @@ its run directory's other files).
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 import jax
 
+from ..fileio import atomic_write
 from ..errors import FileExistsLagraxError, LagraxError, ShapeError
 from ..systems.base import System, SystemInfo
 from . import MODELS, make_model
@@ -38,18 +37,6 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
-
-
-def _write_atomic(path: Path, write) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonable(x: Any) -> Any:
@@ -100,8 +87,8 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
     }
     text = json.dumps(meta, indent=2, default=_jsonable).encode()  # fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_atomic(run_dir / MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
-    _write_atomic(run_dir / META_FILE, lambda f: f.write(text))
+    atomic_write(run_dir / MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
+    atomic_write(run_dir / META_FILE, lambda f: f.write(text))
     return run_dir
 
 

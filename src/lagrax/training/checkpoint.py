@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import equinox as eqx
 
+from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
 from ..errors import LagraxError
 
 CHECKPOINT_NAME = "last.ckpt"
@@ -29,26 +28,6 @@ CHECKPOINT_NAME = "last.ckpt"
 
 class CheckpointError(LagraxError, ValueError):
     """A checkpoint is missing, truncated or belongs to a different run."""
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename (atomic on POSIX)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
 
 
 def save_checkpoint(directory: str | Path, state: Any, meta: dict) -> Path:

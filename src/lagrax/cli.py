@@ -176,7 +176,7 @@ def train_command(
     test_labels: str | None = typer.Option(None, help="held-out trajectory labels, e.g. e,q,v"),
     test_fraction: float | None = typer.Option(None, help="or: fraction of trajectories held out for testing"),
     val_fraction: float = typer.Option(0.0, help="fraction of training trajectories for validation/early stopping"),
-    config: Path | None = typer.Option(None, "--config", "-c", help="TOML file ([train] and [model] tables)"),
+    config: Path | None = typer.Option(None, "--config", "-c", help="TOML file with train and model tables"),
     epochs: int | None = typer.Option(None, help="passes over the training set"),
     batch_size: int | None = typer.Option(None, help="minibatch size (0 = full batch)"),
     steps_per_epoch: int | None = typer.Option(None, help="optimiser steps per compiled epoch"),
@@ -284,8 +284,8 @@ def report_command(
 def demo_command(
     out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="output directory"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing demo directory"),
-    epochs: int = typer.Option(500, help="training epochs"),
-    seconds: float = typer.Option(180.0, help="stop training after this many seconds"),
+    epochs: int | None = typer.Option(None, help="AdamW epochs (default: the DeLaN training preset)"),
+    seconds: float = typer.Option(90.0, help="stop training after this many seconds"),
     seed: int = typer.Option(0, help="random seed (data and model)"),
 ) -> None:
     """Generate character data for the two-link arm, train DeLaN, evaluate on held-out letters, report."""

@@ -44,7 +44,7 @@ import optax
 from ..errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError
 from . import losses as L
 from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
-from .config import TrainConfig
+from .config import PRESET_MODEL_OPTIONS, PRESETS, TrainConfig
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 # settings that may change between a run and its resumption without changing its results
@@ -564,15 +564,19 @@ def _prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
             p.unlink()
 
 
-def _resolve(out_dir: Path, resume: bool, config, model_options) -> tuple[TrainConfig, dict, dict]:
+def _resolve(out_dir: Path, resume: bool, config, model_options, model_name: str) -> tuple[TrainConfig, dict, dict]:
+    """The run's settings: the saved run's when resuming, else the model's preset
+    (:data:`~lagrax.training.config.PRESETS`), with ``config`` / ``model_options`` on top."""
     saved = {}
     if resume and (out_dir / "config.json").exists():
         saved = json.loads((out_dir / "config.json").read_text())
     if isinstance(config, TrainConfig):
         cfg = config
     else:
-        cfg = TrainConfig.from_dict({**saved.get("train", {}), **dict(config or {})})
-    options = {**saved.get("model_options", {}), **dict(model_options or {})}
+        base = saved.get("train") if saved else PRESETS.get(model_name, {})
+        cfg = TrainConfig.from_dict({**base, **dict(config or {})})
+    base_options = saved.get("model_options") if saved else PRESET_MODEL_OPTIONS.get(model_name, {})
+    options = {**base_options, **dict(model_options or {})}
     return cfg, options, saved
 
 
@@ -606,7 +610,8 @@ def run_training(
     from :func:`lagrax.evaluation.evaluate`.
 
     ``config`` / ``model_options`` given as mappings are overrides: on top of the
-    saved run's settings when resuming, of the defaults otherwise. ``val_fraction`` of
+    saved run's settings when resuming, of the model's preset otherwise (a
+    :class:`TrainConfig` is used as it is). ``val_fraction`` of
     the training trajectories is held out for validation and early stopping.
     An existing non-empty ``out_dir`` is refused unless ``resume`` or ``force``
     (which removes only the files a run writes, see :data:`RUN_FILES`).
@@ -621,7 +626,7 @@ def run_training(
     out_dir = Path(out_dir)
     if resume and force:
         raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
-    cfg, options, saved = _resolve(out_dir, resume, config, model_options)
+    cfg, options, saved = _resolve(out_dir, resume, config, model_options, model_name)
     if saved and saved.get("model") not in (None, model_name):
         raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
     ds = load_dataset(data_path)

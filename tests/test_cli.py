@@ -150,3 +150,46 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown system 'nosuch'") and "Traceback" not in proc.stderr
+
+
+def test_train_writes_a_run_and_refuses_to_clobber_it(small_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["--data", str(small_dataset), "--out", str(out), "--width", "8", "--depth", "1",
+              "--no-progress"]
+    code, stdout, err = run(capsys, "train", "--model", "delan", *common, "--test-labels", "1",
+                            "--epochs", "3", "--lbfgs-epochs", "1", "--lbfgs-steps", "2")
+    assert code == 0, err
+    assert "trained delan" in stdout and "test torque MSE" in stdout
+    for name in ("config.json", "split.json", "metrics.jsonl", "model.eqx", "model.json", "metrics.json",
+                 "summary.json"):
+        assert (out / name).exists(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["epochs"] == 3 and config["train"]["lbfgs_epochs"] == 1
+    assert config["split"]["test"]["labels"] == ["1"]
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 4  # 3 AdamW + 1 L-BFGS epochs
+    before = (out / "model.eqx").read_bytes()
+
+    code, _, err = run(capsys, "train", "--model", "delan", *common, "--epochs", "3")
+    assert_user_error(code, err, "exists", "--resume", "--force")
+    assert (out / "model.eqx").read_bytes() == before  # nothing lost
+
+    for argv, fragment in [
+        (["--model", "nosuch"], "unknown model 'nosuch'"),
+        (["--model", "delan", "--test-labels", "zz"], "zz"),
+        (["--model", "delan", "--lr", "-1"], "lr must be positive"),
+        (["--model", "delan", "--loss", "inverse=1,bogus=2"], "bogus"),
+    ]:
+        code, _, err = run(capsys, "train", *argv, "--data", str(small_dataset), "--out", str(tmp_path / "other"))
+        assert_user_error(code, err, fragment)
+        assert not (tmp_path / "other").exists()
+
+
+def test_train_refuses_data_without_torques_for_the_inverse_loss(small_dataset, tmp_path, capsys):
+    ds = load_dataset(small_dataset)
+    ds.tau = None
+    from lagrax.datasets import save_dataset
+
+    no_tau = save_dataset(ds, tmp_path / "no_tau.npz")
+    code, _, err = run(capsys, "train", "--model", "delan", "--data", str(no_tau), "--out", str(tmp_path / "r"))
+    assert_user_error(code, err, "tau")
+    assert not (tmp_path / "r").exists()

@@ -181,8 +181,11 @@ def test_split_errors():
         ds.split()
     with pytest.raises(DatasetError, match="empty test"):
         ds.split(test_fraction=0.1)
-    with pytest.raises(DatasetError, match="no labels"):
-        synthetic(labels=False).split(test_labels="a")
+    unlabelled = synthetic(labels=False)  # trajectories are named by their ids
+    with pytest.raises(UnknownNameError, match="unknown trajectory label 'a'. Known: 0, 1"):
+        unlabelled.split(test_labels="a")
+    train, test = unlabelled.split(test_labels=["1"])
+    assert test.trajectory_ids.tolist() == [1] and 1 not in train.trajectory_ids
     sub = ds.select_trajectories([2, 0])
     assert sub.n_trajectories == 2 and sub.label(2) == "c"
     with pytest.raises(DatasetError, match="no trajectories with ids"):

@@ -151,7 +151,8 @@ class Dataset:
         """``(train, test)``, separated by whole trajectories.
 
         Give exactly one of ``test_labels`` (e.g. ``"eqv"`` or ``["e", "q", "v"]``: all
-        trajectories with those labels are test) or ``test_fraction`` (that fraction of
+        trajectories with those labels are test; a trajectory without a label is named by
+        its id, ``"0"``, ``"1"``, ...) or ``test_fraction`` (that fraction of
         the trajectories, rounded, drawn at random with ``seed``). Raises
         :class:`DatasetError` if either side would be empty.
         """
@@ -159,14 +160,12 @@ class Dataset:
             raise DatasetError("split needs exactly one of test_labels or test_fraction")
         ids = self.trajectory_ids
         if test_labels is not None:
-            if self.labels is None:
-                raise DatasetError("this dataset has no labels; split by test_fraction instead")
-            wanted = list(test_labels)
-            present = {self.labels[i] for i in ids}
+            wanted = [str(x) for x in (test_labels if not isinstance(test_labels, str) else list(test_labels))]
+            names = {int(i): self.label(i) for i in ids}  # an unlabelled trajectory is named by its id
             for label in wanted:
-                if label not in present:
-                    raise UnknownNameError.for_name("trajectory label", label, present)
-            test_ids = np.array([i for i in ids if self.labels[i] in wanted], dtype=np.int64)
+                if label not in names.values():
+                    raise UnknownNameError.for_name("trajectory label", label, sorted(set(names.values())))
+            test_ids = np.array([i for i, name in names.items() if name in wanted], dtype=np.int64)
         else:
             if not 0.0 < test_fraction < 1.0:
                 raise DatasetError(f"test_fraction must lie in (0, 1), got {test_fraction}")

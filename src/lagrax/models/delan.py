@@ -257,6 +257,21 @@ class LearnedFriction(eqx.Module):
 # vmap, one (batch (1 + n), width) GEMM).
 
 
+def _features_value_and_jac(q: Float[Array, " n"], joint_types: tuple[str, ...]) -> Float[Array, "1+n f"]:
+    """``[joint_features(q); d joint_features / dq^T]`` in closed form, all joints at once
+    (a jvp through :func:`joint_features`'s per-joint slices costs kernels per joint)."""
+    n = len(joint_types)
+    source, joint = [], []  # per feature: index into [cos q, sin q, q], and its joint
+    for i, t in enumerate(joint_types):
+        source += [i, n + i] if t == "revolute" else [2 * n + i]
+        joint += [i, i] if t == "revolute" else [i]
+    source = np.asarray(source)
+    values = jnp.concatenate([jnp.cos(q), jnp.sin(q), q])[source]
+    slopes = jnp.concatenate([-jnp.sin(q), jnp.cos(q), jnp.ones_like(q)])[source]
+    own_joint = np.arange(n)[:, None] == np.asarray(joint)[None, :]  # (n, f)
+    return jnp.concatenate([values[None, :], jnp.where(own_joint, slopes[None, :], 0.0)], axis=0)
+
+
 def _activation_value_and_jac(act, z, dz):
     """``[act(z); act'(z) dz]`` for an elementwise activation (``dz``: ``(n, k)``)."""
     a, slope = jax.jvp(act, (z,), (jnp.ones_like(z),))
@@ -289,7 +304,7 @@ def _linear_value_and_jac(layer: eqx.nn.Linear, h: Float[Array, "1+n k"]) -> Flo
 
 
 def _cholesky_value_and_jac(raw_draw, n: int, shift: float, epsilon: float):
-    """``L`` and ``dL[i, j, k] = dL_ij / dq_k`` from the raw outputs and their Jacobian
+    """``L`` and ``dL[k, i, j] = dL_ij / dq_k`` from the raw outputs and their Jacobian
     (``(1 + n, n(n+1)/2)``), as :func:`cholesky_from_raw`; placed by a gather with constant
     indices (a scatter's jvp costs extra kernels)."""
     raw, draw = raw_draw[0], raw_draw[1:]
@@ -300,7 +315,7 @@ def _cholesky_value_and_jac(raw_draw, n: int, shift: float, epsilon: float):
     index = np.full((n, n), len(rows))  # -> the zero column
     index[rows, cols] = np.arange(len(rows))
     L_dL = entries[:, index]  # (1 + n, n, n)
-    return L_dL[0], jnp.moveaxis(L_dL[1:], 0, -1)
+    return L_dL[0], L_dL[1:]
 
 
 class DeLaN(StructuredSystem):
@@ -354,11 +369,10 @@ class DeLaN(StructuredSystem):
         return self._cholesky_terms(q, qd)[1]
 
     def _cholesky_and_potential_jac(self, q):
-        """``(L, dL, V, dV)`` with ``dL[i, j, k] = dL_ij / dq_k``: one pass, value and tangents
+        """``(L, dL, V, dV)`` with ``dL[k, i, j] = dL_ij / dq_k``: one pass, value and tangents
         together (see :func:`_mlp_value_and_jac`)."""
         n = len(self.info.joint_types)
-        x, dx = mechanics.value_and_jacfwd(lambda q_: joint_features(q_, self.info.joint_types), q)
-        x_dx = jnp.concatenate([x[None, :], dx.T], axis=0)
+        x_dx = _features_value_and_jac(q, self.info.joint_types)
         if self.network is not None:
             net = self.network
             h = _mlp_value_and_jac(net.trunk, x_dx)
@@ -383,9 +397,9 @@ class DeLaN(StructuredSystem):
         q, qd = q.astype(self.dtype), qd.astype(self.dtype)
         L, dL, V, dV = self._cholesky_and_potential_jac(q)
         Lt_qd = jnp.sum(L * qd[:, None], axis=0)  # L^T qd
-        Ldot = jnp.sum(dL * qd, axis=-1)  # dL/dt along qd, (n, n)
+        Ldot = jnp.sum(dL * qd[:, None, None], axis=0)  # dL/dt along qd, (n, n)
         Mdot_qd = jnp.sum(Ldot * Lt_qd, axis=1) + jnp.sum(L * jnp.sum(Ldot * qd[:, None], axis=0), axis=1)
-        dT_dq = jnp.sum(dL * (qd[:, None] * Lt_qd[None, :])[:, :, None], axis=(0, 1))
+        dT_dq = jnp.sum(dL * (qd[:, None] * Lt_qd[None, :]), axis=(1, 2))
         M = jnp.sum(L[:, None, :] * L[None, :, :], axis=-1)
         return L, mechanics.StructuredTerms(M, Mdot_qd - dT_dq, dV, V)
 

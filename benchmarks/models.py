@@ -131,7 +131,7 @@ def single_sample_latency(model, which: str = "inverse", repeats: int = 2000) ->
     run, params = _jit_with_params(model, _per_sample_fn(model, which), batched=False)
     q, qd, qdd, tau = random_states(model.dof, None)
     x = qdd if which == "inverse" else tau
-    return 1e6 * _median_seconds(lambda: run(params, q, qd, x), repeats, warmup=10)
+    return 1e6 * _median_seconds(lambda: run(params, q, qd, x), repeats, warmup=100)
 
 
 def batched_throughput(model, which: str = "inverse", batch: int = 1024, repeats: int = 20,

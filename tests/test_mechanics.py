@@ -105,3 +105,18 @@ def test_singular_hessian_is_reported_not_nan():
     sys = lagrax.lagrangian_system(lambda q, qd: qd[0] ** 2 - jnp.cos(q[0]) - jnp.cos(q[1]), dof=2)
     with pytest.raises(SingularHessianError, match="singular"):
         sys.forward_dynamics(np.ones(2), np.ones(2), np.ones(2))
+
+
+def test_large_batches_are_chunked_and_equal_per_sample():
+    """Batches above BATCH_CHUNK go through lax.map in chunks (with a remainder); the result
+    is the same as sample by sample."""
+    from lagrax.systems.base import BATCH_CHUNK
+
+    dp = lagrax.system("double_pendulum")
+    rng = np.random.default_rng(3)
+    q, qd, tau = rng.normal(size=(3, BATCH_CHUNK * 2 + 7, 2))
+    qdd = np.asarray(dp.forward_dynamics(q, qd, tau))
+    for i in (0, BATCH_CHUNK, len(q) - 1):
+        np.testing.assert_allclose(qdd[i], dp.forward_dynamics(q[i], qd[i], tau[i]), rtol=1e-12, atol=1e-12)
+    M = dp.mass_matrix(q.reshape(-1, 3, 2)[:100])  # leading axes (100, 3) keep their shape
+    assert M.shape == (100, 3, 2, 2)

@@ -65,10 +65,10 @@ def test_delan_epsilon_must_be_positive():
         delan(epsilon=0.0)
 
 
-@pytest.mark.parametrize("shared", [False, True])
-def test_delan_fused_terms_match_generic_core(shared):
+@pytest.mark.parametrize("shared, depth", [(False, 2), (True, 2), (True, 1)])
+def test_delan_fused_terms_match_generic_core(shared, depth):
     """The Cholesky-based _terms (the fast path) equals mechanics.structured_terms on M and V."""
-    model = delan(1, shared=shared)
+    model = delan(1, shared=shared, depth=depth)
     q, qd, _ = states(seed=1)
     for i in range(3):
         fast = model._terms(jnp.asarray(q[i]), jnp.asarray(qd[i]))

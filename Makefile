@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: setup
-	$(BIN)/lagrax demo --out runs/demo
+	$(BIN)/lagrax demo --out runs/demo --force
 
 test: setup
 	$(BIN)/python -m pytest -n 2 -q

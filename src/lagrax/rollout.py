@@ -70,31 +70,32 @@ def _torque_fn(tau, ts, n, dtype) -> Callable:
     raise ShapeError(f"tau must be None, a callable, shape ({n},) or ({ts.shape[0]}, {n}); got {tau.shape}")
 
 
+def solve(field, y0, ts, solver_name: str, rtol: float, atol: float, dt: float | None, max_steps: int):
+    """``diffrax.diffeqsolve`` of ``dy/dt = field(t, y, args)`` from ``ts[0]``, saved at ``ts``:
+    adaptive steps with tolerances ``rtol, atol``, or fixed steps ``dt``. Shared by the
+    Lagrangian rollouts here and the canonical ones of :mod:`lagrax.models.hnn`."""
+    adaptive = dt is None
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        SOLVERS[solver_name](),
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=dt,
+        y0=y0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol) if adaptive else diffrax.ConstantStepSize(),
+        max_steps=max_steps,
+    )
+    return sol.ys
+
+
 @eqx.filter_jit
 def _simulate_one(system, q0, qd0, ts, tau_fn, solver_name, rtol, atol, dt, max_steps):
     def field(t, y, args):
         q, qd = y
         return qd, system._forward_dynamics(q, qd, tau_fn(t, q, qd))
 
-    solver = SOLVERS[solver_name]()
-    if dt is None:
-        controller = diffrax.PIDController(rtol=rtol, atol=atol)
-        dt0 = None
-    else:
-        controller = diffrax.ConstantStepSize()
-        dt0 = dt
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        solver,
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=dt0,
-        y0=(q0, qd0),
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=controller,
-        max_steps=max_steps,
-    )
-    q, qd = sol.ys
+    q, qd = solve(field, (q0, qd0), ts, solver_name, rtol, atol, dt, max_steps)
     qdd = jax.vmap(lambda t, q_, qd_: system._forward_dynamics(q_, qd_, tau_fn(t, q_, qd_)))(ts, q, qd)
     return q, qd, qdd
 

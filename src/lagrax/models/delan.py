@@ -78,6 +78,11 @@ def cholesky_from_raw(
     return jnp.zeros((n, n), dtype=raw.dtype).at[rows, cols].set(entries)
 
 
+def _check_epsilon(epsilon: float) -> None:
+    if not epsilon > 0:
+        raise LagraxError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
+
+
 class CholeskyMassNetwork(eqx.Module):
     """``q -> M(q) = L(q) L(q)^T``, SPD by construction (``M >= epsilon^2 I`` in the sense of ``L``'s diagonal).
 
@@ -102,8 +107,7 @@ class CholeskyMassNetwork(eqx.Module):
         epsilon: float = 1e-2,
         dtype: str = "float32",
     ):
-        if epsilon <= 0:
-            raise LagraxError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
+        _check_epsilon(epsilon)
         self.joint_types = tuple(joint_types)
         n = len(self.joint_types)
         self.shift = float(shift)
@@ -174,8 +178,7 @@ class SharedDeLaNNetwork(eqx.Module):
         epsilon: float = 1e-2,
         dtype: str = "float32",
     ):
-        if epsilon <= 0:
-            raise LagraxError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
+        _check_epsilon(epsilon)
         self.joint_types = tuple(joint_types)
         n = len(self.joint_types)
         self.shift, self.epsilon = float(shift), float(epsilon)

@@ -46,7 +46,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -54,7 +53,7 @@ from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ..errors import ShapeError, SingularHessianError, UnknownNameError
-from ..rollout import SOLVERS, _torque_fn
+from ..rollout import SOLVERS, _torque_fn, solve
 from ..systems.base import StructuredSystem, System, SystemInfo, _dispatch
 from .delan import CholeskyMassNetwork, PotentialNetwork, resolve_dtype
 from .nets import feature_size, joint_features, mlp
@@ -344,19 +343,7 @@ def _canonical_one(model, q0, p0, ts, tau_fn, solver_name, rtol, atol, dt, max_s
         q, p = y
         return model._time_derivative(q, p, tau_fn(t, q, p))
 
-    adaptive = dt is None
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        SOLVERS[solver_name](),
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=dt,
-        y0=(q0, p0),
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol) if adaptive else diffrax.ConstantStepSize(),
-        max_steps=max_steps,
-    )
-    return sol.ys
+    return solve(field, (q0, p0), ts, solver_name, rtol, atol, dt, max_steps)
 
 
 def simulate_canonical(

@@ -51,7 +51,7 @@ from jaxtyping import Array, Float, Scalar
 
 from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
-from .base import StructuredSystem, SystemInfo
+from .base import StructuredSystem, System, SystemInfo
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
 _ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
@@ -420,13 +420,8 @@ class PinocchioRobot(PinocchioCore):
     def _kinetic_energy(self, q, qd):
         return _kinetic_energy(self.robot, q, qd)
 
-    def _decomposition(self, q, qd, qdd):
-        return {
-            "inertial": self._mass_matrix(q) @ qdd,
-            "coriolis": self._coriolis(q, qd),
-            "gravity": self._gravity(q),
-            "friction": self._friction(q, qd),
-        }
+    # each term from its own Pinocchio algorithm, not StructuredSystem's pass through the core
+    _decomposition = System._decomposition
 
     def core_system(self) -> PinocchioCore:
         """This robot through ``M(q)`` and ``V(q)`` only, with lagrax's mechanics core deriving the rest."""

@@ -54,7 +54,9 @@ REFERENCE = {
     "mlp": ("feed-forward network", 6.2e-4, 1.81, 0.49),
 }
 TARGET_TORQUE_MSE = 1.35e-5  # the reference's seed-0 result, reached after 135 s of training
-REFERENCE_DELAN_SEED0 = dict(torque_mse=1.35e-5, inertial_mse=2.26e-5, coriolis_mse=6.8e-6, gravity_mse=9.0e-6)
+REFERENCE_DELAN_SEED0 = dict(
+    torque_mse=1.35e-5, inertial_mse=2.26e-5, coriolis_mse=6.8e-6, gravity_mse=9.0e-6
+)
 
 COLUMNS = (
     ("torque_mse", "torque MSE"),
@@ -81,8 +83,9 @@ def train_config(model_name: str, seed: int, epochs: int | None, max_seconds: fl
     return TrainConfig.from_dict({**base, "max_seconds": max_seconds, "seed": seed})
 
 
-def run_one(model_name: str, seed: int, train_ds, test_ds, epochs: int | None, max_seconds: float,
-            quick: bool = False) -> dict:
+def run_one(
+    model_name: str, seed: int, train_ds, test_ds, epochs: int | None, max_seconds: float, quick: bool = False
+) -> dict:
     """Train one model with one seed and evaluate it on the test characters."""
     import jax
 
@@ -90,11 +93,11 @@ def run_one(model_name: str, seed: int, train_ds, test_ds, epochs: int | None, m
     from lagrax.models import make_model
     from lagrax.training import train
     from lagrax.training.config import PRESET_MODEL_OPTIONS
+
     config = train_config(model_name, seed, epochs, max_seconds, quick)
     options = {"dtype": config.dtype, **PRESET_MODEL_OPTIONS.get(model_name, {})}
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(seed), **options)
-    if hasattr(model, "with_normalization"):  # the MLP standardises with training statistics
-        model = model.with_normalization(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
+    model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
     test_mse = _test_torque_mse(test_ds)
     reached = {}
 
@@ -104,8 +107,9 @@ def run_one(model_name: str, seed: int, train_ds, test_ds, epochs: int | None, m
             reached.update(seconds=record["seconds"], steps=record["step"])
 
     result = train(model, train_ds, None, config, progress=False, callback=time_to_accuracy)
-    metrics = evaluate(result.model, test_ds, training={"train_seconds": result.train_seconds,
-                                                        "steps": result.steps})
+    metrics = evaluate(
+        result.model, test_ds, training={"train_seconds": result.train_seconds, "steps": result.steps}
+    )
     metrics["stopped_reason"] = result.stopped_reason
     metrics["seconds_to_target"] = reached.get("seconds")
     metrics["steps_to_target"] = reached.get("steps")
@@ -122,7 +126,7 @@ def _test_torque_mse(test_ds) -> Callable:
 
     @eqx.filter_jit
     def mse(model):
-        return jnp.mean(jnp.sum((jax.vmap(model._inverse_dynamics)(q, qd, qdd) - tau) ** 2, axis=-1))
+        return jnp.mean(jnp.sum((jax.vmap(model.inverse_dynamics)(q, qd, qdd) - tau) ** 2, axis=-1))
 
     def safe(model) -> float:
         from lagrax.errors import NotProvidedError
@@ -176,18 +180,26 @@ def format_table(results: dict[str, list[dict]], seeds: list[int]) -> str:
         if name in REFERENCE:
             label, torque, vpt, vpt_std = REFERENCE[name]
             ref = {"torque_mse": f"{torque:.1e}", "valid_prediction_time": f"{vpt:.2f} ± {vpt_std:.2f}"}
-            lines.append(f"| {label} (reference) | " + " | ".join(ref.get(key, "") for key, _ in COLUMNS) + " |")
+            lines.append(
+                f"| {label} (reference) | " + " | ".join(ref.get(key, "") for key, _ in COLUMNS) + " |"
+            )
         if name == "delan":
             ref = {k: f"{v:.2e}" for k, v in REFERENCE_DELAN_SEED0.items()}
             ref.update(train_seconds="135", steps="25000", seconds_to_target="135")
-            lines.append("| DeLaN seed 0, reference code measured (reference) | "
-                         + " | ".join(ref.get(key, "") for key, _ in COLUMNS) + " |")
+            lines.append(
+                "| DeLaN seed 0, reference code measured (reference) | "
+                + " | ".join(ref.get(key, "") for key, _ in COLUMNS)
+                + " |"
+            )
     stops = sorted({r.get("stopped_reason", "?") for runs in results.values() for r in runs})
-    lines += ["", f"Seeds {', '.join(map(str, seeds))}; test characters {', '.join(TEST_LABELS)} "
-              f"(sum over joints of squared error, mean over test samples; valid time: RK4 at dt/20, "
-              f"threshold 1e-2; time to 1.35e-5: training wall time, compilation excluded, until the test torque MSE "
-              f"checked after each epoch first falls to the reference's seed-0 result). "
-              f"Training stopped by: {', '.join(stops)}."]
+    lines += [
+        "",
+        f"Seeds {', '.join(map(str, seeds))}; test characters {', '.join(TEST_LABELS)} "
+        f"(sum over joints of squared error, mean over test samples; valid time: RK4 at dt/20, "
+        f"threshold 1e-2; time to 1.35e-5: training wall time, compilation excluded, until the test torque MSE "
+        f"checked after each epoch first falls to the reference's seed-0 result). "
+        f"Training stopped by: {', '.join(stops)}.",
+    ]
     return "\n".join(lines)
 
 
@@ -228,9 +240,11 @@ def main(
     budget = max_seconds if max_seconds is not None else MAX_SECONDS
 
     train_ds, test_ds = load_dataset(data).split(test_labels=list(TEST_LABELS))
-    say(f"DeLaN character benchmark: {len(train_ds)} training / {len(test_ds)} test samples; "
+    say(
+        f"DeLaN character benchmark: {len(train_ds)} training / {len(test_ds)} test samples; "
         f"models {', '.join(names)}; seeds {', '.join(map(str, seed_list))}; "
-        f"{'preset' if epochs is None else epochs} epochs{' (quick)' if quick else ''}, at most {budget:g} s per run")
+        f"{'preset' if epochs is None else epochs} epochs{' (quick)' if quick else ''}, at most {budget:g} s per run"
+    )
     results: dict[str, list[dict]] = {}
     start = time.perf_counter()
     for name in names:
@@ -238,11 +252,13 @@ def main(
             t0 = time.perf_counter()
             metrics = run_one(name, seed, train_ds, test_ds, epochs, budget, quick)
             results.setdefault(name, []).append(metrics)
-            say(f"  {name} seed {seed}: torque MSE {metrics.get('torque_mse', math.nan):.2e}, "
+            say(
+                f"  {name} seed {seed}: torque MSE {metrics.get('torque_mse', math.nan):.2e}, "
                 f"valid time {metrics.get('valid_prediction_time', math.nan):.2f} s, "
                 f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s, 1.35e-5 "
                 f"{_reached(metrics)} "
-                f"({time.perf_counter() - t0:.0f} s with compilation and evaluation)")
+                f"({time.perf_counter() - t0:.0f} s with compilation and evaluation)"
+            )
     table = format_table(results, seed_list)
     say("")
     say(table)
@@ -251,8 +267,10 @@ def main(
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(table + "\n")
-        out.with_suffix(".json").write_text(json.dumps({"seeds": seed_list, "epochs": epochs, "quick": quick,
-                                                        "results": results}, indent=2) + "\n")
+        out.with_suffix(".json").write_text(
+            json.dumps({"seeds": seed_list, "epochs": epochs, "quick": quick, "results": results}, indent=2)
+            + "\n"
+        )
         say(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
 
@@ -260,10 +278,16 @@ def main(
 def _cli(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    parser.add_argument("--models", default=None, help=f"comma-separated (default {','.join(DEFAULT_MODELS)})")
+    parser.add_argument(
+        "--models", default=None, help=f"comma-separated (default {','.join(DEFAULT_MODELS)})"
+    )
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, first seed only")
-    parser.add_argument("--epochs", type=int, default=None, help="AdamW epochs per run (default: the model's preset)")
-    parser.add_argument("--max-seconds", type=float, default=None, help=f"per-run cap (default {MAX_SECONDS:g})")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="AdamW epochs per run (default: the model's preset)"
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=None, help=f"per-run cap (default {MAX_SECONDS:g})"
+    )
     parser.add_argument("--data", default=None, help=f"character file (default {DEFAULT_DATA})")
     parser.add_argument("--out", default=None, help="also write the markdown table (and .json) here")
     args = parser.parse_args(argv)

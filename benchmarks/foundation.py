@@ -26,9 +26,17 @@ import numpy as np  # noqa: E402
 import lagrax  # noqa: E402
 from lagrax.rollout import simulate  # noqa: E402
 from lagrax.trajectories import generate, position_ranges, velocity_ranges  # noqa: E402
+from lagrax.batching import batched
 
-SYSTEMS = ("pendulum", "double_pendulum", "two_link_arm", "cartpole", "furuta", "relativistic_particle",
-           "charged_particle")
+SYSTEMS = (
+    "pendulum",
+    "double_pendulum",
+    "two_link_arm",
+    "cartpole",
+    "furuta",
+    "relativistic_particle",
+    "charged_particle",
+)
 ROBOTS = ("panda", "ur5")
 
 
@@ -46,8 +54,10 @@ def energy_drift(name: str, duration: float, batch: int) -> float:
     q0, qd0 = random_states(system, batch, seed=0)
     ts = np.linspace(0.0, duration, 201)
     r = simulate(system, q0, qd0, ts, rtol=1e-12, atol=1e-12)
-    E = np.asarray(system.energy(r.q.reshape(-1, system.dof), r.qd.reshape(-1, system.dof))).reshape(batch, -1)
-    KE = np.asarray(system.kinetic_energy(r.q.reshape(-1, system.dof), r.qd.reshape(-1, system.dof)))
+    E = np.asarray(batched(system).energy(r.q.reshape(-1, system.dof), r.qd.reshape(-1, system.dof))).reshape(
+        batch, -1
+    )
+    KE = np.asarray(batched(system).kinetic_energy(r.q.reshape(-1, system.dof), r.qd.reshape(-1, system.dof)))
     scale = np.maximum(np.abs(E[:, 0]), np.abs(KE.reshape(batch, -1)).max(1))
     return float(np.max(np.abs(E - E[:, :1]).max(1) / scale))
 
@@ -63,7 +73,7 @@ def pinocchio_agreement(name: str, batch: int) -> tuple[float, float]:
     m = robot.pinocchio_model
     d = m.createData()
     tau = np.stack([pin.rnea(m, d, *x) for x in zip(q, qd, qdd)])
-    err = float(np.max(np.abs(np.asarray(core.inverse_dynamics(q, qd, qdd)) - tau)))
+    err = float(np.max(np.abs(np.asarray(batched(core).inverse_dynamics(q, qd, qdd)) - tau)))
     return err, float(np.max(np.abs(tau)))
 
 
@@ -73,17 +83,23 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     batch, duration, n_panda = (4, 2.0, 10) if args.quick else (16, 10.0, 100)
 
-    print(f"## Energy drift of passive rollouts ({duration:g} s, {batch} random states, Tsit5 rtol=atol=1e-12)\n")
+    print(
+        f"## Energy drift of passive rollouts ({duration:g} s, {batch} random states, Tsit5 rtol=atol=1e-12)\n"
+    )
     print("| system | dof | max relative energy drift |\n|---|---|---|")
     for name in SYSTEMS:
-        print(f"| {name} | {lagrax.system(name).dof} | {energy_drift(name, duration, batch):.1e} |", flush=True)
+        print(
+            f"| {name} | {lagrax.system(name).dof} | {energy_drift(name, duration, batch):.1e} |", flush=True
+        )
 
     try:
         import pinocchio  # noqa: F401
     except ModuleNotFoundError:
         print("\nPinocchio is not installed: robot rows skipped (pip install 'lagrax[robots]')")
         return 0
-    print(f"\n## Mechanics core (from crba M(q) and g(q)) against Pinocchio rnea ({10 * batch} random states)\n")
+    print(
+        f"\n## Mechanics core (from crba M(q) and g(q)) against Pinocchio rnea ({10 * batch} random states)\n"
+    )
     print("| robot | dof | max abs error [N m] | max abs torque [N m] |\n|---|---|---|---|")
     for name in ROBOTS:
         err, scale = pinocchio_agreement(name, 10 * batch)
@@ -94,9 +110,13 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     ds = generate(panda, kind="excitation", trajectories=n_panda, seed=0)
     seconds = time.perf_counter() - start
-    print(f"\n## Generating {n_panda} Panda excitation trajectories (default duration and rate, ground truth)\n")
-    print(f"{len(ds)} samples of {ds.n_trajectories} trajectories in {seconds:.1f} s "
-          f"({len(ds) / seconds:,.0f} samples/s; after a warm-up call that compiles)")
+    print(
+        f"\n## Generating {n_panda} Panda excitation trajectories (default duration and rate, ground truth)\n"
+    )
+    print(
+        f"{len(ds)} samples of {ds.n_trajectories} trajectories in {seconds:.1f} s "
+        f"({len(ds) / seconds:,.0f} samples/s; after a warm-up call that compiles)"
+    )
     return 0
 
 

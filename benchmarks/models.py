@@ -41,6 +41,7 @@ import lagrax
 from lagrax.models import make_model
 from lagrax.systems.base import SystemInfo
 from lagrax.training.losses import Scales, inverse_loss
+from lagrax.batching import batched
 
 WIDTH, DEPTH = 64, 2
 MODELS = ("delan", "lnn")
@@ -98,9 +99,9 @@ def _median_seconds(call: Callable[[], object], repeats: int, warmup: int = 3) -
 def _per_sample_fn(model, which: str) -> Callable:
     """``(model, q, qd, x) -> y`` for ``which`` in ``{"inverse", "forward"}``."""
     if which == "inverse":
-        return lambda m, q, qd, qdd: m._inverse_dynamics(q, qd, qdd)
+        return lambda m, q, qd, qdd: m.inverse_dynamics(q, qd, qdd)
     if which == "forward":
-        return lambda m, q, qd, tau: m._forward_dynamics(q, qd, tau)
+        return lambda m, q, qd, tau: m.forward_dynamics(q, qd, tau)
     raise ValueError(f"which must be 'inverse' or 'forward', got {which!r}")
 
 
@@ -111,9 +112,11 @@ def _jit_with_params(model, fn: Callable, batched: bool | int):
     leaves, treedef = jax.tree_util.tree_flatten(eqx.filter(model, eqx.is_array))
     static = eqx.filter(model, eqx.is_array, inverse=True)
     if batched is True:
+
         def inner(m, q, qd, x):
             return jax.vmap(lambda a, b, c: fn(m, a, b, c))(q, qd, x)
     elif batched:  # an int: vmap over chunks of that many samples, one chunk after the other
+
         def inner(m, q, qd, x):
             return jax.lax.map(lambda abc: fn(m, *abc), (q, qd, x), batch_size=int(batched))
     else:
@@ -134,14 +137,15 @@ def single_sample_latency(model, which: str = "inverse", repeats: int = 2000) ->
     return 1e6 * _median_seconds(lambda: run(params, q, qd, x), repeats, warmup=100)
 
 
-def batched_throughput(model, which: str = "inverse", batch: int = 1024, repeats: int = 20,
-                       path: str = "vmap") -> float:
+def batched_throughput(
+    model, which: str = "inverse", batch: int = 1024, repeats: int = 20, path: str = "vmap"
+) -> float:
     """Samples per second of batched inverse (or forward) dynamics.
 
-    ``path="vmap"``: ``jax.jit(jax.vmap(model._inverse_dynamics))`` with the parameters as
+    ``path="vmap"``: ``jax.jit(jax.vmap(model.inverse_dynamics))`` with the parameters as
     arguments; ``path="chunked"``: the same per-sample function under
     ``jax.lax.map(..., batch_size=CHUNK)`` (a vmap over chunks, one after the other);
-    ``path="public"``: ``model.inverse_dynamics(q, qd, qdd)`` on ``(batch, n)`` arrays, i.e.
+    ``path="public"``: ``batched(model).inverse_dynamics(q, qd, qdd)`` on ``(batch, n)`` arrays, i.e.
     what a user calls (shape checks + ``eqx.filter_jit`` + one vmap).
     """
     q, qd, qdd, tau = random_states(model.dof, batch)
@@ -153,7 +157,7 @@ def batched_throughput(model, which: str = "inverse", batch: int = 1024, repeats
         run, params = _jit_with_params(model, _per_sample_fn(model, which), batched=min(CHUNK, batch))
         call = lambda: run(params, q, qd, x)  # noqa: E731
     elif path == "public":
-        method = model.inverse_dynamics if which == "inverse" else model.forward_dynamics
+        method = batched(model).inverse_dynamics if which == "inverse" else batched(model).forward_dynamics
         call = lambda: method(q, qd, x)  # noqa: E731
     else:
         raise ValueError(f"path must be 'vmap', 'chunked' or 'public', got {path!r}")
@@ -222,8 +226,9 @@ def _reference(system: str, kind: str, metric: str) -> str:
     return ""
 
 
-def measure(system: str, kind: str, settings: Settings = Settings(),
-            log: Callable[[str], None] | None = None) -> list[Row]:
+def measure(
+    system: str, kind: str, settings: Settings = Settings(), log: Callable[[str], None] | None = None
+) -> list[Row]:
     """Every metric for one (system, model) pair."""
     info = system_info(system)
     model = build_model(kind, info)
@@ -235,7 +240,11 @@ def measure(system: str, kind: str, settings: Settings = Settings(),
             log(f"{system:>12} {kind:>5} {metric:<44} {format_value(value, unit)}")
 
     for which in ("inverse", "forward"):
-        add(f"{which} dynamics, 1 sample (jit)", single_sample_latency(model, which, settings.latency_repeats), "us")
+        add(
+            f"{which} dynamics, 1 sample (jit)",
+            single_sample_latency(model, which, settings.latency_repeats),
+            "us",
+        )
     for which in ("inverse", "forward"):
         for batch in settings.batches:
             best, best_path = -1.0, ""
@@ -246,13 +255,20 @@ def measure(system: str, kind: str, settings: Settings = Settings(),
                 if rate > best:
                     best, best_path = rate, path
             add(f"{which} dynamics, batch {batch} ({best_path})", best, "samples/s")
-    add(f"value_and_grad inverse MSE, batch {settings.grad_batch}",
-        gradient_step_time(model, settings.grad_batch, settings.grad_repeats), "ms")
+    add(
+        f"value_and_grad inverse MSE, batch {settings.grad_batch}",
+        gradient_step_time(model, settings.grad_batch, settings.grad_repeats),
+        "ms",
+    )
     return rows
 
 
-def measure_all(systems: Sequence[str] = SYSTEMS, models: Sequence[str] = MODELS,
-                settings: Settings = Settings(), log: Callable[[str], None] | None = None) -> list[Row]:
+def measure_all(
+    systems: Sequence[str] = SYSTEMS,
+    models: Sequence[str] = MODELS,
+    settings: Settings = Settings(),
+    log: Callable[[str], None] | None = None,
+) -> list[Row]:
     return [row for system in systems for kind in models for row in measure(system, kind, settings, log)]
 
 
@@ -275,7 +291,9 @@ def format_value(value: float, unit: str) -> str:
 def markdown_table(rows: Sequence[Row]) -> str:
     lines = ["| system | model | metric | value | target / reference |", "|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r.system} | {r.model} | {r.metric} | {format_value(r.value, r.unit)} | {r.reference} |")
+        lines.append(
+            f"| {r.system} | {r.model} | {r.metric} | {format_value(r.value, r.unit)} | {r.reference} |"
+        )
     return "\n".join(lines)
 
 

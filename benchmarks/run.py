@@ -42,7 +42,9 @@ XLA_FLAGS = ""
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog="Targets: issue 3, 'Performance'.")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], epilog="Targets: issue 3, 'Performance'."
+    )
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (< 1 minute)")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown report to this file")
     p.add_argument("--systems", default=None, help="comma-separated subset of: two_link_arm,panda7")
@@ -75,28 +77,35 @@ def main(argv=None) -> int:
             print(f"error: unknown model {k!r}; choose from {', '.join(perf.MODELS)}", file=sys.stderr)
             return 2
 
-    command = "python " + " ".join(shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])])
+    command = "python " + " ".join(
+        shlex.quote(a) for a in [Path(sys.argv[0]).as_posix(), *(argv or sys.argv[1:])]
+    )
     t0 = time.perf_counter()
-    rows = perf.measure_all(systems, kinds, settings, log=lambda line: print(line, file=sys.stderr, flush=True))
+    rows = perf.measure_all(
+        systems, kinds, settings, log=lambda line: print(line, file=sys.stderr, flush=True)
+    )
     elapsed = time.perf_counter() - t0
-    report = "\n".join([
-        "## Model performance" + (" (--quick)" if args.quick else ""),
-        "",
-        f"Machine: {perf.machine_description()}",
-        f"Command: `{command}` ({elapsed:.0f} s including compilation)",
-        "Models (64x2, float32, factory defaults otherwise): "
-        + "; ".join(perf.model_description(k) for k in kinds) + ".",
-        "",
-        "Latency: median of "
-        f"{settings.latency_repeats} jitted single-sample calls; batched: median of {settings.batch_repeats} "
-        "calls, the fastest of jit(vmap(per-sample method)) over the whole batch (vmap), over chunks of "
-        f"{perf.CHUNK} (chunked, jax.lax.map) and the public batched method (public), named in the metric "
-        f"(timed: {', '.join(settings.paths)}); "
-        f"gradient: median of {settings.grad_repeats} jitted value_and_grad calls.",
-        "",
-        perf.markdown_table(rows),
-        "",
-    ])
+    report = "\n".join(
+        [
+            "## Model performance" + (" (--quick)" if args.quick else ""),
+            "",
+            f"Machine: {perf.machine_description()}",
+            f"Command: `{command}` ({elapsed:.0f} s including compilation)",
+            "Models (64x2, float32, factory defaults otherwise): "
+            + "; ".join(perf.model_description(k) for k in kinds)
+            + ".",
+            "",
+            "Latency: median of "
+            f"{settings.latency_repeats} jitted single-sample calls; batched: median of {settings.batch_repeats} "
+            "calls, the fastest of jit(vmap(per-sample method)) over the whole batch (vmap), over chunks of "
+            f"{perf.CHUNK} (chunked, jax.lax.map) and the public batched method (public), named in the metric "
+            f"(timed: {', '.join(settings.paths)}); "
+            f"gradient: median of {settings.grad_repeats} jitted value_and_grad calls.",
+            "",
+            perf.markdown_table(rows),
+            "",
+        ]
+    )
     print(report)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -19,10 +19,11 @@ from hypothesis import strategies as st
 import lagrax
 from lagrax.errors import NotProvidedError, ShapeError, SingularHessianError, UnknownNameError
 from lagrax.models import make_model
-from lagrax.models.hnn import simulate_canonical
+from lagrax.rollout import simulate_canonical
 from lagrax.models.nets import joint_features
 from lagrax.rollout import simulate
 from lagrax.systems.base import SystemInfo
+from lagrax.batching import batched
 
 KEY = jax.random.PRNGKey(0)
 G = 9.8  # the double pendulum's default gravity
@@ -64,20 +65,23 @@ def test_mlp_shapes_and_batching(double_pendulum, states):
     q, qd, x = states
     model = make_model("mlp", double_pendulum.info, key=KEY, width=16)
     for method in ("forward_dynamics", "inverse_dynamics"):
-        fn = getattr(model, method)
-        batched = fn(q, qd, x)
-        assert batched.shape == (6, 2)
+        fn = getattr(batched(model), method)
+        out = fn(q, qd, x)
+        assert out.shape == (6, 2)
         assert fn(q.reshape(2, 3, 2), qd.reshape(2, 3, 2), x.reshape(2, 3, 2)).shape == (2, 3, 2)
-        np.testing.assert_allclose(fn(q[3], qd[3], x[3]), batched[3], rtol=1e-6, atol=1e-6)
+        per_sample = getattr(model, method)(jnp.asarray(q[3]), jnp.asarray(qd[3]), jnp.asarray(x[3]))
+        np.testing.assert_allclose(per_sample, out[3], rtol=1e-6, atol=1e-6)
     # The two heads are different networks: the inverse head does not invert the forward one untrained,
     # but both see (features(q), qd, third input) and depend on every input.
-    fd = model.forward_dynamics(q, qd, x)
-    assert not np.allclose(fd, model.forward_dynamics(q, qd, x + 1.0))
-    assert not np.allclose(fd, model.forward_dynamics(q + 2 * np.pi, qd + 1.0, x))
+    fd = batched(model).forward_dynamics(q, qd, x)
+    assert not np.allclose(fd, batched(model).forward_dynamics(q, qd, x + 1.0))
+    assert not np.allclose(fd, batched(model).forward_dynamics(q + 2 * np.pi, qd + 1.0, x))
     # revolute joints enter as cos/sin: periodic in q
-    np.testing.assert_allclose(model.forward_dynamics(q + 2 * np.pi, qd, x), fd, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        batched(model).forward_dynamics(q + 2 * np.pi, qd, x), fd, rtol=1e-5, atol=1e-5
+    )
     with pytest.raises(ShapeError, match="expected"):
-        model.forward_dynamics(q[:, :1], qd, x)
+        batched(model).forward_dynamics(q[:, :1], qd, x)
 
 
 @pytest.mark.parametrize("heads, missing", [("forward", "inverse_dynamics"), ("inverse", "forward_dynamics")])
@@ -85,9 +89,10 @@ def test_mlp_missing_head_raises(double_pendulum, states, heads, missing):
     q, qd, x = states
     model = make_model("mlp", double_pendulum.info, key=KEY, width=8, heads=heads)
     present = "forward_dynamics" if missing == "inverse_dynamics" else "inverse_dynamics"
-    assert getattr(model, present)(q, qd, x).shape == q.shape
+    assert getattr(batched(model), present)(q, qd, x).shape == q.shape
+    assert model.provides(present) and not model.provides(missing)
     with pytest.raises(NotProvidedError, match=f"heads='{heads}'"):
-        getattr(model, missing)(q, qd, x)
+        getattr(batched(model), missing)(q, qd, x)
     with pytest.raises(UnknownNameError, match="heads"):
         make_model("mlp", double_pendulum.info, key=KEY, heads="sideways")
 
@@ -109,8 +114,11 @@ def test_mlp_missing_head_raises(double_pendulum, states, heads, missing):
 )
 def test_mlp_black_box_quantities_not_provided(double_pendulum, states, method, nargs):
     model = make_model("mlp", double_pendulum.info, key=KEY, width=8)
-    with pytest.raises(NotProvidedError, match="the MLP baseline is a black box: it has no Lagrangian, so it cannot provide"):
-        getattr(model, method)(*states[:nargs])
+    with pytest.raises(
+        NotProvidedError, match="the MLP baseline is a black box: it has no Lagrangian, so it cannot provide"
+    ):
+        getattr(batched(model), method)(*states[:nargs])
+    assert not model.provides(method)
 
 
 def test_mlp_normalization_is_fixed_scaling(double_pendulum, states):
@@ -121,7 +129,7 @@ def test_mlp_normalization_is_fixed_scaling(double_pendulum, states):
     qd = 3.0 * rng.normal(size=(200, 2)) + 1.0
     qdd = np.array([50.0, 0.5]) * rng.normal(size=(200, 2)) - 4.0
     tau = np.array([10.0, 0.1]) * rng.normal(size=(200, 2))
-    model = make_model("mlp", double_pendulum.info, key=KEY, width=8).with_normalization(q, qd, qdd, tau)
+    model = make_model("mlp", double_pendulum.info, key=KEY, width=8).with_data_statistics(q, qd, qdd, tau)
     for name, data in (("qd", qd), ("qdd", qdd), ("tau", tau)):
         z = np.asarray(jax.vmap(lambda x: model._standardize(name, x))(jnp.asarray(data, jnp.float32)))
         np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-5)
@@ -132,10 +140,21 @@ def test_mlp_normalization_is_fixed_scaling(double_pendulum, states):
         net,
         (jnp.zeros_like(net.layers[-1].weight), jnp.zeros_like(net.layers[-1].bias)),
     )
-    flat = eqx.tree_at(lambda m: (m.forward_net, m.inverse_net), model, (zero_last(model.forward_net), zero_last(model.inverse_net)))
+    flat = eqx.tree_at(
+        lambda m: (m.forward_net, m.inverse_net),
+        model,
+        (zero_last(model.forward_net), zero_last(model.inverse_net)),
+    )
     q0, qd0, x0 = states
-    np.testing.assert_allclose(flat.forward_dynamics(q0, qd0, x0), np.broadcast_to(qdd.mean(0), (6, 2)), rtol=1e-5)
-    np.testing.assert_allclose(flat.inverse_dynamics(q0, qd0, x0), np.broadcast_to(tau.mean(0), (6, 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        batched(flat).forward_dynamics(q0, qd0, x0), np.broadcast_to(qdd.mean(0), (6, 2)), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        batched(flat).inverse_dynamics(q0, qd0, x0),
+        np.broadcast_to(tau.mean(0), (6, 2)),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     # hyperparameters -> JSON -> factory rebuilds the same scales (what lagrax.models.io relies on)
     hp = json.loads(json.dumps(dict(model.hyperparameters)))
     rebuilt = make_model("mlp", double_pendulum.info, key=KEY, **hp)
@@ -163,11 +182,11 @@ def test_mlp_rollout_drifts_in_energy_unlike_a_structured_model():
     q = rng.uniform(-2.5, 2.5, (400, 1))
     qd = rng.uniform(-4.0, 4.0, (400, 1))
     tau = np.zeros_like(q)
-    qdd_true = np.asarray(pend.forward_dynamics(q, qd, tau))
+    qdd_true = np.asarray(batched(pend).forward_dynamics(q, qd, tau))
     qdd = qdd_true + 0.5 * rng.normal(size=q.shape)  # noise: neither fit can be exact
 
     mlp_model = make_model("mlp", pend.info, key=KEY, width=32, heads="forward", dtype="float64")
-    mlp_model = mlp_model.with_normalization(q, qd, qdd, tau)
+    mlp_model = mlp_model.with_data_statistics(q, qd, qdd, tau)
     feats = jax.jit(
         jax.vmap(lambda a, b, c: _hidden(mlp_model.forward_net, mlp_model._inputs(a, b, c, "tau")))
     )(q, qd, tau)
@@ -193,11 +212,11 @@ def test_mlp_rollout_drifts_in_energy_unlike_a_structured_model():
     dh_dq = jax.jit(jax.vmap(jax.jacfwd(lambda q_: _hidden(pot.net, joint_features(q_, pot.joint_types)))))(q)
     v = np.linalg.lstsq(-np.asarray(dh_dq)[:, :, 0], qdd[:, 0], rcond=None)[0]
     shnn = eqx.tree_at(lambda m: m.potential_net.net.layers[-1].weight, shnn, jnp.asarray(v[None, :]))
-    np.testing.assert_allclose(shnn.mass_matrix(q[:3]), np.ones((3, 1, 1)), rtol=1e-12)
+    np.testing.assert_allclose(batched(shnn).mass_matrix(q[:3]), np.ones((3, 1, 1)), rtol=1e-12)
 
     # comparable fits: both within 2x of the noise-free accelerations' error of the other
     rmse = {
-        name: np.sqrt(np.mean((np.asarray(m.forward_dynamics(q, qd, tau)) - qdd_true) ** 2))
+        name: np.sqrt(np.mean((np.asarray(batched(m).forward_dynamics(q, qd, tau)) - qdd_true) ** 2))
         for name, m in (("mlp", mlp_model), ("structured", shnn))
     }
     assert max(rmse.values()) < 0.1 * qdd_true.std() and rmse["mlp"] < 2 * rmse["structured"], rmse
@@ -208,10 +227,10 @@ def test_mlp_rollout_drifts_in_energy_unlike_a_structured_model():
     drift = {}
     for name, model in (("mlp", mlp_model), ("structured", shnn)):
         r = simulate(model, q0, qd0, ts, dt=0.02, solver="rk4")
-        true_energy = np.asarray(pend.energy(r.q, r.qd))
+        true_energy = np.asarray(batched(pend).energy(r.q, r.qd))
         drift[name] = np.abs(true_energy - true_energy[:, :1]).max()
         if name == "structured":  # it conserves its own energy (up to the RK4 step error)
-            own = np.asarray(model.energy(r.q, r.qd))
+            own = np.asarray(batched(model).energy(r.q, r.qd))
             np.testing.assert_allclose(own, own[:, :1] * np.ones_like(own), atol=1e-4)
     # ... yet the black box drifts far more (measured ratio about 100; seeds 1, 2 give ~40)
     assert drift["mlp"] > 5.0 * drift["structured"], drift
@@ -230,10 +249,12 @@ def test_hnn_time_derivative_of_harmonic_oscillator(q, p, tau):
         make_model("hnn", info, key=KEY, width=4, dtype="float64"),
         lambda x: x[1] ** 2 / (2 * m) + 0.5 * k * x[0] ** 2,
     )
-    qdot, pdot = hnn.time_derivative(np.array([q]), np.array([p]), np.array([tau]))
+    qdot, pdot = batched(hnn).canonical_time_derivative(np.array([q]), np.array([p]), np.array([tau]))
     np.testing.assert_allclose(qdot, [p / m], atol=1e-12)
     np.testing.assert_allclose(pdot, [-k * q + tau], atol=1e-12)
-    np.testing.assert_allclose(hnn.hamiltonian(np.array([q]), np.array([p])), p**2 / (2 * m) + 0.5 * k * q**2, atol=1e-12)
+    np.testing.assert_allclose(
+        batched(hnn).hamiltonian(np.array([q]), np.array([p])), p**2 / (2 * m) + 0.5 * k * q**2, atol=1e-12
+    )
 
 
 def test_hnn_velocity_momentum_is_exact_for_unit_mass():
@@ -245,9 +266,13 @@ def test_hnn_velocity_momentum_is_exact_for_unit_mass():
     )
     rng = np.random.default_rng(2)
     q, qd, tau = rng.normal(size=(3, 8, 1))
-    np.testing.assert_allclose(hnn.forward_dynamics(q, qd, tau), pend.forward_dynamics(q, qd, tau), atol=1e-12)
-    np.testing.assert_allclose(hnn.inverse_dynamics(q, qd, tau), pend.inverse_dynamics(q, qd, tau), atol=1e-12)
-    np.testing.assert_allclose(hnn.energy(q, qd), pend.energy(q, qd), atol=1e-12)
+    np.testing.assert_allclose(
+        batched(hnn).forward_dynamics(q, qd, tau), batched(pend).forward_dynamics(q, qd, tau), atol=1e-12
+    )
+    np.testing.assert_allclose(
+        batched(hnn).inverse_dynamics(q, qd, tau), batched(pend).inverse_dynamics(q, qd, tau), atol=1e-12
+    )
+    np.testing.assert_allclose(batched(hnn).energy(q, qd), batched(pend).energy(q, qd), atol=1e-12)
 
 
 def test_hnn_canonical_newton_solve_matches_double_pendulum(double_pendulum, states):
@@ -256,19 +281,24 @@ def test_hnn_canonical_newton_solve_matches_double_pendulum(double_pendulum, sta
     q, qd, tau = states
     base = make_model("hnn", double_pendulum.info, key=KEY, width=4, dtype="float64", momentum="canonical")
     hnn = with_hamiltonian(base, double_pendulum_hamiltonian)
-    np.testing.assert_allclose(hnn.momentum(q, qd), double_pendulum.momentum(q, qd), atol=1e-10)
-    np.testing.assert_allclose(hnn.energy(q, qd), double_pendulum.energy(q, qd), atol=1e-10)
-    fd = hnn.forward_dynamics(q, qd, tau)
-    np.testing.assert_allclose(fd, double_pendulum.forward_dynamics(q, qd, tau), atol=1e-9)
-    np.testing.assert_allclose(hnn.inverse_dynamics(q, qd, fd), tau, atol=1e-9)
-    p = double_pendulum.momentum(q, qd)
-    qdot, _ = hnn.time_derivative(q, p, tau)
+    np.testing.assert_allclose(
+        batched(hnn).momentum(q, qd), batched(double_pendulum).momentum(q, qd), atol=1e-10
+    )
+    np.testing.assert_allclose(batched(hnn).energy(q, qd), batched(double_pendulum).energy(q, qd), atol=1e-10)
+    fd = batched(hnn).forward_dynamics(q, qd, tau)
+    np.testing.assert_allclose(fd, batched(double_pendulum).forward_dynamics(q, qd, tau), atol=1e-9)
+    np.testing.assert_allclose(batched(hnn).inverse_dynamics(q, qd, fd), tau, atol=1e-9)
+    p = batched(double_pendulum).momentum(q, qd)
+    qdot, _ = batched(hnn).canonical_time_derivative(q, p, tau)
     np.testing.assert_allclose(qdot, qd, atol=1e-10)
 
     velocity = with_hamiltonian(
-        make_model("hnn", double_pendulum.info, key=KEY, width=4, dtype="float64"), double_pendulum_hamiltonian
+        make_model("hnn", double_pendulum.info, key=KEY, width=4, dtype="float64"),
+        double_pendulum_hamiltonian,
     )
-    wrong = velocity.forward_dynamics(q, qd, tau) - double_pendulum.forward_dynamics(q, qd, tau)
+    wrong = batched(velocity).forward_dynamics(q, qd, tau) - batched(double_pendulum).forward_dynamics(
+        q, qd, tau
+    )
     assert np.max(np.abs(wrong)) > 0.1
 
 
@@ -277,16 +307,20 @@ def test_hnn_singular_momentum_hessian_raises(double_pendulum, states):
     base = make_model("hnn", double_pendulum.info, key=KEY, width=4, dtype="float64", momentum="canonical")
     no_momentum = with_hamiltonian(base, lambda x: -G * x[0])  # H independent of p
     with pytest.raises(SingularHessianError, match="dH/dp"):
-        no_momentum.forward_dynamics(q, qd, tau)
+        batched(no_momentum).forward_dynamics(q, qd, tau)
     with pytest.raises(SingularHessianError):
-        no_momentum.momentum(q, qd)
+        batched(no_momentum).momentum(q, qd)
 
 
 def test_hnn_black_box_quantities_not_provided(double_pendulum, states):
     hnn = make_model("hnn", double_pendulum.info, key=KEY, width=8)
-    for method, args in (("mass_matrix", states[:1]), ("gravity", states[:1]), ("kinetic_energy", states[:2])):
+    for method, args in (
+        ("mass_matrix", states[:1]),
+        ("gravity", states[:1]),
+        ("kinetic_energy", states[:2]),
+    ):
         with pytest.raises(NotProvidedError, match="black-box Hamiltonian"):
-            getattr(hnn, method)(*args)
+            getattr(batched(hnn), method)(*args)
     with pytest.raises(UnknownNameError, match="momentum"):
         make_model("hnn", double_pendulum.info, key=KEY, momentum="kinetic")
 
@@ -297,7 +331,7 @@ def test_hnn_conserves_its_own_hamiltonian(double_pendulum, kind):
     q0 = jnp.array([[0.5, -1.0], [2.0, 0.3]])
     p0 = jnp.array([[0.2, 0.4], [-1.0, 0.5]])
     r = simulate_canonical(model, q0, p0, jnp.linspace(0.0, 3.0, 31), rtol=1e-10, atol=1e-10)
-    H = np.asarray(model.hamiltonian(r.q, r.p))
+    H = np.asarray(batched(model).hamiltonian(r.q, r.p))
     assert np.all(np.ptp(r.q, axis=1) > 1e-2)  # it does move
     np.testing.assert_allclose(H, H[:, :1] * np.ones_like(H), atol=1e-7 * (1 + np.abs(H).max()))
 
@@ -309,23 +343,25 @@ def test_hnn_conserves_its_own_hamiltonian(double_pendulum, kind):
 
 def test_structured_hnn_canonical_form_matches_core(double_pendulum, states):
     q, qd, tau = states
-    model = make_model("hnn_structured", double_pendulum.info, key=jax.random.PRNGKey(1), width=16, dtype="float64")
-    M = np.asarray(model.mass_matrix(q))
+    model = make_model(
+        "hnn_structured", double_pendulum.info, key=jax.random.PRNGKey(1), width=16, dtype="float64"
+    )
+    M = np.asarray(batched(model).mass_matrix(q))
     np.testing.assert_allclose(M, np.swapaxes(M, -1, -2), atol=1e-12)
     assert np.all(np.linalg.eigvalsh(M) > 0)
     p = np.einsum("bij,bj->bi", M, qd)
-    np.testing.assert_allclose(model.momentum(q, qd), p, atol=1e-12)
-    np.testing.assert_allclose(model.hamiltonian(q, p), model.energy(q, qd), atol=1e-10)
-    qdot, pdot = model.time_derivative(q, p, tau)
+    np.testing.assert_allclose(batched(model).momentum(q, qd), p, atol=1e-12)
+    np.testing.assert_allclose(batched(model).hamiltonian(q, p), batched(model).energy(q, qd), atol=1e-10)
+    qdot, pdot = batched(model).canonical_time_derivative(q, p, tau)
     np.testing.assert_allclose(qdot, qd, atol=1e-10)
 
     # qdd from the core equals d/dt (M(q)^-1 p) along the canonical flow (qdot, pdot)
     def velocity(q_, p_):
-        return jnp.linalg.solve(model._mass_matrix(q_), p_)
+        return jnp.linalg.solve(model.mass_matrix(q_), p_)
 
     qdd_canonical = jax.vmap(lambda a, b, c, d: jax.jvp(velocity, (a, b), (c, d))[1])(q, p, qdot, pdot)
-    np.testing.assert_allclose(qdd_canonical, model.forward_dynamics(q, qd, tau), atol=1e-9)
-    np.testing.assert_allclose(model.inverse_dynamics(q, qd, qdd_canonical), tau, atol=1e-9)
+    np.testing.assert_allclose(qdd_canonical, batched(model).forward_dynamics(q, qd, tau), atol=1e-9)
+    np.testing.assert_allclose(batched(model).inverse_dynamics(q, qd, qdd_canonical), tau, atol=1e-9)
 
 
 # --------------------------------------------------------------------------------------
@@ -350,7 +386,10 @@ def test_canonical_hnn_save_load_round_trip(tmp_path, double_pendulum, states):
     save_model(model, tmp_path / "run")
     loaded = load_model(tmp_path / "run")
     assert loaded.momentum_mode == "canonical" and loaded.hyperparameters == model.hyperparameters
-    for a, b in zip(loaded.time_derivative(q, p, tau), model.time_derivative(q, p, tau)):
+    for a, b in zip(
+        batched(loaded).canonical_time_derivative(q, p, tau),
+        batched(model).canonical_time_derivative(q, p, tau),
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -365,7 +404,7 @@ def test_rollout_and_gradients(double_pendulum, states, kind, hp):
 
     @eqx.filter_jit
     def loss(m):
-        return jnp.mean((jax.vmap(m._forward_dynamics)(q, qd, tau) - 1.0) ** 2)
+        return jnp.mean((jax.vmap(m.forward_dynamics)(q, qd, tau) - 1.0) ** 2)
 
     value, grads = eqx.filter_value_and_grad(loss)(model)
     leaves = jax.tree_util.tree_leaves(eqx.filter(grads, eqx.is_inexact_array))
@@ -378,10 +417,13 @@ def test_float32_and_float64_agree(double_pendulum, states, kind, hp):
     q, qd, tau = states
     m32 = make_model(kind, double_pendulum.info, key=KEY, width=16, dtype="float32", **hp)
     m64 = make_model(kind, double_pendulum.info, key=KEY, width=16, dtype="float64", **hp)
-    a, b = np.asarray(m32.forward_dynamics(q, qd, tau)), np.asarray(m64.forward_dynamics(q, qd, tau))
+    a, b = (
+        np.asarray(batched(m32).forward_dynamics(q, qd, tau)),
+        np.asarray(batched(m64).forward_dynamics(q, qd, tau)),
+    )
     np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4 * (1 + np.abs(b).max()))
     if kind != "mlp":
-        h32, h64 = np.asarray(m32.hamiltonian(q, qd)), np.asarray(m64.hamiltonian(q, qd))
+        h32, h64 = np.asarray(batched(m32).hamiltonian(q, qd)), np.asarray(batched(m64).hamiltonian(q, qd))
         np.testing.assert_allclose(h32, h64, rtol=1e-4, atol=1e-5)
 
 
@@ -391,8 +433,10 @@ def test_save_load_round_trip(tmp_path, double_pendulum, states, kind, hp):
     q, qd, tau = states
     model = make_model(kind, double_pendulum.info, key=jax.random.PRNGKey(7), width=8, dtype="float64", **hp)
     if kind == "mlp":
-        model = model.with_normalization(q, qd, tau, 2.0 * tau)
+        model = model.with_data_statistics(q, qd, tau, 2.0 * tau)
     io.save_model(model, tmp_path / "run")
     loaded = io.load_model(tmp_path / "run")
     assert type(loaded) is type(model) and loaded.hyperparameters == model.hyperparameters
-    np.testing.assert_array_equal(loaded.forward_dynamics(q, qd, tau), model.forward_dynamics(q, qd, tau))
+    np.testing.assert_array_equal(
+        batched(loaded).forward_dynamics(q, qd, tau), batched(model).forward_dynamics(q, qd, tau)
+    )

@@ -15,10 +15,17 @@ sys.path.insert(0, str(BENCH))
 import models as perf  # noqa: E402
 import run as bench_run  # noqa: E402
 
-TINY = perf.Settings(latency_repeats=5, batch_repeats=2, grad_repeats=2, batches=(32,), grad_batch=16,
-                     paths=("vmap", "chunked", "public"))
-TINY_VMAP = perf.Settings(latency_repeats=5, batch_repeats=2, grad_repeats=2, batches=(32,), grad_batch=16,
-                          paths=("vmap",))
+TINY = perf.Settings(
+    latency_repeats=5,
+    batch_repeats=2,
+    grad_repeats=2,
+    batches=(32,),
+    grad_batch=16,
+    paths=("vmap", "chunked", "public"),
+)
+TINY_VMAP = perf.Settings(
+    latency_repeats=5, batch_repeats=2, grad_repeats=2, batches=(32,), grad_batch=16, paths=("vmap",)
+)
 METRICS = [
     "inverse dynamics, 1 sample (jit)",
     "forward dynamics, 1 sample (jit)",
@@ -49,8 +56,10 @@ def test_seven_dof_info_and_path_names():
 
 
 def test_markdown_table_has_a_row_per_measurement():
-    rows = [perf.Row("two_link_arm", "delan", "inverse dynamics, 1 sample (jit)", 12.3, "us", "target <= 20 us"),
-            perf.Row("panda7", "lnn", "inverse dynamics, batch 1024 (vmap)", 2.5e6, "samples/s")]
+    rows = [
+        perf.Row("two_link_arm", "delan", "inverse dynamics, 1 sample (jit)", 12.3, "us", "target <= 20 us"),
+        perf.Row("panda7", "lnn", "inverse dynamics, batch 1024 (vmap)", 2.5e6, "samples/s"),
+    ]
     lines = perf.markdown_table(rows).splitlines()
     assert lines[0].startswith("| system | model | metric | value |")
     assert len(lines) == 2 + len(rows)
@@ -61,7 +70,9 @@ def test_markdown_table_has_a_row_per_measurement():
 def test_run_main_writes_the_report(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(perf, "QUICK", TINY)
     out = tmp_path / "perf.md"
-    assert bench_run.main(["--quick", "--systems", "two_link_arm", "--models", "delan", "--out", str(out)]) == 0
+    assert (
+        bench_run.main(["--quick", "--systems", "two_link_arm", "--models", "delan", "--out", str(out)]) == 0
+    )
     text = out.read_text()
     assert "Machine:" in text and "JAX" in text and "Command: `python" in text
     table = [line for line in text.splitlines() if line.startswith("| two_link_arm | delan |")]

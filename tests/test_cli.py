@@ -11,6 +11,7 @@ import pytest
 from lagrax.cli import main
 from lagrax.datasets import load_dataset
 from lagrax.systems import system
+from lagrax.batching import batched
 
 
 def run(capsys, *argv):
@@ -30,8 +31,25 @@ def assert_user_error(code, err, *fragments):
 @pytest.fixture(scope="module")
 def small_dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "dp.npz"
-    assert main(["generate", "double_pendulum", "--out", str(path), "--trajectories", "3",
-                 "--duration", "0.5", "--dt", "0.05", "--seed", "4"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "double_pendulum",
+                "--out",
+                str(path),
+                "--trajectories",
+                "3",
+                "--duration",
+                "0.5",
+                "--dt",
+                "0.05",
+                "--seed",
+                "4",
+            ]
+        )
+        == 0
+    )
     return path
 
 
@@ -66,13 +84,32 @@ def test_generate_writes_a_loadable_dataset(small_dataset, capsys):
     ds = load_dataset(small_dataset)
     assert ds.n_trajectories == 3 and len(ds) == 3 * 11 and ds.dof == 2
     assert ds.metadata["kind"] == "excitation" and ds.metadata["seed"] == 4 and ds.dt == 0.05
-    np.testing.assert_allclose(ds.tau, system("double_pendulum").inverse_dynamics(ds.q, ds.qd, ds.qdd), atol=1e-10)
+    np.testing.assert_allclose(
+        ds.tau, batched(system("double_pendulum")).inverse_dynamics(ds.q, ds.qd, ds.qdd), atol=1e-10
+    )
 
 
 def test_generate_summary_and_params(tmp_path, capsys):
     path = tmp_path / "p.npz"
-    code, out, _ = run(capsys, "generate", "pendulum", "--out", str(path), "--kind", "excitation", "--trajectories", "2",
-                       "--duration", "0.2", "--dt", "0.1", "--param", "l=2.0", "--noise", "0.1")
+    code, out, _ = run(
+        capsys,
+        "generate",
+        "pendulum",
+        "--out",
+        str(path),
+        "--kind",
+        "excitation",
+        "--trajectories",
+        "2",
+        "--duration",
+        "0.2",
+        "--dt",
+        "0.1",
+        "--param",
+        "l=2.0",
+        "--noise",
+        "0.1",
+    )
     assert code == 0
     assert f"wrote {path}: 6 samples, 2 trajectories, 1 joints, excitation, in " in out
     ds = load_dataset(path)
@@ -125,17 +162,28 @@ def test_plot_bad_datasets(small_dataset, tmp_path, capsys):
     with np.load(small_dataset) as f:
         q = f["q"].copy()
     q[[0, 5], 1] = np.nan
-    code, _, err = run(capsys, "plot", str(_broken_copy(small_dataset, tmp_path / "nan.npz", q=q)), "--out", str(fig))
+    code, _, err = run(
+        capsys, "plot", str(_broken_copy(small_dataset, tmp_path / "nan.npz", q=q)), "--out", str(fig)
+    )
     assert_user_error(code, err, "'q' has 2 non-finite values")
     with np.load(small_dataset) as f:
-        wide = {k: np.concatenate([f[k], f[k][:, :1]], axis=1) for k in ("q", "qd", "qdd", "tau", "inertial",
-                                                                        "coriolis", "gravity", "p", "pdot")}
+        wide = {
+            k: np.concatenate([f[k], f[k][:, :1]], axis=1)
+            for k in ("q", "qd", "qdd", "tau", "inertial", "coriolis", "gravity", "p", "pdot")
+        }
         wide["mass_matrix"] = np.zeros((len(q), 3, 3))
-    code, _, err = run(capsys, "plot", str(_broken_copy(small_dataset, tmp_path / "wide.npz", **wide)), "--out", str(fig))
+    code, _, err = run(
+        capsys, "plot", str(_broken_copy(small_dataset, tmp_path / "wide.npz", **wide)), "--out", str(fig)
+    )
     assert_user_error(code, err, "q has 3 joints but the metadata's system 'double_pendulum' has dof=2")
     meta = json.dumps({"system": {"dof": 2}})
-    code, _, err = run(capsys, "plot", str(_broken_copy(small_dataset, tmp_path / "m.npz", metadata=np.asarray(meta),
-                                                        qdd=q[:-1])), "--out", str(fig))
+    code, _, err = run(
+        capsys,
+        "plot",
+        str(_broken_copy(small_dataset, tmp_path / "m.npz", metadata=np.asarray(meta), qdd=q[:-1])),
+        "--out",
+        str(fig),
+    )
     assert_user_error(code, err, "inconsistent length", "'qdd'")
     code, _, err = run(capsys, "plot", str(tmp_path / "none.npz"), "--out", str(fig))
     assert_user_error(code, err, "does not exist")
@@ -144,9 +192,18 @@ def test_plot_bad_datasets(small_dataset, tmp_path, capsys):
 
 def test_console_script_reports_errors_without_traceback(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "-c", "from lagrax.cli import main; main()", "generate", "nosuch", "--out",
-         str(tmp_path / "x.npz")],
-        capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-c",
+            "from lagrax.cli import main; main()",
+            "generate",
+            "nosuch",
+            "--out",
+            str(tmp_path / "x.npz"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown system 'nosuch'") and "Traceback" not in proc.stderr
@@ -154,14 +211,43 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
 
 def test_train_writes_a_run_and_refuses_to_clobber_it(small_dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    common = ["--data", str(small_dataset), "--out", str(out), "--width", "8", "--depth", "1",
-              "--no-progress"]
-    code, stdout, err = run(capsys, "train", "--model", "delan", *common, "--test-labels", "1",
-                            "--epochs", "3", "--lbfgs-epochs", "1", "--lbfgs-steps", "2")
+    common = [
+        "--data",
+        str(small_dataset),
+        "--out",
+        str(out),
+        "--width",
+        "8",
+        "--depth",
+        "1",
+        "--no-progress",
+    ]
+    code, stdout, err = run(
+        capsys,
+        "train",
+        "--model",
+        "delan",
+        *common,
+        "--test-labels",
+        "1",
+        "--epochs",
+        "3",
+        "--lbfgs-epochs",
+        "1",
+        "--lbfgs-steps",
+        "2",
+    )
     assert code == 0, err
     assert "trained delan" in stdout and "test torque MSE" in stdout
-    for name in ("config.json", "split.json", "metrics.jsonl", "model.eqx", "model.json", "metrics.json",
-                 "summary.json"):
+    for name in (
+        "config.json",
+        "split.json",
+        "metrics.jsonl",
+        "model.eqx",
+        "model.json",
+        "metrics.json",
+        "summary.json",
+    ):
         assert (out / name).exists(), name
     config = json.loads((out / "config.json").read_text())
     assert config["train"]["epochs"] == 3 and config["train"]["lbfgs_epochs"] == 1
@@ -179,7 +265,9 @@ def test_train_writes_a_run_and_refuses_to_clobber_it(small_dataset, tmp_path, c
         (["--model", "delan", "--lr", "-1"], "lr must be positive"),
         (["--model", "delan", "--loss", "inverse=1,bogus=2"], "bogus"),
     ]:
-        code, _, err = run(capsys, "train", *argv, "--data", str(small_dataset), "--out", str(tmp_path / "other"))
+        code, _, err = run(
+            capsys, "train", *argv, "--data", str(small_dataset), "--out", str(tmp_path / "other")
+        )
         assert_user_error(code, err, fragment)
         assert not (tmp_path / "other").exists()
 
@@ -190,6 +278,8 @@ def test_train_refuses_data_without_torques_for_the_inverse_loss(small_dataset, 
     from lagrax.datasets import save_dataset
 
     no_tau = save_dataset(ds, tmp_path / "no_tau.npz")
-    code, _, err = run(capsys, "train", "--model", "delan", "--data", str(no_tau), "--out", str(tmp_path / "r"))
+    code, _, err = run(
+        capsys, "train", "--model", "delan", "--data", str(no_tau), "--out", str(tmp_path / "r")
+    )
     assert_user_error(code, err, "tau")
     assert not (tmp_path / "r").exists()

@@ -13,6 +13,7 @@ from lagrax.datasets import Dataset, load_dataset, save_dataset
 from lagrax.errors import DatasetError, FileExistsLagraxError, LagraxError, UnknownNameError
 from lagrax.systems import system
 from lagrax.trajectories import generate, savgol_derivatives
+from lagrax.batching import batched
 
 
 def central_difference(x, dt):
@@ -30,7 +31,9 @@ def assert_derivative(x, xdot, dt, rtol):
 def limited_pendulum():
     """The double pendulum with position and velocity limits (the registry one has none)."""
     dp = system("double_pendulum")
-    info = dataclasses.replace(dp.info, position_limits=((-1.0, 0.5), (-0.5, 2.0)), velocity_limits=(1.5, 2.5))
+    info = dataclasses.replace(
+        dp.info, position_limits=((-1.0, 0.5), (-0.5, 2.0)), velocity_limits=(1.5, 2.5)
+    )
     return dataclasses.replace(dp, info=info)
 
 
@@ -61,7 +64,10 @@ def synthetic(n_traj=7, length=5, dof=2, labels=True):
         trajectory=np.repeat(np.arange(n_traj), length),
         tau=rng.standard_normal((N, dof)),
         labels=[chr(ord("a") + i) for i in range(n_traj)] if labels else None,
-        metadata={"system": system("double_pendulum").info.to_json() if dof == 2 else {"dof": dof}, "dt": 0.1},
+        metadata={
+            "system": system("double_pendulum").info.to_json() if dof == 2 else {"dof": dof},
+            "dt": 0.1,
+        },
     )
 
 
@@ -73,8 +79,21 @@ def synthetic(n_traj=7, length=5, dof=2, labels=True):
 def test_save_load_round_trip(excitation_data, tmp_path):
     path = save_dataset(excitation_data, tmp_path / "d.npz")
     back = load_dataset(path)
-    for f in ("t", "q", "qd", "qdd", "trajectory", "tau", "mass_matrix", "inertial", "coriolis", "gravity",
-              "energy", "p", "pdot"):
+    for f in (
+        "t",
+        "q",
+        "qd",
+        "qdd",
+        "trajectory",
+        "tau",
+        "mass_matrix",
+        "inertial",
+        "coriolis",
+        "gravity",
+        "energy",
+        "p",
+        "pdot",
+    ):
         np.testing.assert_array_equal(getattr(back, f), getattr(excitation_data, f), err_msg=f)
     assert back.metadata == excitation_data.metadata
     assert back.info == excitation_data.info
@@ -204,7 +223,9 @@ def test_excitation_within_limits_and_consistent(excitation_data, limited_pendul
     assert np.all(np.abs(ds.qd) <= np.asarray(limited_pendulum.info.velocity_limits))
     # the excitation uses a good part of the range, not a trivially small motion
     assert np.all(np.ptp(ds.q, axis=0) > 0.3 * (lim[:, 1] - lim[:, 0]))
-    np.testing.assert_allclose(ds.tau, limited_pendulum.inverse_dynamics(ds.q, ds.qd, ds.qdd), atol=1e-10)
+    np.testing.assert_allclose(
+        ds.tau, batched(limited_pendulum).inverse_dynamics(ds.q, ds.qd, ds.qdd), atol=1e-10
+    )
     # closed-form double pendulum torque (absolute angles, point masses, m = l = 1, g = 9.8)
     q1, q2 = ds.q.T
     w1, w2 = ds.qd.T
@@ -238,8 +259,9 @@ def test_ground_truth_fields(excitation_data):
 
 
 def test_noise_leaves_ground_truth_clean(limited_pendulum, excitation_data):
-    noisy = generate(limited_pendulum, kind="excitation", trajectories=4, duration=2.0, dt=0.005, seed=3,
-                     noise=0.01)
+    noisy = generate(
+        limited_pendulum, kind="excitation", trajectories=4, duration=2.0, dt=0.005, seed=3, noise=0.01
+    )
     clean = excitation_data
     for f in ("qd", "qdd", "inertial", "coriolis", "gravity", "mass_matrix", "p", "pdot"):
         np.testing.assert_array_equal(getattr(noisy, f), getattr(clean, f), err_msg=f)
@@ -266,7 +288,7 @@ def test_underactuated_excitation_is_driven_on_actuated_joints_only():
     s = dataclasses.replace(dp, info=dataclasses.replace(dp.info, actuated=(True, False)))
     ds = generate(s, kind="excitation", trajectories=2, duration=1.0, dt=0.01, seed=0)
     assert np.all(ds.tau[:, 1] == 0.0) and np.abs(ds.tau[:, 0]).max() > 0.1
-    np.testing.assert_allclose(s.inverse_dynamics(ds.q, ds.qd, ds.qdd), ds.tau, atol=1e-9)
+    np.testing.assert_allclose(batched(s).inverse_dynamics(ds.q, ds.qd, ds.qdd), ds.tau, atol=1e-9)
     assert "driven" in ds.metadata["generator"]
 
 
@@ -278,9 +300,11 @@ def test_savgol_recovers_sinusoid_derivatives():
     q = np.concatenate([np.stack([np.sin(w * t + p), 0.5 * np.cos(w * t + p)], 1) for p in phases])
     traj = np.repeat([0, 1], len(t))
     qd, qdd = savgol_derivatives(np.tile(t, 2), q, traj, window=11, polyorder=4)
-    qd_true = np.concatenate([np.stack([w * np.cos(w * t + p), -0.5 * w * np.sin(w * t + p)], 1) for p in phases])
+    qd_true = np.concatenate(
+        [np.stack([w * np.cos(w * t + p), -0.5 * w * np.sin(w * t + p)], 1) for p in phases]
+    )
     np.testing.assert_allclose(qd, qd_true, atol=1e-5)
-    np.testing.assert_allclose(qdd, -w**2 * q, atol=1e-3)
+    np.testing.assert_allclose(qdd, -(w**2) * q, atol=1e-3)
     ds = Dataset.from_positions(np.tile(t, 2), q, traj, window=11, polyorder=4)
     np.testing.assert_array_equal(ds.qd, qd)
     assert ds.n_trajectories == 2 and ds.metadata["derivatives"]["method"] == "savgol"
@@ -289,7 +313,7 @@ def test_savgol_recovers_sinusoid_derivatives():
 def test_characters(character_data, arm):
     ds = character_data
     assert [ds.label(i) for i in ds.trajectory_ids] == list("aeilmz")
-    np.testing.assert_allclose(ds.tau, arm.inverse_dynamics(ds.q, ds.qd, ds.qdd), atol=1e-10)
+    np.testing.assert_allclose(ds.tau, batched(arm).inverse_dynamics(ds.q, ds.qd, ds.qdd), atol=1e-10)
     np.testing.assert_allclose(ds.tau, ds.inertial + ds.coriolis + ds.gravity, atol=1e-10)
     lim = np.asarray(arm.info.position_limits)
     assert np.all(ds.q >= lim[:, 0]) and np.all(ds.q <= lim[:, 1])

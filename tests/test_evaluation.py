@@ -23,6 +23,7 @@ from lagrax.evaluation import (
     write_metrics,
 )
 from lagrax.rollout import simulate
+from lagrax.batching import batched
 
 DT = 0.02
 LENGTHS = (60, 45)  # different lengths exercise the padding of the batched rollout
@@ -36,16 +37,36 @@ def generated_dataset(system, lengths=LENGTHS, dt=DT, seed=0) -> Dataset:
         t = np.arange(T) * dt
         amp, freq = rng.normal(size=2), rng.uniform(1.0, 3.0, size=2)
         tau = amp * np.sin(freq * t[:, None])
-        r = simulate(system, 0.5 * rng.normal(size=2), 0.5 * rng.normal(size=2), t, tau,
-                     solver="dopri8", rtol=1e-11, atol=1e-11)
+        r = simulate(
+            system,
+            0.5 * rng.normal(size=2),
+            0.5 * rng.normal(size=2),
+            t,
+            tau,
+            solver="dopri8",
+            rtol=1e-11,
+            atol=1e-11,
+        )
         q, qd = np.asarray(r.q), np.asarray(r.qd)
-        qdd = np.asarray(system.forward_dynamics(q, qd, tau))
-        terms = system.decomposition(q, qd, qdd)
-        parts.append(dict(t=t, q=q, qd=qd, qdd=qdd, tau=tau, trajectory=np.full(T, i),
-                          **{k: np.asarray(terms[k]) for k in ("inertial", "coriolis", "gravity")}))
+        qdd = np.asarray(batched(system).forward_dynamics(q, qd, tau))
+        terms = batched(system).decomposition(q, qd, qdd)
+        parts.append(
+            dict(
+                t=t,
+                q=q,
+                qd=qd,
+                qdd=qdd,
+                tau=tau,
+                trajectory=np.full(T, i),
+                **{k: np.asarray(terms[k]) for k in ("inertial", "coriolis", "gravity")},
+            )
+        )
     cols = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return Dataset(**cols, labels=[f"traj{i}" for i in range(len(lengths))],
-                   metadata={"system": system.info.to_json(), "dt": dt})
+    return Dataset(
+        **cols,
+        labels=[f"traj{i}" for i in range(len(lengths))],
+        metadata={"system": system.info.to_json(), "dt": dt},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +85,15 @@ def true_metrics(truth, dataset):
 
 
 def test_ground_truth_scores_zero_error_and_full_valid_time(true_metrics, dataset):
-    for key in ("torque_mse", "torque_nmse", "inertial_mse", "coriolis_mse", "gravity_mse",
-                "power_mse", "qdd_mse"):
+    for key in (
+        "torque_mse",
+        "torque_nmse",
+        "inertial_mse",
+        "coriolis_mse",
+        "gravity_mse",
+        "power_mse",
+        "qdd_mse",
+    ):
         assert true_metrics[key] < 1e-20, key
     durations = [(len(np.flatnonzero(dataset.trajectory == i)) - 1) * DT for i in range(len(LENGTHS))]
     assert true_metrics["valid_prediction_time"] == pytest.approx(np.mean(durations))
@@ -74,8 +102,17 @@ def test_ground_truth_scores_zero_error_and_full_valid_time(true_metrics, datase
 def test_metric_keys_are_exactly_the_contract(true_metrics):
     assert set(true_metrics) == set(METRIC_KEYS)
     assert set(METRIC_KEYS) == {
-        "torque_mse", "torque_nmse", "inertial_mse", "coriolis_mse", "gravity_mse", "power_mse",
-        "qdd_mse", "valid_prediction_time", "train_seconds", "steps", "eval_samples_per_second",
+        "torque_mse",
+        "torque_nmse",
+        "inertial_mse",
+        "coriolis_mse",
+        "gravity_mse",
+        "power_mse",
+        "qdd_mse",
+        "valid_prediction_time",
+        "train_seconds",
+        "steps",
+        "eval_samples_per_second",
     }
     assert true_metrics["steps"] == 10 and true_metrics["eval_samples_per_second"] > 0
     assert all(np.isfinite(v) for v in true_metrics.values())
@@ -104,8 +141,15 @@ def test_torque_mse_is_sum_over_joints_mean_over_samples():
     qdd = np.array([[1.0], [-2.0], [0.5]])
     true_tau = 0.5 * qdd + 10.0 * np.sin(q)  # m l^2 qdd + m g l sin q
     tau = true_tau + np.array([[0.1], [0.0], [-0.2]])
-    ds = Dataset(t=np.arange(3) * 0.1, q=q, qd=qd, qdd=qdd, trajectory=np.zeros(3, int), tau=tau,
-                 metadata={"system": pend.info.to_json()})
+    ds = Dataset(
+        t=np.arange(3) * 0.1,
+        q=q,
+        qd=qd,
+        qdd=qdd,
+        trajectory=np.zeros(3, int),
+        tau=tau,
+        metadata={"system": pend.info.to_json()},
+    )
     got = evaluate(pend, ds, rollout=False, throughput=False)
     assert got["torque_mse"] == pytest.approx((0.01 + 0.04) / 3)
     assert got["torque_nmse"] == pytest.approx(((0.01 + 0.04) / 3) / np.var(tau))
@@ -118,9 +162,10 @@ def test_metrics_a_model_cannot_provide_are_omitted(dataset):
         """A black box with inverse dynamics only (the true one, so errors are ~0)."""
 
         truth: lagrax.System
+        PROVIDES = frozenset({"inverse_dynamics"})
 
-        def _inverse_dynamics(self, q, qd, qdd):
-            return self.truth._inverse_dynamics(q, qd, qdd)
+        def inverse_dynamics(self, q, qd, qdd):
+            return self.truth.inverse_dynamics(q, qd, qdd)
 
     model = InverseOnly(info=dataset.info, truth=lagrax.system("double_pendulum"))
     got = evaluate(model, dataset, throughput=False)
@@ -163,9 +208,15 @@ def test_normalised_position_error_definition():
 def test_bad_inputs_raise_clear_errors(dataset):
     with pytest.raises(ShapeError, match="2 joints"):
         evaluate(lagrax.system("pendulum"), dataset)
-    bad = Dataset(t=np.array([0.0, 0.1, 0.3]), q=np.zeros((3, 2)), qd=np.zeros((3, 2)),
-                  qdd=np.zeros((3, 2)), trajectory=np.zeros(3, int), tau=np.zeros((3, 2)),
-                  metadata=dataset.metadata)
+    bad = Dataset(
+        t=np.array([0.0, 0.1, 0.3]),
+        q=np.zeros((3, 2)),
+        qd=np.zeros((3, 2)),
+        qdd=np.zeros((3, 2)),
+        trajectory=np.zeros(3, int),
+        tau=np.zeros((3, 2)),
+        metadata=dataset.metadata,
+    )
     with pytest.raises(DatasetError, match="uniformly"):
         valid_prediction_time(lagrax.system("double_pendulum"), bad)
 
@@ -182,9 +233,18 @@ def test_write_metrics(tmp_path, true_metrics):
 
 
 def _history(epochs=12):
-    return [dict(epoch=e, step=5 * e, lr=1e-3, inverse=1.0 / e, loss=1.0 / e, seconds=0.1 * e,
-                 **({"val_loss": 1.3 / e, "val_inverse": 1.3 / e} if e % 3 == 0 else {}))
-            for e in range(1, epochs + 1)]
+    return [
+        dict(
+            epoch=e,
+            step=5 * e,
+            lr=1e-3,
+            inverse=1.0 / e,
+            loss=1.0 / e,
+            seconds=0.1 * e,
+            **({"val_loss": 1.3 / e, "val_inverse": 1.3 / e} if e % 3 == 0 else {}),
+        )
+        for e in range(1, epochs + 1)
+    ]
 
 
 def test_report_writes_figures_and_a_page_with_the_metrics(tmp_path, dataset):
@@ -193,8 +253,16 @@ def test_report_writes_figures_and_a_page_with_the_metrics(tmp_path, dataset):
     wrong = lagrax.system("double_pendulum", m2=1.3)
     metrics = evaluate(wrong, dataset, throughput=False)
     rollouts = valid_prediction_time(wrong, dataset).rollouts
-    path = write_report(tmp_path, wrong, dataset, metrics, rollouts=rollouts, history=_history(),
-                        config={"epochs": 12, "lr": 1e-3}, data_path="data.npz")
+    path = write_report(
+        tmp_path,
+        wrong,
+        dataset,
+        metrics,
+        rollouts=rollouts,
+        history=_history(),
+        config={"epochs": 12, "lr": 1e-3},
+        data_path="data.npz",
+    )
     for name in ("torque_decomposition.png", "learning_curves.png", "rollouts.png"):
         png = tmp_path / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000, name
@@ -219,11 +287,15 @@ def _run_dir(tmp_path, data_dof=2):
     run = tmp_path / "run"
     model = make_model("delan", truth.info, key=jax.random.PRNGKey(0), width=8, depth=1)
     save_model(model, run)
-    split = {"train": {"ids": [0, 2], "labels": ["traj0", "traj2"]}, "validation": {"ids": [], "labels": []},
-             "test": {"ids": [1], "labels": ["traj1"]}}
+    split = {
+        "train": {"ids": [0, 2], "labels": ["traj0", "traj2"]},
+        "validation": {"ids": [], "labels": []},
+        "test": {"ids": [1], "labels": ["traj1"]},
+    }
     (run / "split.json").write_text(json.dumps(split))
-    (run / "config.json").write_text(json.dumps({"model": "delan", "data": str(data), "split": split,
-                                                 "train": {"epochs": 12, "lr": 1e-3}}))
+    (run / "config.json").write_text(
+        json.dumps({"model": "delan", "data": str(data), "split": split, "train": {"epochs": 12, "lr": 1e-3}})
+    )
     (run / "summary.json").write_text(json.dumps({"train_seconds": 2.5, "steps": 60}))
     (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _history()))
     return run, data
@@ -251,7 +323,9 @@ def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys):
     (run / "metrics.json").unlink()
     code, out, err = _cli(capsys, "evaluate", run, "--data", data)
     assert code == 0, err
-    assert json.loads((run / "metrics.json").read_text())["torque_mse"] == pytest.approx(metrics["torque_mse"])
+    assert json.loads((run / "metrics.json").read_text())["torque_mse"] == pytest.approx(
+        metrics["torque_mse"]
+    )
     assert "valid_prediction_time" in out
 
 
@@ -263,8 +337,15 @@ def test_cli_evaluate_and_report_bad_input(tmp_path, capsys):
 
     run, _ = _run_dir(tmp_path)
     pend = lagrax.system("pendulum")
-    one_joint = Dataset(t=np.arange(3) * 0.1, q=np.zeros((3, 1)), qd=np.zeros((3, 1)), qdd=np.zeros((3, 1)),
-                        trajectory=np.zeros(3, int), tau=np.zeros((3, 1)), metadata={"system": pend.info.to_json()})
+    one_joint = Dataset(
+        t=np.arange(3) * 0.1,
+        q=np.zeros((3, 1)),
+        qd=np.zeros((3, 1)),
+        qdd=np.zeros((3, 1)),
+        trajectory=np.zeros(3, int),
+        tau=np.zeros((3, 1)),
+        metadata={"system": pend.info.to_json()},
+    )
     from lagrax.datasets import save_dataset
 
     other = save_dataset(one_joint, tmp_path / "pendulum.npz")

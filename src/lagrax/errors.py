@@ -35,7 +35,11 @@ class DatasetError(LagraxError, ValueError):
     """A dataset is malformed: missing keys, NaNs, inconsistent lengths or joints."""
 
 
-class SingularHessianError(LagraxError, ArithmeticError):
+class NumericalError(LagraxError, ArithmeticError):
+    """A computation gave a non-finite result for finite inputs."""
+
+
+class SingularHessianError(NumericalError):
     """The Hessian d^2L/dqd^2 of a Lagrangian is singular, so accelerations are undefined."""
 
 

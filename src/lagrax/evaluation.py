@@ -39,11 +39,13 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float
+from jaxtyping import Array, Float
 
 from .datasets import Dataset
 from .errors import DatasetError, NotProvidedError, ShapeError
+from .batching import batched
 from .fileio import atomic_write_text
+from .rollout import rk4_rollout
 
 METRIC_KEYS = (
     "torque_mse",
@@ -133,75 +135,13 @@ class PredictionResult:
     rollouts: list[TrajectoryRollout]
 
 
-def _accelerations(model, q, qd, tau):
-    """Per-sample forward dynamics; a singular Lagrangian Hessian gives NaN accelerations,
-    which end the rollout's valid time instead of raising mid-scan."""
-    checked = getattr(model, "_forward_dynamics_checked", None)
-    if checked is None:
-        qdd = model._forward_dynamics(q, qd, tau)
-    else:
-        qdd, singular = checked(q, qd, tau)
-        qdd = jnp.where(singular, jnp.nan, qdd)
-    # the state keeps its dtype whatever the model's parameters are (scan carries are typed)
-    return qdd.astype(q.dtype)
-
-
-def rk4_rollout(
-    model,
-    q0: Float[Array, " n"],
-    qd0: Float[Array, " n"],
-    tau: Float[Array, "T n"],
-    dt: Float[Array, ""],
-    substeps: int = 20,
-) -> tuple[Float[Array, "T n"], Float[Array, "T n"]]:
-    """Classical RK4 from ``(q0, qd0)`` with step ``dt / substeps``, the torque linearly
-    interpolated between the samples ``tau`` taken every ``dt``; states at the samples.
-
-    The same integration as ``lagrax.rollout.simulate(..., solver="rk4", dt=dt/substeps)``
-    with torque samples; this second path exists because one ``lax.scan`` without
-    diffrax's save-time bookkeeping is several times faster, and a singular Hessian
-    gives NaN instead of an exception. ``tests/test_evaluation.py`` checks they agree.
-    """
-    h = dt / substeps
-    frac = jnp.arange(substeps + 1, dtype=q0.dtype) / substeps
-
-    def f(state, u):
-        q, qd = state
-        return qd, _accelerations(model, q, qd, u)
-
-    def axpy(a, x, y):
-        return jax.tree_util.tree_map(lambda xi, yi: yi + a * xi, x, y)
-
-    def sample_interval(state, taus):
-        tau_a, tau_b = taus
-        u = tau_a + frac[:, None] * (tau_b - tau_a)  # torques at the substep nodes
-        u_mid = 0.5 * (u[:-1] + u[1:])
-
-        def substep(s, us):
-            u0, um, u1 = us
-            k1 = f(s, u0)
-            k2 = f(axpy(h / 2, k1, s), um)
-            k3 = f(axpy(h / 2, k2, s), um)
-            k4 = f(axpy(h, k3, s), u1)
-            incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
-            return axpy(h, incr, s), None
-
-        state, _ = jax.lax.scan(substep, state, (u[:-1], u_mid, u[1:]))
-        return state, state
-
-    _, (q, qd) = jax.lax.scan(sample_interval, (q0, qd0), (tau[:-1], tau[1:]))
-    return jnp.concatenate([q0[None], q]), jnp.concatenate([qd0[None], qd])
-
-
 @eqx.filter_jit
 def _batched_rollouts(model, q0, qd0, tau, dt, substeps: int):
     qd0, tau, dt = (a.astype(q0.dtype) for a in (qd0, tau, dt))
     return jax.vmap(lambda a, b, c, d: rk4_rollout(model, a, b, c, d, substeps))(q0, qd0, tau, dt)
 
 
-def normalised_position_error(
-    q_pred: Float[Array, "T n"], q: Float[Array, "T n"]
-) -> Float[Array, " T"]:
+def normalised_position_error(q_pred: Float[Array, "T n"], q: Float[Array, "T n"]) -> Float[Array, " T"]:
     """``e(t) = ||q_pred(t) - q(t)||_2 / ||q_max - q_min||_2``.
 
     The Euclidean position error over the joints, divided by the norm of the
@@ -253,12 +193,12 @@ def valid_prediction_time(
     for tid, idx in slices:
         steps = np.diff(dataset.t[idx])
         if not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9) or steps[0] <= 0:
-            raise DatasetError(
-                f"trajectory {tid} is not sampled uniformly in time; rollouts need a fixed dt"
-            )
+            raise DatasetError(f"trajectory {tid} is not sampled uniformly in time; rollouts need a fixed dt")
         dts.append(steps[0])
     t_max = max(lengths)
-    tau_pad = np.stack([np.concatenate([tau[idx], np.repeat(tau[idx][-1:], t_max - len(idx), 0)]) for _, idx in slices])
+    tau_pad = np.stack(
+        [np.concatenate([tau[idx], np.repeat(tau[idx][-1:], t_max - len(idx), 0)]) for _, idx in slices]
+    )
     first = np.array([idx[0] for _, idx in slices])
     q_pred, qd_pred = _batched_rollouts(
         model,
@@ -301,11 +241,11 @@ def samples_per_second(model, dataset: Dataset, repeats: int = 3) -> float:
     """Batched inverse dynamics on all samples of ``dataset``: samples per second of
     the fastest of ``repeats`` timed calls (after one call to compile)."""
     q, qd, qdd = (jnp.asarray(a) for a in (dataset.q, dataset.qd, dataset.qdd))
-    jax.block_until_ready(model.inverse_dynamics(q, qd, qdd))
+    jax.block_until_ready(batched(model).inverse_dynamics(q, qd, qdd))
     best = math.inf
     for _ in range(repeats):
         start = time.perf_counter()
-        jax.block_until_ready(model.inverse_dynamics(q, qd, qdd))
+        jax.block_until_ready(batched(model).inverse_dynamics(q, qd, qdd))
         best = min(best, time.perf_counter() - start)
     return float(len(dataset) / max(best, 1e-9))
 
@@ -343,16 +283,16 @@ def evaluate(
     tau = dataset.tau
 
     if tau is not None:
-        tau_pred = _try(lambda: model.inverse_dynamics(q, qd, qdd))
+        tau_pred = _try(lambda: batched(model).inverse_dynamics(q, qd, qdd))
         if tau_pred is not None:
             metrics["torque_mse"] = sum_squared_error(tau_pred, tau)
             metrics["torque_nmse"] = normalised_mse(tau_pred, tau)
 
-    terms = _try(lambda: model.decomposition(q, qd, qdd))
+    terms = _try(lambda: batched(model).decomposition(q, qd, qdd))
     getters = {
-        "inertial": lambda: model.mass_matrix(q) @ qdd[..., None],
-        "coriolis": lambda: model.coriolis(q, qd),
-        "gravity": lambda: model.gravity(q),
+        "inertial": lambda: batched(model).mass_matrix(q) @ qdd[..., None],
+        "coriolis": lambda: batched(model).coriolis(q, qd),
+        "gravity": lambda: batched(model).gravity(q),
     }
     for name, getter in getters.items():
         true = getattr(dataset, name)
@@ -365,14 +305,14 @@ def evaluate(
     if tau is not None:
         # Power balance: dE/dt (model energy along the recorded motion) plus the power the
         # model's friction dissipates must equal the input power qd^T tau.
-        rate = _try(lambda: model.energy_rate(q, qd, qdd))
+        rate = _try(lambda: batched(model).energy_rate(q, qd, qdd))
         if rate is not None:
-            dissipated = np.sum(np.asarray(qd) * np.asarray(model.friction(q, qd)), axis=-1)
+            dissipated = np.sum(np.asarray(qd) * np.asarray(batched(model).friction(q, qd)), axis=-1)
             input_power = np.sum(dataset.qd * tau, axis=-1)
             err = np.asarray(rate, np.float64) + dissipated - input_power
             metrics["power_mse"] = float(np.mean(err**2))
 
-        qdd_pred = _try(lambda: model.forward_dynamics(q, qd, jnp.asarray(tau)))
+        qdd_pred = _try(lambda: batched(model).forward_dynamics(q, qd, jnp.asarray(tau)))
         if qdd_pred is not None:
             metrics["qdd_mse"] = sum_squared_error(qdd_pred, dataset.qdd)
 
@@ -443,7 +383,9 @@ def load_run(run_dir: str | Path) -> Run:
     summary = _read_json(path / "summary.json") if (path / "summary.json").exists() else {}
     history = []
     if (path / "metrics.jsonl").exists():
-        history = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        history = [
+            json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()
+        ]
     return Run(path, model, config, split, summary, history)
 
 
@@ -520,7 +462,6 @@ __all__ = [
     "evaluate",
     "normalised_mse",
     "normalised_position_error",
-    "rk4_rollout",
     "samples_per_second",
     "sum_squared_error",
     "valid_prediction_time",

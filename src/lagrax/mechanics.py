@@ -162,9 +162,7 @@ class SolveResult(NamedTuple):
     singular: Bool[Array, ""]
 
 
-def general_forward_dynamics(
-    terms: GeneralTerms, tau, friction, regularization: float = 0.0
-) -> SolveResult:
+def general_forward_dynamics(terms: GeneralTerms, tau, friction, regularization: float = 0.0) -> SolveResult:
     """``qdd = H^-1 [dL/dq - (d^2L/dqd dq) qd + tau - friction]`` by an LU solve.
 
     ``regularization`` adds ``lambda * I`` to the Hessian (Tikhonov). The returned

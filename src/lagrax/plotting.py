@@ -100,8 +100,15 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
                 if k % 2:
                     ax.axvspan(a, b, color="0.92", lw=0, zorder=0)
                 if j == 0 and len(spans) <= MAX_LABELLED:
-                    ax.text((a + b) / 2, 1.02, lab, transform=ax.get_xaxis_transform(),
-                            ha="center", va="bottom", fontsize=7)
+                    ax.text(
+                        (a + b) / 2,
+                        1.02,
+                        lab,
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
             ax.set_xlim(0, offset)
             ax.set_ylabel(f"{label} [{names[j]}]", fontsize=8)
             ax.tick_params(labelsize=7)
@@ -125,7 +132,8 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
         ax.tick_params(labelsize=7)
     meta = ds.metadata
     fig.suptitle(
-        title or f"{meta.get('system', {}).get('name', 'dataset')}: {meta.get('kind', '')} "
+        title
+        or f"{meta.get('system', {}).get('name', 'dataset')}: {meta.get('kind', '')} "
         f"({ds.n_trajectories} trajectories, {len(ds)} samples)",
         fontsize=10,
     )

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 from .datasets import Dataset  # noqa: E402
 from .errors import NotProvidedError  # noqa: E402
 from .evaluation import METRIC_KEYS, TrajectoryRollout  # noqa: E402
+from .batching import batched
 from .fileio import atomic_write, atomic_write_text  # noqa: E402
 
 TRUE_STYLE = dict(color="black", lw=1.6, label="true")
@@ -73,7 +74,9 @@ def _concatenated(dataset: Dataset) -> tuple[np.ndarray, list[tuple[int, int, st
     return order, spans
 
 
-def plot_torque_decomposition(model, dataset: Dataset, path: str | Path, max_samples: int | None = None) -> Path:
+def plot_torque_decomposition(
+    model, dataset: Dataset, path: str | Path, max_samples: int | None = None
+) -> Path:
     """True against predicted ``tau``, ``M qdd``, ``c``, ``g`` (rows) per joint (columns).
 
     Test trajectories are drawn end to end over a running sample index, separated by
@@ -88,15 +91,19 @@ def plot_torque_decomposition(model, dataset: Dataset, path: str | Path, max_sam
     rows: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
     if dataset.tau is not None:
         try:
-            pred = np.asarray(model.inverse_dynamics(q, qd, qdd))
+            pred = np.asarray(batched(model).inverse_dynamics(q, qd, qdd))
         except NotProvidedError:
             pred = None
         rows.append((r"$\tau$", dataset.tau[order], pred))
     try:
-        terms = {k: np.asarray(v) for k, v in model.decomposition(q, qd, qdd).items()}
+        terms = {k: np.asarray(v) for k, v in batched(model).decomposition(q, qd, qdd).items()}
     except NotProvidedError:
         terms = {}
-    for key, title in (("inertial", r"$M(q)\,\ddot q$"), ("coriolis", r"$c(q, \dot q)$"), ("gravity", r"$g(q)$")):
+    for key, title in (
+        ("inertial", r"$M(q)\,\ddot q$"),
+        ("coriolis", r"$c(q, \dot q)$"),
+        ("gravity", r"$g(q)$"),
+    ):
         true = getattr(dataset, key)
         true = None if true is None else true[order]
         if true is not None or key in terms:
@@ -107,7 +114,9 @@ def plot_torque_decomposition(model, dataset: Dataset, path: str | Path, max_sam
     n = dataset.dof
     names = dataset.info.joint_names if "system" in dataset.metadata else tuple(f"q{i}" for i in range(n))
     x = np.arange(len(order))
-    fig, axes = plt.subplots(len(rows), n, figsize=(4.2 * n + 1, 2.0 * len(rows) + 0.8), squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(rows), n, figsize=(4.2 * n + 1, 2.0 * len(rows) + 0.8), squeeze=False, sharex=True
+    )
     for r, (title, true, pred) in enumerate(rows):
         for j in range(n):
             ax = axes[r, j]
@@ -120,8 +129,16 @@ def plot_torque_decomposition(model, dataset: Dataset, path: str | Path, max_sam
             if r == 0:
                 ax.set_title(f"joint {j} ({names[j]})", fontsize=10, pad=16)
                 for a, b, label in spans:
-                    ax.text((a + b) / 2, 1.02, label, transform=ax.get_xaxis_transform(), ha="center",
-                            va="bottom", fontsize=9, color="0.3")
+                    ax.text(
+                        (a + b) / 2,
+                        1.02,
+                        label,
+                        transform=ax.get_xaxis_transform(),
+                        ha="center",
+                        va="bottom",
+                        fontsize=9,
+                        color="0.3",
+                    )
             if j == 0:
                 ax.set_ylabel(title + " [Nm]")
             ax.grid(alpha=0.3)
@@ -134,8 +151,19 @@ def plot_torque_decomposition(model, dataset: Dataset, path: str | Path, max_sam
     return _save(fig, path)
 
 
-LOSS_SKIP = {"epoch", "seconds", "lr", "learning_rate", "step", "steps", "skipped", "skipped_steps", "grad_norm",
-             "optimizer", "singular"}
+LOSS_SKIP = {
+    "epoch",
+    "seconds",
+    "lr",
+    "learning_rate",
+    "step",
+    "steps",
+    "skipped",
+    "skipped_steps",
+    "grad_norm",
+    "optimizer",
+    "singular",
+}
 
 
 def plot_learning_curves(history: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
@@ -158,14 +186,19 @@ def plot_learning_curves(history: Sequence[Mapping[str, Any]], path: str | Path)
     terms = [k for k in keys if k != "loss"]
     fig, axes = plt.subplots(1, 2 if terms else 1, figsize=(11 if terms else 6, 3.8), squeeze=False)
     ax = axes[0, 0]
-    for key, style in (("loss", dict(color="tab:blue", label="train")), ("val_loss", dict(color="tab:orange", label="validation"))):
+    for key, style in (
+        ("loss", dict(color="tab:blue", label="train")),
+        ("val_loss", dict(color="tab:orange", label="validation")),
+    ):
         e, v = series(key)
         if v.size:
             ax.plot(e, v, marker="o" if v.size < 20 else None, ms=3, **style)
     lbfgs = [e for e, rec in zip(epochs, history) if rec.get("optimizer") == "lbfgs"]
     if lbfgs:  # where the full-batch L-BFGS refinement took over from AdamW
         ax.axvline(lbfgs[0] - 0.5, color="0.5", ls=":", lw=1)
-        ax.text(lbfgs[0], 0.98, " L-BFGS", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.4")
+        ax.text(
+            lbfgs[0], 0.98, " L-BFGS", transform=ax.get_xaxis_transform(), va="top", fontsize=8, color="0.4"
+        )
     ax.set(yscale="log", xlabel="epoch", ylabel="loss", title="total loss")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=9)
@@ -189,7 +222,10 @@ def _positive(v) -> bool:
 
 
 def plot_rollouts(
-    model, rollouts: Sequence[TrajectoryRollout], path: str | Path, max_trajectories: int = 3,
+    model,
+    rollouts: Sequence[TrajectoryRollout],
+    path: str | Path,
+    max_trajectories: int = 3,
     threshold: float = 1e-2,
 ) -> Path:
     """Recorded against predicted positions (one row per joint) and the model's energy
@@ -205,18 +241,25 @@ def plot_rollouts(
     q_all = np.concatenate([x for r in rollouts for x in (r.q, r.q_pred)])
     qd_all = np.concatenate([x for r in rollouts for x in (r.qd, r.qd_pred)])
     try:
-        e_all = np.asarray(model.energy(q_all, qd_all))
+        e_all = np.asarray(batched(model).energy(q_all, qd_all))
     except NotProvidedError:
         e_all = None
     energies, start = [], 0
     for r in rollouts:
         T = len(r.t)
-        energies.append((None, None) if e_all is None else (e_all[start:start + T], e_all[start + T:start + 2 * T]))
+        energies.append(
+            (None, None) if e_all is None else (e_all[start : start + T], e_all[start + T : start + 2 * T])
+        )
         start += 2 * T
     has_energy = e_all is not None
     nrows = n + int(has_energy)
-    fig, axes = plt.subplots(nrows, len(rollouts), figsize=(4.2 * len(rollouts) + 0.8, 2.1 * nrows + 0.8),
-                             squeeze=False, sharex="col")
+    fig, axes = plt.subplots(
+        nrows,
+        len(rollouts),
+        figsize=(4.2 * len(rollouts) + 0.8, 2.1 * nrows + 0.8),
+        squeeze=False,
+        sharex="col",
+    )
     for c, (r, (e_true, e_pred)) in enumerate(zip(rollouts, energies)):
         t = r.t - r.t[0]
         for j in range(n):
@@ -242,8 +285,12 @@ def plot_rollouts(
         h2, l2 = axes[n, 0].get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     fig.legend(handles, labels, loc="upper right", ncol=2, fontsize=8)
-    fig.suptitle(f"Rollouts under the recorded torques (RK4, dotted: error > {threshold:g})",
-                 x=0.01, ha="left", fontsize=11)
+    fig.suptitle(
+        f"Rollouts under the recorded torques (RK4, dotted: error > {threshold:g})",
+        x=0.01,
+        ha="left",
+        fontsize=11,
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, path)
 
@@ -295,8 +342,12 @@ def write_report(
     notes: list[str] = []
     try:
         plot_torque_decomposition(model, test, run_dir / "torque_decomposition.png")
-        figures.append(("Torque decomposition on the test trajectories (true: black, predicted: red dashed)",
-                        "torque_decomposition.png"))
+        figures.append(
+            (
+                "Torque decomposition on the test trajectories (true: black, predicted: red dashed)",
+                "torque_decomposition.png",
+            )
+        )
     except NotProvidedError as e:
         notes.append(f"No torque decomposition figure: {e}")
     if history:
@@ -317,13 +368,17 @@ def write_report(
     lines.append(f"- kind: `{kind}` ({type(model).__name__}), {_parameter_count(model):,} parameters")
     if hyper:
         lines.append("- hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyper.items()))
-    lines.append(f"- system: {info.name}, {info.dof} joints ({', '.join(info.joint_names)}), "
-                 f"types {', '.join(sorted(set(info.joint_types)))}")
+    lines.append(
+        f"- system: {info.name}, {info.dof} joints ({', '.join(info.joint_names)}), "
+        f"types {', '.join(sorted(set(info.joint_types)))}"
+    )
     lines += ["", "## Data", ""]
     if data_path is not None:
         lines.append(f"- file: `{data_path}`")
     labels = [test.label(i) for i in test.trajectory_ids]
-    lines.append(f"- test set: {len(test)} samples in {test.n_trajectories} trajectories ({', '.join(labels)})")
+    lines.append(
+        f"- test set: {len(test)} samples in {test.n_trajectories} trajectories ({', '.join(labels)})"
+    )
     if test.dt is not None:
         lines.append(f"- sample period: {test.dt:g} s")
     if split:
@@ -335,8 +390,23 @@ def write_report(
     if config:
         lines += ["", "## Training configuration", ""]
         flat = config.get("config", config)
-        keys = ("epochs", "batch_size", "lr", "weight_decay", "schedule", "inverse", "forward", "power",
-                "rollout", "lbfgs_epochs", "lbfgs_steps", "lbfgs_memory", "seed", "dtype", "max_seconds")
+        keys = (
+            "epochs",
+            "batch_size",
+            "lr",
+            "weight_decay",
+            "schedule",
+            "inverse",
+            "forward",
+            "power",
+            "rollout",
+            "lbfgs_epochs",
+            "lbfgs_steps",
+            "lbfgs_memory",
+            "seed",
+            "dtype",
+            "max_seconds",
+        )
         shown = [f"{k}={flat[k]}" for k in keys if k in flat]
         lines.append("- " + (", ".join(shown) if shown else json.dumps(flat)[:400]))
         for key in ("stopped_reason", "best_epoch"):
@@ -357,7 +427,6 @@ def report_run(run_dir: str | Path, data: str | Path | None = None) -> tuple[Pat
     whole dataset is used (and the report says so). Returns ``report.md``'s path and
     the metrics (also written to ``metrics.json``).
     """
-    from .errors import DatasetError
     from .evaluation import evaluate_run, load_run
 
     split = "test"
@@ -369,9 +438,15 @@ def report_run(run_dir: str | Path, data: str | Path | None = None) -> tuple[Pat
     config = dict(run.config.get("train", {}))
     config.update({k: run.summary[k] for k in ("stopped_reason", "best_epoch") if k in run.summary})
     path = write_report(
-        run.path, run.model, ds, metrics,
+        run.path,
+        run.model,
+        ds,
+        metrics,
         rollouts=None if prediction is None else prediction.rollouts,
-        history=run.history, config=config, data_path=data or run.config.get("data"), split=run.split,
+        history=run.history,
+        config=config,
+        data_path=data or run.config.get("data"),
+        split=run.split,
     )
     if split != "test":
         with path.open("a") as f:
@@ -421,9 +496,11 @@ def run_demo(
     if epochs is not None:
         settings["epochs"] = epochs
     config = TrainConfig.from_dict(settings)
-    say(f"[2/4] training DeLaN: {config.epochs} AdamW epochs + {config.lbfgs_epochs} L-BFGS epochs "
+    say(
+        f"[2/4] training DeLaN: {config.epochs} AdamW epochs + {config.lbfgs_epochs} L-BFGS epochs "
         f"(at most {seconds:g} s), "
-        f"test letters {', '.join(DEMO_TEST_LETTERS)} held out ...")
+        f"test letters {', '.join(DEMO_TEST_LETTERS)} held out ..."
+    )
     run_training("delan", data_path, out, config, {}, test_labels=list(DEMO_TEST_LETTERS), force=True)
     say("[3/4] evaluating on the held-out letters (rollouts: RK4 at dt/20) ...")
     path, metrics = report_run(out)

@@ -19,8 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .errors import ShapeError, UnknownNameError
-
+from .errors import NotProvidedError, ShapeError, UnknownNameError
 
 
 class RK4(diffrax.AbstractERK):
@@ -83,7 +82,9 @@ def solve(field, y0, ts, solver_name: str, rtol: float, atol: float, dt: float |
         dt0=dt,
         y0=y0,
         saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol) if adaptive else diffrax.ConstantStepSize(),
+        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol)
+        if adaptive
+        else diffrax.ConstantStepSize(),
         max_steps=max_steps,
     )
     return sol.ys
@@ -93,10 +94,10 @@ def solve(field, y0, ts, solver_name: str, rtol: float, atol: float, dt: float |
 def _simulate_one(system, q0, qd0, ts, tau_fn, solver_name, rtol, atol, dt, max_steps):
     def field(t, y, args):
         q, qd = y
-        return qd, system._forward_dynamics(q, qd, tau_fn(t, q, qd))
+        return qd, system.forward_dynamics(q, qd, tau_fn(t, q, qd))
 
     q, qd = solve(field, (q0, qd0), ts, solver_name, rtol, atol, dt, max_steps)
-    qdd = jax.vmap(lambda t, q_, qd_: system._forward_dynamics(q_, qd_, tau_fn(t, q_, qd_)))(ts, q, qd)
+    qdd = jax.vmap(lambda t, q_, qd_: system.forward_dynamics(q_, qd_, tau_fn(t, q_, qd_)))(ts, q, qd)
     return q, qd, qdd
 
 
@@ -136,7 +137,9 @@ def simulate(
     qd0 = jnp.asarray(qd0, dtype)
     ts = jnp.asarray(ts, dtype)
     if q0.shape[-1] != n or qd0.shape != q0.shape or q0.ndim > 2:
-        raise ShapeError(f"q0 and qd0 must both have shape ({n},) or (B, {n}); got {q0.shape} and {qd0.shape}")
+        raise ShapeError(
+            f"q0 and qd0 must both have shape ({n},) or (B, {n}); got {q0.shape} and {qd0.shape}"
+        )
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
     args = (solver, rtol, atol, dt, max_steps)
@@ -144,6 +147,7 @@ def simulate(
         q, qd, qdd = _simulate_one(system, q0, qd0, ts, _torque_fn(tau, ts, n, dtype), *args)
         return Rollout(ts, q, qd, qdd)
     batch_tau = tau is not None and not callable(tau) and jnp.ndim(tau) == 3
+
     def one(q0_, qd0_, tau_):
         return _simulate_one(system, q0_, qd0_, ts, _torque_fn(tau_, ts, n, dtype), *args)
 
@@ -152,3 +156,132 @@ def simulate(
     else:
         q, qd, qdd = jax.vmap(lambda a, b: one(a, b, tau))(q0, qd0)
     return Rollout(ts, q, qd, qdd)
+
+
+# --------------------------------------------------------------------------------------
+# A fixed-step RK4 scan (training losses, valid prediction time)
+# --------------------------------------------------------------------------------------
+
+
+def _accelerations(model, q, qd, tau):
+    """Per-sample forward dynamics; a singular Lagrangian Hessian gives NaN accelerations,
+    which end the rollout's valid time instead of raising mid-scan."""
+    qdd, singular = model.solve_forward_dynamics(q, qd, tau)
+    qdd = jnp.where(singular, jnp.nan, qdd)
+    # the state keeps its dtype whatever the model's parameters are (scan carries are typed)
+    return qdd.astype(q.dtype)
+
+
+def rk4_rollout(
+    model,
+    q0: Float[Array, " n"],
+    qd0: Float[Array, " n"],
+    tau: Float[Array, "T n"],
+    dt: Float[Array, ""],
+    substeps: int = 20,
+) -> tuple[Float[Array, "T n"], Float[Array, "T n"]]:
+    """Classical RK4 from ``(q0, qd0)`` with step ``dt / substeps``, the torque linearly
+    interpolated between the samples ``tau`` taken every ``dt``; states at the samples.
+
+    The same integration as ``simulate(..., solver="rk4", dt=dt/substeps)``
+    with torque samples; this second path exists because one ``lax.scan`` without
+    diffrax's save-time bookkeeping is several times faster, and a singular Hessian
+    gives NaN instead of an exception. ``tests/test_evaluation.py`` checks they agree.
+    """
+    h = dt / substeps
+    frac = jnp.arange(substeps + 1, dtype=q0.dtype) / substeps
+
+    def f(state, u):
+        q, qd = state
+        return qd, _accelerations(model, q, qd, u)
+
+    def axpy(a, x, y):
+        return jax.tree_util.tree_map(lambda xi, yi: yi + a * xi, x, y)
+
+    def sample_interval(state, taus):
+        tau_a, tau_b = taus
+        u = tau_a + frac[:, None] * (tau_b - tau_a)  # torques at the substep nodes
+        u_mid = 0.5 * (u[:-1] + u[1:])
+
+        def substep(s, us):
+            u0, um, u1 = us
+            k1 = f(s, u0)
+            k2 = f(axpy(h / 2, k1, s), um)
+            k3 = f(axpy(h / 2, k2, s), um)
+            k4 = f(axpy(h, k3, s), u1)
+            incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
+            return axpy(h, incr, s), None
+
+        state, _ = jax.lax.scan(substep, state, (u[:-1], u_mid, u[1:]))
+        return state, state
+
+    _, (q, qd) = jax.lax.scan(sample_interval, (q0, qd0), (tau[:-1], tau[1:]))
+    return jnp.concatenate([q0[None], q]), jnp.concatenate([qd0[None], qd])
+
+
+# --------------------------------------------------------------------------------------
+# Rollouts in canonical coordinates
+# --------------------------------------------------------------------------------------
+
+
+class CanonicalRollout(NamedTuple):
+    """States at the requested times: ``t (T,)``, ``q, p (..., T, n)``."""
+
+    t: Float[Array, " T"]
+    q: Float[Array, "*batch T n"]
+    p: Float[Array, "*batch T n"]
+
+
+@eqx.filter_jit
+def _canonical_one(model, q0, p0, ts, tau_fn, solver_name, rtol, atol, dt, max_steps):
+    def field(t, y, args):
+        q, p = y
+        return model.canonical_time_derivative(q, p, tau_fn(t, q, p))
+
+    return solve(field, (q0, p0), ts, solver_name, rtol, atol, dt, max_steps)
+
+
+def simulate_canonical(
+    model,
+    q0,
+    p0,
+    ts,
+    tau=None,
+    *,
+    solver: str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    dt: float | None = None,
+    max_steps: int = 200_000,
+) -> CanonicalRollout:
+    """Integrate ``(qdot, pdot) = model.canonical_time_derivative(q, p, tau)`` from ``(q0, p0)``.
+
+    ``model`` is an :class:`HNN` or :class:`StructuredHNN` (any system that provides
+    ``canonical_time_derivative``). ``q0, p0``: ``(n,)`` or a batch ``(B, n)``; ``ts (T,)``
+    increasing save times. ``tau``: ``None``, constant ``(n,)``, samples ``(T, n)``
+    at ``ts`` or a callable ``tau(t, q, p)``. Solver options as in
+    :func:`lagrax.rollout.simulate`.
+    """
+    if not model.provides("canonical_time_derivative"):
+        raise NotProvidedError(
+            f"{type(model).__name__} has no canonical time derivative; use lagrax.rollout.simulate"
+        )
+    if solver not in SOLVERS:
+        raise UnknownNameError.for_name("solver", solver, SOLVERS)
+    if solver == "rk4" and dt is None:
+        raise ValueError("solver 'rk4' has no error estimate: give a fixed step dt=...")
+    n = model.dof
+    q0 = jnp.asarray(q0)
+    dtype = q0.dtype if jnp.issubdtype(q0.dtype, jnp.floating) else jnp.result_type(float)
+    q0, p0, ts = q0.astype(dtype), jnp.asarray(p0, dtype), jnp.asarray(ts, dtype)
+    if q0.shape[-1] != n or p0.shape != q0.shape or q0.ndim > 2:
+        raise ShapeError(f"q0 and p0 must both have shape ({n},) or (B, {n}); got {q0.shape} and {p0.shape}")
+    if ts.ndim != 1 or ts.shape[0] < 2:
+        raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
+    tau_fn = _torque_fn(tau, ts, n, dtype)
+    args = (ts, tau_fn, solver, rtol, atol, dt, max_steps)
+    if q0.ndim == 1:
+        q, p = _canonical_one(model, q0, p0, *args)
+    else:
+        q, p = jax.vmap(lambda a, b: _canonical_one(model, a, b, *args))(q0, p0)
+    return CanonicalRollout(ts, q, p)

@@ -39,7 +39,8 @@ import scipy.signal
 from jaxtyping import Array, Float
 
 from .datasets import Dataset
-from .errors import DatasetError, LagraxError, NotProvidedError, ShapeError, UnknownNameError
+from .batching import batched
+from .errors import DatasetError, LagraxError, ShapeError, UnknownNameError
 from .rollout import simulate
 
 PRISMATIC_RANGE = 1.0  # [m]: sampling range of a prismatic joint without limits
@@ -233,16 +234,17 @@ def excitation(
     a = rng.standard_normal((B, n, L))
     b = rng.standard_normal((B, n, L))
     t = jnp.asarray(ts)
-    batched = jax.vmap(fourier_joint_trajectory, in_axes=(None, 0, 0, 0, None))
+    fourier = jax.vmap(fourier_joint_trajectory, in_axes=(None, 0, 0, 0, None))
     # unit-scale series about zero, to measure the range each coefficient set covers
-    f, fd, _ = batched(t, jnp.zeros((B, n)), jnp.asarray(a), jnp.asarray(b), omega)
+    f, fd, _ = fourier(t, jnp.zeros((B, n)), jnp.asarray(a), jnp.asarray(b), omega)
     scale = np.minimum(
-        room / np.max(np.abs(np.asarray(f)), axis=1), LIMIT_MARGIN * vmax / np.max(np.abs(np.asarray(fd)), axis=1)
+        room / np.max(np.abs(np.asarray(f)), axis=1),
+        LIMIT_MARGIN * vmax / np.max(np.abs(np.asarray(fd)), axis=1),
     ) * rng.uniform(0.5, 1.0, size=(B, n))
     a, b = a * scale[..., None], b * scale[..., None]
-    q, qd, qdd = batched(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
+    q, qd, qdd = fourier(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
     _say(progress, f"inverse dynamics of {B} x {len(ts)} samples")
-    tau = system.inverse_dynamics(q, qd, qdd)
+    tau = batched(system).inverse_dynamics(q, qd, qdd)
     out = _stack(ts, q, qd, qdd, tau)
     out["settings"] = settings
     return out
@@ -260,7 +262,7 @@ def _driven(system, ts, rng, B, L, omega, settings, progress) -> dict:
     # joint by A / (m w^2) at speed A / (m w); aim at a quarter of the position range and
     # half the speed range (capped at half the torque limit). Cosines only, so that the
     # velocity of a free actuated joint has no drift.
-    inertia = np.diagonal(np.asarray(system.mass_matrix(jnp.asarray(centre))))
+    inertia = np.diagonal(np.asarray(batched(system).mass_matrix(jnp.asarray(centre))))
     amp = 0.5 * inertia * np.minimum(vmax * omega, 0.5 * half * omega**2)
     if info.torque_limits is not None:
         limit = np.asarray(info.torque_limits, float)
@@ -278,7 +280,9 @@ def _driven(system, ts, rng, B, L, omega, settings, progress) -> dict:
     # recorded qdd is forward dynamics at exactly the recorded tau, so tau = ID(q, qd, qdd).
     r = simulate(system, q0, qd0, ts, u, rtol=1e-10, atol=1e-10)
     out = _stack(ts, r.q, r.qd, r.qdd, u)
-    out["settings"] = dict(settings, driven="random cosine-series torques on actuated joints", torque_amplitude=amp)
+    out["settings"] = dict(
+        settings, driven="random cosine-series torques on actuated joints", torque_amplitude=amp
+    )
     return out
 
 
@@ -420,8 +424,10 @@ def characters(
     rot_of = np.stack([r for r, _ in transforms])[traj]
     off_of = np.stack([o for _, o in transforms])[traj]
 
-    ik = (lambda xy: system.inverse_kinematics(xy)) if elbow is None else (
-        lambda xy: system.inverse_kinematics(xy, elbow=elbow)
+    ik = (
+        (lambda xy: system.inverse_kinematics(xy))
+        if elbow is None
+        else (lambda xy: system.inverse_kinematics(xy, elbow=elbow))
     )
 
     def q_of_t(coef, T, rot, off, t):
@@ -447,11 +453,24 @@ def characters(
         m = traj == i
         q[m] = np.unwrap(q[m], axis=0)
     _say(progress, "inverse dynamics")
-    tau = np.asarray(system.inverse_dynamics(q, qd, qdd))
+    tau = np.asarray(batched(system).inverse_dynamics(q, qd, qdd))
     return dict(
-        t=t, q=q, qd=qd, qdd=qdd, trajectory=traj, tau=tau, labels=drawn,
-        settings=dict(letters=letters, harmonics=harmonics, seconds_per_em=seconds_per_em, elbow=elbow,
-                      font="DejaVu Sans", metres_per_em=em, durations=durations),
+        t=t,
+        q=q,
+        qd=qd,
+        qdd=qdd,
+        trajectory=traj,
+        tau=tau,
+        labels=drawn,
+        settings=dict(
+            letters=letters,
+            harmonics=harmonics,
+            seconds_per_em=seconds_per_em,
+            elbow=elbow,
+            font="DejaVu Sans",
+            metres_per_em=em,
+            durations=durations,
+        ),
     )
 
 
@@ -460,31 +479,33 @@ def characters(
 # --------------------------------------------------------------------------------------
 
 
+@eqx.filter_jit
+def _momentum_and_rate(system, q, qd, qdd):
+    """``p(q, qd)`` and its time derivative along ``(qd, qdd)`` (one jvp), per sample."""
+    return jax.vmap(lambda a, b, c: jax.jvp(system.momentum, (a, b), (b, c)))(q, qd, qdd)
+
+
 def ground_truth(system, q, qd, qdd) -> dict:
-    """What the system provides of ``mass_matrix, inertial, coriolis, gravity, energy, p, pdot``.
+    """What the system provides of ``mass_matrix, inertial, coriolis, gravity, energy, p, pdot``
+    for samples ``(N, n)``.
 
     ``pdot`` is the time derivative of ``p(q, qd)`` along the motion: the JVP of the
-    momentum in the direction ``(qd, qdd)``. Quantities the system cannot provide
-    (:class:`NotProvidedError`) are left out.
+    momentum in the direction ``(qd, qdd)``. Quantities the system does not provide
+    (:meth:`~lagrax.systems.System.provides`) are left out.
     """
     q, qd, qdd = (jnp.asarray(x) for x in (q, qd, qdd))
+    edge = batched(system)
     out = {}
-
-    def attempt(fn):
-        try:
-            return fn()
-        except NotProvidedError:
-            return None
-
-    d = attempt(lambda: system.decomposition(q, qd, qdd))
-    if d is not None:
+    if system.provides("decomposition"):
+        d = edge.decomposition(q, qd, qdd)
         out.update(inertial=d["inertial"], coriolis=d["coriolis"], gravity=d["gravity"])
-    out["mass_matrix"] = attempt(lambda: system.mass_matrix(q))
-    out["energy"] = attempt(lambda: system.energy(q, qd))
-    p_pdot = attempt(lambda: jax.jvp(system.momentum, (q, qd), (qd, qdd)))
-    if p_pdot is not None:
-        out["p"], out["pdot"] = p_pdot
-    return {k: np.asarray(v) for k, v in out.items() if v is not None}
+    if system.provides("mass_matrix"):
+        out["mass_matrix"] = edge.mass_matrix(q)
+    if system.provides("energy"):
+        out["energy"] = edge.energy(q, qd)
+    if system.provides("momentum"):
+        out["p"], out["pdot"] = _momentum_and_rate(system, q, qd, qdd)
+    return {k: np.asarray(v) for k, v in out.items()}
 
 
 def generate(
@@ -528,7 +549,14 @@ def generate(
     fn = {"passive": passive, "excitation": excitation, "characters": characters}[kind]
     import inspect
 
-    allowed = set(inspect.signature(fn).parameters) - {"system", "trajectories", "duration", "dt", "seed", "progress"}
+    allowed = set(inspect.signature(fn).parameters) - {
+        "system",
+        "trajectories",
+        "duration",
+        "dt",
+        "seed",
+        "progress",
+    }
     unknown = sorted(set(kind_options) - allowed)
     if unknown:
         raise UnknownNameError(f"unknown option(s) {unknown} for kind {kind!r}; allowed: {sorted(allowed)}")
@@ -596,7 +624,9 @@ def savgol_derivatives(
     if not dt > 0:
         raise DatasetError(f"sample period must be positive, got {dt}")
     if window % 2 == 0 or window <= polyorder:
-        raise LagraxError(f"window must be odd and larger than polyorder; got window={window}, polyorder={polyorder}")
+        raise LagraxError(
+            f"window must be odd and larger than polyorder; got window={window}, polyorder={polyorder}"
+        )
     qd, qdd = np.empty_like(q), np.empty_like(q)
     for i in np.unique(trajectory):
         m = trajectory == i

@@ -14,7 +14,7 @@ Stribeck; :class:`lagrax.friction.JointFriction`) has positive parameters.
 
 The model is a :class:`~lagrax.systems.StructuredSystem`, so the equation of motion,
 ``c``, ``g``, energies and power all come from :mod:`lagrax.mechanics`. The only
-thing done here for speed is :meth:`DeLaN._terms`: one forward-mode pass through the
+thing done here for speed is :meth:`DeLaN.terms`: one forward-mode pass through the
 network gives ``L``, ``dL/dq``, ``V`` and ``dV/dq`` together, and ``M``, ``Mdot qd``
 and ``d(qd^T M qd)/dq`` are assembled from the Cholesky factor (the tests check it
 against the generic core path). Training is not done here (see ``lagrax.training``).
@@ -68,9 +68,7 @@ def _tril_indices(n: int):
     return np.concatenate([diag, rows]), np.concatenate([diag, cols])
 
 
-def cholesky_from_raw(
-    raw: Float[Array, " m"], n: int, shift: float, epsilon: float
-) -> Float[Array, "n n"]:
+def cholesky_from_raw(raw: Float[Array, " m"], n: int, shift: float, epsilon: float) -> Float[Array, "n n"]:
     """Lower-triangular ``L`` from ``n(n+1)/2`` raw outputs; diagonal ``softplus(raw + shift) + epsilon``."""
     rows, cols = _tril_indices(n)
     diag = jax.nn.softplus(raw[:n] + shift) + epsilon
@@ -112,10 +110,19 @@ class CholeskyMassNetwork(eqx.Module):
         n = len(self.joint_types)
         self.shift = float(shift)
         self.epsilon = float(epsilon)
-        self.net = init_in_dtype(mlp(
-            feature_size(self.joint_types), n * (n + 1) // 2, width, depth, activation,
-            key=key, init=init, dtype=jnp.float32,
-        ), dtype)
+        self.net = init_in_dtype(
+            mlp(
+                feature_size(self.joint_types),
+                n * (n + 1) // 2,
+                width,
+                depth,
+                activation,
+                key=key,
+                init=init,
+                dtype=jnp.float32,
+            ),
+            dtype,
+        )
 
     def cholesky(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
         n = len(self.joint_types)
@@ -145,10 +152,19 @@ class PotentialNetwork(eqx.Module):
         dtype: str = "float32",
     ):
         self.joint_types = tuple(joint_types)
-        self.net = init_in_dtype(mlp(
-            feature_size(self.joint_types), "scalar", width, depth, activation,
-            key=key, init=init, dtype=jnp.float32,
-        ), dtype)
+        self.net = init_in_dtype(
+            mlp(
+                feature_size(self.joint_types),
+                "scalar",
+                width,
+                depth,
+                activation,
+                key=key,
+                init=init,
+                dtype=jnp.float32,
+            ),
+            dtype,
+        )
 
     def __call__(self, q: Float[Array, " n"]) -> Scalar:
         q = q.astype(self.net.layers[0].weight.dtype)
@@ -187,8 +203,14 @@ class SharedDeLaNNetwork(eqx.Module):
         # depth hidden layers = depth - 1 hidden-to-hidden maps after the input map;
         # the final activation makes the trunk's output the last hidden layer.
         self.trunk = mlp(
-            feature_size(self.joint_types), width, width, max(depth - 1, 0), activation,
-            key=k_trunk, init=init, dtype=dt,
+            feature_size(self.joint_types),
+            width,
+            width,
+            max(depth - 1, 0),
+            activation,
+            key=k_trunk,
+            init=init,
+            dtype=dt,
         )
         self.trunk = eqx.tree_at(lambda m: m.final_activation, self.trunk, _activation(activation))
         head_l = mlp(width, n * (n + 1) // 2, width, 0, activation, key=k_l, init=init, dtype=dt)
@@ -228,7 +250,15 @@ class LearnedFriction(eqx.Module):
     kind: str = eqx.field(static=True)
     smoothing: float = eqx.field(static=True)
 
-    def __init__(self, dof: int, kind: str, *, dtype: str = "float32", init_value: float = 0.01, smoothing: float = 1e-2):
+    def __init__(
+        self,
+        dof: int,
+        kind: str,
+        *,
+        dtype: str = "float32",
+        init_value: float = 0.01,
+        smoothing: float = 1e-2,
+    ):
         if kind not in FRICTIONS[1:]:
             raise UnknownNameError.for_name("friction", str(kind), [f for f in FRICTIONS if f])
         dt = resolve_dtype(dtype)
@@ -338,7 +368,9 @@ class DeLaN(StructuredSystem):
     @property
     def dtype(self):
         net = self.network if self.network is not None else self.mass_net
-        return net.trunk.layers[0].weight.dtype if self.network is not None else net.net.layers[0].weight.dtype
+        return (
+            net.trunk.layers[0].weight.dtype if self.network is not None else net.net.layers[0].weight.dtype
+        )
 
     def cholesky_and_potential(self, q: Float[Array, " n"]) -> tuple[Float[Array, "n n"], Scalar]:
         """``(L(q), V(q))`` for one configuration, in the parameters' dtype."""
@@ -348,19 +380,27 @@ class DeLaN(StructuredSystem):
         return self.mass_net.cholesky(q), self.potential_net(q)
 
     # ---- per-sample hooks ---------------------------------------------------------------
-    def _mass_matrix(self, q):
-        L = self.cholesky_and_potential(q)[0] if self.network is not None else self.mass_net.cholesky(q.astype(self.dtype))
+    def mass_matrix(self, q):
+        L = (
+            self.cholesky_and_potential(q)[0]
+            if self.network is not None
+            else self.mass_net.cholesky(q.astype(self.dtype))
+        )
         return L @ L.T
 
-    def _potential_energy(self, q):
-        return self.cholesky_and_potential(q)[1] if self.network is not None else self.potential_net(q.astype(self.dtype))
+    def potential_energy(self, q):
+        return (
+            self.cholesky_and_potential(q)[1]
+            if self.network is not None
+            else self.potential_net(q.astype(self.dtype))
+        )
 
-    def _friction(self, q, qd):
+    def friction(self, q, qd):
         if self.friction_model is None:
             return jnp.zeros_like(qd, dtype=self.dtype)
         return self.friction_model(qd)
 
-    def _terms(self, q, qd) -> mechanics.StructuredTerms:
+    def terms(self, q, qd) -> mechanics.StructuredTerms:
         """``M``, ``c``, ``g``, ``V`` from one forward-mode pass through the network(s).
 
         Same quantities as :func:`lagrax.mechanics.structured_terms`, but the derivative
@@ -406,15 +446,15 @@ class DeLaN(StructuredSystem):
         M = jnp.sum(L[:, None, :] * L[None, :, :], axis=-1)
         return L, mechanics.StructuredTerms(M, Mdot_qd - dT_dq, dV, V)
 
-    def _forward_dynamics(self, q, qd, tau):
-        """As :meth:`StructuredSystem._forward_dynamics`, solving with the network's own
+    def forward_dynamics(self, q, qd, tau):
+        """As :meth:`StructuredSystem.forward_dynamics`, solving with the network's own
         Cholesky factor ``L`` instead of factorising ``M = L L^T`` again."""
         L, terms = self._cholesky_terms(q, qd)
-        rhs = tau.astype(self.dtype) - terms.coriolis - terms.gravity - self._friction(q, qd)
+        rhs = tau.astype(self.dtype) - terms.coriolis - terms.gravity - self.friction(q, qd)
         return cho_solve((L, True), rhs)
 
-    def _gravity(self, q):
-        return mechanics.value_and_jacfwd(self._potential_energy, q.astype(self.dtype))[1]
+    def gravity(self, q):
+        return mechanics.value_and_jacfwd(self.potential_energy, q.astype(self.dtype))[1]
 
 
 def make_delan(
@@ -449,8 +489,15 @@ def make_delan(
     if friction not in FRICTIONS:
         raise UnknownNameError.for_name("friction", str(friction), [str(f) for f in FRICTIONS])
     hyper = dict(
-        width=int(width), depth=int(depth), activation=activation, init=init, shared=bool(shared),
-        shift=float(shift), epsilon=float(epsilon), friction=friction, dtype=dtype,
+        width=int(width),
+        depth=int(depth),
+        activation=activation,
+        init=init,
+        shared=bool(shared),
+        shift=float(shift),
+        epsilon=float(epsilon),
+        friction=friction,
+        dtype=dtype,
     )
     common = dict(width=width, depth=depth, activation=activation, init=init, dtype=dtype)
     k_mass, k_pot = jax.random.split(key)
@@ -463,6 +510,11 @@ def make_delan(
         potential_net = PotentialNetwork(info.joint_types, key=k_pot, **common)
     friction_model = None if friction is None else LearnedFriction(info.dof, friction, dtype=dtype)
     return DeLaN(
-        info=info, network=network, mass_net=mass_net, potential_net=potential_net,
-        friction_model=friction_model, kind="delan", hyperparameters=tuple(hyper.items()),
+        info=info,
+        network=network,
+        mass_net=mass_net,
+        potential_net=potential_net,
+        friction_model=friction_model,
+        kind="delan",
+        hyperparameters=tuple(hyper.items()),
     )

@@ -2,7 +2,7 @@
 
 * :class:`HNN` (Greydanus, Dzamba & Yosinski 2019): one network ``H(q, p)`` (revolute
   ``q`` enter as ``cos q, sin q``). Its canonical equations
-  ``qdot = dH/dp, pdot = -dH/dq + tau`` are :meth:`HNN.time_derivative`, the thing
+  ``qdot = dH/dp, pdot = -dH/dq + tau`` are :meth:`HNN.canonical_time_derivative`, the thing
   it is trained on. To be used like any other system from ``(q, qd)`` it needs the
   momentum ``p``; the ``momentum`` option says where it comes from:
 
@@ -32,11 +32,11 @@
   mechanical system, so forward and inverse dynamics, ``c``, ``g`` and energies come
   from the mechanics core exactly as for DeLaN; the model class is the same as
   DeLaN's. What differs is the training target: the reference trains it on the
-  canonical time derivative ``(qdot, pdot)`` of :meth:`StructuredHNN.time_derivative`
+  canonical time derivative ``(qdot, pdot)`` of :meth:`StructuredHNN.canonical_time_derivative`
   given ``(q, p)``, where DeLaN is trained on ``qdd`` or ``tau`` given ``(q, qd)``.
 
-:func:`simulate_canonical` integrates either model in canonical coordinates
-``(q, p)``, along which an HNN conserves its own ``H`` (with ``tau = 0``).
+:func:`lagrax.rollout.simulate_canonical` integrates either model in canonical
+coordinates ``(q, p)``, along which an HNN conserves its own ``H`` (with ``tau = 0``).
 This module does not train (see the training module) and has no friction model for
 the black-box HNN (the canonical form of Greydanus et al. is conservative + input).
 """
@@ -44,7 +44,7 @@ the black-box HNN (the canonical form of Greydanus et al. is conservative + inpu
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -52,9 +52,8 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from ..errors import ShapeError, SingularHessianError, UnknownNameError
-from ..rollout import SOLVERS, _torque_fn, solve
-from ..systems.base import StructuredSystem, System, SystemInfo, _dispatch
+from ..errors import ShapeError, UnknownNameError
+from ..systems.base import LAGRANGIAN_QUANTITIES, StructuredSystem, System, SystemInfo
 from .delan import CholeskyMassNetwork, PotentialNetwork, resolve_dtype
 from .nets import feature_size, joint_features, mlp
 
@@ -70,6 +69,8 @@ def with_param_dtype(module, dtype: str):
     """
     target = resolve_dtype(dtype)
     return jax.tree_util.tree_map(lambda x: x.astype(target) if eqx.is_inexact_array(x) else x, module)
+
+
 NEWTON_MESSAGE = (
     "the HNN's d^2H/dp^2 is singular or the Newton solve of qd = dH/dp(q, p) for the momentum "
     "did not converge at this state, so p(q, qd) and the accelerations are undefined "
@@ -95,7 +96,25 @@ class HNN(System):
     newton_steps: int = eqx.field(static=True, default=8)
     dtype: str = eqx.field(static=True, default="float32")
 
-    def _not_provided_reason(self) -> str:
+    PROVIDES: ClassVar[frozenset[str]] = frozenset(
+        {
+            "forward_dynamics",
+            "inverse_dynamics",
+            "momentum",
+            "energy",
+            "hamiltonian",
+            "canonical_time_derivative",
+            "power",
+            "energy_rate",
+            "friction",
+        }
+    )
+    SINGULAR_MESSAGE: ClassVar[str] = NEWTON_MESSAGE
+    SINGULAR_METHODS: ClassVar[frozenset[str]] = frozenset(
+        {"inverse_dynamics", "momentum", "energy", "energy_rate"}
+    )
+
+    def not_provided_reason(self) -> str:
         return (
             "an HNN learns one black-box Hamiltonian H(q, p), which does not separate into a "
             "mass matrix, kinetic and potential energy"
@@ -106,36 +125,28 @@ class HNN(System):
         dt = resolve_dtype(self.dtype)
         return tuple(x.astype(dt) for x in xs)
 
-    def _hamiltonian(self, q: Float[Array, " n"], p: Float[Array, " n"]) -> Scalar:
+    def hamiltonian(self, q: Float[Array, " n"], p: Float[Array, " n"]) -> Scalar:
         q, p = self._cast(q, p)
         return self.net(jnp.concatenate([joint_features(q, self.info.joint_types), p]))
 
-    def _time_derivative(self, q, p, tau) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    def canonical_time_derivative(self, q, p, tau) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
         # Greydanus et al. 2019, eq. 2 (plus the generalised input force tau)
         out = jnp.result_type(q, p, tau)
         q, p, tau = self._cast(q, p, tau)
-        dH_dq, dH_dp = jax.grad(self._hamiltonian, argnums=(0, 1))(q, p)
+        dH_dq, dH_dp = jax.grad(self.hamiltonian, argnums=(0, 1))(q, p)
         return dH_dp.astype(out), (tau - dH_dq).astype(out)
-
-    def time_derivative(self, q, p, tau):
-        """Canonical equations ``(qdot, pdot) = (dH/dp, -dH/dq + tau)``; ``(n,)`` or ``(..., n)``."""
-        return _dispatch(self, "_time_derivative", ("q", "p", "tau"), (q, p, tau))
-
-    def hamiltonian(self, q, p):
-        """``H(q, p)`` (canonical momentum ``p``, not velocity)."""
-        return _dispatch(self, "_hamiltonian", ("q", "p"), (q, p))
 
     # ---- from (q, qd): the momentum ------------------------------------------------------
     def _hessians(self, q, p):
         """``dH/dq``, ``dH/dp``, ``d^2H/dp dq`` and ``d^2H/dp^2`` at one state."""
-        grad_p = jax.grad(self._hamiltonian, argnums=1)
-        dH_dq = jax.grad(self._hamiltonian, argnums=0)(q, p)
+        grad_p = jax.grad(self.hamiltonian, argnums=1)
+        dH_dq = jax.grad(self.hamiltonian, argnums=0)(q, p)
         H_pq, H_pp = jax.jacfwd(grad_p, argnums=(0, 1))(q, p)
         return dH_dq, grad_p(q, p), H_pq, H_pp
 
     def _canonical_momentum(self, q, qd):
         """``p`` with ``dH/dp(q, p) = qd`` (Newton from ``p = 0``) and a did-not-converge flag."""
-        grad_p = jax.grad(self._hamiltonian, argnums=1)
+        grad_p = jax.grad(self.hamiltonian, argnums=1)
 
         def step(_, p):
             H_pp = jax.jacfwd(grad_p, argnums=1)(q, p)
@@ -147,70 +158,52 @@ class HNN(System):
         failed = ~(residual <= tol) | ~jnp.all(jnp.isfinite(p))
         return p, failed
 
-    def _momentum(self, q, qd):
+    def momentum(self, q, qd):
+        """``p``: ``qd`` itself (velocity) or the solution of ``dH/dp(q, p) = qd`` (canonical;
+        NaN where the Newton solve fails)."""
         out = jnp.result_type(q, qd)
         q, qd = self._cast(q, qd)
         if self.momentum_mode == "velocity":
             return qd.astype(out)
         p, failed = self._canonical_momentum(q, qd)
-        return eqx.error_if(p, failed, NEWTON_MESSAGE).astype(out)
+        return jnp.where(failed, jnp.nan, p).astype(out)
 
     # ---- dynamics and energy from (q, qd) ------------------------------------------------
-    def _forward_dynamics(self, q, qd, tau):
+    def forward_dynamics(self, q, qd, tau):
+        """``qdd``: ``pdot`` with ``p = qd`` (velocity), or ``d/dt dH/dp`` with ``p`` solved
+        (canonical; NaN where the Newton solve fails)."""
         out = jnp.result_type(q, qd, tau)
         q, qd, tau = self._cast(q, qd, tau)
         if self.momentum_mode == "velocity":
-            return self._time_derivative(q, qd, tau)[1].astype(out)
+            return self.canonical_time_derivative(q, qd, tau)[1].astype(out)
         p, failed = self._canonical_momentum(q, qd)
         dH_dq, _, H_pq, H_pp = self._hessians(q, p)
         qdd = H_pq @ qd + H_pp @ (tau - dH_dq)  # d/dt dH/dp along the canonical flow
-        return eqx.error_if(qdd, failed, NEWTON_MESSAGE).astype(out)
+        return jnp.where(failed, jnp.nan, qdd).astype(out)
 
-    def _inverse_dynamics(self, q, qd, qdd):
+    def inverse_dynamics(self, q, qd, qdd):
         out = jnp.result_type(q, qd, qdd)
         q, qd, qdd = self._cast(q, qd, qdd)
         if self.momentum_mode == "velocity":
-            return (qdd + jax.grad(self._hamiltonian, argnums=0)(q, qd)).astype(out)
+            return (qdd + jax.grad(self.hamiltonian, argnums=0)(q, qd)).astype(out)
         p, failed = self._canonical_momentum(q, qd)
         dH_dq, _, H_pq, H_pp = self._hessians(q, p)
         pdot = jnp.linalg.solve(H_pp, qdd - H_pq @ qd)
-        return eqx.error_if(pdot + dH_dq, failed, NEWTON_MESSAGE).astype(out)
-
-    def _energy(self, q, qd):
-        return self._hamiltonian(q, self._momentum(q, qd)).astype(jnp.result_type(q, qd))
-
-    # ---- public methods that may hit the Newton solve: turn its failure into a LagraxError
-    def _checked(self, method, names, args):
-        try:
-            return _dispatch(self, method, names, args)
-        except eqx.EquinoxRuntimeError as e:
-            if NEWTON_MESSAGE in str(e):
-                raise SingularHessianError(f"{self.info.name} HNN.{method.lstrip('_')}: {NEWTON_MESSAGE}") from None
-            raise
-
-    def forward_dynamics(self, q, qd, tau):
-        """``qdd``: ``pdot`` with ``p = qd`` (velocity), or ``d/dt dH/dp`` with ``p`` solved (canonical)."""
-        return self._checked("_forward_dynamics", ("q", "qd", "tau"), (q, qd, tau))
-
-    def inverse_dynamics(self, q, qd, qdd):
-        """``tau`` such that :meth:`forward_dynamics` gives ``qdd``."""
-        return self._checked("_inverse_dynamics", ("q", "qd", "qdd"), (q, qd, qdd))
-
-    def momentum(self, q, qd):
-        """``p``: ``qd`` itself (velocity) or the solution of ``dH/dp(q, p) = qd`` (canonical)."""
-        return self._checked("_momentum", ("q", "qd"), (q, qd))
+        return jnp.where(failed, jnp.nan, pdot + dH_dq).astype(out)
 
     def energy(self, q, qd):
         """``H(q, p(q, qd))``."""
-        return self._checked("_energy", ("q", "qd"), (q, qd))
+        return self.hamiltonian(q, self.momentum(q, qd)).astype(jnp.result_type(q, qd))
 
 
 class StructuredHNN(StructuredSystem):
     """Structured HNN: ``H = 1/2 p^T M(q)^-1 p + V(q)`` with DeLaN's mass and potential networks.
 
     A :class:`StructuredSystem`: dynamics from ``(q, qd)`` come from the mechanics
-    core. :meth:`time_derivative` is the canonical form used for training on ``(p, pdot)``.
+    core. :meth:`canonical_time_derivative` is the canonical form used for training on ``(p, pdot)``.
     """
+
+    PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES | {"hamiltonian", "canonical_time_derivative"}
 
     mass_net: CholeskyMassNetwork
     potential_net: PotentialNetwork
@@ -221,34 +214,26 @@ class StructuredHNN(StructuredSystem):
     def dtype(self):
         return self.mass_net.net.layers[0].weight.dtype
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         return self.mass_net(q.astype(self.dtype))
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return self.potential_net(q.astype(self.dtype))
 
-    def _hamiltonian(self, q, p) -> Scalar:
+    def hamiltonian(self, q, p) -> Scalar:
         q, p = q.astype(self.dtype), p.astype(self.dtype)
         chol = self.mass_net.cholesky(q)
         return 0.5 * p @ cho_solve((chol, True), p) + self.potential_net(q)
 
-    def _time_derivative(self, q, p, tau):
+    def canonical_time_derivative(self, q, p, tau):
         out = jnp.result_type(q, p, tau)
         q, p, tau = (x.astype(self.dtype) for x in (q, p, tau))
         qdot = cho_solve((self.mass_net.cholesky(q), True), p)  # dH/dp = M^-1 p
         # dH/dq = -1/2 qdot^T (dM/dq) qdot + dV/dq, with qdot held fixed
         dT_dq = jax.grad(lambda q_: 0.5 * qdot @ self.mass_net(q_) @ qdot)(q)
         dV_dq = jax.grad(self.potential_net)(q)
-        pdot = dT_dq - dV_dq + tau - self._friction(q, qdot)
+        pdot = dT_dq - dV_dq + tau - self.friction(q, qdot)
         return qdot.astype(out), pdot.astype(out)
-
-    def time_derivative(self, q, p, tau):
-        """Canonical equations ``(qdot, pdot) = (M^-1 p, -dH/dq + tau)``; ``(n,)`` or ``(..., n)``."""
-        return _dispatch(self, "_time_derivative", ("q", "p", "tau"), (q, p, tau))
-
-    def hamiltonian(self, q, p):
-        """``H(q, p) = 1/2 p^T M^-1 p + V`` (canonical momentum ``p``, not velocity)."""
-        return _dispatch(self, "_hamiltonian", ("q", "p"), (q, p))
 
 
 def make_hnn(
@@ -277,17 +262,33 @@ def make_hnn(
     if int(newton_steps) < 1:
         raise ShapeError(f"newton_steps must be >= 1, got {newton_steps}")
     net = mlp(
-        feature_size(info.joint_types) + info.dof, "scalar", width, depth, activation,
-        key=key, init=init, dtype=jnp.float32,
+        feature_size(info.joint_types) + info.dof,
+        "scalar",
+        width,
+        depth,
+        activation,
+        key=key,
+        init=init,
+        dtype=jnp.float32,
     )
     resolve_dtype(dtype)  # an unknown name fails here, before anything is built
     hyper = dict(
-        width=int(width), depth=int(depth), activation=activation, init=init, dtype=dtype,
-        momentum=momentum, newton_steps=int(newton_steps),
+        width=int(width),
+        depth=int(depth),
+        activation=activation,
+        init=init,
+        dtype=dtype,
+        momentum=momentum,
+        newton_steps=int(newton_steps),
     )
     return HNN(
-        info=info, net=with_param_dtype(net, dtype), kind="hnn", hyperparameters=tuple(hyper.items()),
-        momentum_mode=momentum, newton_steps=int(newton_steps), dtype=dtype,
+        info=info,
+        net=with_param_dtype(net, dtype),
+        kind="hnn",
+        hyperparameters=tuple(hyper.items()),
+        momentum_mode=momentum,
+        newton_steps=int(newton_steps),
+        dtype=dtype,
     )
 
 
@@ -308,8 +309,13 @@ def make_structured_hnn(
     ``shift``, ``epsilon``: the diagonal of the Cholesky factor is ``softplus(raw + shift) + epsilon``.
     """
     hyper = dict(
-        width=int(width), depth=int(depth), activation=activation, init=init,
-        shift=float(shift), epsilon=float(epsilon), dtype=dtype,
+        width=int(width),
+        depth=int(depth),
+        activation=activation,
+        init=init,
+        shift=float(shift),
+        epsilon=float(epsilon),
+        dtype=dtype,
     )
     resolve_dtype(dtype)
     common = dict(width=width, depth=depth, activation=activation, init=init, dtype="float32")
@@ -322,69 +328,3 @@ def make_structured_hnn(
         hyperparameters=tuple(hyper.items()),
     )
     return with_param_dtype(model, dtype)
-
-
-# --------------------------------------------------------------------------------------
-# Rollouts in canonical coordinates
-# --------------------------------------------------------------------------------------
-
-
-class CanonicalRollout(NamedTuple):
-    """States at the requested times: ``t (T,)``, ``q, p (..., T, n)``."""
-
-    t: Float[Array, " T"]
-    q: Float[Array, "*batch T n"]
-    p: Float[Array, "*batch T n"]
-
-
-@eqx.filter_jit
-def _canonical_one(model, q0, p0, ts, tau_fn, solver_name, rtol, atol, dt, max_steps):
-    def field(t, y, args):
-        q, p = y
-        return model._time_derivative(q, p, tau_fn(t, q, p))
-
-    return solve(field, (q0, p0), ts, solver_name, rtol, atol, dt, max_steps)
-
-
-def simulate_canonical(
-    model,
-    q0,
-    p0,
-    ts,
-    tau=None,
-    *,
-    solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-8,
-    dt: float | None = None,
-    max_steps: int = 200_000,
-) -> CanonicalRollout:
-    """Integrate ``(qdot, pdot) = model.time_derivative(q, p, tau)`` from ``(q0, p0)``.
-
-    ``model`` is an :class:`HNN` or :class:`StructuredHNN` (anything with a per-sample
-    ``_time_derivative``). ``q0, p0``: ``(n,)`` or a batch ``(B, n)``; ``ts (T,)``
-    increasing save times. ``tau``: ``None``, constant ``(n,)``, samples ``(T, n)``
-    at ``ts`` or a callable ``tau(t, q, p)``. Solver options as in
-    :func:`lagrax.rollout.simulate`.
-    """
-    if not hasattr(model, "_time_derivative"):
-        raise ShapeError(f"{type(model).__name__} has no canonical time derivative; use lagrax.rollout.simulate")
-    if solver not in SOLVERS:
-        raise UnknownNameError.for_name("solver", solver, SOLVERS)
-    if solver == "rk4" and dt is None:
-        raise ValueError("solver 'rk4' has no error estimate: give a fixed step dt=...")
-    n = model.dof
-    q0 = jnp.asarray(q0)
-    dtype = q0.dtype if jnp.issubdtype(q0.dtype, jnp.floating) else jnp.result_type(float)
-    q0, p0, ts = q0.astype(dtype), jnp.asarray(p0, dtype), jnp.asarray(ts, dtype)
-    if q0.shape[-1] != n or p0.shape != q0.shape or q0.ndim > 2:
-        raise ShapeError(f"q0 and p0 must both have shape ({n},) or (B, {n}); got {q0.shape} and {p0.shape}")
-    if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
-    tau_fn = _torque_fn(tau, ts, n, dtype)
-    args = (ts, tau_fn, solver, rtol, atol, dt, max_steps)
-    if q0.ndim == 1:
-        q, p = _canonical_one(model, q0, p0, *args)
-    else:
-        q, p = jax.vmap(lambda a, b: _canonical_one(model, a, b, *args))(q0, p0)
-    return CanonicalRollout(ts, q, p)

@@ -111,7 +111,9 @@ def read_model_metadata(run_dir) -> dict:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise LagraxError(f"{path} is not valid JSON ({e}); the saved model is corrupt") from None
-    missing = [k for k in ("kind", "hyperparameters", "system") if not isinstance(meta, dict) or k not in meta]
+    missing = [
+        k for k in ("kind", "hyperparameters", "system") if not isinstance(meta, dict) or k not in meta
+    ]
     if missing:
         raise LagraxError(f"{path} lacks {', '.join(missing)}; the saved model is corrupt")
     return meta
@@ -137,7 +139,9 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
     if system is not None:
         other = system if isinstance(system, SystemInfo) else getattr(system, "info", None)
         if not isinstance(other, SystemInfo):
-            raise LagraxError(f"load_model: system must be a SystemInfo or a System, got {type(system).__name__}")
+            raise LagraxError(
+                f"load_model: system must be a SystemInfo or a System, got {type(system).__name__}"
+            )
         if other.dof != info.dof or tuple(other.joint_types) != tuple(info.joint_types):
             raise ShapeError(
                 f"the model in {path} was trained for {_describe(info)}, "
@@ -145,7 +149,9 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
             )
     kind = meta["kind"]
     if kind not in MODELS:
-        raise LagraxError(f"{path / META_FILE}: unknown model kind {kind!r} (known: {', '.join(sorted(MODELS))})")
+        raise LagraxError(
+            f"{path / META_FILE}: unknown model kind {kind!r} (known: {', '.join(sorted(MODELS))})"
+        )
     hyperparameters = {k: _frozen(v) for k, v in dict(meta["hyperparameters"]).items()}
     if hyperparameters.get("dtype") == "float64" and not jax.config.jax_enable_x64:
         raise LagraxError(

@@ -19,7 +19,7 @@ keeps two paths apart:
 * the public ``forward_dynamics`` (and rollouts) solve the *unregularised*
   Euler-Lagrange equation, the model's actual dynamics, and raise
   :class:`~lagrax.errors.SingularHessianError` where the accelerations are undefined;
-* training calls ``_forward_dynamics_checked(q, qd, tau, regularization)``, which
+* training calls ``solve_forward_dynamics(q, qd, tau, regularization)``, which
   adds Tikhonov ``lambda I`` to the Hessian with ``lambda = max(model.regularization,
   regularization)`` and returns a singular flag instead of raising, so one bad sample
   neither stops a jitted training scan nor sends its gradient to infinity.
@@ -46,7 +46,7 @@ from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Scalar
 
 from .. import mechanics
 from ..errors import LagraxError, UnknownNameError
-from ..systems.base import SINGULAR_MESSAGE, LagrangianSystem, SystemInfo, _check_args
+from ..systems.base import LagrangianSystem, SystemInfo
 from .delan import FRICTIONS, LearnedFriction, init_in_dtype, resolve_dtype
 from .nets import feature_size, joint_features, mlp
 
@@ -95,11 +95,11 @@ class LNN(LagrangianSystem):
     kind: str = eqx.field(static=True)
     hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
 
-    def _lagrangian(self, q, qd):
+    def lagrangian(self, q, qd):
         dt = resolve_dtype(self.dtype)
         return self.network(q.astype(dt), qd.astype(dt))
 
-    def _friction(self, q, qd):
+    def friction(self, q, qd):
         if self.friction_model is None:
             return jnp.zeros_like(qd, dtype=resolve_dtype(self.dtype))
         return self.friction_model(qd)
@@ -108,42 +108,36 @@ class LNN(LagrangianSystem):
         dt = resolve_dtype(self.dtype)
         return [x.astype(dt) for x in xs]
 
-    # ---- forward dynamics: exact (public) and regularised (training) ---------------------
-    def _forward_dynamics_checked(self, q, qd, tau, regularization=0.0) -> mechanics.SolveResult:
-        """Regularised accelerations and a singular flag (never raises; for training).
-
-        ``lambda = max(self.regularization, regularization)``.
-        """
+    def solve_forward_dynamics(self, q, qd, tau, regularization=0.0) -> mechanics.SolveResult:
+        """Accelerations and a singular flag, solving with ``H + regularization * I`` (in the
+        parameters' dtype). Training passes its Tikhonov ``lambda`` here (see the module docstring)."""
         q, qd, tau = self._cast(q, qd, tau)
-        lam = jnp.maximum(jnp.asarray(self.regularization, q.dtype), regularization)
-        return mechanics.general_forward_dynamics(self._terms(q, qd), tau, self._friction(q, qd), lam)
+        return super().solve_forward_dynamics(q, qd, tau, regularization)
 
-    def _forward_dynamics(self, q, qd, tau):
-        """The unregularised Euler-Lagrange solve; errors where the Hessian is singular."""
+    def _singular_or_regularised(self, q, qd, tau, regularization, tolerance) -> Bool[Array, ""]:
         q, qd, tau = self._cast(q, qd, tau)
-        qdd, singular = mechanics.general_forward_dynamics(self._terms(q, qd), tau, self._friction(q, qd), 0.0)
-        return eqx.error_if(qdd, singular, SINGULAR_MESSAGE)
-
-    def _singular_or_regularised(self, q, qd, tau, tolerance) -> Bool[Array, ""]:
-        q, qd, tau = self._cast(q, qd, tau)
-        terms, friction = self._terms(q, qd), self._friction(q, qd)
+        terms, friction = self.terms(q, qd), self.friction(q, qd)
         exact, singular = mechanics.general_forward_dynamics(terms, tau, friction, 0.0)
-        regularised, singular_reg = mechanics.general_forward_dynamics(terms, tau, friction, self.regularization)
+        regularised, singular_reg = mechanics.general_forward_dynamics(terms, tau, friction, regularization)
         changed = jnp.linalg.norm(regularised - exact) > tolerance * (jnp.linalg.norm(exact) + tolerance)
         return singular | singular_reg | changed
 
-    def singular_count(self, q, qd, tau, *, tolerance: float = 1e-3) -> Int[Array, ""]:
-        """How many samples of a batch have a singular Hessian, or accelerations the
-        regularisation changed by more than ``tolerance`` (relative, in norm)."""
-        (q, qd, tau), batch_shape = _check_args(self, "singular_count", ("q", "qd", "tau"), (q, qd, tau))
-        flat = [a.reshape(-1, a.shape[-1]) for a in (q, qd, tau)]
-        return _count(self, *flat, tolerance)
+    def singular_count(
+        self, q, qd, tau, *, regularization: float = 1e-6, tolerance: float = 1e-3
+    ) -> Int[Array, ""]:
+        """How many samples of a batch ``(N, n)`` have a singular Hessian, or accelerations that
+        Tikhonov ``regularization`` changes by more than ``tolerance`` (relative, in norm)."""
+        flags = _flags(
+            self, *(jnp.atleast_2d(jnp.asarray(a)) for a in (q, qd, tau)), regularization, tolerance
+        )
+        return jnp.sum(flags)
 
 
 @eqx.filter_jit
-def _count(model: LNN, q, qd, tau, tolerance):
-    flags = jax.vmap(lambda a, b, c: model._singular_or_regularised(a, b, c, tolerance))(q, qd, tau)
-    return jnp.sum(flags)
+def _flags(model: LNN, q, qd, tau, regularization, tolerance):
+    return jax.vmap(lambda a, b, c: model._singular_or_regularised(a, b, c, regularization, tolerance))(
+        q, qd, tau
+    )
 
 
 def make_lnn(
@@ -176,14 +170,24 @@ def make_lnn(
         raise LagraxError(f"regularization must be >= 0, got {regularization}")
     resolve_dtype(dtype)
     hyper = dict(
-        width=int(width), depth=int(depth), activation=activation, init=init,
-        regularization=float(regularization), friction=friction, dtype=dtype,
+        width=int(width),
+        depth=int(depth),
+        activation=activation,
+        init=init,
+        regularization=float(regularization),
+        friction=friction,
+        dtype=dtype,
     )
     network = LagrangianMLP(
         info.joint_types, key=key, width=width, depth=depth, activation=activation, init=init, dtype=dtype
     )
     friction_model = None if friction is None else LearnedFriction(info.dof, friction, dtype=dtype)
     return LNN(
-        info=info, network=network, friction_model=friction_model, regularization=float(regularization),
-        dtype=dtype, kind="lnn", hyperparameters=tuple(hyper.items()),
+        info=info,
+        network=network,
+        friction_model=friction_model,
+        regularization=float(regularization),
+        dtype=dtype,
+        kind="lnn",
+        hyperparameters=tuple(hyper.items()),
     )

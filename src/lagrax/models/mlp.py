@@ -8,7 +8,7 @@ Coriolis, gravity or friction terms, and asking for them raises
 :class:`~lagrax.errors.NotProvidedError`. Nothing in it conserves energy.
 
 Raw accelerations and torques differ in scale by orders of magnitude between joints,
-so a fair baseline standardises its inputs and outputs: :meth:`MLPModel.with_normalization`
+so a fair baseline standardises its inputs and outputs: :meth:`MLPModel.with_data_statistics`
 fixes per-channel mean/std from training data. The scales are static metadata (part
 of ``hyperparameters``), not array leaves, so an optimiser can never move them and
 ``lagrax.models.io`` rebuilds them with the skeleton.
@@ -92,20 +92,27 @@ class MLPModel(System):
     normalization: tuple | None = eqx.field(static=True, default=None)
 
     # ---- what a black box cannot give ------------------------------------------------
-    def _not_provided_reason(self) -> str:
-        return "the MLP baseline is a black box: it has no Lagrangian"
+    def provides(self, quantity: str) -> bool:
+        """Forward and inverse dynamics, as far as the heads it was built with go; nothing else."""
+        super().provides(quantity)  # an unknown name is an error
+        heads = {
+            "both": ("forward_dynamics", "inverse_dynamics"),
+            "forward": ("forward_dynamics",),
+            "inverse": ("inverse_dynamics",),
+        }[self.heads]
+        return quantity in heads
 
-    def _not_provided(self, what: str):
-        raise NotProvidedError(
+    def not_provided(self, what: str) -> NotProvidedError:
+        return NotProvidedError(
             f"{type(self).__name__} ({self.info.name}): the MLP baseline is a black box: "
             f"it has no Lagrangian, so it cannot provide {what}"
         )
 
-    def _friction(self, q, qd):
-        self._not_provided("a friction force")
+    def friction(self, q, qd):
+        raise self.not_provided("a friction force")
 
     def _missing_head(self, which: str):
-        raise NotProvidedError(
+        return NotProvidedError(
             f"{type(self).__name__} ({self.info.name}) was built with heads={self.heads!r}, so it has no "
             f"{which} head; build it with heads='both' or heads={which!r} to get "
             f"{'forward' if which == 'forward' else 'inverse'} dynamics"
@@ -145,24 +152,24 @@ class MLPModel(System):
         )
 
     # ---- per-sample dynamics -----------------------------------------------------------
-    def _forward_dynamics(
+    def forward_dynamics(
         self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"]
     ) -> Float[Array, " n"]:
         if self.forward_net is None:
-            self._missing_head("forward")
+            raise self._missing_head("forward")
         out = self.forward_net(self._inputs(q, qd, tau, "tau"))
         return self._unstandardize("qdd", out).astype(jnp.result_type(q, qd, tau))
 
-    def _inverse_dynamics(
+    def inverse_dynamics(
         self, q: Float[Array, " n"], qd: Float[Array, " n"], qdd: Float[Array, " n"]
     ) -> Float[Array, " n"]:
         if self.inverse_net is None:
-            self._missing_head("inverse")
+            raise self._missing_head("inverse")
         out = self.inverse_net(self._inputs(q, qd, qdd, "qdd"))
         return self._unstandardize("tau", out).astype(jnp.result_type(q, qd, qdd))
 
     # ---- normalisation from data --------------------------------------------------------
-    def with_normalization(
+    def with_data_statistics(
         self,
         q: Float[Array, "N n"],
         qd: Float[Array, "N n"],
@@ -185,7 +192,7 @@ class MLPModel(System):
                 return (0.0,) * self.dof, (1.0,) * self.dof
             x = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
             if not np.all(np.isfinite(x)):
-                raise ShapeError("with_normalization: the data contain NaN or infinite values")
+                raise ShapeError("with_data_statistics: the data contain NaN or infinite values")
             std = x.std(axis=0)
             return tuple(x.mean(axis=0)), tuple(np.where(std < min_std, 1.0, std))
 
@@ -231,7 +238,7 @@ def make_mlp(
         init: ``"default"``, ``"xavier"`` or ``"orthogonal"``.
         dtype: parameter dtype, ``"float32"`` or ``"float64"``.
         heads: ``"both"`` (forward and inverse), ``"forward"`` or ``"inverse"``.
-        normalization: fixed scales, normally set by :meth:`MLPModel.with_normalization`.
+        normalization: fixed scales, normally set by :meth:`MLPModel.with_data_statistics`.
     """
     if heads not in HEADS:
         raise UnknownNameError.for_name("MLP heads option", heads, HEADS)

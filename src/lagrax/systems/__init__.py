@@ -21,11 +21,23 @@ from . import classic
 REGISTRY: dict[str, tuple[Callable[..., System] | str, str]] = {
     "pendulum": (classic.pendulum, "simple pendulum (1 DoF)"),
     "double_pendulum": (classic.double_pendulum, "double pendulum, LNN paper parameters (2 DoF)"),
-    "two_link_arm": ("lagrax.systems.classic:two_link_arm", "planar 2-link arm in the vertical plane, DeLaN's simulated robot (2 DoF)"),
+    "two_link_arm": (
+        "lagrax.systems.classic:two_link_arm",
+        "planar 2-link arm in the vertical plane, DeLaN's simulated robot (2 DoF)",
+    ),
     "cartpole": ("lagrax.systems.classic:cartpole", "cart-pole, only the cart actuated (2 DoF)"),
-    "furuta": ("lagrax.systems.classic:furuta", "Furuta pendulum, Quanser Qube-Servo 2, only the arm actuated (2 DoF)"),
-    "relativistic_particle": ("lagrax.systems.particles:relativistic_particle", "relativistic particle in a potential (1 DoF)"),
-    "charged_particle": ("lagrax.systems.particles:charged_particle", "2-D charged particle in a uniform magnetic field (2 DoF)"),
+    "furuta": (
+        "lagrax.systems.classic:furuta",
+        "Furuta pendulum, Quanser Qube-Servo 2, only the arm actuated (2 DoF)",
+    ),
+    "relativistic_particle": (
+        "lagrax.systems.particles:relativistic_particle",
+        "relativistic particle in a potential (1 DoF)",
+    ),
+    "charged_particle": (
+        "lagrax.systems.particles:charged_particle",
+        "2-D charged particle in a uniform magnetic field (2 DoF)",
+    ),
     "panda": ("lagrax.systems.robots:panda", "Franka Emika Panda arm via Pinocchio (7 DoF)"),
     "ur5": ("lagrax.systems.robots:ur5", "Universal Robots UR5 via Pinocchio (6 DoF)"),
     "urdf": ("lagrax.systems.robots:urdf", "any URDF via Pinocchio (path=...)"),
@@ -62,7 +74,9 @@ def system(name: str, **params) -> System:
         import inspect
 
         allowed = list(inspect.signature(factory).parameters)
-        raise UnknownNameError(f"bad parameters for system {name!r}: {e}. Allowed: {', '.join(allowed)}") from e
+        raise UnknownNameError(
+            f"bad parameters for system {name!r}: {e}. Allowed: {', '.join(allowed)}"
+        ) from e
 
 
 def list_systems() -> list[tuple[str, str]]:

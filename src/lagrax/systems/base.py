@@ -1,41 +1,41 @@
-"""The system interface shared by ground-truth systems and learned models.
+"""The system protocol shared by ground-truth systems and learned models.
 
 A :class:`System` is an equinox module (a pytree): its array fields are parameters,
-its static ``info`` field is metadata (dof, joint names and types, limits). Every
-public method accepts one state (arrays of shape ``(n,)``) or a batch with any
-leading axes ``(..., n)`` and returns the matching shape; batching is a ``vmap`` at
-this edge over the per-sample ``_methods`` that subclasses implement.
+its static ``info`` field is metadata (dof, joint names and types, limits). Its public
+methods are the **per-sample protocol**: one state, arrays of shape ``(n,)``, pure JAX,
+usable inside ``jit``, ``vmap``, ``grad`` and ``lax.scan``. Batching, input checks and
+errors instead of NaN are one thin wrapper at the edge, :func:`lagrax.batched`.
 
-* :class:`StructuredSystem` implements ``_mass_matrix(q)`` and ``_potential_energy(q)``;
-* :class:`LagrangianSystem` implements ``_lagrangian(q, qd)``;
-* both may override ``_friction(q, qd)`` (default zero).
+* :class:`StructuredSystem` implements ``mass_matrix(q)`` and ``potential_energy(q)``;
+* :class:`LagrangianSystem` implements ``lagrangian(q, qd)``;
+* both may override ``friction(q, qd)`` (default zero).
 
 Everything else (dynamics, c, g, energies, momentum, power) comes from
 :mod:`lagrax.mechanics`. A model that is not Lagrangian (an MLP, an HNN) subclasses
-:class:`System` directly and implements what it can; the rest raises
-:class:`~lagrax.errors.NotProvidedError`.
+:class:`System` directly, implements what it can and declares it in ``PROVIDES``;
+the rest raises :class:`~lagrax.errors.NotProvidedError`.
+
+Not here: batching and input checks (:mod:`lagrax.batching`), integration
+(:mod:`lagrax.rollout`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Scalar
 
 from .. import mechanics
-from ..errors import NotProvidedError, ShapeError, SingularHessianError
+from ..mechanics import SolveResult
+from ..errors import NotProvidedError, ShapeError, UnknownNameError
 
 JOINT_TYPES = ("revolute", "prismatic")
-SINGULAR_MESSAGE = (
-    "the Lagrangian's Hessian d^2L/dqd^2 is singular at this state, so the accelerations "
-    "are undefined (check the Lagrangian, or regularise it)"
-)
 
 
 def _frozen(value):
@@ -129,78 +129,64 @@ class SystemInfo:
 
 
 # --------------------------------------------------------------------------------------
-# Batching at the edge
+# The per-sample protocol
 # --------------------------------------------------------------------------------------
 
+Vec = Float[Array, " n"]
+Mat = Float[Array, "n n"]
 
-def _check_args(system: "System", method: str, names: Sequence[str], args: Sequence[Any]):
-    n = system.info.dof
-    arrays = []
-    batch_shape = None
-    for name, a in zip(names, args):
-        a = jnp.asarray(a)
-        if not jnp.issubdtype(a.dtype, jnp.floating):
-            a = a.astype(jnp.result_type(float))
-        if a.ndim == 0 or a.shape[-1] != n:
-            raise ShapeError(
-                f"{system.info.name}.{method}: {name} has shape {tuple(a.shape)}, expected (n,) "
-                f"or (batch, n) with n = {n} joints ({', '.join(system.info.joint_names)})"
-            )
-        if batch_shape is None:
-            batch_shape = a.shape[:-1]
-        elif a.shape[:-1] != batch_shape:
-            raise ShapeError(
-                f"{system.info.name}.{method}: {name} has batch shape {tuple(a.shape[:-1])}, "
-                f"but {names[0]} has {tuple(batch_shape)}"
-            )
-        arrays.append(a)
-    # A common dtype (so that float32 parameters meet float64 states consistently).
-    dtype = jnp.result_type(*arrays)
-    return [a.astype(dtype) for a in arrays], batch_shape
-
-
-BATCH_CHUNK = 256  # samples per vmapped chunk of a large batch
-
-
-@eqx.filter_jit
-def _batched_call(system: "System", method: str, args: tuple, batch_shape: tuple):
-    fn = getattr(system, method)
-    if batch_shape == ():
-        return fn(*args)
-    flat = [a.reshape(-1, a.shape[-1]) for a in args]
-    if flat[0].shape[0] <= BATCH_CHUNK:
-        out = jax.vmap(fn)(*flat)
-    else:
-        # vmap over chunks, a loop over the chunks: the intermediates of a chunk stay in
-        # cache (measured 4-5x the throughput of one vmap over 65,536 samples on a CPU)
-        out = jax.lax.map(lambda xs: fn(*xs), tuple(flat), batch_size=BATCH_CHUNK)
-    return jax.tree_util.tree_map(lambda o: o.reshape(batch_shape + o.shape[1:]), out)
-
-
-def _dispatch(system: "System", method: str, names: Sequence[str], args: Sequence[Any]):
-    arrays, batch_shape = _check_args(system, method.lstrip("_"), names, args)
-    try:
-        return _batched_call(system, method, tuple(arrays), tuple(batch_shape))
-    except eqx.EquinoxRuntimeError as e:
-        if SINGULAR_MESSAGE in str(e):
-            raise SingularHessianError(f"{system.info.name}.{method.lstrip('_')}: {SINGULAR_MESSAGE}") from None
-        raise
-
-
-# --------------------------------------------------------------------------------------
-# The interface
-# --------------------------------------------------------------------------------------
+#: Every quantity of the protocol, by the name of its per-sample method.
+QUANTITIES = (
+    "forward_dynamics",
+    "inverse_dynamics",
+    "mass_matrix",
+    "coriolis",
+    "coriolis_matrix",
+    "gravity",
+    "friction",
+    "kinetic_energy",
+    "potential_energy",
+    "energy",
+    "lagrangian",
+    "momentum",
+    "power",
+    "energy_rate",
+    "decomposition",
+    "hamiltonian",
+    "canonical_time_derivative",
+)
+#: What a system given by its Lagrangian (general or structured) derives: all but the
+#: canonical (Hamiltonian) pair, which needs the momentum as an input.
+LAGRANGIAN_QUANTITIES = frozenset(QUANTITIES) - {"hamiltonian", "canonical_time_derivative"}
 
 
 class System(eqx.Module):
     """Anything with dynamics: a ground-truth system or a learned model.
 
-    Public methods take ``(n,)`` or ``(..., n)`` arrays. Subclasses implement the
-    per-sample ``_`` methods; what a subclass cannot provide raises
-    :class:`~lagrax.errors.NotProvidedError` naming the quantity.
+    **The per-sample protocol.** Every public method takes one state, arrays of shape
+    ``(n,)``, and is a pure JAX function: it can be called inside ``jit``, ``vmap``,
+    ``grad`` and ``lax.scan`` with no Python checks in the way. A controller, a loss or
+    an online learner is written against these methods alone. For batches, checked
+    inputs and errors instead of NaN, wrap the system at the edge:
+    ``lagrax.batched(system).mass_matrix(Q)`` (see :mod:`lagrax.batching`).
+
+    **Capabilities.** :meth:`provides` says which quantities a system can give (the names
+    of :data:`QUANTITIES`); asking for another raises
+    :class:`~lagrax.errors.NotProvidedError` naming it, when traced. Callers ask a
+    capability, never a class.
+
+    **Singularity** is a value: :meth:`solve_forward_dynamics` returns a flag with the
+    accelerations, and :meth:`forward_dynamics` is NaN exactly where it is set.
     """
 
     info: SystemInfo = eqx.field(static=True)
+
+    #: Quantities this class provides (see :meth:`provides`); subclasses set it.
+    PROVIDES: ClassVar[frozenset[str]] = frozenset({"friction"})
+    #: Why a forward-dynamics solve can be flagged singular (the batched edge's message).
+    SINGULAR_MESSAGE: ClassVar[str] = "the mass matrix is not positive definite at this state"
+    #: Methods besides forward dynamics whose non-finite result means that solve failed.
+    SINGULAR_METHODS: ClassVar[frozenset[str]] = frozenset()
 
     # ---- metadata -------------------------------------------------------------------
     @property
@@ -224,126 +210,113 @@ class System(eqx.Module):
         eye = np.eye(self.dof)
         return jnp.asarray(eye[:, [i for i, a in enumerate(self.info.actuated) if a]])
 
-    def _not_provided(self, what: str):
-        raise NotProvidedError(
-            f"{type(self).__name__} ({self.info.name}) cannot provide {what}: "
-            f"{self._not_provided_reason()}"
+    def provides(self, quantity: str) -> bool:
+        """Whether this system can give ``quantity`` (a name from :data:`QUANTITIES`)."""
+        if quantity not in QUANTITIES:
+            raise UnknownNameError.for_name("quantity", quantity, QUANTITIES)
+        return quantity in self.PROVIDES
+
+    def not_provided(self, what: str) -> NotProvidedError:
+        """The error for a quantity this system cannot give (raise it)."""
+        return NotProvidedError(
+            f"{type(self).__name__} ({self.info.name}) cannot provide {what}: {self.not_provided_reason()}"
         )
 
-    def _not_provided_reason(self) -> str:
+    def not_provided_reason(self) -> str:
         return "it is not defined for this kind of model"
 
-    # ---- per-sample hooks (override) -------------------------------------------------
-    def _forward_dynamics(self, q, qd, tau):
-        self._not_provided("forward dynamics")
+    def with_data_statistics(self, q, qd, qdd=None, tau=None) -> "System":
+        """A copy adapted to training data (``(N, n)`` arrays; ``qdd``, ``tau`` may be None).
 
-    def _inverse_dynamics(self, q, qd, qdd):
-        self._not_provided("inverse dynamics")
+        Most systems need nothing and return themselves; a model that standardises its
+        inputs (the MLP baseline) fixes its scales here. Trainers call it before training.
+        """
+        return self
 
-    def _mass_matrix(self, q):
-        self._not_provided("a mass matrix")
+    # ---- dynamics ---------------------------------------------------------------------
+    def solve_forward_dynamics(self, q: Vec, qd: Vec, tau: Vec, regularization: float = 0.0) -> SolveResult:
+        """Accelerations under joint forces ``tau`` and a flag where the solve was singular.
 
-    def _coriolis(self, q, qd):
-        self._not_provided("Coriolis/centrifugal forces")
+        ``regularization`` adds ``lambda I`` to a matrix that may be singular (the Hessian
+        of a general Lagrangian); systems whose matrix is positive definite by
+        construction ignore it. Never raises and never returns NaN unflagged.
+        """
+        qdd = self.forward_dynamics(q, qd, tau)
+        return SolveResult(qdd, ~jnp.all(jnp.isfinite(qdd)))
 
-    def _coriolis_matrix(self, q, qd):
-        self._not_provided("a Coriolis matrix")
+    def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
+        """Accelerations ``qdd`` under generalised joint forces ``tau`` (NaN where singular)."""
+        raise self.not_provided("forward dynamics")
 
-    def _gravity(self, q):
-        self._not_provided("gravity forces")
+    def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
+        """Generalised joint forces ``tau = M qdd + c + g + friction``."""
+        raise self.not_provided("inverse dynamics")
 
-    def _friction(self, q, qd):
+    def mass_matrix(self, q: Vec) -> Mat:
+        """``M(q)``, shape ``(n, n)``, symmetric positive definite."""
+        raise self.not_provided("a mass matrix")
+
+    def coriolis(self, q: Vec, qd: Vec) -> Vec:
+        """Coriolis and centrifugal forces ``c(q, qd) = C(q, qd) qd``."""
+        raise self.not_provided("Coriolis/centrifugal forces")
+
+    def coriolis_matrix(self, q: Vec, qd: Vec) -> Mat:
+        """``C(q, qd)`` with ``C qd = coriolis`` and ``Mdot - 2C`` skew-symmetric."""
+        raise self.not_provided("a Coriolis matrix")
+
+    def gravity(self, q: Vec) -> Vec:
+        """Gravity (potential) forces ``g(q) = dV/dq``."""
+        raise self.not_provided("gravity forces")
+
+    def friction(self, q: Vec, qd: Vec) -> Vec:
+        """Dissipative generalised forces the joint torques must overcome (zero by default)."""
         return jnp.zeros_like(qd)
 
-    def _kinetic_energy(self, q, qd):
-        self._not_provided("a kinetic energy")
+    # ---- energies ---------------------------------------------------------------------
+    def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
+        """``T(q, qd)``."""
+        raise self.not_provided("a kinetic energy")
 
-    def _potential_energy(self, q):
-        self._not_provided("a potential energy")
+    def potential_energy(self, q: Vec) -> Scalar:
+        """``V(q)``."""
+        raise self.not_provided("a potential energy")
 
-    def _energy(self, q, qd):
-        return self._kinetic_energy(q, qd) + self._potential_energy(q)
+    def energy(self, q: Vec, qd: Vec) -> Scalar:
+        """Total energy ``E = T + V`` of a state ``(q, qd)`` (the energy function ``p qd - L``)."""
+        return self.kinetic_energy(q, qd) + self.potential_energy(q)
 
-    def _lagrangian(self, q, qd):
-        self._not_provided("a Lagrangian")
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
+        """``L(q, qd)``."""
+        raise self.not_provided("a Lagrangian")
 
-    def _momentum(self, q, qd):
-        self._not_provided("a canonical momentum")
-
-    def _power(self, q, qd, tau):
-        # rate of change of the system's energy under input tau: qd^T (tau - friction)
-        return qd @ (tau - self._friction(q, qd))
-
-    def _energy_rate(self, q, qd, qdd):
-        return mechanics.energy_rate(self._energy, q, qd, qdd)
-
-    def _decomposition(self, q, qd, qdd):
-        return {
-            "inertial": self._mass_matrix(q) @ qdd,
-            "coriolis": self._coriolis(q, qd),
-            "gravity": self._gravity(q),
-            "friction": self._friction(q, qd),
-        }
-
-    # ---- public, batched ---------------------------------------------------------
-    def forward_dynamics(self, q, qd, tau):
-        """Accelerations ``qdd`` under generalised joint forces ``tau``."""
-        return _dispatch(self, "_forward_dynamics", ("q", "qd", "tau"), (q, qd, tau))
-
-    def inverse_dynamics(self, q, qd, qdd):
-        """Generalised joint forces ``tau = M qdd + c + g + friction``."""
-        return _dispatch(self, "_inverse_dynamics", ("q", "qd", "qdd"), (q, qd, qdd))
-
-    def mass_matrix(self, q):
-        """``M(q)``, shape ``(..., n, n)``."""
-        return _dispatch(self, "_mass_matrix", ("q",), (q,))
-
-    def coriolis(self, q, qd):
-        """Coriolis and centrifugal forces ``c(q, qd) = C(q, qd) qd``."""
-        return _dispatch(self, "_coriolis", ("q", "qd"), (q, qd))
-
-    def coriolis_matrix(self, q, qd):
-        """``C(q, qd)``, shape ``(..., n, n)``, with ``C qd = coriolis`` and ``Mdot - 2C`` skew."""
-        return _dispatch(self, "_coriolis_matrix", ("q", "qd"), (q, qd))
-
-    def gravity(self, q):
-        """Gravity (potential) forces ``g(q) = dV/dq``."""
-        return _dispatch(self, "_gravity", ("q",), (q,))
-
-    def friction(self, q, qd):
-        """Dissipative generalised forces the joint torques must overcome."""
-        return _dispatch(self, "_friction", ("q", "qd"), (q, qd))
-
-    def kinetic_energy(self, q, qd):
-        return _dispatch(self, "_kinetic_energy", ("q", "qd"), (q, qd))
-
-    def potential_energy(self, q):
-        return _dispatch(self, "_potential_energy", ("q",), (q,))
-
-    def energy(self, q, qd):
-        """Total energy ``E = T + V`` (the Hamiltonian, by the Legendre transform)."""
-        return _dispatch(self, "_energy", ("q", "qd"), (q, qd))
-
-    hamiltonian = energy
-
-    def lagrangian(self, q, qd):
-        return _dispatch(self, "_lagrangian", ("q", "qd"), (q, qd))
-
-    def momentum(self, q, qd):
+    def momentum(self, q: Vec, qd: Vec) -> Vec:
         """Canonical momentum ``p = dL/dqd``."""
-        return _dispatch(self, "_momentum", ("q", "qd"), (q, qd))
+        raise self.not_provided("a canonical momentum")
 
-    def power(self, q, qd, tau):
+    def hamiltonian(self, q: Vec, p: Vec) -> Scalar:
+        """``H(q, p)`` of a state in canonical coordinates (momentum ``p``, not velocity)."""
+        raise self.not_provided("a Hamiltonian of canonical coordinates")
+
+    def canonical_time_derivative(self, q: Vec, p: Vec, tau: Vec) -> tuple[Vec, Vec]:
+        """Hamilton's equations ``(qdot, pdot) = (dH/dp, -dH/dq + tau)``."""
+        raise self.not_provided("Hamilton's equations (a canonical time derivative)")
+
+    def power(self, q: Vec, qd: Vec, tau: Vec) -> Scalar:
         """Power into the system, ``qd^T (tau - friction)`` (= dE/dt along the motion)."""
-        return _dispatch(self, "_power", ("q", "qd", "tau"), (q, qd, tau))
+        return qd @ (tau - self.friction(q, qd))
 
-    def energy_rate(self, q, qd, qdd):
-        """``dE/dt`` along a motion, from the model's own energy: ``dE/dq qd + dE/dqd qdd``."""
-        return _dispatch(self, "_energy_rate", ("q", "qd", "qdd"), (q, qd, qdd))
+    def energy_rate(self, q: Vec, qd: Vec, qdd: Vec) -> Scalar:
+        """``dE/dt`` along a motion, from the system's own energy: ``dE/dq qd + dE/dqd qdd``."""
+        return mechanics.energy_rate(self.energy, q, qd, qdd)
 
-    def decomposition(self, q, qd, qdd):
-        """Dict of the torque terms ``inertial = M qdd``, ``coriolis``, ``gravity``, ``friction``."""
-        return _dispatch(self, "_decomposition", ("q", "qd", "qdd"), (q, qd, qdd))
+    def decomposition(self, q: Vec, qd: Vec, qdd: Vec) -> dict[str, Vec]:
+        """The torque terms ``inertial = M qdd``, ``coriolis``, ``gravity``, ``friction``."""
+        return {
+            "inertial": self.mass_matrix(q) @ qdd,
+            "coriolis": self.coriolis(q, qd),
+            "gravity": self.gravity(q),
+            "friction": self.friction(q, qd),
+        }
 
     def __repr__(self):  # equinox's repr prints every array; keep it readable
         return f"{type(self).__name__}(name={self.info.name!r}, dof={self.info.dof})"
@@ -355,112 +328,119 @@ class StructuredSystem(System):
     Forward dynamics is a Cholesky solve; ``M`` must be symmetric positive definite.
     """
 
-    def _mass_matrix(self, q):
+    PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES
+
+    def mass_matrix(self, q: Vec) -> Mat:
         raise NotImplementedError
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         raise NotImplementedError
 
-    def _terms(self, q, qd) -> mechanics.StructuredTerms:
-        return mechanics.structured_terms(self._mass_matrix, self._potential_energy, q, qd)
+    def terms(self, q: Vec, qd: Vec) -> mechanics.StructuredTerms:
+        """``M``, ``c``, ``g`` and ``V`` at one state, from one forward-mode pass."""
+        return mechanics.structured_terms(self.mass_matrix, self.potential_energy, q, qd)
 
-    def _forward_dynamics(self, q, qd, tau):
-        return mechanics.structured_forward_dynamics(self._terms(q, qd), tau, self._friction(q, qd))
+    def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
+        return mechanics.structured_forward_dynamics(self.terms(q, qd), tau, self.friction(q, qd))
 
-    def _inverse_dynamics(self, q, qd, qdd):
-        return mechanics.structured_inverse_dynamics(self._terms(q, qd), qdd, self._friction(q, qd))
+    def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
+        return mechanics.structured_inverse_dynamics(self.terms(q, qd), qdd, self.friction(q, qd))
 
-    def _coriolis(self, q, qd):
-        return self._terms(q, qd).coriolis
+    def coriolis(self, q: Vec, qd: Vec) -> Vec:
+        return self.terms(q, qd).coriolis
 
-    def _coriolis_matrix(self, q, qd):
-        return mechanics.coriolis_matrix(self._mass_matrix, q, qd)
+    def coriolis_matrix(self, q: Vec, qd: Vec) -> Mat:
+        return mechanics.coriolis_matrix(self.mass_matrix, q, qd)
 
-    def _gravity(self, q):
-        return mechanics.value_and_jacfwd(self._potential_energy, q)[1]
+    def gravity(self, q: Vec) -> Vec:
+        return mechanics.value_and_jacfwd(self.potential_energy, q)[1]
 
-    def _kinetic_energy(self, q, qd):
-        return mechanics.structured_kinetic_energy(self._mass_matrix, q, qd)
+    def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
+        return mechanics.structured_kinetic_energy(self.mass_matrix, q, qd)
 
-    def _lagrangian(self, q, qd):
-        return self._kinetic_energy(q, qd) - self._potential_energy(q)
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
+        return self.kinetic_energy(q, qd) - self.potential_energy(q)
 
-    def _momentum(self, q, qd):
-        return self._mass_matrix(q) @ qd
+    def momentum(self, q: Vec, qd: Vec) -> Vec:
+        return self.mass_matrix(q) @ qd
 
-    def _decomposition(self, q, qd, qdd):
-        t = self._terms(q, qd)
+    def decomposition(self, q: Vec, qd: Vec, qdd: Vec) -> dict[str, Vec]:
+        t = self.terms(q, qd)
         return {
             "inertial": t.mass_matrix @ qdd,
             "coriolis": t.coriolis,
             "gravity": t.gravity,
-            "friction": self._friction(q, qd),
+            "friction": self.friction(q, qd),
         }
 
 
 class LagrangianSystem(System):
-    """A system given by a general scalar ``L(q, qd)``: subclasses implement ``_lagrangian``.
+    """A system given by a general scalar ``L(q, qd)``: subclasses implement :meth:`lagrangian`.
 
     ``mass_matrix`` is the Hessian ``d^2L/dqd^2`` at rest (``qd = 0``) unless a
     velocity is given; ``gravity`` is ``-dL/dq`` at rest and ``coriolis`` the rest of
-    the velocity-dependent force. Forward dynamics solves with the Hessian and raises
-    :class:`~lagrax.errors.SingularHessianError` where it is singular.
+    the velocity-dependent force. Forward dynamics solves with the Hessian; where it is
+    singular, :meth:`solve_forward_dynamics` flags it and :meth:`forward_dynamics` is NaN
+    (the batched edge raises :class:`~lagrax.errors.SingularHessianError`).
     """
 
-    def _lagrangian(self, q, qd):
+    PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES - {"coriolis_matrix"}
+    SINGULAR_MESSAGE: ClassVar[str] = (
+        "the Lagrangian's Hessian d^2L/dqd^2 is singular at this state, so the accelerations "
+        "are undefined (check the Lagrangian, or regularise it)"
+    )
+
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
         raise NotImplementedError
 
-    def _terms(self, q, qd) -> mechanics.GeneralTerms:
-        return mechanics.general_terms(self._lagrangian, q, qd)
+    def terms(self, q: Vec, qd: Vec) -> mechanics.GeneralTerms:
+        """Hessian, mixed term, ``dL/dq`` and momentum at one state (forward over reverse)."""
+        return mechanics.general_terms(self.lagrangian, q, qd)
 
-    def _forward_dynamics_checked(self, q, qd, tau, regularization=0.0) -> mechanics.SolveResult:
-        """Accelerations and a flag where the Hessian was singular (no exception)."""
-        return mechanics.general_forward_dynamics(
-            self._terms(q, qd), tau, self._friction(q, qd), regularization
+    def solve_forward_dynamics(self, q: Vec, qd: Vec, tau: Vec, regularization: float = 0.0) -> SolveResult:
+        qdd, singular = mechanics.general_forward_dynamics(
+            self.terms(q, qd), tau, self.friction(q, qd), regularization
         )
+        return SolveResult(qdd, singular)
 
-    def _forward_dynamics(self, q, qd, tau):
-        qdd, singular = self._forward_dynamics_checked(q, qd, tau)
-        return eqx.error_if(
-            qdd,
-            singular,
-            SINGULAR_MESSAGE,
-        )
+    def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
+        qdd, singular = self.solve_forward_dynamics(q, qd, tau)
+        return jnp.where(singular, jnp.nan, qdd)
 
-    def _inverse_dynamics(self, q, qd, qdd):
-        return mechanics.general_inverse_dynamics(self._terms(q, qd), qdd, self._friction(q, qd))
+    def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
+        return mechanics.general_inverse_dynamics(self.terms(q, qd), qdd, self.friction(q, qd))
 
-    def _mass_matrix(self, q, qd=None):
+    def mass_matrix(self, q: Vec, qd: Vec | None = None) -> Mat:
         qd = jnp.zeros_like(q) if qd is None else qd
-        return self._terms(q, qd).hessian
+        return self.terms(q, qd).hessian
 
-    def _gravity(self, q):
-        return -jax.grad(self._lagrangian, argnums=0)(q, jnp.zeros_like(q))
+    def gravity(self, q: Vec) -> Vec:
+        return -jax.grad(self.lagrangian, argnums=0)(q, jnp.zeros_like(q))
 
-    def _coriolis(self, q, qd):
-        t = self._terms(q, qd)
-        return t.mixed_qd - t.dL_dq - self._gravity(q)
+    def coriolis(self, q: Vec, qd: Vec) -> Vec:
+        t = self.terms(q, qd)
+        return t.mixed_qd - t.dL_dq - self.gravity(q)
 
-    def _potential_energy(self, q):
-        return mechanics.general_potential_energy(self._lagrangian, q)
+    def potential_energy(self, q: Vec) -> Scalar:
+        return mechanics.general_potential_energy(self.lagrangian, q)
 
-    def _energy(self, q, qd):
-        return mechanics.general_energy(self._lagrangian, q, qd)
+    def energy(self, q: Vec, qd: Vec) -> Scalar:
+        return mechanics.general_energy(self.lagrangian, q, qd)
 
-    def _kinetic_energy(self, q, qd):
-        return self._energy(q, qd) - self._potential_energy(q)
+    def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
+        return self.energy(q, qd) - self.potential_energy(q)
 
-    def _momentum(self, q, qd):
-        return jax.grad(self._lagrangian, argnums=1)(q, qd)
+    def momentum(self, q: Vec, qd: Vec) -> Vec:
+        return jax.grad(self.lagrangian, argnums=1)(q, qd)
 
-    def _decomposition(self, q, qd, qdd):
-        t = self._terms(q, qd)
-        g = self._gravity(q)
+    def decomposition(self, q: Vec, qd: Vec, qdd: Vec) -> dict[str, Vec]:
+        t = self.terms(q, qd)
+        g = self.gravity(q)
         return {
             "inertial": t.hessian @ qdd,
             "coriolis": t.mixed_qd - t.dL_dq - g,
             "gravity": g,
-            "friction": self._friction(q, qd),
+            "friction": self.friction(q, qd),
         }
 
 
@@ -475,10 +455,10 @@ class FunctionLagrangianSystem(LagrangianSystem):
     fn: Callable = eqx.field(static=True)
     friction_fn: Callable | None = eqx.field(static=True, default=None)
 
-    def _lagrangian(self, q, qd):
+    def lagrangian(self, q, qd):
         return self.fn(q, qd)
 
-    def _friction(self, q, qd):
+    def friction(self, q, qd):
         return jnp.zeros_like(qd) if self.friction_fn is None else self.friction_fn(q, qd)
 
 
@@ -489,13 +469,13 @@ class FunctionStructuredSystem(StructuredSystem):
     potential_fn: Callable = eqx.field(static=True)
     friction_fn: Callable | None = eqx.field(static=True, default=None)
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         return self.mass_fn(q)
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return self.potential_fn(q)
 
-    def _friction(self, q, qd):
+    def friction(self, q, qd):
         return jnp.zeros_like(qd) if self.friction_fn is None else self.friction_fn(q, qd)
 
 
@@ -539,4 +519,6 @@ def structured_system(
 ) -> FunctionStructuredSystem:
     """A full system from JAX functions ``M(q) -> (n, n)`` (SPD) and ``V(q) -> scalar``."""
     info = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
-    return FunctionStructuredSystem(info=info, mass_fn=mass_matrix, potential_fn=potential, friction_fn=friction)
+    return FunctionStructuredSystem(
+        info=info, mass_fn=mass_matrix, potential_fn=potential, friction_fn=friction
+    )

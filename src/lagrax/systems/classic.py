@@ -41,7 +41,7 @@ def _check_nonnegative(system: str, **params):
 class _WithFriction(StructuredSystem):
     friction_model: JointFriction | None
 
-    def _friction(self, q, qd):
+    def friction(self, q, qd):
         return jnp.zeros_like(qd) if self.friction_model is None else self.friction_model(qd)
 
 
@@ -58,10 +58,10 @@ class Pendulum(_WithFriction):
     l: float
     g: float
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         return jnp.full((1, 1), self.m * self.l**2, dtype=q.dtype)
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return -self.m * self.g * self.l * jnp.cos(q[0])
 
 
@@ -86,17 +86,24 @@ class DoublePendulum(_WithFriction):
     l2: float
     g: float
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         m12 = self.m2 * self.l1 * self.l2 * jnp.cos(q[0] - q[1])
         return jnp.array([[(self.m1 + self.m2) * self.l1**2, m12], [m12, self.m2 * self.l2**2]])
 
-    def _potential_energy(self, q):
-        return -(self.m1 + self.m2) * self.g * self.l1 * jnp.cos(q[0]) - self.m2 * self.g * self.l2 * jnp.cos(q[1])
+    def potential_energy(self, q):
+        return -(self.m1 + self.m2) * self.g * self.l1 * jnp.cos(q[0]) - self.m2 * self.g * self.l2 * jnp.cos(
+            q[1]
+        )
 
 
 def double_pendulum(
-    m1: float = 1.0, m2: float = 1.0, l1: float = 1.0, l2: float = 1.0, g: float = 9.8,
-    damping: float = 0.0, coulomb: float = 0.0,
+    m1: float = 1.0,
+    m2: float = 1.0,
+    l1: float = 1.0,
+    l2: float = 1.0,
+    g: float = 9.8,
+    damping: float = 0.0,
+    coulomb: float = 0.0,
 ):
     """Double pendulum with the LNN paper's defaults (m1 = m2 = l1 = l2 = 1, g = 9.8).
 
@@ -109,7 +116,9 @@ def double_pendulum(
         params=dict(m1=m1, m2=m2, l1=l1, l2=l2, g=g, damping=damping, coulomb=coulomb),
         description="double pendulum, point masses, absolute angles (LNN paper)",
     )
-    return DoublePendulum(info=info, friction_model=_friction(2, damping, coulomb), m1=m1, m2=m2, l1=l1, l2=l2, g=g)
+    return DoublePendulum(
+        info=info, friction_model=_friction(2, damping, coulomb), m1=m1, m2=m2, l1=l1, l2=l2, g=g
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -122,7 +131,9 @@ def double_pendulum(
 # g = [g1 cos q1 + g2 cos(q1 + q2), g2 cos(q1 + q2)] (the cosine convention fits, the sine
 # one does not). Max residuals 2.1e-15 (M) and 1.8e-15 N m (g): the file is exactly
 # this model with a = 65891/48000, b = 1/2, c = 49691/96000, g1 = 2.625, g2 = 1.5.
-_DELAN_ARM = dict(m1=5.0 / 12.0, m2=0.5, l1=1.0, l2=1.0, lc1=0.9, lc2=1.0, I1=1691.0 / 96000.0, I2=1691.0 / 96000.0, g=3.0)
+_DELAN_ARM = dict(
+    m1=5.0 / 12.0, m2=0.5, l1=1.0, l2=1.0, lc1=0.9, lc2=1.0, I1=1691.0 / 96000.0, I2=1691.0 / 96000.0, g=3.0
+)
 
 
 class TwoLinkArm(_WithFriction):
@@ -144,14 +155,14 @@ class TwoLinkArm(_WithFriction):
     I2: float
     g: float
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         a = self.I1 + self.I2 + self.m1 * self.lc1**2 + self.m2 * (self.l1**2 + self.lc2**2)
         b = self.m2 * self.l1 * self.lc2
         c = self.I2 + self.m2 * self.lc2**2
         m12 = c + b * jnp.cos(q[1])
         return jnp.array([[a + 2 * b * jnp.cos(q[1]), m12], [m12, c]])
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         # heights of the two centres of mass above the shoulder
         y1 = self.lc1 * jnp.sin(q[0])
         y2 = self.l1 * jnp.sin(q[0]) + self.lc2 * jnp.sin(q[0] + q[1])
@@ -161,7 +172,9 @@ class TwoLinkArm(_WithFriction):
         """End-effector position ``(x, y)`` [m] of joint angles ``q`` (any leading axes)."""
         q = jnp.asarray(q)
         if q.ndim == 0 or q.shape[-1] != 2:
-            raise ParameterError(f"two_link_arm.forward_kinematics: q must have shape (..., 2), got {q.shape}")
+            raise ParameterError(
+                f"two_link_arm.forward_kinematics: q must have shape (..., 2), got {q.shape}"
+            )
         return _arm_fk(self.l1, self.l2, q)
 
     def inverse_kinematics(self, xy: Float[Array, "... 2"], elbow: str = "down") -> Float[Array, "... 2"]:
@@ -177,10 +190,14 @@ class TwoLinkArm(_WithFriction):
             raise UnknownNameError.for_name("elbow branch", elbow, ("up", "down"))
         xy = jnp.asarray(xy)
         if xy.ndim == 0 or xy.shape[-1] != 2:
-            raise ParameterError(f"two_link_arm.inverse_kinematics: xy must have shape (..., 2), got {xy.shape}")
+            raise ParameterError(
+                f"two_link_arm.inverse_kinematics: xy must have shape (..., 2), got {xy.shape}"
+            )
         q = _arm_ik(self.l1, self.l2, xy, 1.0 if elbow == "down" else -1.0)
         if not isinstance(q, jax.core.Tracer):
-            unreachable = np.isnan(np.asarray(q[..., 1]).reshape(-1)) & ~np.isnan(np.asarray(xy).reshape(-1, 2)).any(-1)
+            unreachable = np.isnan(np.asarray(q[..., 1]).reshape(-1)) & ~np.isnan(
+                np.asarray(xy).reshape(-1, 2)
+            ).any(-1)
             if unreachable.any():
                 i = int(np.argmax(unreachable))
                 pt = np.asarray(xy).reshape(-1, 2)[i]
@@ -255,12 +272,23 @@ def two_link_arm(
         joint_types=("revolute", "revolute"),
         actuated=(True, True),
         position_limits=((-math.pi, math.pi), (-2.9, 2.9)),
-        params=dict(m1=m1, m2=m2, l1=l1, l2=l2, lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g, damping=damping, coulomb=coulomb),
+        params=dict(
+            m1=m1, m2=m2, l1=l1, l2=l2, lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g, damping=damping, coulomb=coulomb
+        ),
         description="planar 2-link arm in the vertical plane, DeLaN's simulated robot",
     )
     return TwoLinkArm(
-        info=info, friction_model=_friction(2, damping, coulomb),
-        m1=m1, m2=m2, l1=l1, l2=l2, lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g,
+        info=info,
+        friction_model=_friction(2, damping, coulomb),
+        m1=m1,
+        m2=m2,
+        l1=l1,
+        l2=l2,
+        lc1=lc1,
+        lc2=lc2,
+        I1=I1,
+        I2=I2,
+        g=g,
     )
 
 
@@ -285,11 +313,11 @@ class CartPole(_WithFriction):
     J: float
     g: float
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         m12 = self.mp * self.l * jnp.cos(q[1])
         return jnp.array([[self.mc + self.mp, m12], [m12, self.J + self.mp * self.l**2]])
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return -self.mp * self.g * self.l * jnp.cos(q[1])
 
 
@@ -353,7 +381,7 @@ class Furuta(_WithFriction):
     Jp: float
     g: float
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         # Quanser Qube-Servo 2 workbook model (also quanser_robots): pendulum a rod of
         # length Lp hinged at the arm tip, arm inertia Jr about the motor axis.
         jp_pivot = self.Jp + 0.25 * self.Mp * self.Lp**2
@@ -361,7 +389,7 @@ class Furuta(_WithFriction):
         m12 = 0.5 * self.Mp * self.Lp * self.Lr * jnp.cos(q[1])
         return jnp.array([[m11, m12], [m12, jp_pivot]])
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return -0.5 * self.Mp * self.Lp * self.g * jnp.cos(q[1])
 
 

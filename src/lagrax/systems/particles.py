@@ -27,24 +27,30 @@ _AXES = ("x", "y", "z")
 
 
 class RelativisticParticle(LagrangianSystem):
-    """``L = -m c^2 sqrt(1 - |qd|^2/c^2) + m c^2 - V(q)`` (textbook) or the LNN code's ``L``."""
+    """``L = -m c^2 sqrt(1 - |qd|^2/c^2) + m c^2 - V(q)``, ``V = m g q_last + k/2 |q|^2`` (textbook)."""
 
     m: float
     c: float
     g: float
     k: float
-    variant: str = eqx.field(static=True, default="textbook")
 
-    def _lagrangian(self, q, qd):
-        if self.variant == "lnn":
-            # Cranmer et al. 2020, reference notebook SpecialRelativity.ipynb: c = m = 1 and
-            # a *plus* sign on the field term, so the force is +g.
-            return (1.0 - qd[0] ** 2) ** -0.5 + self.g * q[0]
+    def lagrangian(self, q, qd):
         rest = self.m * self.c**2
         kinetic = rest - rest * jnp.sqrt(1.0 - jnp.sum(qd**2) / self.c**2)  # = (gamma - 1) m c^2 + O(v^4)
         # uniform field along the last axis ("height"), plus an optional isotropic spring
         potential = self.m * self.g * q[-1] + 0.5 * self.k * jnp.sum(q**2)
         return kinetic - potential
+
+
+class LNNRelativisticParticle(LagrangianSystem):
+    """The LNN reference code's ``L = (1 - qd^2)^(-1/2) + g q`` (``c = m = 1``, one dimension)."""
+
+    g: float
+
+    def lagrangian(self, q, qd):
+        # Cranmer et al. 2020, reference notebook SpecialRelativity.ipynb: c = m = 1 and
+        # a *plus* sign on the field term, so the force is +g.
+        return (1.0 - qd[0] ** 2) ** -0.5 + self.g * q[0]
 
 
 def relativistic_particle(
@@ -54,7 +60,7 @@ def relativistic_particle(
     k: float = 0.0,
     dim: int = 1,
     variant: str = "textbook",
-) -> RelativisticParticle:
+) -> RelativisticParticle | LNNRelativisticParticle:
     """A relativistic point particle in a uniform field (and optionally a spring).
 
     ``variant="textbook"`` (default): ``L = -m c^2 sqrt(1 - |qd|^2/c^2) + m c^2 - V(q)``
@@ -99,7 +105,9 @@ def relativistic_particle(
         params=dict(m=m, c=c, g=g, k=k, dim=dim, variant=variant),
         description=description,
     )
-    return RelativisticParticle(info=info, m=m, c=c, g=g, k=k, variant=variant)
+    if variant == "lnn":
+        return LNNRelativisticParticle(info=info, g=g)
+    return RelativisticParticle(info=info, m=m, c=c, g=g, k=k)
 
 
 class ChargedParticle(LagrangianSystem):
@@ -115,7 +123,7 @@ class ChargedParticle(LagrangianSystem):
         """``A(q) = B/2 (-y, x)``: uniform field ``B`` along ``+z`` (out of the plane)."""
         return 0.5 * self.B * jnp.stack([-q[..., 1], q[..., 0]], axis=-1)
 
-    def _lagrangian(self, q, qd):
+    def lagrangian(self, q, qd):
         # isotropic spring plus a uniform electric field E (force e E)
         potential = 0.5 * self.k * jnp.sum(q**2) - self.e * (self.E[0] * q[0] + self.E[1] * q[1])
         return 0.5 * self.m * jnp.sum(qd**2) + self.e * qd @ self.vector_potential(q) - potential

@@ -51,7 +51,8 @@ from jaxtyping import Array, Float, Scalar
 
 from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
-from .base import StructuredSystem, System, SystemInfo
+from ..mechanics import StructuredTerms
+from .base import StructuredSystem, SystemInfo
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
 _ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
@@ -68,7 +69,9 @@ def _pinocchio():
     try:
         import pinocchio
     except ImportError as e:
-        raise LagraxError(f"robots need the package 'pin' (Pinocchio), which is not installed: {_EXTRA}") from e
+        raise LagraxError(
+            f"robots need the package 'pin' (Pinocchio), which is not installed: {_EXTRA}"
+        ) from e
     return pinocchio
 
 
@@ -80,7 +83,9 @@ def example_robot_data_path(relative: str | Path = "") -> Path:
     """
     candidates = []
     try:
-        candidates.append(Path(importlib.metadata.distribution("example-robot-data").locate_file(_ERD_ROBOTS)))
+        candidates.append(
+            Path(importlib.metadata.distribution("example-robot-data").locate_file(_ERD_ROBOTS))
+        )
     except importlib.metadata.PackageNotFoundError:
         pass
     candidates += [Path(p) / _ERD_ROBOTS for p in sys.path if p]
@@ -177,7 +182,13 @@ class PinocchioModel:
     def potential_and_gravity(self, q):
         pin = _pinocchio()
         return tuple(
-            self._loop(lambda m, d, qc: (pin.computePotentialEnergy(m, d, qc), pin.computeGeneralizedGravity(m, d, qc)), q)
+            self._loop(
+                lambda m, d, qc: (
+                    pin.computePotentialEnergy(m, d, qc),
+                    pin.computeGeneralizedGravity(m, d, qc),
+                ),
+                q,
+            )
         )
 
     def gravity(self, q):
@@ -382,13 +393,13 @@ class PinocchioCore(StructuredSystem):
     robot: PinocchioModel = eqx.field(static=True)
     friction_model: JointFriction | None = None
 
-    def _mass_matrix(self, q):
+    def mass_matrix(self, q):
         return _mass_matrix(self.robot, q)
 
-    def _potential_energy(self, q):
+    def potential_energy(self, q):
         return _potential_energy(self.robot, q)
 
-    def _friction(self, q, qd):
+    def friction(self, q, qd):
         return jnp.zeros_like(qd) if self.friction_model is None else self.friction_model(qd)
 
     @property
@@ -400,28 +411,32 @@ class PinocchioCore(StructuredSystem):
 class PinocchioRobot(PinocchioCore):
     """A robot whose dynamics are Pinocchio's ``rnea`` / ``aba`` / ``crba`` ... (see module doc)."""
 
-    def _inverse_dynamics(self, q, qd, qdd):
-        return _rnea(self.robot, q, qd, qdd) + self._friction(q, qd)
+    def inverse_dynamics(self, q, qd, qdd):
+        return _rnea(self.robot, q, qd, qdd) + self.friction(q, qd)
 
-    def _forward_dynamics(self, q, qd, tau):
-        return _aba(self.robot, q, qd, tau - self._friction(q, qd))
+    def forward_dynamics(self, q, qd, tau):
+        return _aba(self.robot, q, qd, tau - self.friction(q, qd))
 
-    def _gravity(self, q):
+    def gravity(self, q):
         return _gravity(self.robot, q)
 
-    def _coriolis(self, q, qd):
+    def coriolis(self, q, qd):
         return _coriolis(self.robot, q, qd)
 
-    def _coriolis_matrix(self, q, qd):
+    def coriolis_matrix(self, q, qd):
         # No derivative rule: C is returned for analysis (skew-symmetry, passivity), not for training.
         n = self.robot.nv
         return _call(self.robot.coriolis_matrix, [(n, n)], q, qd)[0]
 
-    def _kinetic_energy(self, q, qd):
+    def kinetic_energy(self, q, qd):
         return _kinetic_energy(self.robot, q, qd)
 
-    # each term from its own Pinocchio algorithm, not StructuredSystem's pass through the core
-    _decomposition = System._decomposition
+    def terms(self, q, qd):
+        """``M``, ``c``, ``g`` and ``V``, each from its own Pinocchio algorithm (not through
+        the core's forward-mode pass; :meth:`core_system` is that)."""
+        return StructuredTerms(
+            self.mass_matrix(q), self.coriolis(q, qd), self.gravity(q), self.potential_energy(q)
+        )
 
     def core_system(self) -> PinocchioCore:
         """This robot through ``M(q)`` and ``V(q)`` only, with lagrax's mechanics core deriving the rest."""
@@ -490,7 +505,9 @@ def urdf(
     return _load(path, locked_joints, gravity, name, damping, coulomb)
 
 
-def _load(path, locked_joints, gravity, name, damping, coulomb, description=None, massless=()) -> PinocchioRobot:
+def _load(
+    path, locked_joints, gravity, name, damping, coulomb, description=None, massless=()
+) -> PinocchioRobot:
     pin = _pinocchio()
     path = Path(path)
     if not path.is_file():
@@ -557,7 +574,9 @@ def _load(path, locked_joints, gravity, name, damping, coulomb, description=None
 PANDA_FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
 
-def panda(fingers: str = "fixed", damping: float | Sequence[float] = 0.0, coulomb: float | Sequence[float] = 0.0):
+def panda(
+    fingers: str = "fixed", damping: float | Sequence[float] = 0.0, coulomb: float | Sequence[float] = 0.0
+):
     """Franka Emika Panda, 7 arm joints (example-robot-data's URDF).
 
     ``fingers="fixed"``: the two finger joints are locked closed, their mass rides on

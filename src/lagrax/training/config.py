@@ -66,7 +66,7 @@ class TrainConfig:
     rollout_horizon: int = 4
     rollout_substeps: int = 1
     rollout_batch_size: int = 64
-    regularization: float = 0.0  # Tikhonov term for LNN Hessian solves
+    regularization: float = 1e-6  # Tikhonov lambda of Hessian solves (LNN); SPD models ignore it
     val_every: int = 10
     patience: int | None = None  # validations without improvement before stopping
     checkpoint_every: int = 100
@@ -87,8 +87,17 @@ class TrainConfig:
             raise UnknownNameError.for_name("learning-rate schedule", self.schedule, SCHEDULES)
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        for name in ("epochs", "val_every", "checkpoint_every", "rollout_horizon", "rollout_substeps",
-                     "rollout_batch_size", "max_bad_epochs", "lbfgs_steps", "lbfgs_memory"):
+        for name in (
+            "epochs",
+            "val_every",
+            "checkpoint_every",
+            "rollout_horizon",
+            "rollout_substeps",
+            "rollout_batch_size",
+            "max_bad_epochs",
+            "lbfgs_steps",
+            "lbfgs_memory",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.lbfgs_epochs < 0:
@@ -177,8 +186,9 @@ def parse_loss_weights(spec: str) -> dict[str, float]:
 # trunk, seed 0): test torque MSE 2e-7 after ~60 s, 1.35e-5 after ~11 s, on a busy
 # 2-core machine; L-BFGS memory 20 / 50 / 100 / 200 gave 3e-6 / 7e-7 / 2e-7 / 1.8e-7.
 # The baselines get the same optimiser recipe, so the comparison is of models only.
-_RECIPE = dict(epochs=200, batch_size=512, lr=1e-2, schedule="cosine", lbfgs_epochs=100, lbfgs_steps=25,
-               lbfgs_memory=100)
+_RECIPE = dict(
+    epochs=200, batch_size=512, lr=1e-2, schedule="cosine", lbfgs_epochs=100, lbfgs_steps=25, lbfgs_memory=100
+)
 PRESETS: dict[str, dict[str, Any]] = {
     "delan": dict(_RECIPE, inverse=1.0),
     "mlp": dict(_RECIPE, inverse=1.0, forward=1.0),  # both heads: rollouts use the forward one

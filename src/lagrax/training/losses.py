@@ -27,11 +27,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Bool, Float, Scalar
+from jaxtyping import Array, Float, Scalar
 
 from ..errors import DatasetError, LagraxError, NotProvidedError
-from ..evaluation import rk4_rollout
-from ..systems.base import LagrangianSystem
+from ..rollout import rk4_rollout
 
 # which dataset fields each term reads, and what it needs from the model
 NEEDS_DATA = {
@@ -46,10 +45,14 @@ NEEDS_MODEL = {
     "forward": "forward dynamics",
     "power": "an energy",
     "rollout": "forward dynamics",
-    "canonical": "Hamilton's equations (time_derivative)",
+    "canonical": "Hamilton's equations (canonical_time_derivative)",
 }
-FIELD_NAMES = {"tau": "joint torques 'tau'", "p": "momenta 'p'", "pdot": "momentum rates 'pdot'",
-               "qdd": "accelerations 'qdd'"}
+FIELD_NAMES = {
+    "tau": "joint torques 'tau'",
+    "p": "momenta 'p'",
+    "pdot": "momentum rates 'pdot'",
+    "qdd": "accelerations 'qdd'",
+}
 
 
 class LossUnavailableError(LagraxError, ValueError):
@@ -85,8 +88,12 @@ def data_scales(ds, dtype=jnp.float32) -> Scales:
     ones = np.ones(n)
     power = None if ds.tau is None else np.sum(np.asarray(ds.qd) * np.asarray(ds.tau), axis=-1)
     parts = [
-        _inv_var(ds.tau), _inv_var(ds.qdd), _inv_var(ds.q), _inv_var(ds.qd),
-        _inv_var(power) if power is not None else 1.0, _inv_var(ds.pdot),
+        _inv_var(ds.tau),
+        _inv_var(ds.qdd),
+        _inv_var(ds.q),
+        _inv_var(ds.qd),
+        _inv_var(power) if power is not None else 1.0,
+        _inv_var(ds.pdot),
     ]
     parts = [ones if p is None else p for p in parts]
     return Scales(*(jnp.asarray(p, dtype) for p in parts))
@@ -97,34 +104,26 @@ def data_scales(ds, dtype=jnp.float32) -> Scales:
 # --------------------------------------------------------------------------------------
 
 
-def _forward(model, q, qd, tau, regularization) -> tuple[Float[Array, " n"], Bool[Array, ""]]:
-    """Accelerations and a singular flag; only Lagrangian (Hessian-solve) models can be singular."""
-    if isinstance(model, LagrangianSystem):
-        return model._forward_dynamics_checked(q, qd, tau, regularization)
-    qdd = model._forward_dynamics(q, qd, tau)
-    return qdd, ~jnp.all(jnp.isfinite(qdd))
-
-
 def inverse_loss(model, s: Mapping, scales: Scales) -> Scalar:
-    r = model._inverse_dynamics(s["q"], s["qd"], s["qdd"]) - s["tau"]
+    r = model.inverse_dynamics(s["q"], s["qd"], s["qdd"]) - s["tau"]
     return jnp.sum(r**2 * scales.tau)
 
 
 def forward_loss(model, s: Mapping, scales: Scales, regularization: float = 0.0):
-    qdd, singular = _forward(model, s["q"], s["qd"], s["tau"], regularization)
+    qdd, singular = model.solve_forward_dynamics(s["q"], s["qd"], s["tau"], regularization)
     r = jnp.where(singular, 0.0, qdd - s["qdd"])  # masked, counted by the caller
     return jnp.sum(r**2 * scales.qdd), singular
 
 
 def power_loss(model, s: Mapping, scales: Scales) -> Scalar:
     # dE/dt = qd^T (tau - friction) along the recorded motion (Lutter 2019 IROS, eq. 8)
-    r = model._energy_rate(s["q"], s["qd"], s["qdd"]) - model._power(s["q"], s["qd"], s["tau"])
+    r = model.energy_rate(s["q"], s["qd"], s["qdd"]) - model.power(s["q"], s["qd"], s["tau"])
     return r**2 * scales.power
 
 
 def canonical_loss(model, s: Mapping, scales: Scales) -> Scalar:
-    """Hamiltonian models: ``(dq/dt, dp/dt) = time_derivative(q, p, tau)`` vs ``(qd, pdot)``."""
-    qd_hat, pdot_hat = model._time_derivative(s["q"], s["p"], s["tau"])
+    """Hamiltonian models: ``(dq/dt, dp/dt) = canonical_time_derivative(q, p, tau)`` vs ``(qd, pdot)``."""
+    qd_hat, pdot_hat = model.canonical_time_derivative(s["q"], s["p"], s["tau"])
     return jnp.sum((qd_hat - s["qd"]) ** 2 * scales.qd) + jnp.sum((pdot_hat - s["pdot"]) ** 2 * scales.pdot)
 
 
@@ -147,8 +146,16 @@ def rollout_loss(model, w: Mapping, scales: Scales, substeps: int = 1):
 # --------------------------------------------------------------------------------------
 
 
-def batch_losses(model, batch: Mapping, windows: Mapping | None, scales: Scales, weights: Mapping[str, float],
-                 *, regularization: float = 0.0, substeps: int = 1):
+def batch_losses(
+    model,
+    batch: Mapping,
+    windows: Mapping | None,
+    scales: Scales,
+    weights: Mapping[str, float],
+    *,
+    regularization: float = 0.0,
+    substeps: int = 1,
+):
     """Mean of each active term over a batch, and the number of singular samples.
 
     Returns ``(terms, singular)`` with ``terms[name]`` a scalar for each term whose
@@ -193,7 +200,7 @@ def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> 
 
 def check_model(model, weights: Mapping[str, float]) -> None:
     """Raise :class:`LossUnavailableError` for terms that this kind of model has no hook for."""
-    if weights.get("canonical", 0) > 0 and not hasattr(model, "_time_derivative"):
+    if weights.get("canonical", 0) > 0 and not model.provides("canonical_time_derivative"):
         kind = getattr(model, "kind", type(model).__name__)
         raise LossUnavailableError(
             f"loss 'canonical' needs {NEEDS_MODEL['canonical']}; the {kind} model has none "
@@ -201,8 +208,16 @@ def check_model(model, weights: Mapping[str, float]) -> None:
         )
 
 
-def check_losses(model, weights: Mapping[str, float], sample: Mapping, window: Mapping | None,
-                 scales: Scales, *, regularization: float = 0.0, substeps: int = 1) -> None:
+def check_losses(
+    model,
+    weights: Mapping[str, float],
+    sample: Mapping,
+    window: Mapping | None,
+    scales: Scales,
+    *,
+    regularization: float = 0.0,
+    substeps: int = 1,
+) -> None:
     """Trace every active term once (no computation) so that a term the model cannot
     provide fails now, with a message naming the term and the model."""
     check_model(model, weights)

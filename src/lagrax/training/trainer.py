@@ -48,8 +48,15 @@ from .config import PRESET_MODEL_OPTIONS, PRESETS, TrainConfig
 
 DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
 # settings that may change between a run and its resumption without changing its results
-RESUMABLE_CHANGES = ("epochs", "max_seconds", "target_val_loss", "checkpoint_every", "patience", "val_every",
-                     "lbfgs_epochs")
+RESUMABLE_CHANGES = (
+    "epochs",
+    "max_seconds",
+    "target_val_loss",
+    "checkpoint_every",
+    "patience",
+    "val_every",
+    "lbfgs_epochs",
+)
 
 
 class TrainingError(LagraxError, RuntimeError):
@@ -110,7 +117,10 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int) -> optax.Sched
 def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
     """AdamW with the configured schedule, after global-norm gradient clipping."""
     adamw = optax.adamw(
-        learning_rate_schedule(config, total_steps), b1=config.b1, b2=config.b2, weight_decay=config.weight_decay
+        learning_rate_schedule(config, total_steps),
+        b1=config.b1,
+        b2=config.b2,
+        weight_decay=config.weight_decay,
     )
     if config.clip_norm is None or config.clip_norm <= 0:
         return adamw
@@ -160,7 +170,9 @@ def _device_arrays(ds, weights, config: TrainConfig, dtype) -> dict[str, jax.Arr
 def _gather_windows(data, starts, horizon: int):
     idx = starts[:, None] + jnp.arange(horizon + 1)
     return {
-        "q": data["q"][idx], "qd": data["qd"][idx], "tau": data["tau"][idx],
+        "q": data["q"][idx],
+        "qd": data["qd"][idx],
+        "tau": data["tau"][idx],
         "dt": data["t"][idx[:, 1]] - data["t"][idx[:, 0]],
     }
 
@@ -221,8 +233,13 @@ class _Engine:
     def loss(self, params, batch, windows):
         model = eqx.combine(params, self.static)
         terms, singular = L.batch_losses(
-            model, batch, windows, self.scales, self.weights,
-            regularization=self.config.regularization, substeps=self.config.rollout_substeps,
+            model,
+            batch,
+            windows,
+            self.scales,
+            self.weights,
+            regularization=self.config.regularization,
+            substeps=self.config.rollout_substeps,
         )
         return L.weighted_total(terms, self.weights), (terms, singular)
 
@@ -249,9 +266,12 @@ class _Engine:
             batch = samples if self.full_batch else jax.tree_util.tree_map(lambda a: a[i], samples)
             windows = (
                 _gather_windows(data, data["window_starts"][wi], self.config.rollout_horizon)
-                if self.rollout else None
+                if self.rollout
+                else None
             )
-            (loss, (terms, singular)), grads = jax.value_and_grad(self.loss, has_aux=True)(params, batch, windows)
+            (loss, (terms, singular)), grads = jax.value_and_grad(self.loss, has_aux=True)(
+                params, batch, windows
+            )
             finite = jnp.isfinite(loss) & _all_finite(grads)
             updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
             new_params = optax.apply_updates(params, updates)
@@ -260,7 +280,9 @@ class _Engine:
             opt_state = _tree_where(finite, new_opt_state, opt_state)
             return (params, opt_state), (loss, terms, finite, singular)
 
-        (params, opt_state), (loss, terms, finite, singular) = jax.lax.scan(step, (params, opt_state), (idx, widx))
+        (params, opt_state), (loss, terms, finite, singular) = jax.lax.scan(
+            step, (params, opt_state), (idx, widx)
+        )
         n_ok = jnp.maximum(jnp.sum(finite), 1)
 
         def mean_ok(x):
@@ -277,8 +299,11 @@ class _Engine:
     def _lbfgs_epoch(self, params, lbfgs_state, data):
         """``lbfgs_steps`` full-batch L-BFGS iterations; a non-finite one is skipped and counted."""
         samples = _sample_batch(data)
-        windows = (_gather_windows(data, data["window_starts"], self.config.rollout_horizon)
-                   if self.rollout else None)
+        windows = (
+            _gather_windows(data, data["window_starts"], self.config.rollout_horizon)
+            if self.rollout
+            else None
+        )
 
         def value_fn(p):
             return self.loss(p, samples, windows)[0]
@@ -288,13 +313,16 @@ class _Engine:
         def step(carry, _):
             params, state = carry
             value, grads = value_and_grad(params, state=state)
-            updates, new_state = self.lbfgs.update(grads, state, params, value=value, grad=grads, value_fn=value_fn)
+            updates, new_state = self.lbfgs.update(
+                grads, state, params, value=value, grad=grads, value_fn=value_fn
+            )
             new_params = optax.apply_updates(params, updates)
             ok = jnp.isfinite(value) & _all_finite(grads) & _all_finite(new_params)
             return (_tree_where(ok, new_params, params), _tree_where(ok, new_state, state)), ok
 
-        (params, lbfgs_state), finite = jax.lax.scan(step, (params, lbfgs_state), None,
-                                                     length=self.config.lbfgs_steps)
+        (params, lbfgs_state), finite = jax.lax.scan(
+            step, (params, lbfgs_state), None, length=self.config.lbfgs_steps
+        )
         loss, (terms, singular) = self.loss(params, samples, windows)
         metrics = {"loss": loss, **terms, "skipped": jnp.sum(~finite), "singular": singular}
         return params, lbfgs_state, metrics
@@ -332,8 +360,12 @@ def _progress_bar(enabled: bool, total: int):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
-        TextColumn("epoch"), MofNCompleteColumn(), BarColumn(), TimeRemainingColumn(),
-        TextColumn("{task.description}"), transient=False,
+        TextColumn("epoch"),
+        MofNCompleteColumn(),
+        BarColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        transient=False,
     )
     bar.start()
     return bar
@@ -379,11 +411,20 @@ def train(
     val_data = _device_arrays(val_ds, weights, config, dtype) if val_ds is not None else None
     sample = {k: v[0] for k, v in _sample_batch(data).items()}
     window = (
-        _gather_windows(data, data["window_starts"][:1], config.rollout_horizon) if "window_starts" in data else None
+        _gather_windows(data, data["window_starts"][:1], config.rollout_horizon)
+        if "window_starts" in data
+        else None
     )
     window = None if window is None else jax.tree_util.tree_map(lambda a: a[0], window)
-    L.check_losses(model, weights, sample, window, scales,
-                   regularization=config.regularization, substeps=config.rollout_substeps)
+    L.check_losses(
+        model,
+        weights,
+        sample,
+        window,
+        scales,
+        regularization=config.regularization,
+        substeps=config.rollout_substeps,
+    )
 
     params, static = eqx.partition(model, eqx.is_inexact_array)
     bs = config.batch_size if config.batch_size > 0 else len(train_ds)
@@ -397,9 +438,18 @@ def train(
     ckpt_dir = run_dir / "checkpoints" if run_dir is not None else None
     state = {"params": params, "opt_state": opt_state, "best_params": params, "key": base_key}
     meta = {
-        "epoch": 0, "history": [], "best_val_loss": None, "best_epoch": None, "bad_validations": 0,
-        "bad_epochs": 0, "train_seconds": 0.0, "compile_seconds": 0.0, "skipped_steps": 0,
-        "singular_samples": 0, "config": config.to_dict(), "stopped_reason": None,
+        "epoch": 0,
+        "history": [],
+        "best_val_loss": None,
+        "best_epoch": None,
+        "bad_validations": 0,
+        "bad_epochs": 0,
+        "train_seconds": 0.0,
+        "compile_seconds": 0.0,
+        "skipped_steps": 0,
+        "singular_samples": 0,
+        "config": config.to_dict(),
+        "stopped_reason": None,
     }
     if resume:
         if ckpt_dir is None:
@@ -433,8 +483,11 @@ def train(
     def checkpoint():
         if ckpt_dir is not None:
             meta["history"] = history
-            save_checkpoint(ckpt_dir, {"params": params, "opt_state": opt_state, "best_params": best_params,
-                                       "key": base_key}, meta)
+            save_checkpoint(
+                ckpt_dir,
+                {"params": params, "opt_state": opt_state, "best_params": best_params, "key": base_key},
+                meta,
+            )
 
     bar = _progress_bar(progress, total_epochs)
     task = bar.add_task("", total=total_epochs, completed=meta["epoch"]) if bar is not None else None
@@ -445,7 +498,9 @@ def train(
         while stopped is None:
             if epoch < config.epochs:
                 t0 = time.perf_counter()
-                params, adam_state, m = epoch_fn(params, opt_state[0], jax.random.fold_in(base_key, epoch), data)
+                params, adam_state, m = epoch_fn(
+                    params, opt_state[0], jax.random.fold_in(base_key, epoch), data
+                )
                 opt_state = (adam_state, opt_state[1])
                 m = _floats(jax.device_get(m))
                 # the schedule's position: skipped steps do not advance it
@@ -460,13 +515,20 @@ def train(
                 params, lbfgs_state, m = lbfgs_fn(params, opt_state[1], data)
                 opt_state = (opt_state[0], lbfgs_state)
                 m = _floats(jax.device_get(m))
-                record = {"epoch": epoch + 1, "step": engine.steps_through(epoch + 1), "optimizer": "lbfgs", **m}
+                record = {
+                    "epoch": epoch + 1,
+                    "step": engine.steps_through(epoch + 1),
+                    "optimizer": "lbfgs",
+                    **m,
+                }
             last = epoch + 1 >= total_epochs
             improved = False
             if val_fn is not None and ((epoch + 1) % config.val_every == 0 or last):
                 v = _floats(jax.device_get(val_fn(params, val_data)))
                 record.update({f"val_{k}": x for k, x in v.items()})
-                if math.isfinite(v["loss"]) and (meta["best_val_loss"] is None or v["loss"] < meta["best_val_loss"]):
+                if math.isfinite(v["loss"]) and (
+                    meta["best_val_loss"] is None or v["loss"] < meta["best_val_loss"]
+                ):
                     best_params, meta["best_val_loss"], meta["best_epoch"] = params, v["loss"], epoch + 1
                     meta["bad_validations"], improved = 0, True
                 else:
@@ -498,12 +560,19 @@ def train(
                 )
             if last:
                 stopped = "completed"
-            elif config.patience is not None and val_fn is not None and meta["bad_validations"] >= config.patience:
+            elif (
+                config.patience is not None
+                and val_fn is not None
+                and meta["bad_validations"] >= config.patience
+            ):
                 stopped = "early_stopping"
             elif config.max_seconds is not None and meta["train_seconds"] >= config.max_seconds:
                 stopped = "max_seconds"
-            elif (config.target_val_loss is not None and improved
-                  and meta["best_val_loss"] <= config.target_val_loss):
+            elif (
+                config.target_val_loss is not None
+                and improved
+                and meta["best_val_loss"] <= config.target_val_loss
+            ):
                 stopped = "target_val_loss"
             if stopped is not None or epoch % config.checkpoint_every == 0:
                 meta["stopped_reason"] = stopped
@@ -522,15 +591,22 @@ def train(
     if meta["skipped_steps"]:
         warnings.warn(
             f"{meta['skipped_steps']} training steps had a non-finite loss or gradient and were skipped",
-            RuntimeWarning, stacklevel=2,
+            RuntimeWarning,
+            stacklevel=2,
         )
     final = best_params if val_fn is not None and meta["best_val_loss"] is not None else params
     return TrainResult(
-        model=eqx.combine(final, static), history=history, train_seconds=meta["train_seconds"],
-        steps=engine.steps_through(meta["epoch"]) - meta["skipped_steps"], skipped_steps=meta["skipped_steps"],
-        stopped_reason=stopped, compile_seconds=meta["compile_seconds"],
-        singular_samples=meta["singular_samples"], best_epoch=meta["best_epoch"],
-        best_val_loss=meta["best_val_loss"], epoch_traces=engine.traces,
+        model=eqx.combine(final, static),
+        history=history,
+        train_seconds=meta["train_seconds"],
+        steps=engine.steps_through(meta["epoch"]) - meta["skipped_steps"],
+        skipped_steps=meta["skipped_steps"],
+        stopped_reason=stopped,
+        compile_seconds=meta["compile_seconds"],
+        singular_samples=meta["singular_samples"],
+        best_epoch=meta["best_epoch"],
+        best_val_loss=meta["best_val_loss"],
+        epoch_traces=engine.traces,
     )
 
 
@@ -539,8 +615,16 @@ def train(
 # --------------------------------------------------------------------------------------
 
 # What a run directory holds; --force removes these (and nothing else) before a new run.
-RUN_FILES = ("config.json", "metrics.jsonl", "metrics.json", "split.json", "model.eqx", "model.json",
-             "summary.json", "checkpoints")
+RUN_FILES = (
+    "config.json",
+    "metrics.jsonl",
+    "metrics.json",
+    "split.json",
+    "model.eqx",
+    "model.json",
+    "summary.json",
+    "checkpoints",
+)
 
 
 def _prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
@@ -549,7 +633,9 @@ def _prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
     existing = [p for p in out_dir.iterdir()] if out_dir.exists() else []
     if resume:
         if not (out_dir / "checkpoints").exists():
-            raise CheckpointError(f"nothing to resume in {out_dir}: it has no checkpoints/ (train without --resume)")
+            raise CheckpointError(
+                f"nothing to resume in {out_dir}: it has no checkpoints/ (train without --resume)"
+            )
         return
     if existing and not force:
         raise FileExistsLagraxError(
@@ -564,7 +650,9 @@ def _prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
             p.unlink()
 
 
-def _resolve(out_dir: Path, resume: bool, config, model_options, model_name: str) -> tuple[TrainConfig, dict, dict]:
+def _resolve(
+    out_dir: Path, resume: bool, config, model_options, model_name: str
+) -> tuple[TrainConfig, dict, dict]:
     """The run's settings: the saved run's when resuming, else the model's preset
     (:data:`~lagrax.training.config.PRESETS`), with ``config`` / ``model_options`` on top."""
     saved = {}
@@ -648,15 +736,20 @@ def run_training(
 
     options = {"dtype": cfg.dtype, **options}
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
-    if hasattr(model, "with_normalization"):  # the MLP baseline standardises with training statistics
-        model = model.with_normalization(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
+    model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
 
     ids = lambda d: [] if d is None else sorted(int(i) for i in np.unique(d.trajectory))  # noqa: E731
     split = _split_record(ds, ids(train_ds), ids(test_ds), ids(val_ds))
     run_config = {
-        "model": model_name, "model_options": options, "train": cfg.to_dict(), "data": str(data_path),
-        "dof": ds.dof, "test_labels": test_labels if isinstance(test_labels, (str, type(None))) else list(test_labels),
-        "test_fraction": test_fraction, "val_fraction": val_fraction, "split": split,
+        "model": model_name,
+        "model_options": options,
+        "train": cfg.to_dict(),
+        "data": str(data_path),
+        "dof": ds.dof,
+        "test_labels": test_labels if isinstance(test_labels, (str, type(None))) else list(test_labels),
+        "test_fraction": test_fraction,
+        "val_fraction": val_fraction,
+        "split": split,
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "config.json", json.dumps(run_config, indent=2) + "\n")
@@ -668,18 +761,24 @@ def run_training(
 
     save_model(result.model, out_dir, force=True)
     summary = {
-        "model": model_name, "epochs": len(result.history), "steps": result.steps,
-        "skipped_steps": result.skipped_steps, "singular_samples": result.singular_samples,
-        "train_seconds": result.train_seconds, "compile_seconds": result.compile_seconds,
-        "stopped_reason": result.stopped_reason, "best_epoch": result.best_epoch,
+        "model": model_name,
+        "epochs": len(result.history),
+        "steps": result.steps,
+        "skipped_steps": result.skipped_steps,
+        "singular_samples": result.singular_samples,
+        "train_seconds": result.train_seconds,
+        "compile_seconds": result.compile_seconds,
+        "stopped_reason": result.stopped_reason,
+        "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "final_loss": result.history[-1]["loss"] if result.history else None,
     }
     if test_ds is not None:
         from ..evaluation import evaluate
 
-        metrics = evaluate(result.model, test_ds, training={"train_seconds": result.train_seconds,
-                                                             "steps": result.steps})
+        metrics = evaluate(
+            result.model, test_ds, training={"train_seconds": result.train_seconds, "steps": result.steps}
+        )
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         summary["test"] = metrics
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -18,7 +18,7 @@ import lagrax  # noqa: E402
 from lagrax.errors import LagraxError, ShapeError, UnknownNameError  # noqa: E402
 from lagrax.rollout import simulate  # noqa: E402
 from lagrax.systems import robots  # noqa: E402
-from lagrax.batching import batched
+from lagrax.batching import batched  # noqa: E402
 
 ROBOTS = ["panda", "ur5"]
 

@@ -22,7 +22,7 @@ import lagrax
 from lagrax.errors import LagraxError, NotProvidedError, UnknownNameError
 from lagrax.rollout import simulate
 from lagrax.systems import SystemInfo
-from lagrax.systems.classic import ParameterError
+from lagrax.systems.parameters import ParameterError
 from lagrax.batching import batched
 
 # name -> (registry name, parameters). Conservative versions (no friction).
@@ -414,7 +414,7 @@ def test_relativistic_particle_stays_below_c_under_a_constant_force():
 
 
 def test_lnn_variant_rollout_matches_its_closed_form():
-    """For ``L = (1 - qd^2)^(-1/2) + g q`` the conjugate momentum ``qd (1 - qd^2)^(-3/2)`` grows as ``g t``."""
+    """For ``L = (1 - qd^2)^(-1/2) + g q`` the momentum ``qd (1 - qd^2)^(-3/2)`` grows as ``g t``."""
     _, _, r = rollout("relativistic_particle_lnn")  # g = -2, from qd = 0.3
     ts, v = TS[:N_PASSIVE], np.asarray(r.qd[:N_PASSIVE, 0])
     np.testing.assert_allclose(v * (1 - v**2) ** -1.5, 0.3 * (1 - 0.09) ** -1.5 - 2.0 * ts, rtol=1e-9)

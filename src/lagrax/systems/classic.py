@@ -17,25 +17,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..errors import LagraxError, UnknownNameError
+from ..errors import UnknownNameError
 from ..friction import JointFriction
 from .base import StructuredSystem, SystemInfo
-
-
-class ParameterError(LagraxError, ValueError):
-    """A physical parameter or a task-space target is invalid (negative mass, unreachable point)."""
-
-
-def _check_positive(system: str, **params):
-    bad = [f"{k}={v!r}" for k, v in params.items() if not (isinstance(v, (int, float)) and v > 0)]
-    if bad:
-        raise ParameterError(f"{system}: parameters must be positive numbers, got {', '.join(bad)}")
-
-
-def _check_nonnegative(system: str, **params):
-    bad = [f"{k}={v!r}" for k, v in params.items() if not (isinstance(v, (int, float)) and v >= 0)]
-    if bad:
-        raise ParameterError(f"{system}: parameters must be non-negative numbers, got {', '.join(bad)}")
+from .parameters import ParameterError, check_nonnegative, check_positive
 
 
 class _WithFriction(StructuredSystem):
@@ -263,8 +248,8 @@ def two_link_arm(
     cannot fold onto each other); the DeLaN data stay within ``q1 in [-1.43, 0.24]``,
     ``q2 in [0.75, 2.76]``.
     """
-    _check_positive("two_link_arm", m1=m1, m2=m2, l1=l1, l2=l2)
-    _check_nonnegative("two_link_arm", lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g, damping=damping, coulomb=coulomb)
+    check_positive("two_link_arm", m1=m1, m2=m2, l1=l1, l2=l2)
+    check_nonnegative("two_link_arm", lc1=lc1, lc2=lc2, I1=I1, I2=I2, g=g, damping=damping, coulomb=coulomb)
     info = SystemInfo.make(
         "two_link_arm",
         2,
@@ -349,8 +334,8 @@ def cartpole(
     (the 0.814 m track); the pole angle is unlimited (``[-pi, pi]`` is its wrap range).
     """
     J = mp * l**2 / 3 if J is None else J
-    _check_positive("cartpole", mc=mc, mp=mp, l=l)
-    _check_nonnegative("cartpole", J=J, g=g, Beq=Beq, Bp=Bp)
+    check_positive("cartpole", mc=mc, mp=mp, l=l)
+    check_nonnegative("cartpole", J=J, g=g, Beq=Beq, Bp=Bp)
     info = SystemInfo.make(
         "cartpole",
         2,
@@ -426,8 +411,8 @@ def furuta(
     """
     Jr = Mr * Lr**2 / 12 if Jr is None else Jr
     Jp = Mp * Lp**2 / 12 if Jp is None else Jp
-    _check_positive("furuta", Mr=Mr, Lr=Lr, Mp=Mp, Lp=Lp)
-    _check_nonnegative("furuta", Jr=Jr, Jp=Jp, g=g, Dr=Dr, Dp=Dp)
+    check_positive("furuta", Mr=Mr, Lr=Lr, Mp=Mp, Lp=Lp)
+    check_nonnegative("furuta", Jr=Jr, Jp=Jp, g=g, Dr=Dr, Dp=Dp)
     info = SystemInfo.make(
         "furuta",
         2,

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from ..errors import UnknownNameError
 from .base import LagrangianSystem, SystemInfo
-from .classic import ParameterError, _check_nonnegative, _check_positive
+from .parameters import ParameterError, check_nonnegative, check_positive
 
 _AXES = ("x", "y", "z")
 
@@ -82,8 +82,8 @@ def relativistic_particle(
         raise UnknownNameError.for_name("relativistic_particle variant", variant, ("textbook", "lnn"))
     if dim not in (1, 2, 3):
         raise ParameterError(f"relativistic_particle: dim must be 1, 2 or 3, got {dim!r}")
-    _check_positive("relativistic_particle", m=m, c=c)
-    _check_nonnegative("relativistic_particle", k=k)
+    check_positive("relativistic_particle", m=m, c=c)
+    check_nonnegative("relativistic_particle", k=k)
     if not isinstance(g, (int, float)):
         raise ParameterError(f"relativistic_particle: g must be a number, got {g!r}")
     if variant == "lnn" and (m != 1.0 or c != 1.0 or k != 0.0 or dim != 1):
@@ -148,8 +148,8 @@ def charged_particle(
     force does no work). Parameters: mass ``m`` [kg], charge ``e`` [C], field ``B`` [T],
     ``k`` [N/m], ``E`` [V/m].
     """
-    _check_positive("charged_particle", m=m)
-    _check_nonnegative("charged_particle", k=k)
+    check_positive("charged_particle", m=m)
+    check_nonnegative("charged_particle", k=k)
     for name, value in (("e", e), ("B", B)):
         if not isinstance(value, (int, float)):
             raise ParameterError(f"charged_particle: {name} must be a number, got {value!r}")

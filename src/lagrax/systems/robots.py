@@ -461,7 +461,8 @@ def _joint_type(model, jid: int) -> str:
         return "prismatic"
     raise LagraxError(
         f"joint {model.names[jid]!r} is a {kind} (nq={joint.nq}, nv={joint.nv}); lagrax robots support "
-        "revolute, continuous and prismatic joints only (lock it with locked_joints=..., or fix it in the URDF)"
+        "revolute, continuous and prismatic joints only "
+        "(lock it with locked_joints=..., or fix it in the URDF)"
     )
 
 

@@ -1,0 +1,81 @@
+"""The code keeps the structure its style notes promise (checked on the source, not by eye).
+
+* no function in ``src/`` is longer than 80 lines;
+* no module reaches into another object's underscore names (``obj._x`` for an ``obj`` other
+  than ``self``/``cls``, or ``from module import _x``);
+* every public per-sample method of the protocol is annotated and documented.
+"""
+
+import ast
+import inspect
+from pathlib import Path
+
+import pytest
+
+from lagrax.systems.base import QUANTITIES, System
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "lagrax"
+FILES = sorted(SRC.rglob("*.py"))
+MAX_LINES = 80
+
+
+def parsed():
+    for path in FILES:
+        yield path.relative_to(SRC.parent), ast.parse(path.read_text(), filename=str(path))
+
+
+def test_there_are_sources():
+    assert len(FILES) > 20
+
+
+def test_no_function_is_longer_than_80_lines():
+    long = [
+        f"{path}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)"
+        for path, tree in parsed()
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        and node.end_lineno - node.lineno + 1 > MAX_LINES
+    ]
+    assert not long, "functions over 80 lines:\n" + "\n".join(long)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def _owner_is_self(node: ast.Attribute) -> bool:
+    value = node.value
+    if isinstance(value, ast.Name):
+        return value.id in ("self", "cls")
+    # type(self)._X is the class's own
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Name)
+        and value.func.id == "type"
+        and len(value.args) == 1
+        and isinstance(value.args[0], ast.Name)
+        and value.args[0].id == "self"
+    )
+
+
+def test_no_module_uses_another_ones_underscore_names():
+    found = []
+    for path, tree in parsed():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and _private(node.attr) and not _owner_is_self(node):
+                found.append(f"{path}:{node.lineno} .{node.attr}")
+            if isinstance(node, ast.ImportFrom):
+                found += [f"{path}:{node.lineno} import {a.name}" for a in node.names if _private(a.name)]
+    assert not found, "underscore names used across modules or objects:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("name", QUANTITIES + ("solve_forward_dynamics",))
+def test_protocol_methods_are_annotated_and_documented(name):
+    method = getattr(System, name)
+    assert inspect.getdoc(method), f"System.{name} has no docstring"
+    signature = inspect.signature(method)
+    for param in list(signature.parameters.values())[1:]:
+        assert param.annotation is not inspect.Parameter.empty, f"System.{name}: {param.name} lacks a type"
+    assert signature.return_annotation is not inspect.Signature.empty, (
+        f"System.{name} has no return annotation"
+    )

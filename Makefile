@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo lint test bench clean
 
 setup: $(STAMP)
 
@@ -17,7 +17,15 @@ $(STAMP): pyproject.toml constraints.txt
 demo: setup
 	$(BIN)/lagrax demo --out runs/demo --force
 
-test: setup
+# lint runs first: ruff format --check, ruff check (with the complexity rule), and mypy
+# on the public protocol modules
+TYPED := src/lagrax/batching.py src/lagrax/options.py src/lagrax/mechanics.py src/lagrax/errors.py src/lagrax/systems
+lint: setup
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy $(TYPED)
+
+test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup

@@ -35,8 +35,8 @@ BATCH_CHUNK = 256  # samples per vmapped chunk of a large batch
 def _check_args(system: System, method: str, names: Sequence[str], args: Sequence[Any]):
     """Arrays of a common floating dtype and their batch shape, or a ShapeError naming the argument."""
     n = system.info.dof
-    arrays = []
-    batch_shape = None
+    arrays: list[jax.Array] = []
+    batch_shape: tuple[int, ...] = ()
     for name, a in zip(names, args):
         a = jnp.asarray(a)
         if not jnp.issubdtype(a.dtype, jnp.floating):
@@ -46,7 +46,7 @@ def _check_args(system: System, method: str, names: Sequence[str], args: Sequenc
                 f"{system.info.name}.{method}: {name} has shape {tuple(a.shape)}, expected (n,) "
                 f"or (batch, n) with n = {n} joints ({', '.join(system.info.joint_names)})"
             )
-        if batch_shape is None:
+        if not arrays:
             batch_shape = a.shape[:-1]
         elif a.shape[:-1] != batch_shape:
             raise ShapeError(
@@ -56,11 +56,11 @@ def _check_args(system: System, method: str, names: Sequence[str], args: Sequenc
         arrays.append(a)
     # A common dtype (so that float32 parameters meet float64 states consistently).
     dtype = jnp.result_type(*arrays)
-    return [a.astype(dtype) for a in arrays], tuple(batch_shape)
+    return [a.astype(dtype) for a in arrays], batch_shape
 
 
 @eqx.filter_jit
-def _batched_call(system: System, method: str, args: tuple, batch_shape: tuple):
+def _batched_call(system: eqx.Module, method: str, args: tuple, batch_shape: tuple):
     fn = getattr(system, method)
     if batch_shape == ():
         return fn(*args)

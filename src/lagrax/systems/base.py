@@ -501,8 +501,8 @@ def lagrangian_system(
 
     ``friction(q, qd) -> (n,)``, if given, is a dissipative force the torques overcome.
     """
-    info = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
-    return FunctionLagrangianSystem(info=info, fn=L, friction_fn=friction)
+    meta = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
+    return FunctionLagrangianSystem(info=meta, fn=L, friction_fn=friction)
 
 
 def structured_system(
@@ -518,7 +518,7 @@ def structured_system(
     **info,
 ) -> FunctionStructuredSystem:
     """A full system from JAX functions ``M(q) -> (n, n)`` (SPD) and ``V(q) -> scalar``."""
-    info = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
+    meta = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
     return FunctionStructuredSystem(
-        info=info, mass_fn=mass_matrix, potential_fn=potential, friction_fn=friction
+        info=meta, mass_fn=mass_matrix, potential_fn=potential, friction_fn=friction
     )

@@ -84,7 +84,7 @@ def example_robot_data_path(relative: str | Path = "") -> Path:
     candidates = []
     try:
         candidates.append(
-            Path(importlib.metadata.distribution("example-robot-data").locate_file(_ERD_ROBOTS))
+            Path(str(importlib.metadata.distribution("example-robot-data").locate_file(_ERD_ROBOTS)))
         )
     except importlib.metadata.PackageNotFoundError:
         pass
@@ -147,11 +147,11 @@ class PinocchioModel:
     def _loop(self, fn: Callable, q: np.ndarray, *rest: np.ndarray) -> list[np.ndarray]:
         """``fn(model, data, q_b, *rest_b)`` for every sample; outputs stacked per sample."""
         m, d = self.model, self.data
-        outs = None
+        outs: list[np.ndarray] = []
         for b, args in enumerate(zip(self.config(q), *rest)):  # rows of 2-D arrays are views
             res = fn(m, d, *args)
             res = res if isinstance(res, tuple) else (res,)
-            if outs is None:
+            if not outs:
                 outs = [np.empty((q.shape[0],) + np.shape(x)) for x in res]
             # Pinocchio returns views of its Data workspace: copy into the output now
             # (kernels copy what they hold across a second Pinocchio call).

@@ -10,7 +10,10 @@ import ast
 import inspect
 from pathlib import Path
 
+import jax
 import pytest
+
+import lagrax
 
 from lagrax.systems.base import QUANTITIES, System
 
@@ -79,3 +82,30 @@ def test_protocol_methods_are_annotated_and_documented(name):
     assert signature.return_annotation is not inspect.Signature.empty, (
         f"System.{name} has no return annotation"
     )
+
+
+def _subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _subclasses(sub)
+
+
+def test_every_override_of_the_protocol_is_annotated():
+    import importlib
+
+    for module in ("lagrax.systems.classic", "lagrax.systems.particles", "lagrax.models"):
+        importlib.import_module(module)
+    for kind in ("delan", "lnn", "mlp", "hnn", "hnn_structured"):
+        lagrax.make_model(kind, lagrax.system("pendulum").info, key=jax.random.PRNGKey(0))
+    missing = []
+    for cls in _subclasses(System):
+        if not cls.__module__.startswith("lagrax."):
+            continue
+        for name in QUANTITIES + ("solve_forward_dynamics",):
+            method = cls.__dict__.get(name)
+            if method is None:
+                continue
+            params = list(inspect.signature(method).parameters.values())[1:]
+            if any(p.annotation is inspect.Parameter.empty for p in params):
+                missing.append(f"{cls.__module__}.{cls.__name__}.{name}")
+    assert not missing, "protocol methods without type annotations:\n" + "\n".join(missing)

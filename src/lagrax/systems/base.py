@@ -455,10 +455,10 @@ class FunctionLagrangianSystem(LagrangianSystem):
     fn: Callable = eqx.field(static=True)
     friction_fn: Callable | None = eqx.field(static=True, default=None)
 
-    def lagrangian(self, q, qd):
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
         return self.fn(q, qd)
 
-    def friction(self, q, qd):
+    def friction(self, q: Vec, qd: Vec) -> Vec:
         return jnp.zeros_like(qd) if self.friction_fn is None else self.friction_fn(q, qd)
 
 
@@ -469,13 +469,13 @@ class FunctionStructuredSystem(StructuredSystem):
     potential_fn: Callable = eqx.field(static=True)
     friction_fn: Callable | None = eqx.field(static=True, default=None)
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         return self.mass_fn(q)
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         return self.potential_fn(q)
 
-    def friction(self, q, qd):
+    def friction(self, q: Vec, qd: Vec) -> Vec:
         return jnp.zeros_like(qd) if self.friction_fn is None else self.friction_fn(q, qd)
 
 

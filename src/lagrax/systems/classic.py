@@ -19,14 +19,14 @@ from jaxtyping import Array, Float
 
 from ..errors import UnknownNameError
 from ..friction import JointFriction
-from .base import StructuredSystem, SystemInfo
+from .base import Mat, Scalar, StructuredSystem, SystemInfo, Vec
 from .parameters import ParameterError, check_nonnegative, check_positive
 
 
 class _WithFriction(StructuredSystem):
     friction_model: JointFriction | None
 
-    def friction(self, q, qd):
+    def friction(self, q: Vec, qd: Vec) -> Vec:
         return jnp.zeros_like(qd) if self.friction_model is None else self.friction_model(qd)
 
 
@@ -43,10 +43,10 @@ class Pendulum(_WithFriction):
     l: float
     g: float
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         return jnp.full((1, 1), self.m * self.l**2, dtype=q.dtype)
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         return -self.m * self.g * self.l * jnp.cos(q[0])
 
 
@@ -71,11 +71,11 @@ class DoublePendulum(_WithFriction):
     l2: float
     g: float
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         m12 = self.m2 * self.l1 * self.l2 * jnp.cos(q[0] - q[1])
         return jnp.array([[(self.m1 + self.m2) * self.l1**2, m12], [m12, self.m2 * self.l2**2]])
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         return -(self.m1 + self.m2) * self.g * self.l1 * jnp.cos(q[0]) - self.m2 * self.g * self.l2 * jnp.cos(
             q[1]
         )
@@ -140,14 +140,14 @@ class TwoLinkArm(_WithFriction):
     I2: float
     g: float
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         a = self.I1 + self.I2 + self.m1 * self.lc1**2 + self.m2 * (self.l1**2 + self.lc2**2)
         b = self.m2 * self.l1 * self.lc2
         c = self.I2 + self.m2 * self.lc2**2
         m12 = c + b * jnp.cos(q[1])
         return jnp.array([[a + 2 * b * jnp.cos(q[1]), m12], [m12, c]])
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         # heights of the two centres of mass above the shoulder
         y1 = self.lc1 * jnp.sin(q[0])
         y2 = self.l1 * jnp.sin(q[0]) + self.lc2 * jnp.sin(q[0] + q[1])
@@ -298,11 +298,11 @@ class CartPole(_WithFriction):
     J: float
     g: float
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         m12 = self.mp * self.l * jnp.cos(q[1])
         return jnp.array([[self.mc + self.mp, m12], [m12, self.J + self.mp * self.l**2]])
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         return -self.mp * self.g * self.l * jnp.cos(q[1])
 
 
@@ -366,7 +366,7 @@ class Furuta(_WithFriction):
     Jp: float
     g: float
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         # Quanser Qube-Servo 2 workbook model (also quanser_robots): pendulum a rod of
         # length Lp hinged at the arm tip, arm inertia Jr about the motor axis.
         jp_pivot = self.Jp + 0.25 * self.Mp * self.Lp**2
@@ -374,7 +374,7 @@ class Furuta(_WithFriction):
         m12 = 0.5 * self.Mp * self.Lp * self.Lr * jnp.cos(q[1])
         return jnp.array([[m11, m12], [m12, jp_pivot]])
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         return -0.5 * self.Mp * self.Lp * self.g * jnp.cos(q[1])
 
 

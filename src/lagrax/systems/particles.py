@@ -20,7 +20,7 @@ import equinox as eqx
 import jax.numpy as jnp
 
 from ..errors import UnknownNameError
-from .base import LagrangianSystem, SystemInfo
+from .base import LagrangianSystem, Scalar, SystemInfo, Vec
 from .parameters import ParameterError, check_nonnegative, check_positive
 
 _AXES = ("x", "y", "z")
@@ -34,7 +34,7 @@ class RelativisticParticle(LagrangianSystem):
     g: float
     k: float
 
-    def lagrangian(self, q, qd):
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
         rest = self.m * self.c**2
         kinetic = rest - rest * jnp.sqrt(1.0 - jnp.sum(qd**2) / self.c**2)  # = (gamma - 1) m c^2 + O(v^4)
         # uniform field along the last axis ("height"), plus an optional isotropic spring
@@ -47,7 +47,7 @@ class LNNRelativisticParticle(LagrangianSystem):
 
     g: float
 
-    def lagrangian(self, q, qd):
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
         # Cranmer et al. 2020, reference notebook SpecialRelativity.ipynb: c = m = 1 and
         # a *plus* sign on the field term, so the force is +g.
         return (1.0 - qd[0] ** 2) ** -0.5 + self.g * q[0]
@@ -123,7 +123,7 @@ class ChargedParticle(LagrangianSystem):
         """``A(q) = B/2 (-y, x)``: uniform field ``B`` along ``+z`` (out of the plane)."""
         return 0.5 * self.B * jnp.stack([-q[..., 1], q[..., 0]], axis=-1)
 
-    def lagrangian(self, q, qd):
+    def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
         # isotropic spring plus a uniform electric field E (force e E)
         potential = 0.5 * self.k * jnp.sum(q**2) - self.e * (self.E[0] * q[0] + self.E[1] * q[1])
         return 0.5 * self.m * jnp.sum(qd**2) + self.e * qd @ self.vector_potential(q) - potential

@@ -52,7 +52,7 @@ from jaxtyping import Array, Float, Scalar
 from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
 from ..mechanics import StructuredTerms
-from .base import StructuredSystem, SystemInfo
+from .base import Mat, StructuredSystem, SystemInfo, Vec
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
 _ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
@@ -393,13 +393,13 @@ class PinocchioCore(StructuredSystem):
     robot: PinocchioModel = eqx.field(static=True)
     friction_model: JointFriction | None = None
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Vec) -> Mat:
         return _mass_matrix(self.robot, q)
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Vec) -> Scalar:
         return _potential_energy(self.robot, q)
 
-    def friction(self, q, qd):
+    def friction(self, q: Vec, qd: Vec) -> Vec:
         return jnp.zeros_like(qd) if self.friction_model is None else self.friction_model(qd)
 
     @property
@@ -411,27 +411,27 @@ class PinocchioCore(StructuredSystem):
 class PinocchioRobot(PinocchioCore):
     """A robot whose dynamics are Pinocchio's ``rnea`` / ``aba`` / ``crba`` ... (see module doc)."""
 
-    def inverse_dynamics(self, q, qd, qdd):
+    def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
         return _rnea(self.robot, q, qd, qdd) + self.friction(q, qd)
 
-    def forward_dynamics(self, q, qd, tau):
+    def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
         return _aba(self.robot, q, qd, tau - self.friction(q, qd))
 
-    def gravity(self, q):
+    def gravity(self, q: Vec) -> Vec:
         return _gravity(self.robot, q)
 
-    def coriolis(self, q, qd):
+    def coriolis(self, q: Vec, qd: Vec) -> Vec:
         return _coriolis(self.robot, q, qd)
 
-    def coriolis_matrix(self, q, qd):
+    def coriolis_matrix(self, q: Vec, qd: Vec) -> Mat:
         # No derivative rule: C is returned for analysis (skew-symmetry, passivity), not for training.
         n = self.robot.nv
         return _call(self.robot.coriolis_matrix, [(n, n)], q, qd)[0]
 
-    def kinetic_energy(self, q, qd):
+    def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
         return _kinetic_energy(self.robot, q, qd)
 
-    def terms(self, q, qd):
+    def terms(self, q: Vec, qd: Vec) -> StructuredTerms:
         """``M``, ``c``, ``g`` and ``V``, each from its own Pinocchio algorithm (not through
         the core's forward-mode pass; :meth:`core_system` is that)."""
         return StructuredTerms(

@@ -184,7 +184,7 @@ class System(eqx.Module):
     #: Quantities this class provides (see :meth:`provides`); subclasses set it.
     PROVIDES: ClassVar[frozenset[str]] = frozenset({"friction"})
     #: Why a forward-dynamics solve can be flagged singular (the batched edge's message).
-    SINGULAR_MESSAGE: ClassVar[str] = "the mass matrix is not positive definite at this state"
+    SINGULAR_MESSAGE: ClassVar[str] = "the forward dynamics are not finite at this state"
     #: Methods besides forward dynamics whose non-finite result means that solve failed.
     SINGULAR_METHODS: ClassVar[frozenset[str]] = frozenset()
 
@@ -329,6 +329,7 @@ class StructuredSystem(System):
     """
 
     PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES
+    SINGULAR_MESSAGE: ClassVar[str] = "the mass matrix is not positive definite at this state"
 
     def mass_matrix(self, q: Vec) -> Mat:
         raise NotImplementedError

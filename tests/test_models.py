@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 import lagrax
 from lagrax import mechanics
 from lagrax.errors import LagraxError, ShapeError, SingularHessianError, UnknownNameError
-from lagrax.models.friction import LearnedFriction, NoFriction
+from lagrax.models.friction import LearnedFriction
 from lagrax.models.nets import lnn_init_std
 from lagrax.rollout import simulate
 from lagrax.batching import batched

@@ -54,6 +54,10 @@ NON_DEFAULT = [
 
 def test_registry_names_the_spec_kinds():
     assert {name: spec_class(name).kind for name in MODELS} == {name: name for name in MODELS}
+    from lagrax.models import DeLaNSpec as exported
+
+    assert exported is DeLaNSpec
+    assert DeLaNSpec(width=8).build(INFO, key=KEY).spec == make_spec("delan", width=8)
     with pytest.raises(UnknownNameError, match="Did you mean 'delan'"):
         make_model("delam", INFO, key=KEY)
 

@@ -4,7 +4,9 @@ used exactly like a ground-truth system.
 Every model kind has a spec (:class:`~lagrax.models.spec.ModelSpec`), a frozen
 dataclass whose typed fields are its hyper-parameters. Two ways to build one:
 
-* ``spec.build(info, key=key)``, e.g. ``DeLaNSpec(width=128).build(info, key=key)``;
+* ``spec.build(info, key=key)``, e.g. ``DeLaNSpec(width=128).build(info, key=key)``
+  (the spec classes ``DeLaNSpec``, ``LNNSpec``, ``MLPSpec``, ``HNNSpec`` and
+  ``StructuredHNNSpec`` can be imported from here);
 * ``make_model(name, info, key=key, **options)``, the string edge used by the command
   line, the trainer and the benchmarks: options arrive as strings and numbers
   (``dtype="float32"``, ``friction="viscous"``) and are parsed by ``Spec.from_options``.
@@ -53,6 +55,15 @@ def make_model(name: str, info, *, key, **options: Any):
     as strings, numbers or option members; an unknown one is an error naming it.
     """
     return make_spec(name, **options).build(info, key=key)
+
+
+def __getattr__(name: str):
+    """The spec classes by name, imported on first use (``from lagrax.models import DeLaNSpec``)."""
+    for path, _ in MODELS.values():
+        module, cls = path.split(":")
+        if cls == name:
+            return getattr(importlib.import_module(module), cls)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["MODELS", "spec_class", "make_spec", "make_model"]

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 import lagrax
 from lagrax.errors import NotProvidedError, ShapeError, SingularHessianError, UnknownNameError
 from lagrax.models import make_model
+from lagrax.models.hnn import Momentum
+from lagrax.models.mlp import MLPSpec
 from lagrax.rollout import simulate_canonical
 from lagrax.models.nets import joint_features
 from lagrax.rollout import simulate
@@ -123,7 +125,7 @@ def test_mlp_black_box_quantities_not_provided(double_pendulum, states, method, 
 
 def test_mlp_normalization_is_fixed_scaling(double_pendulum, states):
     """Standardised training inputs have zero mean and unit std; a zero output layer
-    predicts the training mean; the scales survive a JSON round trip of the hyperparameters."""
+    predicts the training mean; the scales survive a JSON round trip of the spec."""
     rng = np.random.default_rng(1)
     q = rng.normal(size=(200, 2))
     qd = 3.0 * rng.normal(size=(200, 2)) + 1.0
@@ -131,7 +133,7 @@ def test_mlp_normalization_is_fixed_scaling(double_pendulum, states):
     tau = np.array([10.0, 0.1]) * rng.normal(size=(200, 2))
     model = make_model("mlp", double_pendulum.info, key=KEY, width=8).with_data_statistics(q, qd, qdd, tau)
     for name, data in (("qd", qd), ("qdd", qdd), ("tau", tau)):
-        z = np.asarray(jax.vmap(lambda x: model._standardize(name, x))(jnp.asarray(data, jnp.float32)))
+        z = np.asarray(jax.vmap(lambda x: model.standardize(name, x))(jnp.asarray(data, jnp.float32)))
         np.testing.assert_allclose(z.mean(0), 0.0, atol=1e-5)
         np.testing.assert_allclose(z.std(0), 1.0, atol=1e-5)
     # a zero output layer: forward predicts mean(qdd), inverse mean(tau), whatever the input
@@ -155,10 +157,10 @@ def test_mlp_normalization_is_fixed_scaling(double_pendulum, states):
         rtol=1e-5,
         atol=1e-6,
     )
-    # hyperparameters -> JSON -> factory rebuilds the same scales (what lagrax.models.io relies on)
-    hp = json.loads(json.dumps(dict(model.hyperparameters)))
-    rebuilt = make_model("mlp", double_pendulum.info, key=KEY, **hp)
-    assert rebuilt.normalization == model.normalization
+    # spec -> JSON -> spec rebuilds the same scales (what lagrax.models.io relies on)
+    spec = MLPSpec.from_json(json.loads(json.dumps(model.spec.to_json())))
+    rebuilt = spec.build(double_pendulum.info, key=KEY)
+    assert rebuilt.spec == model.spec and rebuilt.spec.normalization is not None
     assert jax.tree_util.tree_structure(rebuilt) == jax.tree_util.tree_structure(model)
     with pytest.raises(ShapeError, match="normalization"):
         make_model("mlp", double_pendulum.info, key=KEY, normalization={"qd": ([0.0], [1.0])})
@@ -188,7 +190,7 @@ def test_mlp_rollout_drifts_in_energy_unlike_a_structured_model():
     mlp_model = make_model("mlp", pend.info, key=KEY, width=32, heads="forward", dtype="float64")
     mlp_model = mlp_model.with_data_statistics(q, qd, qdd, tau)
     feats = jax.jit(
-        jax.vmap(lambda a, b, c: _hidden(mlp_model.forward_net, mlp_model._inputs(a, b, c, "tau")))
+        jax.vmap(lambda a, b, c: _hidden(mlp_model.forward_net, mlp_model.head_input(a, b, c, "tau")))
     )(q, qd, tau)
     A = np.concatenate([np.asarray(feats), np.ones((len(q), 1))], axis=1)
     w = np.linalg.lstsq(A, (qdd - qdd.mean(0)) / qdd.std(0), rcond=None)[0]
@@ -385,7 +387,7 @@ def test_canonical_hnn_save_load_round_trip(tmp_path, double_pendulum, states):
     model = make_model("hnn", double_pendulum.info, key=KEY, width=8, dtype="float64", momentum="canonical")
     save_model(model, tmp_path / "run")
     loaded = load_model(tmp_path / "run")
-    assert loaded.momentum_mode == "canonical" and loaded.hyperparameters == model.hyperparameters
+    assert loaded.spec.momentum is Momentum.CANONICAL and loaded.spec == model.spec
     for a, b in zip(
         batched(loaded).canonical_time_derivative(q, p, tau),
         batched(model).canonical_time_derivative(q, p, tau),
@@ -436,7 +438,7 @@ def test_save_load_round_trip(tmp_path, double_pendulum, states, kind, hp):
         model = model.with_data_statistics(q, qd, tau, 2.0 * tau)
     io.save_model(model, tmp_path / "run")
     loaded = io.load_model(tmp_path / "run")
-    assert type(loaded) is type(model) and loaded.hyperparameters == model.hyperparameters
+    assert type(loaded) is type(model) and loaded.spec == model.spec
     np.testing.assert_array_equal(
         batched(loaded).forward_dynamics(q, qd, tau), batched(model).forward_dynamics(q, qd, tau)
     )

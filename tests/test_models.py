@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 import lagrax
 from lagrax import mechanics
 from lagrax.errors import LagraxError, ShapeError, SingularHessianError, UnknownNameError
-from lagrax.models.delan import LearnedFriction
+from lagrax.models.friction import LearnedFriction
 from lagrax.models.nets import lnn_init_std
 from lagrax.rollout import simulate
 from lagrax.batching import batched
+from lagrax.options import FrictionKind, Precision
 
 MIXED = lagrax.SystemInfo.make("mixed", 3, joint_types=("revolute", "prismatic", "revolute"))
 SMALL = dict(width=16, depth=2)
@@ -121,7 +122,7 @@ def test_decomposition_sums_to_torque(build):
 )
 def test_learned_friction_is_dissipative(kind, raw, qd):
     """Any raw parameters give non-negative friction parameters, so qd . f >= 0 per joint."""
-    f = LearnedFriction(3, kind, dtype="float64")
+    f = LearnedFriction(3, FrictionKind.parse(kind), precision=Precision.FLOAT64)
     f = eqx.tree_at(
         lambda m: (m.raw_viscous, m.raw_coulomb, m.raw_stribeck, m.raw_stribeck_velocity),
         f,
@@ -233,7 +234,7 @@ def test_lnn_singular_hessian_raises_and_is_counted():
 
 
 def test_lnn_regularisation_is_small():
-    model = lnn(9, regularization=1e-6)
+    model = lnn(9)
     q, qd, tau = states(seed=9)
     exact = batched(model).forward_dynamics(q, qd, tau)
     reg = jax.vmap(lambda a, b, c: model.solve_forward_dynamics(a, b, c, 1e-6)[0])(q, qd, tau)
@@ -338,7 +339,7 @@ def test_save_load_round_trip(tmp_path, kind, kw):
     np.testing.assert_array_equal(
         batched(model).inverse_dynamics(q, qd, qdd), batched(loaded).inverse_dynamics(q, qd, qdd)
     )
-    assert loaded.kind == kind and loaded.hyperparameters == model.hyperparameters and loaded.info == info
+    assert loaded.kind == kind and loaded.spec == model.spec and loaded.info == info
     assert loaded.info == lagrax.load_model(tmp_path / "run" / "model.json").info
 
 

@@ -1,37 +1,69 @@
 """Learnable models. Each is a :class:`~lagrax.systems.System`, so a trained model is
 used exactly like a ground-truth system.
 
-``make_model(name, info, key=..., **hyperparameters)`` builds one by name.
+Every model kind has a spec (:class:`~lagrax.models.spec.ModelSpec`), a frozen
+dataclass whose typed fields are its hyper-parameters. Two ways to build one:
+
+* ``spec.build(info, key=key)``, e.g. ``DeLaNSpec(width=128).build(info, key=key)``
+  (the spec classes ``DeLaNSpec``, ``LNNSpec``, ``MLPSpec``, ``HNNSpec`` and
+  ``StructuredHNNSpec`` can be imported from here);
+* ``make_model(name, info, key=key, **options)``, the string edge used by the command
+  line, the trainer and the benchmarks: options arrive as strings and numbers
+  (``dtype="float32"``, ``friction="viscous"``) and are parsed by ``Spec.from_options``.
+
+The specs are imported lazily (by name, from :data:`MODELS`), so importing this
+package does not import every model.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from typing import Any
 
 from ..errors import UnknownNameError
 
-# name -> ("module:factory", one-line description); factories are
-# ``factory(info: SystemInfo, *, key, **hyperparameters) -> System``.
+# name -> ("module:SpecClass", one-line description)
 MODELS: dict[str, tuple[str, str]] = {
-    "delan": ("lagrax.models.delan:make_delan", "Deep Lagrangian Network: learned M(q) = L L^T and V(q)"),
-    "lnn": ("lagrax.models.lnn:make_lnn", "Lagrangian Neural Network: black-box L(q, qd)"),
-    "mlp": ("lagrax.models.mlp:make_mlp", "feed-forward baseline: forward and inverse heads"),
-    "hnn": ("lagrax.models.hnn:make_hnn", "Hamiltonian Neural Network: black-box H(q, p)"),
+    "delan": ("lagrax.models.delan:DeLaNSpec", "Deep Lagrangian Network: learned M(q) = L L^T and V(q)"),
+    "lnn": ("lagrax.models.lnn:LNNSpec", "Lagrangian Neural Network: black-box L(q, qd)"),
+    "mlp": ("lagrax.models.mlp:MLPSpec", "feed-forward baseline: forward and inverse heads"),
+    "hnn": ("lagrax.models.hnn:HNNSpec", "Hamiltonian Neural Network: black-box H(q, p)"),
     "hnn_structured": (
-        "lagrax.models.hnn:make_structured_hnn",
+        "lagrax.models.hnn:StructuredHNNSpec",
         "structured HNN: H = 1/2 p^T M^-1(q) p + V(q)",
     ),
 }
 
 
-def model_factory(name: str) -> Callable:
+def spec_class(name: str) -> type:
+    """The spec class of model ``name`` (an :class:`UnknownNameError` with did-you-mean if unknown)."""
     if name not in MODELS:
-        raise UnknownNameError.for_name("model", name, MODELS)
-    module, func = MODELS[name][0].split(":")
-    return getattr(importlib.import_module(module), func)
+        raise UnknownNameError.for_name("model", str(name), MODELS)
+    module, cls = MODELS[name][0].split(":")
+    return getattr(importlib.import_module(module), cls)
 
 
-def make_model(name: str, info, *, key, **hyperparameters):
-    """Build model ``name`` for a system described by ``info`` (a SystemInfo)."""
-    return model_factory(name)(info, key=key, **hyperparameters)
+def make_spec(name: str, **options: Any):
+    """The spec of model ``name`` from option values (strings, numbers or option members)."""
+    return spec_class(name).from_options(**options)
+
+
+def make_model(name: str, info, *, key, **options: Any):
+    """Build model ``name`` for a system described by ``info`` (a SystemInfo).
+
+    ``options`` are the spec's fields by name (``dtype`` is accepted for ``precision``),
+    as strings, numbers or option members; an unknown one is an error naming it.
+    """
+    return make_spec(name, **options).build(info, key=key)
+
+
+def __getattr__(name: str):
+    """The spec classes by name, imported on first use (``from lagrax.models import DeLaNSpec``)."""
+    for path, _ in MODELS.values():
+        module, cls = path.split(":")
+        if cls == name:
+            return getattr(importlib.import_module(module), cls)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["MODELS", "spec_class", "make_spec", "make_model"]

@@ -8,9 +8,17 @@ DeLaN learns the two functions of a structured Lagrangian
   definite by construction (ICLR 2019, eq. 8);
 * :class:`PotentialNetwork` maps ``q`` to the scalar ``V(q)``.
 
-Both may share one trunk (``shared=True``, the reference implementation's layout) or
-be separate networks. Optional learned per-joint friction (viscous, Coulomb,
-Stribeck; :class:`lagrax.friction.JointFriction`) has positive parameters.
+Both may share one trunk (:class:`SharedDeLaNNetwork`, the reference implementation's
+layout) or be separate networks (:class:`SeparateDeLaNNetwork`); the model calls either
+through the same methods. Optional learned per-joint friction (viscous, Coulomb,
+Stribeck; :mod:`lagrax.models.friction`) has positive parameters.
+
+**The spec.** :class:`DeLaNSpec` holds every hyper-parameter (width, depth, activation,
+initialisation, shared trunk, the Cholesky diagonal's shift and epsilon, friction,
+precision); ``DeLaNSpec(...).build(info, key=key)`` draws the weights and the model keeps
+the spec as ``model.spec``. Its defaults (tanh, shared trunk, Xavier) measured best on the
+DeLaN character data: tanh reached 3x lower torque error than softplus for the same
+steps, and the shared trunk is ~30% cheaper per step at the same accuracy.
 
 The model is a :class:`~lagrax.systems.StructuredSystem`, so the equation of motion,
 ``c``, ``g``, energies and power all come from :mod:`lagrax.mechanics`. The only
@@ -22,8 +30,9 @@ against the generic core path). Training is not done here (see ``lagrax.training
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Any
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -33,32 +42,67 @@ from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from .. import mechanics
-from ..errors import LagraxError, UnknownNameError
-from ..friction import JointFriction
+from ..options import Activation, FrictionKind, Init, Precision
 from ..systems.base import StructuredSystem, SystemInfo
-from .nets import activation as _activation
-from .nets import feature_size, joint_features, mlp
-
-DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-FRICTIONS = (None, "viscous", "coulomb", "stribeck")
+from .friction import LearnedFriction, NoFriction, learned_friction
+from .nets import feature_size, joint_features, network
+from .spec import ModelSpec, check_at_least, check_positive
 
 
-def resolve_dtype(dtype: str):
-    """``"float32" | "float64"`` -> the jnp dtype (float64 needs ``jax_enable_x64``)."""
-    if dtype not in DTYPES:
-        raise UnknownNameError.for_name("dtype", str(dtype), DTYPES)
-    return DTYPES[dtype]
+@dataclasses.dataclass(frozen=True)
+class DeLaNSpec(ModelSpec):
+    """The hyper-parameters of a :class:`DeLaN`.
 
-
-def init_in_dtype(module, dtype: str):
-    """Cast a module initialised in float32 to ``dtype``.
-
-    Networks are always *drawn* in float32 and then cast: ``jax.random`` gives different
-    numbers for different dtypes, and float32 and float64 models built with the same key
-    must be the same model (up to float32 rounding).
+    Attributes:
+        width, depth: hidden units per layer and number of hidden layers.
+        activation: a smooth activation (the dynamics use the network's derivatives).
+        init: weight initialisation (``XAVIER``, ``ORTHOGONAL`` or ``DEFAULT``).
+        shared: one trunk with a Cholesky head and a potential head, or two networks.
+        shift, epsilon: the diagonal of ``L`` is ``softplus(raw + shift) + epsilon``;
+            ``epsilon > 0`` keeps ``M`` positive definite.
+        friction: learned joint friction (``NONE``, ``VISCOUS``, ``COULOMB``, ``STRIBECK``).
+        precision: parameter dtype; inputs are cast to it.
     """
-    dt = resolve_dtype(dtype)
-    return jax.tree_util.tree_map(lambda x: x.astype(dt) if eqx.is_inexact_array(x) else x, module)
+
+    kind: ClassVar[str] = "delan"
+
+    width: int = 64
+    depth: int = 2
+    activation: Activation = Activation.TANH
+    init: Init = Init.XAVIER
+    shared: bool = True
+    shift: float = 0.0
+    epsilon: float = 1e-2
+    friction: FrictionKind = FrictionKind.NONE
+    precision: Precision = Precision.FLOAT32
+
+    def validate(self) -> None:
+        check_at_least(self, "width", 1)
+        check_at_least(self, "depth", 0)
+        check_positive(self, "epsilon")
+
+    def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "DeLaN":
+        """A DeLaN for the system described by ``info``, weights drawn from ``key``."""
+        layout = SharedDeLaNNetwork if self.shared else SeparateDeLaNNetwork
+        return DeLaN(
+            info=info,
+            network=layout(info.joint_types, key=key, **_network_options(self)),
+            friction_model=learned_friction(self.friction, info.dof, self.precision),
+            spec=self,
+        )
+
+
+def _network_options(spec) -> dict:
+    """The keyword arguments of the mass/potential networks from a DeLaN-like spec."""
+    return dict(
+        width=spec.width,
+        depth=spec.depth,
+        activation=spec.activation,
+        init=spec.init,
+        shift=spec.shift,
+        epsilon=spec.epsilon,
+        precision=spec.precision,
+    )
 
 
 def _tril_indices(n: int):
@@ -76,13 +120,8 @@ def cholesky_from_raw(raw: Float[Array, " m"], n: int, shift: float, epsilon: fl
     return jnp.zeros((n, n), dtype=raw.dtype).at[rows, cols].set(entries)
 
 
-def _check_epsilon(epsilon: float) -> None:
-    if not epsilon > 0:
-        raise LagraxError(f"epsilon must be > 0 so that M is positive definite, got {epsilon}")
-
-
 class CholeskyMassNetwork(eqx.Module):
-    """``q -> M(q) = L(q) L(q)^T``, SPD by construction (``M >= epsilon^2 I`` in the sense of ``L``'s diagonal).
+    """``q -> M(q) = L(q) L(q)^T``, SPD by construction (``L``'s diagonal is at least ``epsilon``).
 
     Call it with one configuration ``q`` of shape ``(n,)``; :meth:`cholesky` gives ``L``.
     """
@@ -97,34 +136,30 @@ class CholeskyMassNetwork(eqx.Module):
         joint_types: Sequence[str],
         *,
         key: PRNGKeyArray,
-        width: int = 64,
-        depth: int = 2,
-        activation: str = "softplus",
-        init: str = "xavier",
-        shift: float = 0.0,
-        epsilon: float = 1e-2,
-        dtype: str = "float32",
+        width: int,
+        depth: int,
+        activation: Activation,
+        init: Init,
+        shift: float,
+        epsilon: float,
+        precision: Precision,
     ):
-        _check_epsilon(epsilon)
         self.joint_types = tuple(joint_types)
         n = len(self.joint_types)
-        self.shift = float(shift)
-        self.epsilon = float(epsilon)
-        self.net = init_in_dtype(
-            mlp(
-                feature_size(self.joint_types),
-                n * (n + 1) // 2,
-                width,
-                depth,
-                activation,
-                key=key,
-                init=init,
-                dtype=jnp.float32,
-            ),
-            dtype,
+        self.shift, self.epsilon = float(shift), float(epsilon)
+        self.net = network(
+            feature_size(self.joint_types),
+            n * (n + 1) // 2,
+            width,
+            depth,
+            activation,
+            key=key,
+            init=init,
+            precision=precision,
         )
 
     def cholesky(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
+        """``L(q)``, lower triangular with a positive diagonal."""
         n = len(self.joint_types)
         q = q.astype(self.net.layers[0].weight.dtype)
         return cholesky_from_raw(self.net(joint_features(q, self.joint_types)), n, self.shift, self.epsilon)
@@ -145,30 +180,63 @@ class PotentialNetwork(eqx.Module):
         joint_types: Sequence[str],
         *,
         key: PRNGKeyArray,
-        width: int = 64,
-        depth: int = 2,
-        activation: str = "softplus",
-        init: str = "xavier",
-        dtype: str = "float32",
+        width: int,
+        depth: int,
+        activation: Activation,
+        init: Init,
+        precision: Precision,
     ):
         self.joint_types = tuple(joint_types)
-        self.net = init_in_dtype(
-            mlp(
-                feature_size(self.joint_types),
-                "scalar",
-                width,
-                depth,
-                activation,
-                key=key,
-                init=init,
-                dtype=jnp.float32,
-            ),
-            dtype,
+        self.net = network(
+            feature_size(self.joint_types),
+            "scalar",
+            width,
+            depth,
+            activation,
+            key=key,
+            init=init,
+            precision=precision,
         )
 
     def __call__(self, q: Float[Array, " n"]) -> Scalar:
         q = q.astype(self.net.layers[0].weight.dtype)
         return self.net(joint_features(q, self.joint_types))
+
+
+class SeparateDeLaNNetwork(eqx.Module):
+    """Two networks, ``q -> L(q)`` and ``q -> V(q)`` (keys split in two: mass, potential)."""
+
+    mass_net: CholeskyMassNetwork
+    potential_net: PotentialNetwork
+
+    def __init__(self, joint_types: Sequence[str], *, key: PRNGKeyArray, shift, epsilon, **options):
+        k_mass, k_pot = jax.random.split(key)
+        self.mass_net = CholeskyMassNetwork(joint_types, key=k_mass, shift=shift, epsilon=epsilon, **options)
+        self.potential_net = PotentialNetwork(joint_types, key=k_pot, **options)
+
+    @property
+    def shift(self) -> float:
+        return self.mass_net.shift
+
+    @property
+    def epsilon(self) -> float:
+        return self.mass_net.epsilon
+
+    def cholesky(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
+        """``L(q)``."""
+        return self.mass_net.cholesky(q)
+
+    def potential(self, q: Float[Array, " n"]) -> Scalar:
+        """``V(q)``."""
+        return self.potential_net(q)
+
+    def __call__(self, q: Float[Array, " n"]) -> tuple[Float[Array, "n n"], Scalar]:
+        """``(L(q), V(q))``."""
+        return self.cholesky(q), self.potential(q)
+
+    def value_and_jac(self, x_dx: Float[Array, "1+n f"]) -> tuple[Array, Array]:
+        """Raw Cholesky outputs and ``V``, each with its Jacobian rows (see :func:`_mlp_value_and_jac`)."""
+        return _mlp_value_and_jac(self.mass_net.net, x_dx), _mlp_value_and_jac(self.potential_net.net, x_dx)
 
 
 class SharedDeLaNNetwork(eqx.Module):
@@ -186,43 +254,41 @@ class SharedDeLaNNetwork(eqx.Module):
         joint_types: Sequence[str],
         *,
         key: PRNGKeyArray,
-        width: int = 64,
-        depth: int = 2,
-        activation: str = "softplus",
-        init: str = "xavier",
-        shift: float = 0.0,
-        epsilon: float = 1e-2,
-        dtype: str = "float32",
+        width: int,
+        depth: int,
+        activation: Activation,
+        init: Init,
+        shift: float,
+        epsilon: float,
+        precision: Precision,
     ):
-        _check_epsilon(epsilon)
         self.joint_types = tuple(joint_types)
         n = len(self.joint_types)
         self.shift, self.epsilon = float(shift), float(epsilon)
         k_trunk, k_l, k_v = jax.random.split(key, 3)
-        dt = jnp.float32  # drawn in float32, cast below (see init_in_dtype)
+        common = dict(key=k_trunk, init=init, precision=precision)
         # depth hidden layers = depth - 1 hidden-to-hidden maps after the input map;
         # the final activation makes the trunk's output the last hidden layer.
-        self.trunk = mlp(
-            feature_size(self.joint_types),
-            width,
-            width,
-            max(depth - 1, 0),
-            activation,
-            key=k_trunk,
-            init=init,
-            dtype=dt,
+        features = feature_size(self.joint_types)
+        self.trunk = network(
+            features, width, width, max(depth - 1, 0), activation, final_activation=activation, **common
         )
-        self.trunk = eqx.tree_at(lambda m: m.final_activation, self.trunk, _activation(activation))
-        head_l = mlp(width, n * (n + 1) // 2, width, 0, activation, key=k_l, init=init, dtype=dt)
-        head_v = mlp(width, "scalar", width, 0, activation, key=k_v, init=init, dtype=dt)
-        self.cholesky_head, self.potential_head = head_l.layers[0], head_v.layers[0]
-        self.trunk = init_in_dtype(self.trunk, dtype)
-        self.cholesky_head = init_in_dtype(self.cholesky_head, dtype)
-        self.potential_head = init_in_dtype(self.potential_head, dtype)
+        common.update(key=k_l)
+        self.cholesky_head = network(width, n * (n + 1) // 2, width, 0, activation, **common).layers[0]
+        common.update(key=k_v)
+        self.potential_head = network(width, "scalar", width, 0, activation, **common).layers[0]
 
     @property
     def dtype(self):
         return self.trunk.layers[0].weight.dtype
+
+    def cholesky(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
+        """``L(q)``."""
+        return self(q)[0]
+
+    def potential(self, q: Float[Array, " n"]) -> Scalar:
+        """``V(q)``."""
+        return self(q)[1]
 
     def __call__(self, q: Float[Array, " n"]) -> tuple[Float[Array, "n n"], Scalar]:
         """``(L(q), V(q))``."""
@@ -231,55 +297,10 @@ class SharedDeLaNNetwork(eqx.Module):
         L = cholesky_from_raw(self.cholesky_head(h), len(self.joint_types), self.shift, self.epsilon)
         return L, self.potential_head(h)
 
-
-def _inverse_softplus(y: float) -> float:
-    return float(np.log(np.expm1(y)))
-
-
-class LearnedFriction(eqx.Module):
-    """Per-joint friction with positive learned parameters (softplus of raw ones).
-
-    ``kind``: ``"viscous"`` (``d qd``), ``"coulomb"`` (viscous + Coulomb), or
-    ``"stribeck"`` (viscous + Coulomb + Stribeck); see :class:`lagrax.friction.JointFriction`.
-    """
-
-    raw_viscous: Float[Array, " n"]
-    raw_coulomb: Float[Array, " n"]
-    raw_stribeck: Float[Array, " n"]
-    raw_stribeck_velocity: Float[Array, " n"]
-    kind: str = eqx.field(static=True)
-    smoothing: float = eqx.field(static=True)
-
-    def __init__(
-        self,
-        dof: int,
-        kind: str,
-        *,
-        dtype: str = "float32",
-        init_value: float = 0.01,
-        smoothing: float = 1e-2,
-    ):
-        if kind not in FRICTIONS[1:]:
-            raise UnknownNameError.for_name("friction", str(kind), [f for f in FRICTIONS if f])
-        dt = resolve_dtype(dtype)
-        self.kind, self.smoothing = kind, float(smoothing)
-        self.raw_viscous = jnp.full((dof,), _inverse_softplus(init_value), dtype=dt)
-        self.raw_coulomb = jnp.full((dof,), _inverse_softplus(init_value), dtype=dt)
-        self.raw_stribeck = jnp.full((dof,), _inverse_softplus(init_value), dtype=dt)
-        self.raw_stribeck_velocity = jnp.full((dof,), _inverse_softplus(0.1), dtype=dt)
-
-    def joint_friction(self) -> JointFriction:
-        """The current parameters as a :class:`JointFriction` (all >= 0)."""
-        sp = jax.nn.softplus
-        zero = jnp.zeros_like(self.raw_viscous)
-        coulomb = sp(self.raw_coulomb) if self.kind in ("coulomb", "stribeck") else zero
-        stribeck = sp(self.raw_stribeck) if self.kind == "stribeck" else zero
-        # + small floor: the Stribeck velocity divides
-        velocity = sp(self.raw_stribeck_velocity) + 1e-3
-        return JointFriction(sp(self.raw_viscous), coulomb, stribeck, velocity, self.smoothing)
-
-    def __call__(self, qd: Float[Array, " n"]) -> Float[Array, " n"]:
-        return self.joint_friction()(qd.astype(self.raw_viscous.dtype))
+    def value_and_jac(self, x_dx: Float[Array, "1+n f"]) -> tuple[Array, Array]:
+        """Raw Cholesky outputs and ``V``, each with its Jacobian rows (see :func:`_mlp_value_and_jac`)."""
+        h = _mlp_value_and_jac(self.trunk, x_dx)
+        return _linear_value_and_jac(self.cholesky_head, h), _linear_value_and_jac(self.potential_head, h)
 
 
 # ---- the fast path: value and Jacobian through the networks in one pass ---------------------
@@ -354,53 +375,47 @@ def _cholesky_value_and_jac(raw_draw, n: int, shift: float, epsilon: float):
 class DeLaN(StructuredSystem):
     """A Deep Lagrangian Network; used exactly like a ground-truth :class:`StructuredSystem`.
 
-    Exactly one of ``network`` (shared trunk) or the pair ``mass_net``/``potential_net``
-    is set. ``friction_model`` is ``None`` or a :class:`LearnedFriction`.
+    Attributes:
+        network: a :class:`SharedDeLaNNetwork` or a :class:`SeparateDeLaNNetwork`
+            (``spec.shared``); both give ``(L(q), V(q))``.
+        friction_model: :class:`~lagrax.models.friction.NoFriction` or
+            :class:`~lagrax.models.friction.LearnedFriction` (``spec.friction``).
+        spec: the :class:`DeLaNSpec` it was built from (static).
     """
 
-    network: SharedDeLaNNetwork | None
-    mass_net: CholeskyMassNetwork | None
-    potential_net: PotentialNetwork | None
-    friction_model: LearnedFriction | None
-    kind: str = eqx.field(static=True)
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    network: SharedDeLaNNetwork | SeparateDeLaNNetwork
+    friction_model: NoFriction | LearnedFriction
+    spec: DeLaNSpec = eqx.field(static=True)
+
+    @property
+    def kind(self) -> str:
+        """The model kind, ``spec.kind``."""
+        return self.spec.kind
 
     @property
     def dtype(self):
-        net = self.network if self.network is not None else self.mass_net
-        return (
-            net.trunk.layers[0].weight.dtype if self.network is not None else net.net.layers[0].weight.dtype
-        )
+        """The parameters' dtype (``spec.precision``)."""
+        return self.spec.precision.dtype
 
     def cholesky_and_potential(self, q: Float[Array, " n"]) -> tuple[Float[Array, "n n"], Scalar]:
         """``(L(q), V(q))`` for one configuration, in the parameters' dtype."""
-        q = q.astype(self.dtype)
-        if self.network is not None:
-            return self.network(q)
-        return self.mass_net.cholesky(q), self.potential_net(q)
+        return self.network(q.astype(self.dtype))
 
-    # ---- per-sample hooks ---------------------------------------------------------------
-    def mass_matrix(self, q):
-        L = (
-            self.cholesky_and_potential(q)[0]
-            if self.network is not None
-            else self.mass_net.cholesky(q.astype(self.dtype))
-        )
+    # ---- per-sample protocol ------------------------------------------------------------
+    def mass_matrix(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
+        """``M(q) = L(q) L(q)^T``."""
+        L = self.network.cholesky(q.astype(self.dtype))
         return L @ L.T
 
-    def potential_energy(self, q):
-        return (
-            self.cholesky_and_potential(q)[1]
-            if self.network is not None
-            else self.potential_net(q.astype(self.dtype))
-        )
+    def potential_energy(self, q: Float[Array, " n"]) -> Scalar:
+        """``V(q)``."""
+        return self.network.potential(q.astype(self.dtype))
 
-    def friction(self, q, qd):
-        if self.friction_model is None:
-            return jnp.zeros_like(qd, dtype=self.dtype)
+    def friction(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Float[Array, " n"]:
+        """The learned friction force (zero without friction)."""
         return self.friction_model(qd)
 
-    def terms(self, q, qd) -> mechanics.StructuredTerms:
+    def terms(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> mechanics.StructuredTerms:
         """``M``, ``c``, ``g``, ``V`` from one forward-mode pass through the network(s).
 
         Same quantities as :func:`lagrax.mechanics.structured_terms`, but the derivative
@@ -415,18 +430,8 @@ class DeLaN(StructuredSystem):
         """``(L, dL, V, dV)`` with ``dL[k, i, j] = dL_ij / dq_k``: one pass, value and tangents
         together (see :func:`_mlp_value_and_jac`)."""
         n = len(self.info.joint_types)
-        x_dx = _features_value_and_jac(q, self.info.joint_types)
-        if self.network is not None:
-            net = self.network
-            h = _mlp_value_and_jac(net.trunk, x_dx)
-            raw = _linear_value_and_jac(net.cholesky_head, h)
-            v = _linear_value_and_jac(net.potential_head, h)
-            shift, epsilon = net.shift, net.epsilon
-        else:
-            raw = _mlp_value_and_jac(self.mass_net.net, x_dx)
-            v = _mlp_value_and_jac(self.potential_net.net, x_dx)
-            shift, epsilon = self.mass_net.shift, self.mass_net.epsilon
-        L, dL = _cholesky_value_and_jac(raw, n, shift, epsilon)
+        raw, v = self.network.value_and_jac(_features_value_and_jac(q, self.info.joint_types))
+        L, dL = _cholesky_value_and_jac(raw, n, self.network.shift, self.network.epsilon)
         v = v.reshape(-1)  # scalar head: (1 + n, 1) or (1 + n,)
         return L, dL, v[0], v[1:]
 
@@ -446,75 +451,15 @@ class DeLaN(StructuredSystem):
         M = jnp.sum(L[:, None, :] * L[None, :, :], axis=-1)
         return L, mechanics.StructuredTerms(M, Mdot_qd - dT_dq, dV, V)
 
-    def forward_dynamics(self, q, qd, tau):
+    def forward_dynamics(
+        self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
         """As :meth:`StructuredSystem.forward_dynamics`, solving with the network's own
         Cholesky factor ``L`` instead of factorising ``M = L L^T`` again."""
         L, terms = self._cholesky_terms(q, qd)
         rhs = tau.astype(self.dtype) - terms.coriolis - terms.gravity - self.friction(q, qd)
         return cho_solve((L, True), rhs)
 
-    def gravity(self, q):
+    def gravity(self, q: Float[Array, " n"]) -> Float[Array, " n"]:
+        """``g(q) = dV/dq``."""
         return mechanics.value_and_jacfwd(self.potential_energy, q.astype(self.dtype))[1]
-
-
-def make_delan(
-    info: SystemInfo,
-    *,
-    key: PRNGKeyArray,
-    width: int = 64,
-    depth: int = 2,
-    activation: str = "tanh",
-    init: str = "xavier",
-    shared: bool = True,
-    shift: float = 0.0,
-    epsilon: float = 1e-2,
-    friction: str | None = None,
-    dtype: str = "float32",
-) -> DeLaN:
-    """A DeLaN for the system described by ``info``.
-
-    Args:
-        width, depth: hidden units per layer and number of hidden layers.
-        activation: a name in :data:`lagrax.models.nets.ACTIVATIONS` (smooth ones:
-            the dynamics use the network's derivatives).
-        init: ``"xavier"``, ``"orthogonal"`` or ``"default"`` weight initialisation.
-        shared: one trunk with a Cholesky head and a potential head (default), or two
-            networks. The defaults (tanh, shared) measured best on the DeLaN character
-            data: tanh reached 3x lower torque error than softplus for the same steps,
-            and the shared trunk is ~30% cheaper per step at the same accuracy.
-        shift, epsilon: diagonal of ``L`` is ``softplus(raw + shift) + epsilon``.
-        friction: ``None``, ``"viscous"``, ``"coulomb"`` or ``"stribeck"`` (learned, >= 0).
-        dtype: ``"float32"`` or ``"float64"`` parameters (inputs are cast to it).
-    """
-    if friction not in FRICTIONS:
-        raise UnknownNameError.for_name("friction", str(friction), [str(f) for f in FRICTIONS])
-    hyper = dict(
-        width=int(width),
-        depth=int(depth),
-        activation=activation,
-        init=init,
-        shared=bool(shared),
-        shift=float(shift),
-        epsilon=float(epsilon),
-        friction=friction,
-        dtype=dtype,
-    )
-    common = dict(width=width, depth=depth, activation=activation, init=init, dtype=dtype)
-    k_mass, k_pot = jax.random.split(key)
-    if shared:
-        network = SharedDeLaNNetwork(info.joint_types, key=key, shift=shift, epsilon=epsilon, **common)
-        mass_net = potential_net = None
-    else:
-        network = None
-        mass_net = CholeskyMassNetwork(info.joint_types, key=k_mass, shift=shift, epsilon=epsilon, **common)
-        potential_net = PotentialNetwork(info.joint_types, key=k_pot, **common)
-    friction_model = None if friction is None else LearnedFriction(info.dof, friction, dtype=dtype)
-    return DeLaN(
-        info=info,
-        network=network,
-        mass_net=mass_net,
-        potential_net=potential_net,
-        friction_model=friction_model,
-        kind="delan",
-        hyperparameters=tuple(hyper.items()),
-    )

@@ -4,14 +4,14 @@
   ``q`` enter as ``cos q, sin q``). Its canonical equations
   ``qdot = dH/dp, pdot = -dH/dq + tau`` are :meth:`HNN.canonical_time_derivative`, the thing
   it is trained on. To be used like any other system from ``(q, qd)`` it needs the
-  momentum ``p``; the ``momentum`` option says where it comes from:
+  momentum ``p``; the spec's ``momentum`` (a :class:`Momentum`) says where it comes from:
 
-  - ``"velocity"``: ``p := qd``, the common shortcut when a dataset has no momenta.
+  - ``VELOCITY``: ``p := qd``, the common shortcut when a dataset has no momenta.
     Forward dynamics is then ``qdd = pdot = -dH/dq + tau``. It is only right when
     ``qd`` *is* the canonical momentum (unit mass matrix); the LNN paper's
     relativistic particle (Cranmer et al. 2020, sec. 5) is the documented failure of
     an HNN fed this non-canonical ``p``, and lagrax keeps the option to reproduce it.
-  - ``"canonical"``: ``p`` is the true momentum (the dataset's ``p`` field). The map
+  - ``CANONICAL``: ``p`` is the true momentum (the dataset's ``p`` field). The map
     ``qd -> p`` is only implicit in a black-box H (``qd = dH/dp(q, p)``), so lagrax
     solves it with a fixed number of Newton steps using the Hessian ``d^2H/dp^2``
     (starting from ``p = 0``; exact after one step for a ``H`` quadratic in ``p``),
@@ -37,14 +37,22 @@
 
 :func:`lagrax.rollout.simulate_canonical` integrates either model in canonical
 coordinates ``(q, p)``, along which an HNN conserves its own ``H`` (with ``tau = 0``).
+**The specs.** :class:`HNNSpec` (width, depth, activation, initialisation, precision,
+momentum, Newton steps; softplus and equinox's default initialisation by default) and
+:class:`StructuredHNNSpec` (as DeLaN's networks: width, depth, activation, Xavier
+initialisation, shift, epsilon, precision) hold the hyper-parameters;
+``spec.build(info, key=key)`` draws the weights and the model keeps the spec as
+``model.spec``.
+
 This module does not train (see the training module) and has no friction model for
 the black-box HNN (the canonical form of Greydanus et al. is conservative + input).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -52,23 +60,107 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from ..errors import ShapeError, UnknownNameError
+from ..options import Activation, Init, Option, Precision
 from ..systems.base import LAGRANGIAN_QUANTITIES, StructuredSystem, System, SystemInfo
-from .delan import CholeskyMassNetwork, PotentialNetwork, resolve_dtype
-from .nets import feature_size, joint_features, mlp
+from .delan import CholeskyMassNetwork, PotentialNetwork
+from .nets import feature_size, joint_features, network
+from .spec import ModelSpec, check_at_least, check_positive
 
-MOMENTA = ("velocity", "canonical")
+
+class Momentum(Option):
+    """Where a black-box HNN's momentum comes from: ``p := qd``, or solved from ``qd = dH/dp``."""
+
+    VELOCITY = "velocity"
+    CANONICAL = "canonical"
+
+    @classmethod
+    def label(cls) -> str:
+        return "HNN momentum option"
 
 
-def with_param_dtype(module, dtype: str):
-    """``module`` with every floating-point array cast to ``dtype``.
+@dataclasses.dataclass(frozen=True)
+class HNNSpec(ModelSpec):
+    """The hyper-parameters of a black-box :class:`HNN`.
 
-    Factories initialise in float32 and cast, because random draws in float64 are
-    different numbers: this way a float32 and a float64 model built with one key
-    agree to float32 precision.
+    Attributes:
+        width, depth, activation, init: the network ``[features(q), p] -> H`` (a smooth
+            activation: the dynamics are its derivatives).
+        precision: parameter dtype; inputs are cast to it.
+        momentum: ``VELOCITY`` (``p = qd``) or ``CANONICAL`` (``p`` from the data;
+            ``p(q, qd)`` solved by ``newton_steps`` Newton iterations when needed).
+        newton_steps: Newton iterations of the canonical momentum, >= 1.
     """
-    target = resolve_dtype(dtype)
-    return jax.tree_util.tree_map(lambda x: x.astype(target) if eqx.is_inexact_array(x) else x, module)
+
+    kind: ClassVar[str] = "hnn"
+
+    width: int = 64
+    depth: int = 2
+    activation: Activation = Activation.SOFTPLUS
+    init: Init = Init.DEFAULT
+    precision: Precision = Precision.FLOAT32
+    momentum: Momentum = Momentum.VELOCITY
+    newton_steps: int = 8
+
+    def validate(self) -> None:
+        check_at_least(self, "width", 1)
+        check_at_least(self, "depth", 0)
+        check_at_least(self, "newton_steps", 1)
+
+    def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "HNN":
+        """A black-box HNN for the system described by ``info``, weights drawn from ``key``."""
+        net = network(
+            feature_size(info.joint_types) + info.dof,
+            "scalar",
+            self.width,
+            self.depth,
+            self.activation,
+            key=key,
+            init=self.init,
+            precision=self.precision,
+        )
+        return HNN(info=info, net=net, spec=self)
+
+
+@dataclasses.dataclass(frozen=True)
+class StructuredHNNSpec(ModelSpec):
+    """The hyper-parameters of a :class:`StructuredHNN` (DeLaN's separate networks).
+
+    Attributes:
+        width, depth, activation, init: of the mass and the potential network.
+        shift, epsilon: the diagonal of the Cholesky factor is ``softplus(raw + shift) + epsilon``.
+        precision: parameter dtype; inputs are cast to it.
+    """
+
+    kind: ClassVar[str] = "hnn_structured"
+
+    width: int = 64
+    depth: int = 2
+    activation: Activation = Activation.SOFTPLUS
+    init: Init = Init.XAVIER
+    shift: float = 0.0
+    epsilon: float = 1e-2
+    precision: Precision = Precision.FLOAT32
+
+    def validate(self) -> None:
+        check_at_least(self, "width", 1)
+        check_at_least(self, "depth", 0)
+        check_positive(self, "epsilon")
+
+    def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "StructuredHNN":
+        """A structured HNN for the system described by ``info``, weights drawn from ``key``."""
+        common = dict(
+            width=self.width,
+            depth=self.depth,
+            activation=self.activation,
+            init=self.init,
+            precision=self.precision,
+        )
+        k_mass, k_pot = jax.random.split(key)
+        mass = CholeskyMassNetwork(
+            info.joint_types, key=k_mass, shift=self.shift, epsilon=self.epsilon, **common
+        )
+        potential = PotentialNetwork(info.joint_types, key=k_pot, **common)
+        return StructuredHNN(info=info, mass_net=mass, potential_net=potential, spec=self)
 
 
 NEWTON_MESSAGE = (
@@ -84,17 +176,12 @@ class HNN(System):
     Attributes:
         net: ``[features(q), p] -> H``; any callable on that vector works (tests put a
             closed-form Hamiltonian here).
-        momentum: ``"velocity"`` (``p = qd``) or ``"canonical"`` (``p`` solved from ``qd``).
-        newton_steps: Newton iterations for ``p(q, qd)`` when canonical.
-        dtype: parameter dtype name; inputs are cast to it.
+        spec: the :class:`HNNSpec` it was built from (static): momentum mode, Newton
+            steps and the precision inputs are cast to.
     """
 
     net: Callable
-    kind: str = eqx.field(static=True, default="hnn")
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
-    momentum_mode: str = eqx.field(static=True, default="velocity")
-    newton_steps: int = eqx.field(static=True, default=8)
-    dtype: str = eqx.field(static=True, default="float32")
+    spec: HNNSpec = eqx.field(static=True)
 
     PROVIDES: ClassVar[frozenset[str]] = frozenset(
         {
@@ -114,6 +201,11 @@ class HNN(System):
         {"inverse_dynamics", "momentum", "energy", "energy_rate"}
     )
 
+    @property
+    def kind(self) -> str:
+        """The model kind, ``spec.kind``."""
+        return self.spec.kind
+
     def not_provided_reason(self) -> str:
         return (
             "an HNN learns one black-box Hamiltonian H(q, p), which does not separate into a "
@@ -122,14 +214,21 @@ class HNN(System):
 
     # ---- the Hamiltonian and its canonical flow -----------------------------------------
     def _cast(self, *xs):
-        dt = resolve_dtype(self.dtype)
-        return tuple(x.astype(dt) for x in xs)
+        return tuple(x.astype(self.spec.precision.dtype) for x in xs)
+
+    @property
+    def _velocity_momentum(self) -> bool:
+        return self.spec.momentum is Momentum.VELOCITY
 
     def hamiltonian(self, q: Float[Array, " n"], p: Float[Array, " n"]) -> Scalar:
+        """``H(q, p)``, the network's output."""
         q, p = self._cast(q, p)
         return self.net(jnp.concatenate([joint_features(q, self.info.joint_types), p]))
 
-    def canonical_time_derivative(self, q, p, tau) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    def canonical_time_derivative(
+        self, q: Float[Array, " n"], p: Float[Array, " n"], tau: Float[Array, " n"]
+    ) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+        """``(qdot, pdot) = (dH/dp, -dH/dq + tau)``."""
         # Greydanus et al. 2019, eq. 2 (plus the generalised input force tau)
         out = jnp.result_type(q, p, tau)
         q, p, tau = self._cast(q, p, tau)
@@ -152,46 +251,51 @@ class HNN(System):
             H_pp = jax.jacfwd(grad_p, argnums=1)(q, p)
             return p - jnp.linalg.solve(H_pp, grad_p(q, p) - qd)
 
-        p = jax.lax.fori_loop(0, self.newton_steps, step, jnp.zeros_like(qd))
+        p = jax.lax.fori_loop(0, self.spec.newton_steps, step, jnp.zeros_like(qd))
         residual = jnp.linalg.norm(grad_p(q, p) - qd)
         tol = jnp.sqrt(jnp.finfo(qd.dtype).eps) * (1.0 + jnp.linalg.norm(qd))
         failed = ~(residual <= tol) | ~jnp.all(jnp.isfinite(p))
         return p, failed
 
-    def momentum(self, q, qd):
+    def momentum(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Float[Array, " n"]:
         """``p``: ``qd`` itself (velocity) or the solution of ``dH/dp(q, p) = qd`` (canonical;
         NaN where the Newton solve fails)."""
         out = jnp.result_type(q, qd)
         q, qd = self._cast(q, qd)
-        if self.momentum_mode == "velocity":
+        if self._velocity_momentum:
             return qd.astype(out)
         p, failed = self._canonical_momentum(q, qd)
         return jnp.where(failed, jnp.nan, p).astype(out)
 
     # ---- dynamics and energy from (q, qd) ------------------------------------------------
-    def forward_dynamics(self, q, qd, tau):
+    def forward_dynamics(
+        self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
         """``qdd``: ``pdot`` with ``p = qd`` (velocity), or ``d/dt dH/dp`` with ``p`` solved
         (canonical; NaN where the Newton solve fails)."""
         out = jnp.result_type(q, qd, tau)
         q, qd, tau = self._cast(q, qd, tau)
-        if self.momentum_mode == "velocity":
+        if self._velocity_momentum:
             return self.canonical_time_derivative(q, qd, tau)[1].astype(out)
         p, failed = self._canonical_momentum(q, qd)
         dH_dq, _, H_pq, H_pp = self._hessians(q, p)
         qdd = H_pq @ qd + H_pp @ (tau - dH_dq)  # d/dt dH/dp along the canonical flow
         return jnp.where(failed, jnp.nan, qdd).astype(out)
 
-    def inverse_dynamics(self, q, qd, qdd):
+    def inverse_dynamics(
+        self, q: Float[Array, " n"], qd: Float[Array, " n"], qdd: Float[Array, " n"]
+    ) -> Float[Array, " n"]:
+        """``tau`` that gives ``qdd`` (NaN where the canonical Newton solve fails)."""
         out = jnp.result_type(q, qd, qdd)
         q, qd, qdd = self._cast(q, qd, qdd)
-        if self.momentum_mode == "velocity":
+        if self._velocity_momentum:
             return (qdd + jax.grad(self.hamiltonian, argnums=0)(q, qd)).astype(out)
         p, failed = self._canonical_momentum(q, qd)
         dH_dq, _, H_pq, H_pp = self._hessians(q, p)
         pdot = jnp.linalg.solve(H_pp, qdd - H_pq @ qd)
         return jnp.where(failed, jnp.nan, pdot + dH_dq).astype(out)
 
-    def energy(self, q, qd):
+    def energy(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Scalar:
         """``H(q, p(q, qd))``."""
         return self.hamiltonian(q, self.momentum(q, qd)).astype(jnp.result_type(q, qd))
 
@@ -207,25 +311,36 @@ class StructuredHNN(StructuredSystem):
 
     mass_net: CholeskyMassNetwork
     potential_net: PotentialNetwork
-    kind: str = eqx.field(static=True, default="hnn_structured")
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
+    spec: StructuredHNNSpec = eqx.field(static=True)
+
+    @property
+    def kind(self) -> str:
+        """The model kind, ``spec.kind``."""
+        return self.spec.kind
 
     @property
     def dtype(self):
-        return self.mass_net.net.layers[0].weight.dtype
+        """The parameters' dtype (``spec.precision``)."""
+        return self.spec.precision.dtype
 
-    def mass_matrix(self, q):
+    def mass_matrix(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
+        """``M(q) = L(q) L(q)^T``."""
         return self.mass_net(q.astype(self.dtype))
 
-    def potential_energy(self, q):
+    def potential_energy(self, q: Float[Array, " n"]) -> Scalar:
+        """``V(q)``."""
         return self.potential_net(q.astype(self.dtype))
 
-    def hamiltonian(self, q, p) -> Scalar:
+    def hamiltonian(self, q: Float[Array, " n"], p: Float[Array, " n"]) -> Scalar:
+        """``H(q, p) = 1/2 p^T M(q)^-1 p + V(q)``."""
         q, p = q.astype(self.dtype), p.astype(self.dtype)
         chol = self.mass_net.cholesky(q)
         return 0.5 * p @ cho_solve((chol, True), p) + self.potential_net(q)
 
-    def canonical_time_derivative(self, q, p, tau):
+    def canonical_time_derivative(
+        self, q: Float[Array, " n"], p: Float[Array, " n"], tau: Float[Array, " n"]
+    ) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+        """``(qdot, pdot) = (M^-1 p, -dH/dq + tau - friction)``."""
         out = jnp.result_type(q, p, tau)
         q, p, tau = (x.astype(self.dtype) for x in (q, p, tau))
         qdot = cho_solve((self.mass_net.cholesky(q), True), p)  # dH/dp = M^-1 p
@@ -234,97 +349,3 @@ class StructuredHNN(StructuredSystem):
         dV_dq = jax.grad(self.potential_net)(q)
         pdot = dT_dq - dV_dq + tau - self.friction(q, qdot)
         return qdot.astype(out), pdot.astype(out)
-
-
-def make_hnn(
-    info: SystemInfo,
-    *,
-    key: PRNGKeyArray,
-    width: int = 64,
-    depth: int = 2,
-    activation: str = "softplus",
-    init: str = "default",
-    dtype: str = "float32",
-    momentum: str = "velocity",
-    newton_steps: int = 8,
-) -> HNN:
-    """A black-box HNN for the system described by ``info``.
-
-    Args:
-        width, depth, activation, init: the network ``[features(q), p] -> H``
-            (a smooth activation: the dynamics are its derivatives).
-        dtype: ``"float32"`` or ``"float64"`` parameters.
-        momentum: ``"velocity"`` (``p = qd``) or ``"canonical"`` (``p`` from the data;
-            ``p(q, qd)`` solved by ``newton_steps`` Newton iterations when needed).
-    """
-    if momentum not in MOMENTA:
-        raise UnknownNameError.for_name("HNN momentum option", momentum, MOMENTA)
-    if int(newton_steps) < 1:
-        raise ShapeError(f"newton_steps must be >= 1, got {newton_steps}")
-    net = mlp(
-        feature_size(info.joint_types) + info.dof,
-        "scalar",
-        width,
-        depth,
-        activation,
-        key=key,
-        init=init,
-        dtype=jnp.float32,
-    )
-    resolve_dtype(dtype)  # an unknown name fails here, before anything is built
-    hyper = dict(
-        width=int(width),
-        depth=int(depth),
-        activation=activation,
-        init=init,
-        dtype=dtype,
-        momentum=momentum,
-        newton_steps=int(newton_steps),
-    )
-    return HNN(
-        info=info,
-        net=with_param_dtype(net, dtype),
-        kind="hnn",
-        hyperparameters=tuple(hyper.items()),
-        momentum_mode=momentum,
-        newton_steps=int(newton_steps),
-        dtype=dtype,
-    )
-
-
-def make_structured_hnn(
-    info: SystemInfo,
-    *,
-    key: PRNGKeyArray,
-    width: int = 64,
-    depth: int = 2,
-    activation: str = "softplus",
-    init: str = "xavier",
-    shift: float = 0.0,
-    epsilon: float = 1e-2,
-    dtype: str = "float32",
-) -> StructuredHNN:
-    """A structured HNN (``M = L L^T`` and ``V`` networks as in DeLaN) for ``info``.
-
-    ``shift``, ``epsilon``: the diagonal of the Cholesky factor is ``softplus(raw + shift) + epsilon``.
-    """
-    hyper = dict(
-        width=int(width),
-        depth=int(depth),
-        activation=activation,
-        init=init,
-        shift=float(shift),
-        epsilon=float(epsilon),
-        dtype=dtype,
-    )
-    resolve_dtype(dtype)
-    common = dict(width=width, depth=depth, activation=activation, init=init, dtype="float32")
-    k_mass, k_pot = jax.random.split(key)
-    model = StructuredHNN(
-        info=info,
-        mass_net=CholeskyMassNetwork(info.joint_types, key=k_mass, shift=shift, epsilon=epsilon, **common),
-        potential_net=PotentialNetwork(info.joint_types, key=k_pot, **common),
-        kind="hnn_structured",
-        hyperparameters=tuple(hyper.items()),
-    )
-    return with_param_dtype(model, dtype)

@@ -2,12 +2,13 @@
 
 * ``model.eqx``: the array leaves (``eqx.tree_serialise_leaves``);
 * ``model.json``: what is needed to rebuild the skeleton the leaves go into,
-  ``{"kind", "hyperparameters", "system", "lagrax_version"}``, so that
-  ``make_model(kind, SystemInfo.from_json(system), key=PRNGKey(0), **hyperparameters)``
-  followed by ``eqx.tree_deserialise_leaves`` gives the model back.
+  ``{"kind", "spec", "system", "lagrax_version"}`` with ``spec = model.spec.to_json()``,
+  so that ``Spec.from_json(spec).build(SystemInfo.from_json(system), key=PRNGKey(0))``
+  followed by ``eqx.tree_deserialise_leaves`` gives the model back. Reading the spec
+  is strict: an unknown or a missing field is an error naming it, never a default.
 
-This works for every model that follows the convention of :mod:`lagrax.models`
-(static fields ``kind`` and ``hyperparameters``). Each file is written to a temporary
+This works for every model of :mod:`lagrax.models` (a static field ``spec``, a
+:class:`~lagrax.models.spec.ModelSpec`). Each file is written to a temporary
 file in the same folder and renamed into place, the JSON last, so a crash never
 leaves a half-written file, and an existing model is only overwritten with ``force``.
 
@@ -17,45 +18,31 @@ its run directory's other files).
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from pathlib import Path
-from typing import Any
 
 import equinox as eqx
 import jax
 
-from ..fileio import atomic_write
 from ..errors import FileExistsLagraxError, LagraxError, ShapeError
+from ..fileio import atomic_write
+from ..options import Precision
 from ..systems.base import System, SystemInfo
-from . import MODELS, make_model
+from . import MODELS, spec_class
+from .spec import ModelSpec
 
 MODEL_FILE = "model.eqx"
 META_FILE = "model.json"
+META_KEYS = ("kind", "spec", "system")
 
 
 def _version() -> str:
-    from .. import __version__
-
-    return __version__
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, (tuple, list)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if hasattr(x, "item") and getattr(x, "ndim", None) == 0:
-        return x.item()
-    return x
-
-
-def _frozen(x: Any) -> Any:
-    # JSON has lists where the model had tuples; static fields must hash as before.
-    if isinstance(x, list):
-        return tuple(_frozen(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _frozen(v) for k, v in x.items()}
-    return x
+    """The installed lagrax version (without importing the package root), or ``"unknown"``."""
+    try:
+        return importlib.metadata.version("lagrax")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def save_model(model: System, run_dir, *, force: bool = False) -> Path:
@@ -64,12 +51,11 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
     Raises :class:`~lagrax.errors.FileExistsLagraxError` if a model is already saved
     there and ``force`` is false.
     """
-    kind = getattr(model, "kind", None)
-    hyperparameters = getattr(model, "hyperparameters", None)
-    if kind not in MODELS or hyperparameters is None:
+    spec = getattr(model, "spec", None)  # the JSON edge: only a lagrax model has a spec
+    if not isinstance(spec, ModelSpec) or spec.kind not in MODELS:
         raise LagraxError(
-            f"cannot save a {type(model).__name__}: only lagrax models (with static fields "
-            f"'kind' in {sorted(MODELS)} and 'hyperparameters') can be saved"
+            f"cannot save a {type(model).__name__}: only lagrax models (with a static field "
+            f"'spec', a ModelSpec of a kind in {sorted(MODELS)}) can be saved"
         )
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
@@ -80,12 +66,12 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
                 f"{run_dir / name} exists; refusing to overwrite the saved model (use --force / force=True)"
             )
     meta = {
-        "kind": kind,
-        "hyperparameters": {k: _jsonable(v) for k, v in hyperparameters},
+        "kind": spec.kind,
+        "spec": spec.to_json(),
         "system": model.info.to_json(),
         "lagrax_version": _version(),
     }
-    text = json.dumps(meta, indent=2, default=_jsonable).encode()  # fails before anything is written
+    text = json.dumps(meta, indent=2).encode()  # fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
     atomic_write(run_dir / META_FILE, lambda f: f.write(text))
@@ -105,22 +91,42 @@ def _resolve_dir(run_dir) -> Path:
 
 
 def read_model_metadata(run_dir) -> dict:
-    """The parsed ``model.json`` of a run directory (kind, hyperparameters, system, version)."""
+    """The parsed ``model.json`` of a run directory (kind, spec, system, version)."""
     path = _resolve_dir(run_dir) / META_FILE
     try:
         meta = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise LagraxError(f"{path} is not valid JSON ({e}); the saved model is corrupt") from None
-    missing = [
-        k for k in ("kind", "hyperparameters", "system") if not isinstance(meta, dict) or k not in meta
-    ]
+    missing = [k for k in META_KEYS if not isinstance(meta, dict) or k not in meta]
     if missing:
         raise LagraxError(f"{path} lacks {', '.join(missing)}; the saved model is corrupt")
     return meta
 
 
+def read_spec(meta: dict, where: str = META_FILE) -> ModelSpec:
+    """The :class:`~lagrax.models.spec.ModelSpec` of a parsed ``model.json`` (strict)."""
+    kind = meta["kind"]
+    if kind not in MODELS:
+        raise LagraxError(f"{where}: unknown model kind {kind!r} (known: {', '.join(sorted(MODELS))})")
+    try:
+        return spec_class(kind).from_json(meta["spec"])
+    except LagraxError as e:
+        raise type(e)(f"{where}: invalid {kind} spec: {e}") from None
+
+
 def _describe(info: SystemInfo) -> str:
     return f"{info.name!r} ({info.dof} DoF: {', '.join(info.joint_types)})"
+
+
+def _check_system(path: Path, info: SystemInfo, system: SystemInfo | System) -> None:
+    other = system if isinstance(system, SystemInfo) else getattr(system, "info", None)
+    if not isinstance(other, SystemInfo):
+        raise LagraxError(f"load_model: system must be a SystemInfo or a System, got {type(system).__name__}")
+    if other.dof != info.dof or tuple(other.joint_types) != tuple(info.joint_types):
+        raise ShapeError(
+            f"the model in {path} was trained for {_describe(info)}, "
+            f"which does not match the requested system {_describe(other)}"
+        )
 
 
 def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
@@ -128,7 +134,8 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
 
     If ``system`` (a :class:`SystemInfo` or a :class:`System`) is given, the saved model
     must have the same number of joints and joint types, else
-    :class:`~lagrax.errors.ShapeError` names both.
+    :class:`~lagrax.errors.ShapeError` names both. An unknown or missing field of the
+    saved spec is a :class:`~lagrax.errors.LagraxError` naming it.
     """
     path = _resolve_dir(run_dir)
     meta = read_model_metadata(path)
@@ -137,32 +144,18 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
     except (TypeError, ValueError) as e:
         raise LagraxError(f"{path / META_FILE}: invalid system metadata ({e})") from None
     if system is not None:
-        other = system if isinstance(system, SystemInfo) else getattr(system, "info", None)
-        if not isinstance(other, SystemInfo):
-            raise LagraxError(
-                f"load_model: system must be a SystemInfo or a System, got {type(system).__name__}"
-            )
-        if other.dof != info.dof or tuple(other.joint_types) != tuple(info.joint_types):
-            raise ShapeError(
-                f"the model in {path} was trained for {_describe(info)}, "
-                f"which does not match the requested system {_describe(other)}"
-            )
-    kind = meta["kind"]
-    if kind not in MODELS:
-        raise LagraxError(
-            f"{path / META_FILE}: unknown model kind {kind!r} (known: {', '.join(sorted(MODELS))})"
-        )
-    hyperparameters = {k: _frozen(v) for k, v in dict(meta["hyperparameters"]).items()}
-    if hyperparameters.get("dtype") == "float64" and not jax.config.jax_enable_x64:
+        _check_system(path, info, system)
+    spec = read_spec(meta, str(path / META_FILE))
+    if spec.precision is Precision.FLOAT64 and not jax.config.jax_enable_x64:
         raise LagraxError(
             f"the model in {path} has float64 parameters; enable them first with "
             "jax.config.update('jax_enable_x64', True)"
         )
-    skeleton = make_model(kind, info, key=jax.random.PRNGKey(0), **hyperparameters)
+    skeleton = spec.build(info, key=jax.random.PRNGKey(0))
     try:
         return eqx.tree_deserialise_leaves(path / MODEL_FILE, skeleton)
     except Exception as e:  # numpy/equinox raise assorted types for truncated or mismatched files
         raise LagraxError(
-            f"{path / MODEL_FILE} could not be read into a {kind} model ({type(e).__name__}: {e}); "
+            f"{path / MODEL_FILE} could not be read into a {spec.kind} model ({type(e).__name__}: {e}); "
             "the file is corrupt or does not belong to this model.json"
         ) from None

@@ -20,15 +20,21 @@ keeps two paths apart:
   Euler-Lagrange equation, the model's actual dynamics, and raise
   :class:`~lagrax.errors.SingularHessianError` where the accelerations are undefined;
 * training calls ``solve_forward_dynamics(q, qd, tau, regularization)``, which
-  adds Tikhonov ``lambda I`` to the Hessian with ``lambda = max(model.regularization,
-  regularization)`` and returns a singular flag instead of raising, so one bad sample
-  neither stops a jitted training scan nor sends its gradient to infinity.
+  adds Tikhonov ``lambda I`` to the Hessian and returns a singular flag instead of
+  raising, so one bad sample neither stops a jitted training scan nor sends its
+  gradient to infinity. The training configuration owns ``lambda``
+  (``TrainConfig.regularization``); the model has no regularisation of its own.
 
-``regularization`` defaults to ``1e-6``: in float32 a Hessian whose reciprocal
+The training default ``lambda = 1e-6``: in float32 a Hessian whose reciprocal
 condition number is below ``n * eps ~ 1e-7 n`` is numerically singular anyway, and
 on the O(1) Hessians of normalised mechanical data the shift changes accelerations by
 ~1e-6 relative, below float32 training noise. :meth:`LNN.singular_count` reports how
-many samples of a batch were singular or changed noticeably by the regularisation.
+many samples of a batch were singular or changed noticeably by a regularisation.
+
+**The spec.** :class:`LNNSpec` holds the hyper-parameters (width, depth, activation,
+initialisation, friction, precision; softplus and the paper's initialisation by
+default); ``LNNSpec(...).build(info, key=key)`` draws the weights, and the model keeps
+the spec as ``model.spec``.
 
 Not here: training loops, losses (``lagrax.training``), and any special treatment of
 ``q mod 2 pi`` (the angle features make the model periodic).
@@ -36,8 +42,9 @@ Not here: training loops, losses (``lagrax.training``), and any special treatmen
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import ClassVar
 
 import equinox as eqx
 import jax
@@ -45,10 +52,52 @@ import jax.numpy as jnp
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Scalar
 
 from .. import mechanics
-from ..errors import LagraxError, UnknownNameError
+from ..options import Activation, FrictionKind, Init, Precision
 from ..systems.base import LagrangianSystem, SystemInfo
-from .delan import FRICTIONS, LearnedFriction, init_in_dtype, resolve_dtype
-from .nets import feature_size, joint_features, mlp
+from .friction import LearnedFriction, NoFriction, learned_friction
+from .nets import feature_size, joint_features, network
+from .spec import ModelSpec, check_at_least
+
+
+@dataclasses.dataclass(frozen=True)
+class LNNSpec(ModelSpec):
+    """The hyper-parameters of an :class:`LNN`.
+
+    Attributes:
+        width, depth: hidden units per layer and number of hidden layers.
+        activation: a smooth activation (the dynamics use second derivatives of the
+            network, so ``RELU`` gives a zero Hessian); softplus as in the paper.
+        init: ``LNN`` (Cranmer et al. 2020, Appendix), ``XAVIER``, ``ORTHOGONAL`` or ``DEFAULT``.
+        friction: learned joint friction (``NONE``, ``VISCOUS``, ``COULOMB``, ``STRIBECK``).
+        precision: parameter dtype; inputs are cast to it.
+    """
+
+    kind: ClassVar[str] = "lnn"
+
+    width: int = 64
+    depth: int = 2
+    activation: Activation = Activation.SOFTPLUS
+    init: Init = Init.LNN
+    friction: FrictionKind = FrictionKind.NONE
+    precision: Precision = Precision.FLOAT32
+
+    def validate(self) -> None:
+        check_at_least(self, "width", 1)
+        check_at_least(self, "depth", 0)
+
+    def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "LNN":
+        """An LNN for the system described by ``info``, weights drawn from ``key``."""
+        lagrangian = LagrangianMLP(
+            info.joint_types,
+            key=key,
+            width=self.width,
+            depth=self.depth,
+            activation=self.activation,
+            init=self.init,
+            precision=self.precision,
+        )
+        friction = learned_friction(self.friction, info.dof, self.precision)
+        return LNN(info=info, network=lagrangian, friction_model=friction, spec=self)
 
 
 class LagrangianMLP(eqx.Module):
@@ -62,16 +111,17 @@ class LagrangianMLP(eqx.Module):
         joint_types: Sequence[str],
         *,
         key: PRNGKeyArray,
-        width: int = 64,
-        depth: int = 2,
-        activation: str = "softplus",
-        init: str = "lnn",
-        dtype: str = "float32",
+        width: int,
+        depth: int,
+        activation: Activation,
+        init: Init,
+        precision: Precision,
     ):
         self.joint_types = tuple(joint_types)
         in_size = feature_size(self.joint_types) + len(self.joint_types)
-        net = mlp(in_size, "scalar", width, depth, activation, key=key, init=init, dtype=jnp.float32)
-        self.net = init_in_dtype(net, dtype)
+        self.net = network(
+            in_size, "scalar", width, depth, activation, key=key, init=init, precision=precision
+        )
 
     def __call__(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Scalar:
         return self.net(jnp.concatenate([joint_features(q, self.joint_types), qd]))
@@ -82,39 +132,52 @@ class LNN(LagrangianSystem):
 
     Attributes:
         network: any callable ``(q, qd) -> scalar`` (a :class:`LagrangianMLP` when built
-            by :func:`make_lnn`).
-        friction_model: ``None`` or a :class:`~lagrax.models.delan.LearnedFriction`.
-        regularization: Tikhonov ``lambda`` of the training solve (see module docstring).
-        dtype: ``"float32"`` or ``"float64"``; inputs are cast to it.
+            from an :class:`LNNSpec`).
+        friction_model: :class:`~lagrax.models.friction.NoFriction` or
+            :class:`~lagrax.models.friction.LearnedFriction` (``spec.friction``).
+        spec: the :class:`LNNSpec` it was built from (static); inputs are cast to
+            ``spec.precision``.
     """
 
     network: Callable
-    friction_model: LearnedFriction | None
-    regularization: float = eqx.field(static=True)
-    dtype: str = eqx.field(static=True)
-    kind: str = eqx.field(static=True)
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True)
+    friction_model: NoFriction | LearnedFriction
+    spec: LNNSpec = eqx.field(static=True)
 
-    def lagrangian(self, q, qd):
-        dt = resolve_dtype(self.dtype)
-        return self.network(q.astype(dt), qd.astype(dt))
-
-    def friction(self, q, qd):
-        if self.friction_model is None:
-            return jnp.zeros_like(qd, dtype=resolve_dtype(self.dtype))
-        return self.friction_model(qd)
+    @property
+    def kind(self) -> str:
+        """The model kind, ``spec.kind``."""
+        return self.spec.kind
 
     def _cast(self, *xs):
-        dt = resolve_dtype(self.dtype)
-        return [x.astype(dt) for x in xs]
+        return [x.astype(self.spec.precision.dtype) for x in xs]
 
-    def solve_forward_dynamics(self, q, qd, tau, regularization=0.0) -> mechanics.SolveResult:
+    def lagrangian(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Scalar:
+        """``L(q, qd)``, the network's output."""
+        q, qd = self._cast(q, qd)
+        return self.network(q, qd)
+
+    def friction(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Float[Array, " n"]:
+        """The learned friction force (zero without friction)."""
+        return self.friction_model(qd)
+
+    def solve_forward_dynamics(
+        self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"], regularization=0.0
+    ) -> mechanics.SolveResult:
         """Accelerations and a singular flag, solving with ``H + regularization * I`` (in the
         parameters' dtype). Training passes its Tikhonov ``lambda`` here (see the module docstring)."""
         q, qd, tau = self._cast(q, qd, tau)
         return super().solve_forward_dynamics(q, qd, tau, regularization)
 
-    def _singular_or_regularised(self, q, qd, tau, regularization, tolerance) -> Bool[Array, ""]:
+    def singular_or_regularised(
+        self,
+        q: Float[Array, " n"],
+        qd: Float[Array, " n"],
+        tau: Float[Array, " n"],
+        regularization: float = 1e-6,
+        tolerance: float = 1e-3,
+    ) -> Bool[Array, ""]:
+        """Per sample: is the Hessian singular, or do the accelerations change by more than
+        ``tolerance`` (relative, in norm) under Tikhonov ``regularization``?"""
         q, qd, tau = self._cast(q, qd, tau)
         terms, friction = self.terms(q, qd), self.friction(q, qd)
         exact, singular = mechanics.general_forward_dynamics(terms, tau, friction, 0.0)
@@ -135,59 +198,6 @@ class LNN(LagrangianSystem):
 
 @eqx.filter_jit
 def _flags(model: LNN, q, qd, tau, regularization, tolerance):
-    return jax.vmap(lambda a, b, c: model._singular_or_regularised(a, b, c, regularization, tolerance))(
+    return jax.vmap(lambda a, b, c: model.singular_or_regularised(a, b, c, regularization, tolerance))(
         q, qd, tau
-    )
-
-
-def make_lnn(
-    info: SystemInfo,
-    *,
-    key: PRNGKeyArray,
-    width: int = 64,
-    depth: int = 2,
-    activation: str = "softplus",
-    init: str = "lnn",
-    regularization: float = 1e-6,
-    friction: str | None = None,
-    dtype: str = "float32",
-) -> LNN:
-    """An LNN for the system described by ``info``.
-
-    Args:
-        width, depth: hidden units per layer and number of hidden layers.
-        activation: a smooth activation (the dynamics use second derivatives of the
-            network, so ``relu`` gives a zero Hessian); softplus as in the paper.
-        init: ``"lnn"`` (Cranmer et al. 2020, Appendix), ``"xavier"``, ``"orthogonal"``
-            or ``"default"``.
-        regularization: Tikhonov ``lambda >= 0`` of the training solve.
-        friction: ``None``, ``"viscous"``, ``"coulomb"`` or ``"stribeck"`` (learned, >= 0).
-        dtype: ``"float32"`` or ``"float64"`` parameters.
-    """
-    if friction not in FRICTIONS:
-        raise UnknownNameError.for_name("friction", str(friction), [str(f) for f in FRICTIONS])
-    if regularization < 0:
-        raise LagraxError(f"regularization must be >= 0, got {regularization}")
-    resolve_dtype(dtype)
-    hyper = dict(
-        width=int(width),
-        depth=int(depth),
-        activation=activation,
-        init=init,
-        regularization=float(regularization),
-        friction=friction,
-        dtype=dtype,
-    )
-    network = LagrangianMLP(
-        info.joint_types, key=key, width=width, depth=depth, activation=activation, init=init, dtype=dtype
-    )
-    friction_model = None if friction is None else LearnedFriction(info.dof, friction, dtype=dtype)
-    return LNN(
-        info=info,
-        network=network,
-        friction_model=friction_model,
-        regularization=float(regularization),
-        dtype=dtype,
-        kind="lnn",
-        hyperparameters=tuple(hyper.items()),
     )

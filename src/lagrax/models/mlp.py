@@ -7,19 +7,22 @@ model, but it is *not* Lagrangian: it has no mass matrix, energies, momentum,
 Coriolis, gravity or friction terms, and asking for them raises
 :class:`~lagrax.errors.NotProvidedError`. Nothing in it conserves energy.
 
+**The spec.** :class:`MLPSpec` holds the hyper-parameters (width, depth, activation,
+initialisation, which :class:`Heads`, precision) and the data :class:`Normalization`.
 Raw accelerations and torques differ in scale by orders of magnitude between joints,
 so a fair baseline standardises its inputs and outputs: :meth:`MLPModel.with_data_statistics`
-fixes per-channel mean/std from training data. The scales are static metadata (part
-of ``hyperparameters``), not array leaves, so an optimiser can never move them and
-``lagrax.models.io`` rebuilds them with the skeleton.
+fixes per-channel mean/std from training data by setting ``spec.normalization``. The
+scales are static data of the spec, not array leaves, so an optimiser can never move
+them and ``lagrax.models.io`` rebuilds them with the skeleton.
 
 This module does not train anything (see the training module).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import equinox as eqx
 import jax
@@ -28,78 +31,205 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ..errors import NotProvidedError, ShapeError, UnknownNameError
+from ..options import Activation, Init, Option, Precision
 from ..systems.base import System, SystemInfo
-from .nets import feature_size, joint_features, mlp
+from .nets import feature_size, joint_features, network
+from .spec import Codec, ModelSpec, check_at_least
 
-HEADS = ("both", "forward", "inverse")
-DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-# name -> what it standardises; each entry is a (mean, std) pair of per-channel tuples.
+
+class Heads(Option):
+    """Which heads an MLP baseline has: forward (``-> qdd``), inverse (``-> tau``), or both."""
+
+    BOTH = "both"
+    FORWARD = "forward"
+    INVERSE = "inverse"
+
+    @classmethod
+    def label(cls) -> str:
+        return "MLP heads option"
+
+
+#: The standardised channels, in order: each has a per-channel (mean, std).
 NORMALIZED = ("features", "qd", "qdd", "tau")
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
 
 
-def _param_dtype(dtype: str):
-    if dtype not in DTYPES:
-        raise UnknownNameError.for_name("dtype", dtype, DTYPES)
-    return DTYPES[dtype]
+@dataclasses.dataclass(frozen=True)
+class Normalization:
+    """Per-channel ``(mean, std)`` of the joint features, ``qd``, ``qdd`` and ``tau``.
 
+    Hashable (tuples of floats), so it is part of the static :class:`MLPSpec`.
+    """
 
-def _freeze_normalization(normalization, info: SystemInfo) -> tuple | None:
-    """A hashable, JSON-friendly ``((name, (mean...), (std...)), ...)`` from a mapping,
-    a list of triples (as read back from JSON) or ``None``."""
-    if normalization is None:
-        return None
-    items = normalization.items() if isinstance(normalization, Mapping) else normalization
-    frozen = {}
-    for entry in items:
-        name, *stats = entry
-        if len(stats) == 1:  # mapping form: name -> (mean, std)
-            stats = stats[0]
-        mean, std = stats
-        frozen[name] = (tuple(float(x) for x in mean), tuple(float(x) for x in std))
-    sizes = {"features": feature_size(info.joint_types), "qd": info.dof, "qdd": info.dof, "tau": info.dof}
-    for name in NORMALIZED:
-        if name not in frozen:
-            raise ShapeError(f"normalization is missing {name!r}; give mean and std for each of {NORMALIZED}")
-        mean, std = frozen[name]
-        if len(mean) != sizes[name] or len(std) != sizes[name]:
+    features: Stats
+    qd: Stats
+    qdd: Stats
+    tau: Stats
+
+    def __post_init__(self):
+        for name in NORMALIZED:
+            mean, std = getattr(self, name)
+            if len(mean) != len(std):
+                raise ShapeError(f"normalization[{name!r}] has {len(mean)} means and {len(std)} stds")
+            if min(std, default=1.0) <= 0.0:
+                raise ShapeError(f"normalization[{name!r}] has a non-positive std: {std}")
+
+    @classmethod
+    def parse(cls, value: Any) -> "Normalization | None":
+        """From ``None``, a :class:`Normalization`, or a mapping ``name -> (mean, std)`` or
+        ``name -> {"mean": ..., "std": ...}`` (the JSON form) with every name of :data:`NORMALIZED`."""
+        if value is None or isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise ShapeError(f"normalization must be a mapping of {NORMALIZED}, got {type(value).__name__}")
+        unknown = [k for k in value if k not in NORMALIZED]
+        if unknown:
+            raise UnknownNameError.for_name("normalization entry", str(unknown[0]), NORMALIZED)
+        missing = [k for k in NORMALIZED if k not in value]
+        if missing:
             raise ShapeError(
-                f"normalization[{name!r}] has {len(mean)} means and {len(std)} stds, expected {sizes[name]}"
+                f"normalization is missing {missing[0]!r}; give mean and std for each of {NORMALIZED}"
             )
-        if min(std) <= 0.0:
-            raise ShapeError(f"normalization[{name!r}] has a non-positive std: {std}")
-    unknown = set(frozen) - set(NORMALIZED)
-    if unknown:
-        raise UnknownNameError.for_name("normalization entry", sorted(unknown)[0], NORMALIZED)
-    return tuple((name, *frozen[name]) for name in NORMALIZED)
+        stats = {}
+        for name in NORMALIZED:
+            entry = value[name]
+            mean, std = (entry["mean"], entry["std"]) if isinstance(entry, Mapping) else entry
+            stats[name] = (tuple(float(x) for x in mean), tuple(float(x) for x in std))
+        return cls(**stats)
+
+    def to_json(self) -> dict:
+        """``{name: {"mean": [...], "std": [...]}}``."""
+        return {n: {"mean": list(getattr(self, n)[0]), "std": list(getattr(self, n)[1])} for n in NORMALIZED}
+
+    def check_sizes(self, info: SystemInfo) -> None:
+        """Raise a :class:`~lagrax.errors.ShapeError` unless every channel fits ``info``."""
+        sizes = {"features": feature_size(info.joint_types), "qd": info.dof, "qdd": info.dof, "tau": info.dof}
+        for name in NORMALIZED:
+            if len(getattr(self, name)[0]) != sizes[name]:
+                raise ShapeError(
+                    f"normalization[{name!r}] has {len(getattr(self, name)[0])} channels, "
+                    f"expected {sizes[name]} for {info.name!r}"
+                )
+
+    def standardize(self, name: str, x: Float[Array, " k"]) -> Float[Array, " k"]:
+        """``(x - mean) / std`` of channel ``name``, in ``x``'s dtype."""
+        mean, std = getattr(self, name)
+        return (x - jnp.asarray(mean, x.dtype)) / jnp.asarray(std, x.dtype)
+
+    def unstandardize(self, name: str, y: Float[Array, " k"]) -> Float[Array, " k"]:
+        """``y * std + mean`` of channel ``name``, in ``y``'s dtype."""
+        mean, std = getattr(self, name)
+        return y * jnp.asarray(std, y.dtype) + jnp.asarray(mean, y.dtype)
+
+    @classmethod
+    def from_data(cls, info: SystemInfo, q, qd, qdd=None, tau=None, *, min_std: float = 1e-6):
+        """Per-channel mean and std of ``(..., n)`` samples (see :meth:`MLPModel.with_data_statistics`)."""
+        q = np.asarray(q, dtype=np.float64).reshape(-1, info.dof)
+        feats = np.asarray(jax.vmap(lambda q_: joint_features(q_, info.joint_types))(jnp.asarray(q)))
+
+        def stats(x):
+            if x is None:
+                return (0.0,) * info.dof, (1.0,) * info.dof
+            x = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
+            if not np.all(np.isfinite(x)):
+                raise ShapeError("with_data_statistics: the data contain NaN or infinite values")
+            std = x.std(axis=0)
+            return tuple(map(float, x.mean(axis=0))), tuple(map(float, np.where(std < min_std, 1.0, std)))
+
+        return cls(features=stats(feats), qd=stats(qd), qdd=stats(qdd), tau=stats(tau))
+
+
+_NORMALIZATION = Codec(
+    parse=Normalization.parse,
+    to_json=lambda n: None if n is None else n.to_json(),
+    check=lambda n: n is None or isinstance(n, Normalization),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPSpec(ModelSpec):
+    """The hyper-parameters of an :class:`MLPModel`.
+
+    Attributes:
+        width, depth: hidden units per layer and number of hidden layers of each head.
+        activation, init: of both heads (equinox's default initialisation by default).
+        heads: ``BOTH`` (forward and inverse), ``FORWARD`` or ``INVERSE``.
+        normalization: fixed scales (``None``: identity), normally set by
+            :meth:`MLPModel.with_data_statistics`.
+        precision: parameter dtype; inputs are cast to it.
+    """
+
+    kind: ClassVar[str] = "mlp"
+
+    width: int = 64
+    depth: int = 2
+    activation: Activation = Activation.SOFTPLUS
+    init: Init = Init.DEFAULT
+    heads: Heads = Heads.BOTH
+    normalization: Normalization | None = dataclasses.field(default=None, metadata={"codec": _NORMALIZATION})
+    precision: Precision = Precision.FLOAT32
+
+    def validate(self) -> None:
+        check_at_least(self, "width", 1)
+        check_at_least(self, "depth", 0)
+
+    def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "MLPModel":
+        """The feed-forward baseline for the system described by ``info``, weights drawn from ``key``."""
+        if self.normalization is not None:
+            self.normalization.check_sizes(info)
+        in_size = feature_size(info.joint_types) + 2 * info.dof
+        k_fwd, k_inv = jax.random.split(key)
+
+        def head(k):
+            return network(
+                in_size,
+                info.dof,
+                self.width,
+                self.depth,
+                self.activation,
+                key=k,
+                init=self.init,
+                precision=self.precision,
+            )
+
+        has = {Heads.BOTH: (True, True), Heads.FORWARD: (True, False), Heads.INVERSE: (False, True)}
+        forward, inverse = has[self.heads]
+        return MLPModel(
+            info=info,
+            forward_net=head(k_fwd) if forward else None,
+            inverse_net=head(k_inv) if inverse else None,
+            spec=self,
+        )
 
 
 class MLPModel(System):
     """Feed-forward forward/inverse dynamics model (a black box).
 
     Attributes:
-        forward_net: ``[features(q), qd, tau] -> qdd`` (standardised), or ``None``.
+        forward_net: ``[features(q), qd, tau] -> qdd`` (standardised), or ``None``
+            without a forward head.
         inverse_net: ``[features(q), qd, qdd] -> tau`` (standardised), or ``None``.
-        heads: ``"both"``, ``"forward"`` or ``"inverse"``.
-        normalization: ``((name, mean, std), ...)`` for ``features, qd, qdd, tau``,
-            or ``None`` (identity).
+        spec: the :class:`MLPSpec` it was built from (static), with its normalisation.
     """
 
     forward_net: eqx.nn.MLP | None
     inverse_net: eqx.nn.MLP | None
-    kind: str = eqx.field(static=True, default="mlp")
-    hyperparameters: tuple[tuple[str, Any], ...] = eqx.field(static=True, default=())
-    heads: str = eqx.field(static=True, default="both")
-    normalization: tuple | None = eqx.field(static=True, default=None)
+    spec: MLPSpec = eqx.field(static=True)
+
+    @property
+    def kind(self) -> str:
+        """The model kind, ``spec.kind``."""
+        return self.spec.kind
 
     # ---- what a black box cannot give ------------------------------------------------
     def provides(self, quantity: str) -> bool:
         """Forward and inverse dynamics, as far as the heads it was built with go; nothing else."""
         super().provides(quantity)  # an unknown name is an error
         heads = {
-            "both": ("forward_dynamics", "inverse_dynamics"),
-            "forward": ("forward_dynamics",),
-            "inverse": ("inverse_dynamics",),
-        }[self.heads]
+            Heads.BOTH: ("forward_dynamics", "inverse_dynamics"),
+            Heads.FORWARD: ("forward_dynamics",),
+            Heads.INVERSE: ("inverse_dynamics",),
+        }[self.spec.heads]
         return quantity in heads
 
     def not_provided(self, what: str) -> NotProvidedError:
@@ -111,61 +241,62 @@ class MLPModel(System):
     def friction(self, q, qd):
         raise self.not_provided("a friction force")
 
-    def _missing_head(self, which: str):
+    def energy(self, q, qd):
+        raise self.not_provided("an energy")
+
+    def power(self, q, qd, tau):
+        raise self.not_provided("a power balance (it has no friction model)")
+
+    def energy_rate(self, q, qd, qdd):
+        raise self.not_provided("an energy rate")
+
+    def _missing_head(self, which: str) -> NotProvidedError:
+        heads = self.spec.heads.value
         return NotProvidedError(
-            f"{type(self).__name__} ({self.info.name}) was built with heads={self.heads!r}, so it has no "
-            f"{which} head; build it with heads='both' or heads={which!r} to get "
-            f"{'forward' if which == 'forward' else 'inverse'} dynamics"
+            f"{type(self).__name__} ({self.info.name}) was built with heads={heads!r}, so it has no "
+            f"{which} head; build it with heads='both' or heads={which!r} to get {which} dynamics"
         )
 
     # ---- standardisation -------------------------------------------------------------
-    def _dtype(self):
-        net = self.forward_net if self.forward_net is not None else self.inverse_net
-        return net.layers[0].weight.dtype
-
-    def _stats(self, name: str):
-        if self.normalization is None:
-            return None
-        for entry_name, mean, std in self.normalization:
-            if entry_name == name:
-                dtype = self._dtype()
-                return jnp.asarray(mean, dtype), jnp.asarray(std, dtype)
-        raise KeyError(name)  # unreachable: _freeze_normalization checked the names
-
-    def _standardize(self, name: str, x):
-        stats = self._stats(name)
-        return x if stats is None else (x - stats[0]) / stats[1]
+    def standardize(self, name: str, x: Float[Array, " k"]) -> Float[Array, " k"]:
+        """Channel ``name`` (one of :data:`NORMALIZED`) scaled by the training statistics, in
+        the parameters' precision (the identity before :meth:`with_data_statistics`)."""
+        x = x.astype(self.spec.precision.dtype)
+        norm = self.spec.normalization
+        return x if norm is None else norm.standardize(name, x)
 
     def _unstandardize(self, name: str, y):
-        stats = self._stats(name)
-        return y if stats is None else y * stats[1] + stats[0]
+        norm = self.spec.normalization
+        return y if norm is None else norm.unstandardize(name, y)
 
-    def _inputs(self, q, qd, x, x_name: str):
-        dtype = self._dtype()
-        q, qd, x = (a.astype(dtype) for a in (q, qd, x))
+    def head_input(
+        self, q: Float[Array, " n"], qd: Float[Array, " n"], x: Float[Array, " n"], x_name: str
+    ) -> Float[Array, " m"]:
+        """The standardised vector ``[features(q), qd, x]`` a head sees; ``x_name`` is
+        ``"tau"`` (forward head) or ``"qdd"`` (inverse head)."""
+        q = q.astype(self.spec.precision.dtype)
+        features = joint_features(q, self.info.joint_types)
         return jnp.concatenate(
-            [
-                self._standardize("features", joint_features(q, self.info.joint_types)),
-                self._standardize("qd", qd),
-                self._standardize(x_name, x),
-            ]
+            [self.standardize("features", features), self.standardize("qd", qd), self.standardize(x_name, x)]
         )
 
     # ---- per-sample dynamics -----------------------------------------------------------
     def forward_dynamics(
         self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"]
     ) -> Float[Array, " n"]:
+        """``qdd`` from the forward head."""
         if self.forward_net is None:
             raise self._missing_head("forward")
-        out = self.forward_net(self._inputs(q, qd, tau, "tau"))
+        out = self.forward_net(self.head_input(q, qd, tau, "tau"))
         return self._unstandardize("qdd", out).astype(jnp.result_type(q, qd, tau))
 
     def inverse_dynamics(
         self, q: Float[Array, " n"], qd: Float[Array, " n"], qdd: Float[Array, " n"]
     ) -> Float[Array, " n"]:
+        """``tau`` from the inverse head."""
         if self.inverse_net is None:
             raise self._missing_head("inverse")
-        out = self.inverse_net(self._inputs(q, qd, qdd, "qdd"))
+        out = self.inverse_net(self.head_input(q, qd, qdd, "qdd"))
         return self._unstandardize("tau", out).astype(jnp.result_type(q, qd, qdd))
 
     # ---- normalisation from data --------------------------------------------------------
@@ -178,96 +309,13 @@ class MLPModel(System):
         *,
         min_std: float = 1e-6,
     ) -> "MLPModel":
-        """A copy with input/output scales set to the per-channel mean and std of the data.
+        """A copy whose ``spec.normalization`` is the per-channel mean and std of the data.
 
         ``q, qd, qdd, tau`` are ``(..., n)`` training samples. A missing ``qdd`` or
         ``tau`` (e.g. a dataset without torques) leaves that channel unscaled (mean 0,
         std 1); a channel with std below ``min_std`` (a constant) gets std 1.
         """
-        q = np.asarray(q, dtype=np.float64).reshape(-1, self.dof)
-        feats = np.asarray(jax.vmap(lambda q_: joint_features(q_, self.info.joint_types))(jnp.asarray(q)))
-
-        def stats(x):
-            if x is None:
-                return (0.0,) * self.dof, (1.0,) * self.dof
-            x = np.asarray(x, dtype=np.float64).reshape(-1, x.shape[-1])
-            if not np.all(np.isfinite(x)):
-                raise ShapeError("with_data_statistics: the data contain NaN or infinite values")
-            std = x.std(axis=0)
-            return tuple(x.mean(axis=0)), tuple(np.where(std < min_std, 1.0, std))
-
-        normalization = {"features": stats(feats), "qd": stats(qd), "qdd": stats(qdd), "tau": stats(tau)}
-        frozen = _freeze_normalization(normalization, self.info)
-        hp = dict(self.hyperparameters)
-        hp["normalization"] = frozen
-        return _replace(self, normalization=frozen, hyperparameters=tuple(hp.items()))
-
-
-def _replace(model: MLPModel, **changes) -> MLPModel:
-    # Static fields are not leaves, so eqx.tree_at cannot set them; rebuild instead.
-    fields = {
-        "info": model.info,
-        "forward_net": model.forward_net,
-        "inverse_net": model.inverse_net,
-        "kind": model.kind,
-        "hyperparameters": model.hyperparameters,
-        "heads": model.heads,
-        "normalization": model.normalization,
-    }
-    fields.update(changes)
-    return MLPModel(**fields)
-
-
-def make_mlp(
-    info: SystemInfo,
-    *,
-    key: PRNGKeyArray,
-    width: int = 64,
-    depth: int = 2,
-    activation: str = "softplus",
-    init: str = "default",
-    dtype: str = "float32",
-    heads: str = "both",
-    normalization: Mapping | Sequence | None = None,
-) -> MLPModel:
-    """The feed-forward baseline for the system described by ``info``.
-
-    Args:
-        width, depth: hidden units per layer and number of hidden layers of each head.
-        activation: a name from :data:`lagrax.models.nets.ACTIVATIONS`.
-        init: ``"default"``, ``"xavier"`` or ``"orthogonal"``.
-        dtype: parameter dtype, ``"float32"`` or ``"float64"``.
-        heads: ``"both"`` (forward and inverse), ``"forward"`` or ``"inverse"``.
-        normalization: fixed scales, normally set by :meth:`MLPModel.with_data_statistics`.
-    """
-    if heads not in HEADS:
-        raise UnknownNameError.for_name("MLP heads option", heads, HEADS)
-    param_dtype = _param_dtype(dtype)
-    frozen = _freeze_normalization(normalization, info)
-    in_size = feature_size(info.joint_types) + 2 * info.dof
-    k_fwd, k_inv = jax.random.split(key)
-
-    def head(k):
-        # initialised in float32 and cast: float64 draws are different numbers, and a
-        # float32 and a float64 model built with one key should agree
-        net = mlp(in_size, info.dof, width, depth, activation, key=k, init=init, dtype=jnp.float32)
-        return jax.tree_util.tree_map(lambda x: x.astype(param_dtype) if eqx.is_inexact_array(x) else x, net)
-
-    hyperparameters = (
-        ("width", width),
-        ("depth", depth),
-        ("activation", activation),
-        ("init", init),
-        ("dtype", dtype),
-        ("heads", heads),
-        ("normalization", frozen),
-    )
-    return MLPModel(
-        info=info,
-        forward_net=head(k_fwd) if heads in ("both", "forward") else None,
-        inverse_net=head(k_inv) if heads in ("both", "inverse") else None,
-        kind="mlp",
-        hyperparameters=hyperparameters,
-        heads=heads,
-        normalization=frozen,
-    )
+        norm = Normalization.from_data(self.info, q, qd, qdd, tau, min_std=min_std)
+        spec = self.spec.replace(normalization=norm)
+        # static fields are not leaves, so eqx.tree_at cannot set the spec: rebuild
+        return MLPModel(info=self.info, forward_net=self.forward_net, inverse_net=self.inverse_net, spec=spec)

@@ -3,35 +3,26 @@
 Revolute joints enter a network as ``(cos q, sin q)`` so that a model is periodic in
 the angle without any ``q mod 2 pi``; prismatic (non-periodic) coordinates enter as
 they are. The joint types come from the system's metadata, never hard-coded.
+
+:func:`network` is the one place where weights are drawn: always in float32, then cast
+to the spec's :class:`~lagrax.options.Precision` (``jax.random`` gives different numbers
+in float64, and a float32 and a float64 model built with one key must be the same model
+up to rounding). Activations and initialisations are :mod:`lagrax.options` members; the
+activation member is the function the network calls.
+
+Not here: what the networks mean (the model modules), friction (:mod:`.friction`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..errors import UnknownNameError
-
-ACTIVATIONS: dict[str, Callable] = {
-    "tanh": jnp.tanh,
-    "softplus": jax.nn.softplus,
-    "relu": jax.nn.relu,
-    "elu": jax.nn.elu,
-    "gelu": jax.nn.gelu,
-    "silu": jax.nn.silu,
-    "swish": jax.nn.silu,
-    "sigmoid": jax.nn.sigmoid,
-}
-
-
-def activation(name: str) -> Callable:
-    if name not in ACTIVATIONS:
-        raise UnknownNameError.for_name("activation", name, ACTIVATIONS)
-    return ACTIVATIONS[name]
+from ..options import Activation, Init, Precision
 
 
 def feature_size(joint_types: Sequence[str]) -> int:
@@ -50,9 +41,6 @@ def joint_features(q: Float[Array, " n"], joint_types: Sequence[str]) -> Float[A
     return jnp.concatenate(parts)
 
 
-INITS = ("default", "xavier", "orthogonal", "lnn")
-
-
 def lnn_init_std(layer: int, n_layers: int, width: int) -> float:
     """Weight std of layer ``layer`` (0-based) of ``n_layers`` in Cranmer et al. 2020, Appendix
     ("optimal initialisation", fitted so that the accelerations of an untrained LNN are ~N(0, 1)):
@@ -67,35 +55,15 @@ def lnn_init_std(layer: int, n_layers: int, width: int) -> float:
     return scale / width**0.5
 
 
-def mlp(
-    in_size: int,
-    out_size: int | str,
-    width: int,
-    depth: int,
-    act: str,
-    *,
-    key: PRNGKeyArray,
-    init: str = "default",
-    dtype=None,
-) -> eqx.nn.MLP:
-    """An ``eqx.nn.MLP`` with ``depth`` hidden layers of ``width`` units.
-
-    ``init``: ``"default"`` (equinox's LeCun-uniform), ``"xavier"`` (Glorot normal
-    weights, zero biases), ``"orthogonal"`` or ``"lnn"`` (normal weights with the
-    per-layer std of :func:`lnn_init_std`, zero biases).
-    """
-    if init not in INITS:
-        raise UnknownNameError.for_name("initialisation", init, INITS)
-    net = eqx.nn.MLP(in_size, out_size, width, depth, activation=activation(act), key=key, dtype=dtype)
-    if init == "default":
-        return net
+def _initialised(net: eqx.nn.MLP, init: Init, width: int, key: PRNGKeyArray) -> eqx.nn.MLP:
+    """``net`` with weights redrawn by ``init`` (one key per layer) and zero biases."""
     initializer = (
-        jax.nn.initializers.glorot_normal() if init == "xavier" else jax.nn.initializers.orthogonal()
+        jax.nn.initializers.glorot_normal() if init is Init.XAVIER else jax.nn.initializers.orthogonal()
     )
     keys = jax.random.split(key, len(net.layers))
     layers = []
     for i, (k, layer) in enumerate(zip(keys, net.layers)):
-        if init == "lnn":
+        if init is Init.LNN:
             std = lnn_init_std(i, len(net.layers), width)
             w = std * jax.random.normal(k, layer.weight.shape, layer.weight.dtype)
         else:
@@ -105,3 +73,54 @@ def mlp(
             layer = eqx.tree_at(lambda l: l.bias, layer, jnp.zeros_like(layer.bias))
         layers.append(layer)
     return eqx.tree_at(lambda m: m.layers, net, tuple(layers))
+
+
+def mlp(
+    in_size: int,
+    out_size: int | str,
+    width: int,
+    depth: int,
+    activation: Activation,
+    *,
+    key: PRNGKeyArray,
+    init: Init = Init.DEFAULT,
+    final_activation: Activation | None = None,
+    dtype=None,
+) -> eqx.nn.MLP:
+    """An ``eqx.nn.MLP`` with ``depth`` hidden layers of ``width`` units, in ``dtype``.
+
+    ``init``: ``DEFAULT`` (equinox's LeCun-uniform), ``XAVIER`` (Glorot normal weights,
+    zero biases), ``ORTHOGONAL`` or ``LNN`` (normal weights with the per-layer std of
+    :func:`lnn_init_std`, zero biases). ``final_activation`` (default none) follows the
+    output layer. Models use :func:`network`, which fixes the dtype rule.
+    """
+    extra = {} if final_activation is None else {"final_activation": final_activation}
+    net = eqx.nn.MLP(in_size, out_size, width, depth, activation=activation, key=key, dtype=dtype, **extra)
+    return net if init is Init.DEFAULT else _initialised(net, init, width, key)
+
+
+def network(
+    in_size: int,
+    out_size: int | str,
+    width: int,
+    depth: int,
+    activation: Activation,
+    *,
+    key: PRNGKeyArray,
+    init: Init,
+    precision: Precision,
+    final_activation: Activation | None = None,
+) -> eqx.nn.MLP:
+    """:func:`mlp` drawn in float32 and cast to ``precision`` (see the module docstring)."""
+    net = mlp(
+        in_size,
+        out_size,
+        width,
+        depth,
+        activation,
+        key=key,
+        init=init,
+        final_activation=final_activation,
+        dtype=jnp.float32,
+    )
+    return precision.cast(net)

@@ -274,7 +274,7 @@ def measure_all(
 
 def model_description(kind: str) -> str:
     """The hyperparameters the benchmarked ``kind`` is built with (factory defaults may change)."""
-    hp = dict(build_model(kind, system_info("two_link_arm")).hyperparameters)
+    hp = build_model(kind, system_info("two_link_arm")).spec.to_json()
     return f"{kind}: " + ", ".join(f"{k}={v}" for k, v in hp.items())
 
 

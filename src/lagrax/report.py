@@ -360,7 +360,7 @@ def write_report(
         figures.append(("Rollouts from the first state of test trajectories", "rollouts.png"))
 
     kind = getattr(model, "kind", type(model).__name__)
-    hyper = dict(getattr(model, "hyperparameters", ()) or ())
+    hyper = {k: v for k, v in model.spec.to_json().items() if k != "normalization"}
     info = model.info
     lines = [f"# lagrax report: {kind} on {info.name}", ""]
     lines += ["## Metrics (test set)", "", metrics_table(metrics), ""]

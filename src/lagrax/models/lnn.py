@@ -161,7 +161,11 @@ class LNN(LagrangianSystem):
         return self.friction_model(qd)
 
     def solve_forward_dynamics(
-        self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"], regularization=0.0
+        self,
+        q: Float[Array, " n"],
+        qd: Float[Array, " n"],
+        tau: Float[Array, " n"],
+        regularization: float = 0.0,
     ) -> mechanics.SolveResult:
         """Accelerations and a singular flag, solving with ``H + regularization * I`` (in the
         parameters' dtype). Training passes its Tikhonov ``lambda`` here (see the module docstring)."""

@@ -28,11 +28,11 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from ..errors import NotProvidedError, ShapeError, UnknownNameError
 from ..options import Activation, Init, Option, Precision
-from ..systems.base import System, SystemInfo
+from ..systems.base import System, SystemInfo, Vec
 from .nets import feature_size, joint_features, network
 from .spec import Codec, ModelSpec, check_at_least
 
@@ -238,16 +238,16 @@ class MLPModel(System):
             f"it has no Lagrangian, so it cannot provide {what}"
         )
 
-    def friction(self, q, qd):
+    def friction(self, q: Vec, qd: Vec) -> Vec:
         raise self.not_provided("a friction force")
 
-    def energy(self, q, qd):
+    def energy(self, q: Vec, qd: Vec) -> Scalar:
         raise self.not_provided("an energy")
 
-    def power(self, q, qd, tau):
+    def power(self, q: Vec, qd: Vec, tau: Vec) -> Scalar:
         raise self.not_provided("a power balance (it has no friction model)")
 
-    def energy_rate(self, q, qd, qdd):
+    def energy_rate(self, q: Vec, qd: Vec, qdd: Vec) -> Scalar:
         raise self.not_provided("an energy rate")
 
     def _missing_head(self, which: str) -> NotProvidedError:

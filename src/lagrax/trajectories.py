@@ -33,6 +33,7 @@ import functools
 import time
 from collections.abc import Callable
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -133,7 +134,7 @@ def passive(
     seed: int = 0,
     rtol: float = 1e-10,
     atol: float = 1e-10,
-    solver: str = "tsit5",
+    solver: diffrax.AbstractSolver | str = "tsit5",
     progress: Progress = None,
 ) -> dict:
     """Free motion (tau = 0) from random initial states; returns flat sample arrays.
@@ -151,7 +152,9 @@ def passive(
     _say(progress, f"integrating {trajectories} rollouts")
     r = simulate(system, q0, qd0, ts, solver=solver, rtol=rtol, atol=atol)
     out = _stack(ts, r.q, r.qd, r.qdd, np.zeros_like(r.q))
-    out["settings"] = dict(rtol=rtol, atol=atol, solver=solver)
+    # the metadata records the solver by name (or class name for a solver object)
+    name = solver if isinstance(solver, str) else getattr(solver, "value", type(solver).__name__)
+    out["settings"] = dict(rtol=rtol, atol=atol, solver=str(name))
     return out
 
 

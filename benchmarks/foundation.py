@@ -24,9 +24,9 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 import lagrax  # noqa: E402
+from lagrax.batching import batched  # noqa: E402
 from lagrax.rollout import simulate  # noqa: E402
 from lagrax.trajectories import generate, position_ranges, velocity_ranges  # noqa: E402
-from lagrax.batching import batched
 
 SYSTEMS = (
     "pendulum",
@@ -84,7 +84,8 @@ def main(argv=None) -> int:
     batch, duration, n_panda = (4, 2.0, 10) if args.quick else (16, 10.0, 100)
 
     print(
-        f"## Energy drift of passive rollouts ({duration:g} s, {batch} random states, Tsit5 rtol=atol=1e-12)\n"
+        f"## Energy drift of passive rollouts ({duration:g} s, {batch} random states, "
+        "Tsit5 rtol=atol=1e-12)\n"
     )
     print("| system | dof | max relative energy drift |\n|---|---|---|")
     for name in SYSTEMS:

@@ -219,7 +219,8 @@ def _reference(system: str, kind: str, metric: str) -> str:
     if metric.startswith("forward dynamics, 1 sample"):
         return f"target <= {TARGET_LATENCY_US:.0f} us" if two_link_delan else ""
     if metric.startswith("inverse dynamics, batch"):
-        ref = f"reference JAX {REFERENCE_JAX_BATCHED_US:.0f} us/sample ({1e6 / REFERENCE_JAX_BATCHED_US:,.0f}/s)"
+        per_second = 1e6 / REFERENCE_JAX_BATCHED_US
+        ref = f"reference JAX {REFERENCE_JAX_BATCHED_US:.0f} us/sample ({per_second:,.0f}/s)"
         return f"target >= {TARGET_THROUGHPUT:,.0f}/s; {ref}" if two_link_delan else ref
     if metric.startswith("forward dynamics, batch"):
         return f"target >= {TARGET_THROUGHPUT:,.0f}/s" if two_link_delan else ""

@@ -24,7 +24,7 @@ computation (measured: ~135 -> ~45 us single-sample on a busy 2-core machine).
 ``--async-dispatch`` keeps JAX's default. Unless ``XLA_FLAGS`` is already set, the script
 sets :data:`XLA_FLAGS` (before JAX starts). The report prints what it ran with.
 
-Accuracy benchmarks live elsewhere: ``benchmarks/delan_character.py`` trains models on
+Accuracy benchmarks live elsewhere: ``lagrax bench delan-character`` trains models on
 the DeLaN character data for minutes and is not run from here.
 """
 
@@ -96,9 +96,10 @@ def main(argv=None) -> int:
             + ".",
             "",
             "Latency: median of "
-            f"{settings.latency_repeats} jitted single-sample calls; batched: median of {settings.batch_repeats} "
-            "calls, the fastest of jit(vmap(per-sample method)) over the whole batch (vmap), over chunks of "
-            f"{perf.CHUNK} (chunked, jax.lax.map) and the public batched method (public), named in the metric "
+            f"{settings.latency_repeats} jitted single-sample calls; batched: median of "
+            f"{settings.batch_repeats} calls, the fastest of jit(vmap(per-sample method)) over the whole "
+            f"batch (vmap), over chunks of {perf.CHUNK} (chunked, jax.lax.map) and the public batched "
+            "method (public), named in the metric "
             f"(timed: {', '.join(settings.paths)}); "
             f"gradient: median of {settings.grad_repeats} jitted value_and_grad calls.",
             "",

@@ -283,3 +283,22 @@ def test_train_refuses_data_without_torques_for_the_inverse_loss(small_dataset, 
     )
     assert_user_error(code, err, "tau")
     assert not (tmp_path / "r").exists()
+
+
+def test_bench_names_unknown_benchmarks_and_runs_from_the_package(tmp_path, capsys):
+    """``lagrax bench`` imports the benchmark from the installed package (not a checkout's
+    benchmarks/ folder); without the data file it says so and exits 0."""
+    import lagrax.benchmarks.character as character
+
+    code, out, err = run(capsys, "bench", "delan-characters")
+    assert_user_error(code, err, "unknown benchmark 'delan-characters'", "Did you mean 'delan-character'")
+    code, out, err = run(capsys, "bench", "delan-character", "--data", str(tmp_path / "none.npz"))
+    assert code == 0 and "skipped: the DeLaN character file is not at" in out
+    assert character.DEFAULT_DATA.name == "delan_character_trajectories.npz"
+
+
+def test_demo_refuses_a_non_empty_directory_without_force(tmp_path, capsys):
+    (tmp_path / "keep.txt").write_text("mine")
+    code, out, err = run(capsys, "demo", "--out", str(tmp_path))
+    assert_user_error(code, err, "exists and is not empty", "--force")
+    assert (tmp_path / "keep.txt").read_text() == "mine"

@@ -1,8 +1,10 @@
 """Datasets: file round trip and validation, the DeLaN reference file, trajectory splits,
 and the generators (excitation, passive, driven, characters) against the physics."""
 
-import os
+import ast
 import dataclasses
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +14,8 @@ from hypothesis import strategies as st
 from lagrax.datasets import Dataset, load_dataset, save_dataset
 from lagrax.errors import DatasetError, FileExistsLagraxError, LagraxError, UnknownNameError
 from lagrax.systems import system
-from lagrax.trajectories import generate, savgol_derivatives
+from lagrax.signals import savgol_derivatives
+from lagrax.trajectories import generate
 from lagrax.batching import batched
 
 
@@ -356,3 +359,28 @@ def test_written_files_get_normal_permissions(tmp_path):
     assert path.read_text() == "hello"
     assert path.stat().st_mode & 0o777 == 0o644
     assert [p.name for p in path.parent.iterdir()] == ["a.txt"]
+
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "lagrax"
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """The lagrax modules a source file imports (relative imports, at any depth of the file)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            names.add(node.module or "")
+            names.update(alias.name for alias in node.names if not node.module)
+    return names
+
+
+def test_datasets_and_trajectories_do_not_import_each_other_and_share_one_version():
+    """The layout follows the data flow: trajectories -> datasets, never back; the version has
+    one home (lagrax.version), not the package root."""
+    assert "trajectories" not in _imported_modules(SRC / "datasets.py")
+    assert "datasets" in _imported_modules(SRC / "trajectories.py")
+    assert "" not in _imported_modules(SRC / "trajectories.py")  # no `from . import __version__`
+    from lagrax.version import __version__
+
+    ds = generate(system("pendulum"), kind="passive", trajectories=1, duration=0.1, dt=0.05)
+    assert ds.metadata["lagrax_version"] == __version__

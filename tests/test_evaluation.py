@@ -17,12 +17,11 @@ from lagrax.evaluation import (
     METRIC_KEYS,
     evaluate,
     normalised_position_error,
-    rk4_rollout,
     sum_squared_error,
     valid_prediction_time,
     write_metrics,
 )
-from lagrax.rollout import simulate
+from lagrax.rollout import rk4_rollout, simulate
 from lagrax.batching import batched
 
 DT = 0.02

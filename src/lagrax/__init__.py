@@ -5,6 +5,7 @@ Flow: systems -> datasets -> models -> training -> evaluation, rollout, control.
 
 from .batching import batched
 from .errors import LagraxError
+from .version import __version__
 from .models import make_model
 from .models.io import load_model, save_model
 from .systems import (
@@ -18,10 +19,10 @@ from .systems import (
     system,
 )
 
-__version__ = "0.1.0"
 
 __all__ = [
     "LagraxError",
+    "__version__",
     "batched",
     "System",
     "SystemInfo",

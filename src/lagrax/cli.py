@@ -1,10 +1,13 @@
 """The ``lagrax`` command line: list systems, generate and plot datasets, run the demo.
 
 Each command is a thin shell over the library (:mod:`lagrax.trajectories`,
-:mod:`lagrax.datasets`, :mod:`lagrax.plotting`); no physics or data handling lives
-here. :func:`main` is the console script: every :class:`~lagrax.errors.LagraxError`
-and every bad command-line parameter becomes one line ``error: <message>`` on
-stderr and exit code 2, without a traceback, and nothing is overwritten.
+:mod:`lagrax.datasets`, :mod:`lagrax.plotting`, :mod:`lagrax.training`,
+:mod:`lagrax.evaluation`, :mod:`lagrax.report`, :mod:`lagrax.demo`,
+:mod:`lagrax.benchmarks`); no physics or data handling lives here, and strings become
+option objects here or in the function they are handed to. :func:`main` is the console
+script: every :class:`~lagrax.errors.LagraxError` and every bad command-line parameter
+becomes one line ``error: <message>`` on stderr and exit code 2, without a traceback,
+and nothing is overwritten.
 
 Commands add themselves with ``@app.command()``; heavy imports (JAX, Pinocchio)
 happen inside the commands so that ``lagrax --help`` and ``lagrax systems`` stay fast.
@@ -225,34 +228,11 @@ def train_command(
     mlp and hnn_structured: 200 AdamW epochs at lr 1e-2, then 100 L-BFGS epochs), else
     from the TrainConfig defaults.
     """
+    given = dict(locals())
     _enable_x64()
-    from .training import TrainConfig, parse_loss_weights, read_toml, run_training
+    from .training import TrainConfig, run_training
 
-    overrides, model_options = {}, {}
-    if config is not None:
-        overrides, model_options = read_toml(config)
-    given = dict(
-        epochs=epochs,
-        batch_size=batch_size,
-        steps_per_epoch=steps_per_epoch,
-        lr=lr,
-        schedule=schedule,
-        weight_decay=weight_decay,
-        patience=patience,
-        max_seconds=max_seconds,
-        dtype=dtype,
-        seed=seed,
-        lbfgs_epochs=lbfgs_epochs,
-        lbfgs_steps=lbfgs_steps,
-        lbfgs_memory=lbfgs_memory,
-    )
-    overrides.update({k: v for k, v in given.items() if v is not None})
-    if loss is not None:
-        overrides.update(parse_loss_weights(loss))
-    given = dict(width=width, depth=depth, activation=activation)
-    model_options.update({k: v for k, v in given.items() if v is not None})
-    for key, value in _parse_params(option).items():
-        model_options[key] = {"true": True, "false": False, "none": None}.get(str(value).lower(), value)
+    overrides, model_options = _train_settings(given)
     labels = None if test_labels is None else [x.strip() for x in test_labels.split(",") if x.strip()]
     if not resume:
         TrainConfig.from_dict(overrides)  # a bad option fails before any file is touched
@@ -269,6 +249,44 @@ def train_command(
         val_fraction=val_fraction,
         progress=progress,
     )
+    _print_training_summary(model, path)
+
+
+TRAIN_OPTIONS = (
+    "epochs",
+    "batch_size",
+    "steps_per_epoch",
+    "lr",
+    "schedule",
+    "weight_decay",
+    "patience",
+    "max_seconds",
+    "dtype",
+    "seed",
+    "lbfgs_epochs",
+    "lbfgs_steps",
+    "lbfgs_memory",
+)
+MODEL_OPTIONS = ("width", "depth", "activation")
+
+
+def _train_settings(given: dict) -> tuple[dict, dict]:
+    """Training overrides and model options: the TOML file, then the command-line options."""
+    from .training import parse_loss_weights, read_toml
+
+    overrides, model_options = {}, {}
+    if given["config"] is not None:
+        overrides, model_options = read_toml(given["config"])
+    overrides.update({k: given[k] for k in TRAIN_OPTIONS if given[k] is not None})
+    if given["loss"] is not None:
+        overrides.update(parse_loss_weights(given["loss"]))
+    model_options.update({k: given[k] for k in MODEL_OPTIONS if given[k] is not None})
+    for key, value in _parse_params(given["option"]).items():
+        model_options[key] = {"true": True, "false": False, "none": None}.get(str(value).lower(), value)
+    return overrides, model_options
+
+
+def _print_training_summary(model: str, path: Path) -> None:
     summary = json.loads((path / "summary.json").read_text())
     test = summary.get("test", {})
     tail = f"; test torque MSE {test['torque_mse']:.3g}" if "torque_mse" in test else ""
@@ -282,19 +300,19 @@ def train_command(
 
 # --------------------------------------------------------------------------------------
 # lagrax evaluate / report / demo / bench (implementations: lagrax.evaluation, lagrax.report,
-# benchmarks/delan_character.py)
+# lagrax.demo, lagrax.benchmarks)
 # --------------------------------------------------------------------------------------
 
 
 def _metrics_table(metrics: dict, title: str) -> Table:
-    from .report import METRIC_DESCRIPTIONS, _fmt
+    from .report import METRIC_DESCRIPTIONS, format_value
 
     table = Table(title=title)
     table.add_column("metric", style="bold")
     table.add_column("value", justify="right")
     table.add_column("meaning")
     for key, value in metrics.items():
-        table.add_row(key, _fmt(value), escape(METRIC_DESCRIPTIONS.get(key, "")))
+        table.add_row(key, format_value(value), escape(METRIC_DESCRIPTIONS.get(key, "")))
     return table
 
 
@@ -342,7 +360,7 @@ def demo_command(
 ) -> None:
     """Generate character data for the two-link arm, train DeLaN, evaluate on held-out letters, report."""
     _enable_x64()
-    from .report import run_demo
+    from .demo import run_demo
 
     start = time.perf_counter()
     path = run_demo(
@@ -358,9 +376,6 @@ def demo_command(
     console.print(f"demo done in {time.perf_counter() - start:.0f} s: open {path}", soft_wrap=True)
 
 
-BENCHMARKS = ("delan-character",)
-
-
 @app.command("bench")
 def bench_command(
     name: str = typer.Argument(..., help="benchmark: delan-character"),
@@ -374,19 +389,13 @@ def bench_command(
     out: Path | None = typer.Option(None, "--out", "-o", help="also write the markdown table here"),
 ) -> None:
     """Run a benchmark and print its markdown table (mean +- std over seeds, reference side by side)."""
-    import importlib.util
+    from .benchmarks import BENCHMARKS
 
     if name not in BENCHMARKS:
         from .errors import UnknownNameError
 
         raise UnknownNameError.for_name("benchmark", name, BENCHMARKS)
-    script = Path(__file__).resolve().parents[2] / "benchmarks" / "delan_character.py"
-    if not script.exists():
-        raise LagraxError(f"benchmark script {script} not found (benchmarks need a source checkout)")
-    spec = importlib.util.spec_from_file_location("lagrax_bench_delan_character", script)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    bench.main(
+    BENCHMARKS[name](
         seeds=seeds,
         models=models,
         quick=quick,

@@ -15,8 +15,9 @@ ground truth ``mass_matrix (N, n, n)``, ``inertial, coriolis, gravity (N, n)``,
 names trajectory ``id``); ``metadata``: a 0-d string array holding JSON (system info
 under ``"system"``, ``dt``, generator settings, seed, lagrax version).
 
-This module does not generate data (:mod:`lagrax.trajectories`) or plot it
-(:mod:`lagrax.plotting`).
+This module does not generate data (:mod:`lagrax.trajectories`), estimate derivatives
+(:mod:`lagrax.signals`) or plot (:mod:`lagrax.plotting`); it imports none of them but
+:mod:`lagrax.signals`.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_write
 from .errors import DatasetError, FileExistsLagraxError, UnknownNameError
+from .fileio import atomic_write
+from .signals import savgol_derivatives
 from .systems.base import SystemInfo
 
 REQUIRED_FIELDS = ("t", "q", "qd", "qdd", "trajectory")
@@ -204,10 +206,8 @@ class Dataset:
     ) -> "Dataset":
         """A dataset from logged positions (and torques) only: ``qd, qdd`` are estimated
         with a Savitzky-Golay filter per trajectory (see
-        :func:`lagrax.trajectories.savgol_derivatives`); ``q`` and ``tau`` are kept as given.
+        :func:`lagrax.signals.savgol_derivatives`); ``q`` and ``tau`` are kept as given.
         """
-        from .trajectories import savgol_derivatives
-
         t = np.asarray(t, dtype=float)
         q = np.asarray(q, dtype=float)
         if q.ndim == 1:
@@ -248,27 +248,8 @@ class Dataset:
         if N == 0:
             raise DatasetError(f"{source}: no samples")
         for f in ARRAY_FIELDS:
-            a = getattr(self, f)
-            if a is None:
-                continue
-            expected = (N,) + _TRAILING.get(f, lambda n: (n,))(n)
-            if np.shape(a) != expected:
-                what = "length" if np.shape(a)[:1] != (N,) else "shape"
-                raise DatasetError(
-                    f"{source}: inconsistent {what}: {f!r} has shape {np.shape(a)}, expected {expected} "
-                    f"(q has {N} samples of {n} joints)"
-                )
-            if f == "trajectory":
-                if not np.issubdtype(np.asarray(a).dtype, np.integer):
-                    raise DatasetError(
-                        f"{source}: 'trajectory' must hold integer ids, got {np.asarray(a).dtype}"
-                    )
-                if a.min() < 0:
-                    raise DatasetError(f"{source}: 'trajectory' ids must be non-negative")
-                continue
-            bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
-            if bad:
-                raise DatasetError(f"{source}: {f!r} has {bad} non-finite values (NaN or inf)")
+            if getattr(self, f) is not None:
+                _check_field(source, f, getattr(self, f), N, n)
         if "system" in self.metadata:
             meta_dof = int(self.metadata["system"].get("dof", n))
             if meta_dof != n:
@@ -276,11 +257,30 @@ class Dataset:
                     f"{source}: q has {n} joints but the metadata's system "
                     f"{self.metadata['system'].get('name', '?')!r} has dof={meta_dof}"
                 )
-        if self.labels is not None and len(self.labels) <= int(np.max(self.trajectory)):
-            raise DatasetError(
-                f"{source}: {len(self.labels)} labels but trajectory ids go up to {int(np.max(self.trajectory))}"
-            )
+        last = int(np.max(self.trajectory))
+        if self.labels is not None and len(self.labels) <= last:
+            raise DatasetError(f"{source}: {len(self.labels)} labels but trajectory ids go up to {last}")
         return self
+
+
+def _check_field(source: str, name: str, a: np.ndarray, N: int, n: int) -> None:
+    """One array of ``N`` samples of ``n`` joints: its shape, and integer ids or finite values."""
+    expected = (N,) + _TRAILING.get(name, lambda n: (n,))(n)
+    if np.shape(a) != expected:
+        what = "length" if np.shape(a)[:1] != (N,) else "shape"
+        raise DatasetError(
+            f"{source}: inconsistent {what}: {name!r} has shape {np.shape(a)}, expected {expected} "
+            f"(q has {N} samples of {n} joints)"
+        )
+    if name == "trajectory":
+        if not np.issubdtype(np.asarray(a).dtype, np.integer):
+            raise DatasetError(f"{source}: 'trajectory' must hold integer ids, got {np.asarray(a).dtype}")
+        if a.min() < 0:
+            raise DatasetError(f"{source}: 'trajectory' ids must be non-negative")
+        return
+    bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+    if bad:
+        raise DatasetError(f"{source}: {name!r} has {bad} non-finite values (NaN or inf)")
 
 
 # --------------------------------------------------------------------------------------

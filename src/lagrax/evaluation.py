@@ -17,9 +17,11 @@ batch; rollouts are one ``lax.scan`` vmapped over the trajectories):
 * ``eval_samples_per_second``: throughput of batched inverse dynamics on the dataset;
 * ``train_seconds``, ``steps``: copied from the training record when one is given.
 
-A metric that the model cannot provide (:class:`~lagrax.errors.NotProvidedError`, e.g.
-the mass matrix of a black-box MLP) or that the dataset cannot support (no recorded
-torques, no ground-truth decomposition) is left out, never reported as NaN.
+A metric that the model cannot provide (it does not :meth:`~lagrax.systems.System.provides`
+the quantity, e.g. the mass matrix of a black-box MLP) or that the dataset cannot
+support (no recorded torques, no ground-truth decomposition) is left out, never
+reported as NaN. Whole datasets go through :func:`lagrax.batched` (checked, raising on a
+singular solve); rollouts use the per-sample :func:`lagrax.rollout.rk4_rollout` in one jit.
 
 This module does not train and does not plot (see :mod:`lagrax.training` and
 :mod:`lagrax.report`).
@@ -41,9 +43,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .datasets import Dataset
-from .errors import DatasetError, NotProvidedError, ShapeError
 from .batching import batched
+from .datasets import Dataset, load_dataset
+from .errors import DatasetError, LagraxError, ShapeError, UnknownNameError
 from .fileio import atomic_write_text
 from .rollout import rk4_rollout
 
@@ -90,14 +92,6 @@ def _check_dataset(model, dataset: Dataset) -> None:
         )
     if len(dataset) == 0:
         raise DatasetError("the dataset is empty: nothing to evaluate")
-
-
-def _try(fn):
-    """``fn()`` or None where the model does not provide the quantity."""
-    try:
-        return fn()
-    except NotProvidedError:
-        return None
 
 
 # --------------------------------------------------------------------------------------
@@ -166,6 +160,36 @@ def _trajectory_slices(dataset: Dataset) -> list[tuple[int, np.ndarray]]:
     return [(int(i), np.flatnonzero(dataset.trajectory == i)) for i in ids[np.argsort(first)]]
 
 
+def _sample_periods(dataset: Dataset, slices) -> np.ndarray:
+    """The fixed sample period of each trajectory; a DatasetError for non-uniform sampling."""
+    dts = []
+    for tid, idx in slices:
+        steps = np.diff(dataset.t[idx])
+        if not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9) or steps[0] <= 0:
+            raise DatasetError(f"trajectory {tid} is not sampled uniformly in time; rollouts need a fixed dt")
+        dts.append(steps[0])
+    return np.array(dts)
+
+
+def _rollouts_from_first_states(model, dataset: Dataset, slices, tau: np.ndarray, substeps: int):
+    """``q_pred, qd_pred (K, T_max, n)``: every trajectory rolled out in one vmapped scan
+    (shorter ones padded with their last torque; the padding is ignored by the caller)."""
+    t_max = max(len(idx) for _, idx in slices)
+    tau_pad = np.stack(
+        [np.concatenate([tau[idx], np.repeat(tau[idx][-1:], t_max - len(idx), 0)]) for _, idx in slices]
+    )
+    first = np.array([idx[0] for _, idx in slices])
+    q_pred, qd_pred = _batched_rollouts(
+        model,
+        jnp.asarray(dataset.q[first]),
+        jnp.asarray(dataset.qd[first]),
+        jnp.asarray(tau_pad),
+        jnp.asarray(_sample_periods(dataset, slices)),
+        substeps,
+    )
+    return np.asarray(q_pred), np.asarray(qd_pred)
+
+
 def valid_prediction_time(
     model,
     dataset: Dataset,
@@ -180,39 +204,22 @@ def valid_prediction_time(
     first time, relative to the trajectory's start, at which the normalised position
     error (:func:`normalised_position_error`) exceeds ``threshold``; the trajectory's
     duration if it never does (Lutter & Peters 2023, RK4 with dt/20, threshold 1e-2).
+    A singular solve makes the rollout NaN from there on: its error is infinite.
     ``mean`` averages over trajectories. All trajectories are integrated in one
-    vmapped scan (shorter ones padded with their last torque; the padding is ignored).
+    vmapped scan.
     """
     _check_dataset(model, dataset)
+    if not model.provides("forward_dynamics"):
+        raise model.not_provided("forward dynamics (rollouts)")
     slices = _trajectory_slices(dataset)
-    lengths = [len(idx) for _, idx in slices]
-    if min(lengths) < 2:
+    if min(len(idx) for _, idx in slices) < 2:
         raise DatasetError("valid prediction time needs trajectories of at least two samples")
     tau = dataset.tau if dataset.tau is not None else np.zeros_like(dataset.q)
-    dts = []
-    for tid, idx in slices:
-        steps = np.diff(dataset.t[idx])
-        if not np.allclose(steps, steps[0], rtol=1e-6, atol=1e-9) or steps[0] <= 0:
-            raise DatasetError(f"trajectory {tid} is not sampled uniformly in time; rollouts need a fixed dt")
-        dts.append(steps[0])
-    t_max = max(lengths)
-    tau_pad = np.stack(
-        [np.concatenate([tau[idx], np.repeat(tau[idx][-1:], t_max - len(idx), 0)]) for _, idx in slices]
-    )
-    first = np.array([idx[0] for _, idx in slices])
-    q_pred, qd_pred = _batched_rollouts(
-        model,
-        jnp.asarray(dataset.q[first]),
-        jnp.asarray(dataset.qd[first]),
-        jnp.asarray(tau_pad),
-        jnp.asarray(np.array(dts)),
-        substeps,
-    )
-    q_pred, qd_pred = np.asarray(q_pred), np.asarray(qd_pred)
+    q_pred, qd_pred = _rollouts_from_first_states(model, dataset, slices, tau, substeps)
     rollouts = []
     for k, (tid, idx) in enumerate(slices):
-        t = dataset.t[idx]
-        error = normalised_position_error(q_pred[k, : len(idx)], dataset.q[idx])
+        t, T = dataset.t[idx], len(idx)
+        error = normalised_position_error(q_pred[k, :T], dataset.q[idx])
         label = dataset.labels[tid] if dataset.labels is not None and tid < len(dataset.labels) else None
         rollouts.append(
             TrajectoryRollout(
@@ -222,8 +229,8 @@ def valid_prediction_time(
                 q=dataset.q[idx],
                 qd=dataset.qd[idx],
                 tau=tau[idx],
-                q_pred=q_pred[k, : len(idx)],
-                qd_pred=qd_pred[k, : len(idx)],
+                q_pred=q_pred[k, :T],
+                qd_pred=qd_pred[k, :T],
                 error=error,
                 valid_time=_first_exceedance(t, error, threshold),
             )
@@ -255,6 +262,74 @@ def samples_per_second(model, dataset: Dataset, repeats: int = 3) -> float:
 # --------------------------------------------------------------------------------------
 
 
+def _torque_metrics(model, dataset: Dataset, q, qd, qdd) -> dict[str, float]:
+    """``torque_mse``, ``torque_nmse`` where there are torques and inverse dynamics."""
+    if dataset.tau is None or not model.provides("inverse_dynamics"):
+        return {}
+    tau_pred = batched(model).inverse_dynamics(q, qd, qdd)
+    return {
+        "torque_mse": sum_squared_error(tau_pred, dataset.tau),
+        "torque_nmse": normalised_mse(tau_pred, dataset.tau),
+    }
+
+
+TERMS = {"inertial": "mass_matrix", "coriolis": "coriolis", "gravity": "gravity"}
+
+
+def _term(model, name: str, q, qd, qdd):
+    """One term of the decomposition, from the model's own method for it."""
+    if name == "inertial":
+        return batched(model).mass_matrix(q) @ qdd[..., None]
+    return batched(model).coriolis(q, qd) if name == "coriolis" else batched(model).gravity(q)
+
+
+def _term_metrics(model, dataset: Dataset, q, qd, qdd) -> dict[str, float]:
+    """``inertial_mse``, ``coriolis_mse``, ``gravity_mse`` where both sides have the term."""
+    wanted = [name for name in TERMS if getattr(dataset, name) is not None]
+    terms = batched(model).decomposition(q, qd, qdd) if wanted and model.provides("decomposition") else {}
+    metrics = {}
+    for name in wanted:
+        true = getattr(dataset, name)
+        if name in terms:
+            pred = terms[name]
+        elif model.provides(TERMS[name]):
+            pred = _term(model, name, q, qd, qdd)
+        else:
+            continue
+        metrics[f"{name}_mse"] = sum_squared_error(np.reshape(pred, true.shape), true)
+    return metrics
+
+
+def _power_and_forward_metrics(model, dataset: Dataset, q, qd, qdd) -> dict[str, float]:
+    """``power_mse`` (energy balance) and ``qdd_mse`` (forward dynamics) where there are torques."""
+    if dataset.tau is None:
+        return {}
+    metrics = {}
+    if model.provides("energy_rate"):
+        # Power balance: dE/dt (model energy along the recorded motion) plus the power the
+        # model's friction dissipates must equal the input power qd^T tau.
+        rate = np.asarray(batched(model).energy_rate(q, qd, qdd), np.float64)
+        dissipated = 0.0
+        if model.provides("friction"):
+            dissipated = np.sum(np.asarray(qd) * np.asarray(batched(model).friction(q, qd)), axis=-1)
+        err = rate + dissipated - np.sum(dataset.qd * dataset.tau, axis=-1)
+        metrics["power_mse"] = float(np.mean(err**2))
+    if model.provides("forward_dynamics"):
+        qdd_pred = batched(model).forward_dynamics(q, qd, jnp.asarray(dataset.tau))
+        metrics["qdd_mse"] = sum_squared_error(qdd_pred, dataset.qdd)
+    return metrics
+
+
+def _training_metrics(training: Mapping[str, Any] | None) -> dict[str, float]:
+    if training is None:
+        return {}
+    out = {}
+    for key in ("train_seconds", "steps"):
+        if training.get(key) is not None:
+            out[key] = float(training[key]) if key == "train_seconds" else int(training[key])
+    return out
+
+
 def evaluate(
     model,
     dataset: Dataset,
@@ -279,53 +354,12 @@ def evaluate(
     """
     _check_dataset(model, dataset)
     q, qd, qdd = (jnp.asarray(a) for a in (dataset.q, dataset.qd, dataset.qdd))
-    metrics: dict[str, float] = {}
-    tau = dataset.tau
-
-    if tau is not None:
-        tau_pred = _try(lambda: batched(model).inverse_dynamics(q, qd, qdd))
-        if tau_pred is not None:
-            metrics["torque_mse"] = sum_squared_error(tau_pred, tau)
-            metrics["torque_nmse"] = normalised_mse(tau_pred, tau)
-
-    terms = _try(lambda: batched(model).decomposition(q, qd, qdd))
-    getters = {
-        "inertial": lambda: batched(model).mass_matrix(q) @ qdd[..., None],
-        "coriolis": lambda: batched(model).coriolis(q, qd),
-        "gravity": lambda: batched(model).gravity(q),
-    }
-    for name, getter in getters.items():
-        true = getattr(dataset, name)
-        if true is None:
-            continue
-        pred = terms[name] if terms is not None else _try(getter)
-        if pred is not None:
-            metrics[f"{name}_mse"] = sum_squared_error(np.reshape(pred, true.shape), true)
-
-    if tau is not None:
-        # Power balance: dE/dt (model energy along the recorded motion) plus the power the
-        # model's friction dissipates must equal the input power qd^T tau.
-        rate = _try(lambda: batched(model).energy_rate(q, qd, qdd))
-        if rate is not None:
-            dissipated = np.sum(np.asarray(qd) * np.asarray(batched(model).friction(q, qd)), axis=-1)
-            input_power = np.sum(dataset.qd * tau, axis=-1)
-            err = np.asarray(rate, np.float64) + dissipated - input_power
-            metrics["power_mse"] = float(np.mean(err**2))
-
-        qdd_pred = _try(lambda: batched(model).forward_dynamics(q, qd, jnp.asarray(tau)))
-        if qdd_pred is not None:
-            metrics["qdd_mse"] = sum_squared_error(qdd_pred, dataset.qdd)
-
-    if rollout:
-        result = _try(lambda: valid_prediction_time(model, dataset, threshold, substeps))
-        if result is not None:
-            metrics["valid_prediction_time"] = result.mean
-
-    if training is not None:
-        for key in ("train_seconds", "steps"):
-            if training.get(key) is not None:
-                metrics[key] = float(training[key]) if key == "train_seconds" else int(training[key])
-
+    metrics = _torque_metrics(model, dataset, q, qd, qdd)
+    metrics.update(_term_metrics(model, dataset, q, qd, qdd))
+    metrics.update(_power_and_forward_metrics(model, dataset, q, qd, qdd))
+    if rollout and model.provides("forward_dynamics"):
+        metrics["valid_prediction_time"] = valid_prediction_time(model, dataset, threshold, substeps).mean
+    metrics.update(_training_metrics(training))
     if throughput and "torque_mse" in metrics:
         metrics["eval_samples_per_second"] = samples_per_second(model, dataset)
     return metrics
@@ -368,7 +402,6 @@ def _read_json(path: Path) -> dict:
 
 def load_run(run_dir: str | Path) -> Run:
     """Load the model and records of a run directory; raises a LagraxError naming what is missing."""
-    from .errors import LagraxError
     from .models.io import load_model
 
     path = Path(run_dir)
@@ -395,9 +428,6 @@ def run_dataset(run: Run, data: str | Path | None = None, split: str = "test") -
     ``data`` defaults to the data file recorded in the run's ``config.json``; the
     trajectory ids of each part come from the run's ``split.json``.
     """
-    from .datasets import load_dataset
-    from .errors import UnknownNameError
-
     if split not in SPLITS:
         raise UnknownNameError.for_name("split", split, SPLITS)
     if data is None:
@@ -437,10 +467,9 @@ def evaluate_run(
     ds, _ = run_dataset(run, data, split)
     metrics = evaluate(run.model, ds, rollout=False, training=run.training)
     prediction = None
-    if rollout:
-        prediction = _try(lambda: valid_prediction_time(run.model, ds))
-        if prediction is not None:
-            metrics["valid_prediction_time"] = prediction.mean
+    if rollout and run.model.provides("forward_dynamics"):
+        prediction = valid_prediction_time(run.model, ds)
+        metrics["valid_prediction_time"] = prediction.mean
     ordered = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
     write_metrics(run.path, ordered, "metrics.json" if split == "test" else f"metrics_{split}.json")
     return ordered, run, ds, prediction

@@ -55,6 +55,43 @@ def _save(fig, path: Path, force: bool) -> None:
         plt.close(fig)
 
 
+def _time_axis(ds: Dataset):
+    """A global time axis on which each trajectory starts where the previous one ended:
+    sample order, time of each sample, ``(start, stop, label)`` spans, total length, and
+    the positions in that order where a new trajectory begins (to break lines there)."""
+    ids = ds.trajectory_ids
+    order = np.concatenate([np.flatnonzero(ds.trajectory == i) for i in ids])
+    spans, offset = [], 0.0
+    t_global = np.empty(len(ds))
+    for i in ids:
+        m = np.flatnonzero(ds.trajectory == i)
+        t = ds.t[m] - ds.t[m].min()
+        t_global[m] = offset + t
+        step = ds.dt or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0)
+        spans.append((offset, offset + t.max() + step, ds.label(i)))
+        offset += t.max() + step
+    gaps = np.flatnonzero(np.diff(ds.trajectory[order]) != 0) + 1
+    return order, t_global, spans, offset, gaps
+
+
+def _draw_paths(ax, ds: Dataset, xy: np.ndarray) -> None:
+    """End-effector paths, each about its own mean in a cell of a grid, so letters do not overlap."""
+    ids = ds.trajectory_ids
+    cols = int(np.ceil(np.sqrt(len(ids))))
+    cell = 1.2 * max(np.ptp(xy[ds.trajectory == i], axis=0).max() for i in ids)
+    for k, i in enumerate(ids):
+        p = xy[ds.trajectory == i]
+        p = p - p.mean(axis=0) + cell * np.array([k % cols, -(k // cols)])
+        ax.plot(p[:, 0], p[:, 1], lw=1.0, color=f"C{k % 10}")
+        if len(ids) <= MAX_LABELLED:
+            ax.text(*(cell * np.array([k % cols - 0.45, -(k // cols) + 0.3])), ds.label(i), fontsize=7)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x, about each path's mean [m]", fontsize=8)
+    ax.set_ylabel("y [m]", fontsize=8)
+    ax.set_title("end-effector paths", fontsize=9)
+    ax.tick_params(labelsize=7)
+
+
 def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = None, system=None) -> Path:
     """Figure of ``q, qd, tau`` (``qdd`` if there is no ``tau``) per joint over time.
 
@@ -72,20 +109,7 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
     columns = [(ds.q, "q"), (ds.qd, "qd"), (third, third_name)]
     xy = end_effector_paths(ds, system)
 
-    # a global time axis: each trajectory starts where the previous one ended
-    ids = ds.trajectory_ids
-    order = np.concatenate([np.flatnonzero(ds.trajectory == i) for i in ids])
-    spans, offset = [], 0.0
-    t_global = np.empty(len(ds))
-    for i in ids:
-        m = np.flatnonzero(ds.trajectory == i)
-        t = ds.t[m] - ds.t[m].min()
-        t_global[m] = offset + t
-        step = ds.dt or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0)
-        spans.append((offset, offset + t.max() + step, ds.label(i)))
-        offset += t.max() + step
-    gaps = np.flatnonzero(np.diff(ds.trajectory[order]) != 0) + 1  # break lines between trajectories
-
+    order, t_global, spans, offset, gaps = _time_axis(ds)
     ncols = 4 if xy is not None else 3
     fig = plt.figure(figsize=(4.2 * ncols + 1, 1.7 * n + 1.6), layout="constrained")
     grid = fig.add_gridspec(n, ncols)
@@ -115,21 +139,7 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
             if j == n - 1:
                 ax.set_xlabel("time, trajectories end to end [s]", fontsize=8)
     if xy is not None:
-        ax = fig.add_subplot(grid[:, 3])
-        # each path about its own mean, in a grid of cells, so that letters do not overlap
-        cols = int(np.ceil(np.sqrt(len(ids))))
-        cell = 1.2 * max(np.ptp(xy[ds.trajectory == i], axis=0).max() for i in ids)
-        for k, i in enumerate(ids):
-            p = xy[ds.trajectory == i]
-            p = p - p.mean(axis=0) + cell * np.array([k % cols, -(k // cols)])
-            ax.plot(p[:, 0], p[:, 1], lw=1.0, color=f"C{k % 10}")
-            if len(ids) <= MAX_LABELLED:
-                ax.text(*(cell * np.array([k % cols - 0.45, -(k // cols) + 0.3])), ds.label(i), fontsize=7)
-        ax.set_aspect("equal")
-        ax.set_xlabel("x, about each path's mean [m]", fontsize=8)
-        ax.set_ylabel("y [m]", fontsize=8)
-        ax.set_title("end-effector paths", fontsize=9)
-        ax.tick_params(labelsize=7)
+        _draw_paths(fig.add_subplot(grid[:, 3]), ds, xy)
     meta = ds.metadata
     fig.suptitle(
         title

@@ -10,8 +10,11 @@
 * :func:`write_report`: all of the above, the metrics table and a model, data and
   configuration summary into a run directory.
 
-Plotting uses matplotlib's Agg backend (files only, no display). This module
-computes no metric of its own (see :mod:`lagrax.evaluation`) and trains nothing.
+:func:`report_run` evaluates a run directory (:func:`lagrax.evaluation.evaluate_run`)
+and writes its report. Plotting uses matplotlib's Agg backend (files only, no display).
+This module computes no metric of its own (see :mod:`lagrax.evaluation`), trains
+nothing and does not run the end-to-end demo (see :mod:`lagrax.demo`). What a model
+can give is asked with :meth:`~lagrax.systems.System.provides`.
 """
 
 from __future__ import annotations
@@ -45,14 +48,17 @@ METRIC_DESCRIPTIONS = {
     "gravity_mse": "same for the gravity torque g(q)",
     "power_mse": "squared error of the power balance dE/dt + qd^T friction = qd^T tau",
     "qdd_mse": "forward dynamics: sum over joints of squared acceleration error, mean over samples",
-    "valid_prediction_time": "s, mean over test trajectories until the rollout's normalised position error exceeds 1e-2",
+    "valid_prediction_time": (
+        "s, mean over test trajectories until the rollout's normalised position error exceeds 1e-2"
+    ),
     "train_seconds": "training wall time, s",
     "steps": "optimiser steps",
     "eval_samples_per_second": "batched inverse dynamics throughput on the test set",
 }
 
 
-def _fmt(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A metric value for a table: integers as such, floats to three significant digits."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return str(int(value))
     if isinstance(value, (float, np.floating)):
@@ -74,6 +80,35 @@ def _concatenated(dataset: Dataset) -> tuple[np.ndarray, list[tuple[int, int, st
     return order, spans
 
 
+Row = tuple[str, "np.ndarray | None", "np.ndarray | None"]  # (title, true, predicted)
+
+
+def _decomposition_rows(model, dataset: Dataset, order: np.ndarray) -> list[Row]:
+    """``(title, true, predicted)`` for ``tau`` and each term that either side has."""
+    q, qd, qdd = dataset.q[order], dataset.qd[order], dataset.qdd[order]
+    rows: list[Row] = []
+    if dataset.tau is not None:
+        pred = None
+        if model.provides("inverse_dynamics"):
+            pred = np.asarray(batched(model).inverse_dynamics(q, qd, qdd))
+        rows.append((r"$\tau$", dataset.tau[order], pred))
+    terms = {}
+    if model.provides("decomposition"):
+        terms = {k: np.asarray(v) for k, v in batched(model).decomposition(q, qd, qdd).items()}
+    for key, title in (
+        ("inertial", r"$M(q)\,\ddot q$"),
+        ("coriolis", r"$c(q, \dot q)$"),
+        ("gravity", r"$g(q)$"),
+    ):
+        true = getattr(dataset, key)
+        true = None if true is None else true[order]
+        if true is not None or key in terms:
+            rows.append((title, true, terms.get(key)))
+    if not rows:
+        raise NotProvidedError("nothing to plot: the dataset has no torques and the model no decomposition")
+    return rows
+
+
 def plot_torque_decomposition(
     model, dataset: Dataset, path: str | Path, max_samples: int | None = None
 ) -> Path:
@@ -87,68 +122,54 @@ def plot_torque_decomposition(
     if max_samples is not None:
         order = order[:max_samples]
         spans = [(a, min(b, max_samples), s) for a, b, s in spans if a < max_samples]
-    q, qd, qdd = dataset.q[order], dataset.qd[order], dataset.qdd[order]
-    rows: list[tuple[str, np.ndarray | None, np.ndarray | None]] = []
-    if dataset.tau is not None:
-        try:
-            pred = np.asarray(batched(model).inverse_dynamics(q, qd, qdd))
-        except NotProvidedError:
-            pred = None
-        rows.append((r"$\tau$", dataset.tau[order], pred))
-    try:
-        terms = {k: np.asarray(v) for k, v in batched(model).decomposition(q, qd, qdd).items()}
-    except NotProvidedError:
-        terms = {}
-    for key, title in (
-        ("inertial", r"$M(q)\,\ddot q$"),
-        ("coriolis", r"$c(q, \dot q)$"),
-        ("gravity", r"$g(q)$"),
-    ):
-        true = getattr(dataset, key)
-        true = None if true is None else true[order]
-        if true is not None or key in terms:
-            rows.append((title, true, terms.get(key)))
-    if not rows:
-        raise NotProvidedError("nothing to plot: the dataset has no torques and the model no decomposition")
-
+    rows = _decomposition_rows(model, dataset, order)
     n = dataset.dof
     names = dataset.info.joint_names if "system" in dataset.metadata else tuple(f"q{i}" for i in range(n))
-    x = np.arange(len(order))
     fig, axes = plt.subplots(
         len(rows), n, figsize=(4.2 * n + 1, 2.0 * len(rows) + 0.8), squeeze=False, sharex=True
     )
+    x = np.arange(len(order))
     for r, (title, true, pred) in enumerate(rows):
         for j in range(n):
-            ax = axes[r, j]
-            if true is not None:
-                ax.plot(x, true[:, j], **TRUE_STYLE)
-            if pred is not None:
-                ax.plot(x, pred[:, j], **PRED_STYLE)
-            for a, _, _ in spans[1:]:
-                ax.axvline(a, color="0.6", lw=0.8)
-            if r == 0:
-                ax.set_title(f"joint {j} ({names[j]})", fontsize=10, pad=16)
-                for a, b, label in spans:
-                    ax.text(
-                        (a + b) / 2,
-                        1.02,
-                        label,
-                        transform=ax.get_xaxis_transform(),
-                        ha="center",
-                        va="bottom",
-                        fontsize=9,
-                        color="0.3",
-                    )
+            _draw_true_and_predicted(axes[r, j], x, true, pred, j, spans)
             if j == 0:
+                ax = axes[r, j]
                 ax.set_ylabel(title + " [Nm]")
-            ax.grid(alpha=0.3)
     for j in range(n):
+        axes[0, j].set_title(f"joint {j} ({names[j]})", fontsize=10, pad=16)
+        _label_spans(axes[0, j], spans)
         axes[-1, j].set_xlabel("sample (test trajectories end to end)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper right", ncol=2, fontsize=9)
     fig.suptitle("Torque decomposition on the test trajectories", x=0.01, ha="left", fontsize=12)
     fig.tight_layout(rect=(0, 0, 1, 0.96))
     return _save(fig, path)
+
+
+def _draw_true_and_predicted(ax, x, true, pred, j: int, spans) -> None:
+    """Joint ``j`` of one row: true (black) and predicted (red dashed), trajectory separators."""
+    if true is not None:
+        ax.plot(x, true[:, j], **TRUE_STYLE)
+    if pred is not None:
+        ax.plot(x, pred[:, j], **PRED_STYLE)
+    for a, _, _ in spans[1:]:
+        ax.axvline(a, color="0.6", lw=0.8)
+    ax.grid(alpha=0.3)
+
+
+def _label_spans(ax, spans) -> None:
+    """Each trajectory's label above its span of the axis."""
+    for a, b, label in spans:
+        ax.text(
+            (a + b) / 2,
+            1.02,
+            label,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="bottom",
+            fontsize=9,
+            color="0.3",
+        )
 
 
 LOSS_SKIP = {
@@ -221,6 +242,22 @@ def _positive(v) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
 
 
+def _energies_along(model, rollouts: Sequence[TrajectoryRollout]) -> list[tuple] | None:
+    """The model's energy along the recorded and the predicted states of each rollout, or
+    None for a model without an energy. One batched call for all (one compilation)."""
+    if not model.provides("energy"):
+        return None
+    q_all = np.concatenate([x for r in rollouts for x in (r.q, r.q_pred)])
+    qd_all = np.concatenate([x for r in rollouts for x in (r.qd, r.qd_pred)])
+    e_all = np.asarray(batched(model).energy(q_all, qd_all))  # NaN where a rollout diverged
+    energies, start = [], 0
+    for r in rollouts:
+        T = len(r.t)
+        energies.append((e_all[start : start + T], e_all[start + T : start + 2 * T]))
+        start += 2 * T
+    return energies
+
+
 def plot_rollouts(
     model,
     rollouts: Sequence[TrajectoryRollout],
@@ -237,21 +274,9 @@ def plot_rollouts(
     if not rollouts:
         raise ValueError("no rollouts to plot")
     n = rollouts[0].q.shape[1]
-    # one batched call for every trajectory (recorded and predicted states): one compilation
-    q_all = np.concatenate([x for r in rollouts for x in (r.q, r.q_pred)])
-    qd_all = np.concatenate([x for r in rollouts for x in (r.qd, r.qd_pred)])
-    try:
-        e_all = np.asarray(batched(model).energy(q_all, qd_all))
-    except NotProvidedError:
-        e_all = None
-    energies, start = [], 0
-    for r in rollouts:
-        T = len(r.t)
-        energies.append(
-            (None, None) if e_all is None else (e_all[start : start + T], e_all[start + T : start + 2 * T])
-        )
-        start += 2 * T
-    has_energy = e_all is not None
+    energies = _energies_along(model, rollouts)
+    has_energy = energies is not None
+    energies = energies or [(None, None)] * len(rollouts)
     nrows = n + int(has_energy)
     fig, axes = plt.subplots(
         nrows,
@@ -307,7 +332,7 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     """The metrics as a markdown table, in the contract's order, with a short meaning each."""
     lines = ["| metric | value | meaning |", "|---|---|---|"]
     for key in [k for k in METRIC_KEYS if k in metrics] + [k for k in metrics if k not in METRIC_KEYS]:
-        lines.append(f"| {key} | {_fmt(metrics[key])} | {METRIC_DESCRIPTIONS.get(key, '')} |")
+        lines.append(f"| {key} | {format_value(metrics[key])} | {METRIC_DESCRIPTIONS.get(key, '')} |")
     return "\n".join(lines)
 
 
@@ -316,6 +341,92 @@ def _parameter_count(model) -> int:
     import jax
 
     return int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))))
+
+
+def _figures(run_dir: Path, model, test: Dataset, rollouts, history) -> tuple[list, list]:
+    """Draw the figures the pieces allow: ``(caption, file)`` of each, and notes on those skipped."""
+    figures: list[tuple[str, str]] = []
+    notes: list[str] = []
+    try:
+        plot_torque_decomposition(model, test, run_dir / "torque_decomposition.png")
+        figures.append(
+            (
+                "Torque decomposition on the test trajectories (true: black, predicted: red dashed)",
+                "torque_decomposition.png",
+            )
+        )
+    except NotProvidedError as e:
+        notes.append(f"No torque decomposition figure: {e}")
+    if history:
+        plot_learning_curves(history, run_dir / "learning_curves.png")
+        figures.append(("Learning curves (log scale)", "learning_curves.png"))
+    else:
+        notes.append("No learning curves: the run has no metrics.jsonl.")
+    if rollouts:
+        plot_rollouts(model, rollouts, run_dir / "rollouts.png")
+        figures.append(("Rollouts from the first state of test trajectories", "rollouts.png"))
+    return figures, notes
+
+
+def _model_lines(model) -> tuple[str, list[str]]:
+    """The model's kind and its section of the report."""
+    kind = model.kind
+    # the spec without the MLP's data normalisation (long, and not a choice of the user)
+    hyper = {k: v for k, v in model.spec.to_json().items() if k != "normalization"}
+    info = model.info
+    lines = [f"- kind: `{kind}` ({type(model).__name__}), {_parameter_count(model):,} parameters"]
+    if hyper:
+        lines.append("- spec: " + ", ".join(f"{k}={v}" for k, v in hyper.items()))
+    lines.append(
+        f"- system: {info.name}, {info.dof} joints ({', '.join(info.joint_names)}), "
+        f"types {', '.join(sorted(set(info.joint_types)))}"
+    )
+    return kind, lines
+
+
+def _data_lines(test: Dataset, data_path, split: Mapping[str, Any] | None) -> list[str]:
+    """The data section: file, test set, sample period, training and validation trajectories."""
+    lines = [] if data_path is None else [f"- file: `{data_path}`"]
+    labels = [test.label(i) for i in test.trajectory_ids]
+    lines.append(
+        f"- test set: {len(test)} samples in {test.n_trajectories} trajectories ({', '.join(labels)})"
+    )
+    if test.dt is not None:
+        lines.append(f"- sample period: {test.dt:g} s")
+    for part in ("train", "validation"):
+        entry = (split or {}).get(part)
+        labels_ = entry.get("labels", entry.get("ids")) if isinstance(entry, dict) else entry
+        if labels_:
+            lines.append(f"- {part} trajectories: {len(labels_)} ({', '.join(map(str, labels_))})")
+    return lines
+
+
+CONFIG_KEYS = (
+    "epochs",
+    "batch_size",
+    "lr",
+    "weight_decay",
+    "schedule",
+    "inverse",
+    "forward",
+    "power",
+    "rollout",
+    "lbfgs_epochs",
+    "lbfgs_steps",
+    "lbfgs_memory",
+    "seed",
+    "dtype",
+    "max_seconds",
+)
+
+
+def _config_lines(config: Mapping[str, Any]) -> list[str]:
+    """The training configuration section: the main settings and how training ended."""
+    flat = config.get("config", config)
+    shown = [f"{k}={flat[k]}" for k in CONFIG_KEYS if k in flat]
+    lines = ["- " + (", ".join(shown) if shown else json.dumps(flat)[:400])]
+    lines += [f"- {key}: {config[key]}" for key in ("stopped_reason", "best_epoch") if key in config]
+    return lines
 
 
 def write_report(
@@ -338,80 +449,14 @@ def write_report(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    figures: list[tuple[str, str]] = []
-    notes: list[str] = []
-    try:
-        plot_torque_decomposition(model, test, run_dir / "torque_decomposition.png")
-        figures.append(
-            (
-                "Torque decomposition on the test trajectories (true: black, predicted: red dashed)",
-                "torque_decomposition.png",
-            )
-        )
-    except NotProvidedError as e:
-        notes.append(f"No torque decomposition figure: {e}")
-    if history:
-        plot_learning_curves(history, run_dir / "learning_curves.png")
-        figures.append(("Learning curves (log scale)", "learning_curves.png"))
-    else:
-        notes.append("No learning curves: the run has no metrics.jsonl.")
-    if rollouts:
-        plot_rollouts(model, rollouts, run_dir / "rollouts.png")
-        figures.append(("Rollouts from the first state of test trajectories", "rollouts.png"))
-
-    kind = getattr(model, "kind", type(model).__name__)
-    hyper = {k: v for k, v in model.spec.to_json().items() if k != "normalization"}
-    info = model.info
-    lines = [f"# lagrax report: {kind} on {info.name}", ""]
+    figures, notes = _figures(run_dir, model, test, rollouts, history)
+    kind, model_lines = _model_lines(model)
+    lines = [f"# lagrax report: {kind} on {model.info.name}", ""]
     lines += ["## Metrics (test set)", "", metrics_table(metrics), ""]
-    lines += ["## Model", ""]
-    lines.append(f"- kind: `{kind}` ({type(model).__name__}), {_parameter_count(model):,} parameters")
-    if hyper:
-        lines.append("- hyperparameters: " + ", ".join(f"{k}={v}" for k, v in hyper.items()))
-    lines.append(
-        f"- system: {info.name}, {info.dof} joints ({', '.join(info.joint_names)}), "
-        f"types {', '.join(sorted(set(info.joint_types)))}"
-    )
-    lines += ["", "## Data", ""]
-    if data_path is not None:
-        lines.append(f"- file: `{data_path}`")
-    labels = [test.label(i) for i in test.trajectory_ids]
-    lines.append(
-        f"- test set: {len(test)} samples in {test.n_trajectories} trajectories ({', '.join(labels)})"
-    )
-    if test.dt is not None:
-        lines.append(f"- sample period: {test.dt:g} s")
-    if split:
-        for part in ("train", "validation"):
-            entry = split.get(part)
-            labels_ = entry.get("labels", entry.get("ids")) if isinstance(entry, dict) else entry
-            if labels_:
-                lines.append(f"- {part} trajectories: {len(labels_)} ({', '.join(map(str, labels_))})")
+    lines += ["## Model", ""] + model_lines
+    lines += ["", "## Data", ""] + _data_lines(test, data_path, split)
     if config:
-        lines += ["", "## Training configuration", ""]
-        flat = config.get("config", config)
-        keys = (
-            "epochs",
-            "batch_size",
-            "lr",
-            "weight_decay",
-            "schedule",
-            "inverse",
-            "forward",
-            "power",
-            "rollout",
-            "lbfgs_epochs",
-            "lbfgs_steps",
-            "lbfgs_memory",
-            "seed",
-            "dtype",
-            "max_seconds",
-        )
-        shown = [f"{k}={flat[k]}" for k in keys if k in flat]
-        lines.append("- " + (", ".join(shown) if shown else json.dumps(flat)[:400]))
-        for key in ("stopped_reason", "best_epoch"):
-            if key in config:
-                lines.append(f"- {key}: {config[key]}")
+        lines += ["", "## Training configuration", ""] + _config_lines(config)
     if notes:
         lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Figures", ""]
@@ -454,64 +499,11 @@ def report_run(run_dir: str | Path, data: str | Path | None = None) -> tuple[Pat
     return path, metrics
 
 
-DEMO_TEST_LETTERS = "eqv"  # the reference split of the DeLaN character benchmark
-
-
-def run_demo(
-    out: str | Path,
-    *,
-    force: bool = False,
-    epochs: int | None = None,
-    seconds: float = 90.0,
-    dt: float = 0.02,
-    seed: int = 0,
-    say=print,
-) -> Path:
-    """The end-to-end demo: character data for ``two_link_arm`` -> DeLaN -> metrics -> report.
-
-    Generates the 26 letters sampled every ``dt`` (float64 ground truth), holds out
-    e, q, v for testing, trains DeLaN with the training preset (``epochs`` overrides its
-    AdamW epochs; training stops early after ``seconds``), evaluates it on the held-out letters and writes ``report.md`` and
-    the figures into ``out``. ``say`` receives the progress lines.
-    Refuses a non-empty ``out`` unless ``force``. Returns the report's path.
-    """
-    from .datasets import save_dataset
-    from .errors import FileExistsLagraxError
-    from .plotting import plot_dataset
-    from .systems import system
-    from .training import PRESETS, TrainConfig, run_training
-    from .trajectories import generate
-
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise FileExistsLagraxError(f"{out} exists and is not empty; use --force to overwrite the demo")
-    out.mkdir(parents=True, exist_ok=True)
-    data_path = out / "characters.npz"
-    say("[1/4] generating character trajectories for two_link_arm (26 letters) ...")
-    ds = generate(system("two_link_arm"), kind="characters", dt=dt, seed=seed)
-    save_dataset(ds, data_path, force=True)
-    plot_dataset(ds, out / "characters.png", force=True)
-    say(f"      {len(ds)} samples, {ds.n_trajectories} letters, dt = {ds.dt:g} s -> {data_path}")
-    settings = {**PRESETS.get("delan", {}), "max_seconds": seconds, "seed": seed}
-    if epochs is not None:
-        settings["epochs"] = epochs
-    config = TrainConfig.from_dict(settings)
-    say(
-        f"[2/4] training DeLaN: {config.epochs} AdamW epochs + {config.lbfgs_epochs} L-BFGS epochs "
-        f"(at most {seconds:g} s), "
-        f"test letters {', '.join(DEMO_TEST_LETTERS)} held out ..."
-    )
-    run_training("delan", data_path, out, config, {}, test_labels=list(DEMO_TEST_LETTERS), force=True)
-    say("[3/4] evaluating on the held-out letters (rollouts: RK4 at dt/20) ...")
-    path, metrics = report_run(out)
-    say(f"[4/4] wrote {path} and its figures")
-    return path
-
-
 __all__ = [
     "metrics_table",
     "report_run",
-    "run_demo",
+    "format_value",
+    "METRIC_DESCRIPTIONS",
     "plot_learning_curves",
     "plot_rollouts",
     "plot_torque_decomposition",

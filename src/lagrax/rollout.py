@@ -1,10 +1,26 @@
-"""Rollouts: integrate any system's forward dynamics with diffrax.
+"""Rollouts and integration: the one module that integrates a system's equations of motion.
 
-Works for ground-truth systems and learned models alike (anything with a per-sample
-``_forward_dynamics``). Adaptive Tsit5 / Dormand-Prince with settable tolerances by
-default; a fixed step (``dt=...``) for cheap differentiable rollouts in training.
+Every rollout in lagrax comes from here, for ground-truth systems and learned models
+alike (anything with per-sample ``solve_forward_dynamics`` or
+``canonical_time_derivative``):
 
-This module does not generate datasets (see :mod:`lagrax.trajectories`).
+* :func:`simulate`: ``(q, qd)`` under ``qdd = forward_dynamics(q, qd, tau)``, with
+  diffrax (adaptive Tsit5 / Dormand-Prince by default, or fixed steps ``dt=...``);
+* :func:`simulate_canonical`: ``(q, p)`` under Hamilton's equations, the same way;
+* :func:`rk4_rollout`: one state, classical RK4 as a single ``lax.scan`` with no
+  checks, per sample: the fast path that training losses and the valid prediction
+  time use inside ``jit`` (a singular solve gives NaN states there).
+
+:func:`simulate` and :func:`simulate_canonical` are the checked edge: they share one
+validation of the initial states, times and torques, take a solver as a diffrax solver
+object or a name (:class:`SolverName`, parsed once by :func:`parse_solver`), and raise
+:class:`~lagrax.errors.SingularHessianError` when the solve becomes singular (the
+integration stops at the first such step instead of rejecting steps until
+``max_steps``) or :class:`~lagrax.errors.NumericalError` when it does not reach the last
+time, never handing back a NaN trajectory.
+
+This module does not generate datasets (see :mod:`lagrax.trajectories`) or score
+rollouts (see :mod:`lagrax.evaluation`).
 """
 
 from __future__ import annotations
@@ -19,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .errors import NotProvidedError, ShapeError, UnknownNameError
+from .errors import NotProvidedError, NumericalError, ShapeError, SingularHessianError
+from .options import Option
 
 
 class RK4(diffrax.AbstractERK):
@@ -41,7 +58,191 @@ class RK4(diffrax.AbstractERK):
         return 4
 
 
-SOLVERS = {"tsit5": diffrax.Tsit5, "dopri5": diffrax.Dopri5, "dopri8": diffrax.Dopri8, "rk4": RK4}
+class SolverName(Option):
+    """The solvers known by name; :func:`parse_solver` turns one into a diffrax solver."""
+
+    TSIT5 = "tsit5"
+    DOPRI5 = "dopri5"
+    DOPRI8 = "dopri8"
+    RK4 = "rk4"
+
+    @classmethod
+    def label(cls) -> str:
+        return "solver"
+
+
+_SOLVER_CLASSES: dict[SolverName, type[diffrax.AbstractSolver]] = {
+    SolverName.TSIT5: diffrax.Tsit5,
+    SolverName.DOPRI5: diffrax.Dopri5,
+    SolverName.DOPRI8: diffrax.Dopri8,
+    SolverName.RK4: RK4,
+}
+
+
+def parse_solver(solver: diffrax.AbstractSolver | SolverName | str) -> diffrax.AbstractSolver:
+    """A diffrax solver object from itself, a :class:`SolverName` or its name (``"tsit5"``,
+    ``"dopri5"``, ``"dopri8"``, ``"rk4"``); an unknown name raises ``UnknownNameError``."""
+    if isinstance(solver, diffrax.AbstractSolver):
+        return solver
+    return _SOLVER_CLASSES[SolverName.parse(solver)]()
+
+
+def _has_error_estimate(solver: diffrax.AbstractSolver) -> bool:
+    return isinstance(solver, diffrax.AbstractAdaptiveSolver) and not isinstance(solver, RK4)
+
+
+class Stepping(eqx.Module):
+    """How to integrate: a diffrax solver and adaptive tolerances, or a fixed step ``dt``."""
+
+    solver: diffrax.AbstractSolver
+    rtol: float = eqx.field(static=True)
+    atol: float = eqx.field(static=True)
+    dt: float | None = eqx.field(static=True)
+    max_steps: int = eqx.field(static=True)
+
+    @classmethod
+    def make(cls, solver, rtol: float, atol: float, dt: float | None, max_steps: int) -> "Stepping":
+        """Parse ``solver`` and check that adaptive stepping has an error estimate."""
+        solver = parse_solver(solver)
+        if dt is None and not _has_error_estimate(solver):
+            raise ValueError(
+                f"solver {type(solver).__name__} has no error estimate for adaptive steps: "
+                "give a fixed step dt=..."
+            )
+        if dt is not None and not dt > 0:
+            raise ValueError(f"the fixed step dt must be positive, got {dt}")
+        return cls(solver, float(rtol), float(atol), None if dt is None else float(dt), int(max_steps))
+
+    def controller(self) -> diffrax.AbstractStepSizeController:
+        if self.dt is None:
+            return diffrax.PIDController(rtol=self.rtol, atol=self.atol)
+        return diffrax.ConstantStepSize()
+
+
+class Torque(eqx.Module):
+    """Joint forces ``tau(t, x, v)`` of one rollout: zero, constant ``(n,)``, samples
+    ``(T, n)`` at the save times (linearly interpolated) or a callable."""
+
+    values: Array | None
+    ts: Array
+    fn: Callable | None = eqx.field(static=True)
+
+    def __call__(self, t, x, v):
+        if self.fn is not None:
+            return self.fn(t, x, v)
+        if self.values.ndim == 1:
+            return self.values
+        return diffrax.LinearInterpolation(ts=self.ts, ys=self.values).evaluate(t)
+
+
+# --------------------------------------------------------------------------------------
+# Shared validation (the checked edge of both rollouts)
+# --------------------------------------------------------------------------------------
+
+
+class _Inputs(NamedTuple):
+    x0: Array
+    v0: Array
+    ts: Array
+    torque: Torque
+    batch_torque: bool  # one torque sample array per initial state
+
+
+def _torque(tau, ts, n: int, batch: int | None, dtype) -> tuple[Torque, bool]:
+    """The :class:`Torque` for ``tau`` and whether it holds one sample array per state."""
+    if tau is None:
+        return Torque(jnp.zeros(n, dtype), ts, None), False
+    if callable(tau):
+        return Torque(None, ts, tau), False
+    tau = jnp.asarray(tau, dtype)
+    T = ts.shape[0]
+    if tau.shape in ((n,), (T, n)):
+        return Torque(tau, ts, None), False
+    if batch is not None and tau.shape == (batch, T, n):
+        return Torque(tau, ts, None), True
+    shapes = f"({n},) or ({T}, {n})" + ("" if batch is None else f" or ({batch}, {T}, {n})")
+    raise ShapeError(f"tau must be None, a callable, or of shape {shapes}; got {tau.shape}")
+
+
+def _validate(system, x0, v0, ts, tau, names: tuple[str, str]) -> _Inputs:
+    """Initial states of a common float dtype, times and torque, or a ShapeError naming them."""
+    n = system.dof
+    x0 = jnp.asarray(x0)
+    dtype = x0.dtype if jnp.issubdtype(x0.dtype, jnp.floating) else jnp.result_type(float)
+    x0, v0, ts = x0.astype(dtype), jnp.asarray(v0, dtype), jnp.asarray(ts, dtype)
+    if x0.ndim not in (1, 2) or x0.shape[-1] != n or v0.shape != x0.shape:
+        a, b = names
+        raise ShapeError(
+            f"{a} and {b} must both have shape ({n},) or (B, {n}); got {x0.shape} and {v0.shape}"
+        )
+    if ts.ndim != 1 or ts.shape[0] < 2:
+        raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
+    torque, batch_torque = _torque(tau, ts, n, x0.shape[0] if x0.ndim == 2 else None, dtype)
+    return _Inputs(x0, v0, ts, torque, batch_torque)
+
+
+def _check_outcome(system, what: str, ok, stopped, error: type[NumericalError], message: str) -> None:
+    """Raise where an integration stopped at a failed solve or did not reach the last time."""
+    if isinstance(ok, jax.core.Tracer):  # traced by an outer jit: nothing can be raised here
+        return
+    ok, stopped = np.atleast_1d(np.asarray(ok)), np.atleast_1d(np.asarray(stopped))
+    where = "" if ok.size == 1 else f" (initial states {np.flatnonzero(stopped | ~ok).tolist()})"
+    if np.any(stopped):
+        raise error(f"{system.info.name}: {what} stopped early{where}: {message}")
+    if not np.all(ok):
+        raise NumericalError(
+            f"{system.info.name}: {what} did not reach the last time{where}: the step size collapsed "
+            "(max_steps reached; the motion is stiff, diverges or leaves the system's domain)"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# One diffrax solve, shared by both rollouts
+# --------------------------------------------------------------------------------------
+
+
+def _integrate(flow: Callable, y0, ts: Array, stepping: Stepping):
+    """Integrate ``dy/dt`` of ``flow(t, y) -> (dy, bad)`` from ``ts[0]``, saved at ``ts``.
+
+    Where ``bad`` (a singular solve), the field is zero instead of NaN, so the step is
+    accepted and the solve stops there (an event) rather than rejecting steps until
+    ``max_steps``. Returns the states and per-solve flags ``(reached the end, stopped)``.
+    """
+
+    def field(t, y, args):
+        dy, bad = flow(t, y)
+        return jax.tree_util.tree_map(lambda d: jnp.where(bad, jnp.zeros_like(d), d), dy)
+
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field),
+        stepping.solver,
+        t0=ts[0],
+        t1=ts[-1],
+        dt0=stepping.dt,
+        y0=y0,
+        saveat=diffrax.SaveAt(ts=ts),
+        stepsize_controller=stepping.controller(),
+        event=diffrax.Event(lambda t, y, args, **kwargs: flow(t, y)[1]),
+        max_steps=stepping.max_steps,
+        throw=False,
+    )
+    return sol.ys, sol.result == diffrax.RESULTS.successful, sol.result == diffrax.RESULTS.event_occurred
+
+
+def _over_batch(one: Callable, inputs: _Inputs):
+    """``one(x0, v0, torque)`` for one initial state, or vmapped over a batch of them."""
+    x0, v0, _, torque, batch_torque = inputs
+    if x0.ndim == 1:
+        return one(x0, v0, torque)
+    if not batch_torque:
+        return jax.vmap(lambda a, b: one(a, b, torque))(x0, v0)
+    with_values = lambda values: eqx.tree_at(lambda tq: tq.values, torque, values)  # noqa: E731
+    return jax.vmap(lambda a, b, values: one(a, b, with_values(values)))(x0, v0, torque.values)
+
+
+# --------------------------------------------------------------------------------------
+# Lagrangian rollouts
+# --------------------------------------------------------------------------------------
 
 
 class Rollout(NamedTuple):
@@ -53,52 +254,21 @@ class Rollout(NamedTuple):
     qdd: Float[Array, "*batch T n"]
 
 
-def _torque_fn(tau, ts, n, dtype) -> Callable:
-    """``tau(t, q, qd)`` from None (passive), a constant ``(n,)``, samples ``(T, n)`` at ``ts``
-    (linearly interpolated), or a callable."""
-    if tau is None:
-        return lambda t, q, qd: jnp.zeros(n, dtype)
-    if callable(tau):
-        return tau
-    tau = jnp.asarray(tau, dtype)
-    if tau.shape == (n,):
-        return lambda t, q, qd: tau
-    if tau.shape == (ts.shape[0], n):
-        interp = diffrax.LinearInterpolation(ts=ts, ys=tau)
-        return lambda t, q, qd: interp.evaluate(t)
-    raise ShapeError(f"tau must be None, a callable, shape ({n},) or ({ts.shape[0]}, {n}); got {tau.shape}")
-
-
-def solve(field, y0, ts, solver_name: str, rtol: float, atol: float, dt: float | None, max_steps: int):
-    """``diffrax.diffeqsolve`` of ``dy/dt = field(t, y, args)`` from ``ts[0]``, saved at ``ts``:
-    adaptive steps with tolerances ``rtol, atol``, or fixed steps ``dt``. Shared by the
-    Lagrangian rollouts here and the canonical ones of :mod:`lagrax.models.hnn`."""
-    adaptive = dt is None
-    sol = diffrax.diffeqsolve(
-        diffrax.ODETerm(field),
-        SOLVERS[solver_name](),
-        t0=ts[0],
-        t1=ts[-1],
-        dt0=dt,
-        y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
-        stepsize_controller=diffrax.PIDController(rtol=rtol, atol=atol)
-        if adaptive
-        else diffrax.ConstantStepSize(),
-        max_steps=max_steps,
-    )
-    return sol.ys
-
-
 @eqx.filter_jit
-def _simulate_one(system, q0, qd0, ts, tau_fn, solver_name, rtol, atol, dt, max_steps):
-    def field(t, y, args):
-        q, qd = y
-        return qd, system.forward_dynamics(q, qd, tau_fn(t, q, qd))
+def _simulate(system, inputs: _Inputs, stepping: Stepping):
+    ts = inputs.ts
 
-    q, qd = solve(field, (q0, qd0), ts, solver_name, rtol, atol, dt, max_steps)
-    qdd = jax.vmap(lambda t, q_, qd_: system.forward_dynamics(q_, qd_, tau_fn(t, q_, qd_)))(ts, q, qd)
-    return q, qd, qdd
+    def one(q0, qd0, torque):
+        def flow(t, y):
+            q, qd = y
+            qdd, singular = system.solve_forward_dynamics(q, qd, torque(t, q, qd))
+            return (qd, qdd), singular
+
+        (q, qd), ok, stopped = _integrate(flow, (q0, qd0), ts, stepping)
+        qdd = jax.vmap(lambda t, a, b: system.forward_dynamics(a, b, torque(t, a, b)))(ts, q, qd)
+        return q, qd, qdd, ok, stopped
+
+    return _over_batch(one, inputs)
 
 
 def simulate(
@@ -108,7 +278,7 @@ def simulate(
     ts,
     tau=None,
     *,
-    solver: str = "tsit5",
+    solver: diffrax.AbstractSolver | SolverName | str = "tsit5",
     rtol: float = 1e-8,
     atol: float = 1e-8,
     dt: float | None = None,
@@ -122,40 +292,83 @@ def simulate(
         ts: increasing save times ``(T,)``; integration starts at ``ts[0]``.
         tau: ``None`` (passive), constant ``(n,)``, samples ``(T, n)`` at ``ts``
             (linearly interpolated; with a batch also ``(B, T, n)``), or ``tau(t, q, qd)``.
-        solver: ``"tsit5"`` (default), ``"dopri5"`` (Dormand-Prince), ``"dopri8"``, ``"rk4"``.
+        solver: a diffrax solver (e.g. ``diffrax.Tsit5()``) or a name: ``"tsit5"``
+            (default), ``"dopri5"`` (Dormand-Prince), ``"dopri8"``, ``"rk4"`` (fixed step only).
         rtol, atol: tolerances of the adaptive step-size controller.
         dt: a fixed step instead of adaptive stepping.
+        max_steps: the most steps of one integration.
+
+    Raises:
+        SingularHessianError: the forward-dynamics solve became singular on the way.
+        NumericalError: the integration did not reach ``ts[-1]`` (``max_steps``).
     """
-    if solver not in SOLVERS:
-        raise UnknownNameError.for_name("solver", solver, SOLVERS)
-    if solver == "rk4" and dt is None:
-        raise ValueError("solver 'rk4' has no error estimate: give a fixed step dt=...")
-    n = system.dof
-    q0 = jnp.asarray(q0)
-    dtype = q0.dtype if jnp.issubdtype(q0.dtype, jnp.floating) else jnp.result_type(float)
-    q0 = q0.astype(dtype)
-    qd0 = jnp.asarray(qd0, dtype)
-    ts = jnp.asarray(ts, dtype)
-    if q0.shape[-1] != n or qd0.shape != q0.shape or q0.ndim > 2:
-        raise ShapeError(
-            f"q0 and qd0 must both have shape ({n},) or (B, {n}); got {q0.shape} and {qd0.shape}"
+    stepping = Stepping.make(solver, rtol, atol, dt, max_steps)
+    inputs = _validate(system, q0, qd0, ts, tau, ("q0", "qd0"))
+    q, qd, qdd, ok, stopped = _simulate(system, inputs, stepping)
+    _check_outcome(system, "the rollout", ok, stopped, SingularHessianError, system.SINGULAR_MESSAGE)
+    return Rollout(inputs.ts, q, qd, qdd)
+
+
+# --------------------------------------------------------------------------------------
+# Rollouts in canonical coordinates
+# --------------------------------------------------------------------------------------
+
+
+class CanonicalRollout(NamedTuple):
+    """States at the requested times: ``t (T,)``, ``q, p (..., T, n)``."""
+
+    t: Float[Array, " T"]
+    q: Float[Array, "*batch T n"]
+    p: Float[Array, "*batch T n"]
+
+
+NOT_FINITE = "the canonical time derivative is not finite at a state on the way"
+
+
+@eqx.filter_jit
+def _simulate_canonical(model, inputs: _Inputs, stepping: Stepping):
+    def one(q0, p0, torque):
+        def flow(t, y):
+            q, p = y
+            dy = model.canonical_time_derivative(q, p, torque(t, q, p))
+            bad = ~jnp.all(jnp.array([jnp.all(jnp.isfinite(d)) for d in dy]))
+            return dy, bad
+
+        (q, p), ok, stopped = _integrate(flow, (q0, p0), inputs.ts, stepping)
+        return q, p, ok, stopped
+
+    return _over_batch(one, inputs)
+
+
+def simulate_canonical(
+    model,
+    q0,
+    p0,
+    ts,
+    tau=None,
+    *,
+    solver: diffrax.AbstractSolver | SolverName | str = "tsit5",
+    rtol: float = 1e-8,
+    atol: float = 1e-8,
+    dt: float | None = None,
+    max_steps: int = 200_000,
+) -> CanonicalRollout:
+    """Integrate ``(qdot, pdot) = model.canonical_time_derivative(q, p, tau)`` from ``(q0, p0)``.
+
+    ``model`` is any system that provides ``canonical_time_derivative`` (an HNN).
+    ``q0, p0``: ``(n,)`` or a batch ``(B, n)``; ``ts (T,)`` increasing save times.
+    ``tau``: ``None``, constant ``(n,)``, samples ``(T, n)`` (or ``(B, T, n)``) at ``ts``,
+    or a callable ``tau(t, q, p)``. Solver options and errors as in :func:`simulate`.
+    """
+    if not model.provides("canonical_time_derivative"):
+        raise NotProvidedError(
+            f"{type(model).__name__} has no canonical time derivative; use lagrax.rollout.simulate"
         )
-    if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
-    args = (solver, rtol, atol, dt, max_steps)
-    if q0.ndim == 1:
-        q, qd, qdd = _simulate_one(system, q0, qd0, ts, _torque_fn(tau, ts, n, dtype), *args)
-        return Rollout(ts, q, qd, qdd)
-    batch_tau = tau is not None and not callable(tau) and jnp.ndim(tau) == 3
-
-    def one(q0_, qd0_, tau_):
-        return _simulate_one(system, q0_, qd0_, ts, _torque_fn(tau_, ts, n, dtype), *args)
-
-    if batch_tau:
-        q, qd, qdd = jax.vmap(one)(q0, qd0, jnp.asarray(tau, dtype))
-    else:
-        q, qd, qdd = jax.vmap(lambda a, b: one(a, b, tau))(q0, qd0)
-    return Rollout(ts, q, qd, qdd)
+    stepping = Stepping.make(solver, rtol, atol, dt, max_steps)
+    inputs = _validate(model, q0, p0, ts, tau, ("q0", "p0"))
+    q, p, ok, stopped = _simulate_canonical(model, inputs, stepping)
+    _check_outcome(model, "the canonical rollout", ok, stopped, NumericalError, NOT_FINITE)
+    return CanonicalRollout(inputs.ts, q, p)
 
 
 # --------------------------------------------------------------------------------------
@@ -164,8 +377,8 @@ def simulate(
 
 
 def _accelerations(model, q, qd, tau):
-    """Per-sample forward dynamics; a singular Lagrangian Hessian gives NaN accelerations,
-    which end the rollout's valid time instead of raising mid-scan."""
+    """Per-sample forward dynamics; a singular solve gives NaN accelerations, which end the
+    rollout's valid time instead of raising mid-scan."""
     qdd, singular = model.solve_forward_dynamics(q, qd, tau)
     qdd = jnp.where(singular, jnp.nan, qdd)
     # the state keeps its dtype whatever the model's parameters are (scan carries are typed)
@@ -183,10 +396,11 @@ def rk4_rollout(
     """Classical RK4 from ``(q0, qd0)`` with step ``dt / substeps``, the torque linearly
     interpolated between the samples ``tau`` taken every ``dt``; states at the samples.
 
-    The same integration as ``simulate(..., solver="rk4", dt=dt/substeps)``
-    with torque samples; this second path exists because one ``lax.scan`` without
-    diffrax's save-time bookkeeping is several times faster, and a singular Hessian
-    gives NaN instead of an exception. ``tests/test_evaluation.py`` checks they agree.
+    Per sample and unchecked (call it inside ``jit``/``vmap``): a singular solve gives
+    NaN states from there on. The same integration as
+    ``simulate(..., solver="rk4", dt=dt/substeps)`` with torque samples; this second
+    path exists because one ``lax.scan`` without diffrax's save-time bookkeeping is
+    several times faster. ``tests/test_evaluation.py`` checks that the two agree.
     """
     h = dt / substeps
     frac = jnp.arange(substeps + 1, dtype=q0.dtype) / substeps
@@ -198,90 +412,34 @@ def rk4_rollout(
     def axpy(a, x, y):
         return jax.tree_util.tree_map(lambda xi, yi: yi + a * xi, x, y)
 
+    def substep(s, us):
+        u0, um, u1 = us
+        k1 = f(s, u0)
+        k2 = f(axpy(h / 2, k1, s), um)
+        k3 = f(axpy(h / 2, k2, s), um)
+        k4 = f(axpy(h, k3, s), u1)
+        incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
+        return axpy(h, incr, s), None
+
     def sample_interval(state, taus):
         tau_a, tau_b = taus
         u = tau_a + frac[:, None] * (tau_b - tau_a)  # torques at the substep nodes
-        u_mid = 0.5 * (u[:-1] + u[1:])
-
-        def substep(s, us):
-            u0, um, u1 = us
-            k1 = f(s, u0)
-            k2 = f(axpy(h / 2, k1, s), um)
-            k3 = f(axpy(h / 2, k2, s), um)
-            k4 = f(axpy(h, k3, s), u1)
-            incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
-            return axpy(h, incr, s), None
-
-        state, _ = jax.lax.scan(substep, state, (u[:-1], u_mid, u[1:]))
+        state, _ = jax.lax.scan(substep, state, (u[:-1], 0.5 * (u[:-1] + u[1:]), u[1:]))
         return state, state
 
     _, (q, qd) = jax.lax.scan(sample_interval, (q0, qd0), (tau[:-1], tau[1:]))
     return jnp.concatenate([q0[None], q]), jnp.concatenate([qd0[None], qd])
 
 
-# --------------------------------------------------------------------------------------
-# Rollouts in canonical coordinates
-# --------------------------------------------------------------------------------------
-
-
-class CanonicalRollout(NamedTuple):
-    """States at the requested times: ``t (T,)``, ``q, p (..., T, n)``."""
-
-    t: Float[Array, " T"]
-    q: Float[Array, "*batch T n"]
-    p: Float[Array, "*batch T n"]
-
-
-@eqx.filter_jit
-def _canonical_one(model, q0, p0, ts, tau_fn, solver_name, rtol, atol, dt, max_steps):
-    def field(t, y, args):
-        q, p = y
-        return model.canonical_time_derivative(q, p, tau_fn(t, q, p))
-
-    return solve(field, (q0, p0), ts, solver_name, rtol, atol, dt, max_steps)
-
-
-def simulate_canonical(
-    model,
-    q0,
-    p0,
-    ts,
-    tau=None,
-    *,
-    solver: str = "tsit5",
-    rtol: float = 1e-8,
-    atol: float = 1e-8,
-    dt: float | None = None,
-    max_steps: int = 200_000,
-) -> CanonicalRollout:
-    """Integrate ``(qdot, pdot) = model.canonical_time_derivative(q, p, tau)`` from ``(q0, p0)``.
-
-    ``model`` is an :class:`HNN` or :class:`StructuredHNN` (any system that provides
-    ``canonical_time_derivative``). ``q0, p0``: ``(n,)`` or a batch ``(B, n)``; ``ts (T,)``
-    increasing save times. ``tau``: ``None``, constant ``(n,)``, samples ``(T, n)``
-    at ``ts`` or a callable ``tau(t, q, p)``. Solver options as in
-    :func:`lagrax.rollout.simulate`.
-    """
-    if not model.provides("canonical_time_derivative"):
-        raise NotProvidedError(
-            f"{type(model).__name__} has no canonical time derivative; use lagrax.rollout.simulate"
-        )
-    if solver not in SOLVERS:
-        raise UnknownNameError.for_name("solver", solver, SOLVERS)
-    if solver == "rk4" and dt is None:
-        raise ValueError("solver 'rk4' has no error estimate: give a fixed step dt=...")
-    n = model.dof
-    q0 = jnp.asarray(q0)
-    dtype = q0.dtype if jnp.issubdtype(q0.dtype, jnp.floating) else jnp.result_type(float)
-    q0, p0, ts = q0.astype(dtype), jnp.asarray(p0, dtype), jnp.asarray(ts, dtype)
-    if q0.shape[-1] != n or p0.shape != q0.shape or q0.ndim > 2:
-        raise ShapeError(f"q0 and p0 must both have shape ({n},) or (B, {n}); got {q0.shape} and {p0.shape}")
-    if ts.ndim != 1 or ts.shape[0] < 2:
-        raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
-    tau_fn = _torque_fn(tau, ts, n, dtype)
-    args = (ts, tau_fn, solver, rtol, atol, dt, max_steps)
-    if q0.ndim == 1:
-        q, p = _canonical_one(model, q0, p0, *args)
-    else:
-        q, p = jax.vmap(lambda a, b: _canonical_one(model, a, b, *args))(q0, p0)
-    return CanonicalRollout(ts, q, p)
+__all__ = [
+    "RK4",
+    "CanonicalRollout",
+    "Rollout",
+    "SolverName",
+    "Stepping",
+    "Torque",
+    "parse_solver",
+    "rk4_rollout",
+    "simulate",
+    "simulate_canonical",
+]

@@ -13,7 +13,8 @@ Three kinds of motion, one entry point :func:`generate`:
 
 :func:`generate` adds the ground truth the system provides (mass matrix, torque
 decomposition, energy, momentum and its rate) and optional sensor noise.
-:func:`savgol_derivatives` estimates ``qd, qdd`` for logs that hold only ``q``.
+:func:`lagrax.signals.savgol_derivatives` (re-exported here) estimates ``qd, qdd`` for
+logs that hold only ``q``.
 
 Sampling of random initial states / excitation ranges (per joint):
 position within ``info.position_limits`` when given, else ``[-pi, pi)`` for a
@@ -28,20 +29,23 @@ does not define the file format (:mod:`lagrax.datasets`) or plot (:mod:`lagrax.p
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 
+import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-import scipy.signal
 from jaxtyping import Array, Float
 
-from .datasets import Dataset
 from .batching import batched
-from .errors import DatasetError, LagraxError, ShapeError, UnknownNameError
+from .datasets import Dataset
+from .errors import LagraxError, UnknownNameError
 from .rollout import simulate
+from .signals import savgol_derivatives
+from .version import __version__
 
 PRISMATIC_RANGE = 1.0  # [m]: sampling range of a prismatic joint without limits
 DEFAULT_VELOCITY = 2.0  # [rad/s or m/s]: velocity range of a joint without a velocity limit
@@ -63,12 +67,6 @@ Progress = Callable[[str], None] | None
 def _say(progress: Progress, message: str) -> None:
     if progress is not None:
         progress(message)
-
-
-def _version() -> str:
-    from . import __version__
-
-    return __version__
 
 
 # --------------------------------------------------------------------------------------
@@ -136,7 +134,7 @@ def passive(
     seed: int = 0,
     rtol: float = 1e-10,
     atol: float = 1e-10,
-    solver: str = "tsit5",
+    solver: diffrax.AbstractSolver | str = "tsit5",
     progress: Progress = None,
 ) -> dict:
     """Free motion (tau = 0) from random initial states; returns flat sample arrays.
@@ -154,7 +152,9 @@ def passive(
     _say(progress, f"integrating {trajectories} rollouts")
     r = simulate(system, q0, qd0, ts, solver=solver, rtol=rtol, atol=atol)
     out = _stack(ts, r.q, r.qd, r.qdd, np.zeros_like(r.q))
-    out["settings"] = dict(rtol=rtol, atol=atol, solver=solver)
+    # the metadata records the solver by name (or class name for a solver object)
+    name = solver if isinstance(solver, str) else getattr(solver, "value", type(solver).__name__)
+    out["settings"] = dict(rtol=rtol, atol=atol, solver=str(name))
     return out
 
 
@@ -355,6 +355,60 @@ def _min_jerk(tau: Float[Array, ""]) -> Float[Array, ""]:
     return tau**3 * (10.0 - 15.0 * tau + 6.0 * tau**2)
 
 
+def _check_character_args(system, letters: str, trajectories: int | None) -> list[str]:
+    """The letter drawn by each trajectory, or a LagraxError naming the bad argument."""
+    if not (hasattr(system, "inverse_kinematics") and hasattr(system, "l1") and hasattr(system, "l2")):
+        raise LagraxError(
+            f"kind 'characters' needs a planar two-link arm with inverse_kinematics (system "
+            f"'two_link_arm'); {system.info.name!r} is not one"
+        )
+    bad = sorted({c for c in letters if c not in LETTERS})
+    if not letters or bad:
+        raise LagraxError(f"letters must be lowercase a-z; got {letters!r}")
+    B = len(letters) if trajectories is None else int(trajectories)
+    if B < 1:
+        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
+    return [letters[i % len(letters)] for i in range(B)]
+
+
+def _letter_layout(system, drawn, rng, harmonics, seconds_per_em, duration, dt) -> tuple[list, float]:
+    """Per letter: ``(Fourier coefficients, duration, rotation-and-scale, offset)`` in the
+    arm's workspace, and the metres per em (see :func:`characters`)."""
+    l1, l2 = float(system.l1), float(system.l2)
+    r_lo, r_hi = abs(l1 - l2), l1 + l2
+    em = 0.35 * (r_hi - r_lo)  # metres per em; keeps the letter box well inside the annulus
+    centre = np.array([(r_lo + r_hi) / 2, 0.0])
+    outlines = {c: _glyph_outline(c) for c in sorted(set(drawn))}
+    layout = []
+    for c in drawn:
+        coef = _outline_fourier(outlines[c], harmonics)
+        length = np.sum(np.linalg.norm(np.diff(outlines[c], axis=0, append=outlines[c][:1]), axis=1))
+        coef[:, 0] = 0.0  # centre the letter on its mean point
+        T = duration if duration is not None else float(np.clip(seconds_per_em * length, 3.0, 10.0))
+        T = max(2, int(round(T / dt))) * dt  # a whole number of samples: the last one is at rest
+        angle = rng.uniform(-0.15, 0.15)
+        size = em * rng.uniform(0.85, 1.0)
+        rot = size * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        offset = centre + rng.uniform(-0.03, 0.03, size=2) * (r_hi - r_lo)
+        layout.append((coef, T, rot, offset))
+    return layout, em
+
+
+@eqx.filter_jit
+def _drawing_states(ik: Callable, coef, T, rot, off, t):
+    """``q, qd, qdd`` per sample of the arm drawing outlines ``coef`` (exact time
+    derivatives of inverse kinematics along the minimum-jerk path, by forward-mode AD)."""
+
+    def one(coef, T, rot, off, t):
+        f = lambda t: ik(off + rot @ _outline_point(coef, _min_jerk(t / T)))  # noqa: E731
+        df = lambda t: jax.jvp(f, (t,), (jnp.ones_like(t),))[1]  # noqa: E731
+        q, qd = jax.jvp(f, (t,), (jnp.ones_like(t),))
+        qdd = jax.jvp(df, (t,), (jnp.ones_like(t),))[1]
+        return q, qd, qdd
+
+    return jax.vmap(one)(coef, T, rot, off, t)
+
+
 def characters(
     system,
     letters: str = LETTERS,
@@ -381,96 +435,46 @@ def characters(
     finite differences); ``tau`` from inverse dynamics. ``trajectories`` (default
     ``len(letters)``) cycles through ``letters``.
     """
-    if not (hasattr(system, "inverse_kinematics") and hasattr(system, "l1") and hasattr(system, "l2")):
-        raise LagraxError(
-            f"kind 'characters' needs a planar two-link arm with inverse_kinematics (system "
-            f"'two_link_arm'); {system.info.name!r} is not one"
-        )
     letters = "".join(letters)
-    bad = sorted({c for c in letters if c not in LETTERS})
-    if not letters or bad:
-        raise LagraxError(f"letters must be lowercase a-z; got {letters!r}")
-    B = len(letters) if trajectories is None else int(trajectories)
-    if B < 1:
-        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
-    drawn = [letters[i % len(letters)] for i in range(B)]
+    drawn = _check_character_args(system, letters, trajectories)
     rng = np.random.default_rng(seed)
-
     _say(progress, "fitting glyph outlines")
-    l1, l2 = float(system.l1), float(system.l2)
-    r_lo, r_hi = abs(l1 - l2), l1 + l2
-    em = 0.35 * (r_hi - r_lo)  # metres per em; keeps the letter box well inside the annulus
-    centre = np.array([(r_lo + r_hi) / 2, 0.0])
-    outlines = {c: _glyph_outline(c) for c in sorted(set(drawn))}
-    coefs, durations, transforms = [], [], []
-    for c in drawn:
-        coef = _outline_fourier(outlines[c], harmonics)
-        length = np.sum(np.linalg.norm(np.diff(outlines[c], axis=0, append=outlines[c][:1]), axis=1))
-        coef[:, 0] = 0.0  # centre the letter on its mean point
-        T = duration if duration is not None else float(np.clip(seconds_per_em * length, 3.0, 10.0))
-        T = max(2, int(round(T / dt))) * dt  # a whole number of samples: the last one is at rest
-        angle = rng.uniform(-0.15, 0.15)
-        size = em * rng.uniform(0.85, 1.0)
-        rot = size * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-        offset = centre + rng.uniform(-0.03, 0.03, size=2) * (r_hi - r_lo)
-        coefs.append(coef)
-        durations.append(T)
-        transforms.append((rot, offset))
-    grids = [_time_grid(T, dt) for T in durations]
+    layout, em = _letter_layout(system, drawn, rng, harmonics, seconds_per_em, duration, dt)
+    grids = [_time_grid(T, dt) for _, T, _, _ in layout]
     traj = np.concatenate([np.full(len(g), i, np.int64) for i, g in enumerate(grids)])
-    t = np.concatenate(grids)
-    T_of = np.asarray(durations)[traj]
-    coef_of = np.stack(coefs)[traj]
-    rot_of = np.stack([r for r, _ in transforms])[traj]
-    off_of = np.stack([o for _, o in transforms])[traj]
-
+    per_sample = [np.stack([np.asarray(part[k]) for part in layout])[traj] for k in range(4)]
     ik = (
-        (lambda xy: system.inverse_kinematics(xy))
+        system.inverse_kinematics
         if elbow is None
-        else (lambda xy: system.inverse_kinematics(xy, elbow=elbow))
+        else functools.partial(system.inverse_kinematics, elbow=elbow)
     )
-
-    def q_of_t(coef, T, rot, off, t):
-        return ik(off + rot @ _outline_point(coef, _min_jerk(t / T)))
-
-    @eqx.filter_jit
-    def states(coef, T, rot, off, t):
-        def one(coef, T, rot, off, t):
-            f = lambda t: q_of_t(coef, T, rot, off, t)  # noqa: E731
-            df = lambda t: jax.jvp(f, (t,), (jnp.ones_like(t),))[1]  # noqa: E731
-            q, qd = jax.jvp(f, (t,), (jnp.ones_like(t),))
-            qdd = jax.jvp(df, (t,), (jnp.ones_like(t),))[1]
-            return q, qd, qdd
-
-        return jax.vmap(one)(coef, T, rot, off, t)
-
-    _say(progress, f"inverse kinematics of {B} letters, {len(t)} samples")
-    q, qd, qdd = (np.array(x) for x in states(coef_of, T_of, rot_of, off_of, t))
+    _say(progress, f"inverse kinematics of {len(drawn)} letters, {len(traj)} samples")
+    q, qd, qdd = (np.array(x) for x in _drawing_states(ik, *per_sample, np.concatenate(grids)))
     if not np.all(np.isfinite(q)):
         raise LagraxError("inverse kinematics failed for some character points (outside the workspace?)")
     # angles from arctan2 may wrap at +-pi; unwrap within each trajectory (qd, qdd are unaffected)
-    for i in range(B):
-        m = traj == i
-        q[m] = np.unwrap(q[m], axis=0)
+    for i in range(len(drawn)):
+        q[traj == i] = np.unwrap(q[traj == i], axis=0)
     _say(progress, "inverse dynamics")
     tau = np.asarray(batched(system).inverse_dynamics(q, qd, qdd))
+    settings = dict(
+        letters=letters,
+        harmonics=harmonics,
+        seconds_per_em=seconds_per_em,
+        elbow=elbow,
+        font="DejaVu Sans",
+        metres_per_em=em,
+        durations=[T for _, T, _, _ in layout],
+    )
     return dict(
-        t=t,
+        t=np.concatenate(grids),
         q=q,
         qd=qd,
         qdd=qdd,
         trajectory=traj,
         tau=tau,
         labels=drawn,
-        settings=dict(
-            letters=letters,
-            harmonics=harmonics,
-            seconds_per_em=seconds_per_em,
-            elbow=elbow,
-            font="DejaVu Sans",
-            metres_per_em=em,
-            durations=durations,
-        ),
+        settings=settings,
     )
 
 
@@ -582,58 +586,23 @@ def generate(
         seed=seed,
         noise=noise,
         generator=settings,
-        lagrax_version=_version(),
+        lagrax_version=__version__,
         generation_seconds=round(time.perf_counter() - start, 3),
     )
     ds = Dataset(**raw, **truth, labels=labels, metadata=metadata)
     return ds.validate(source=f"generated {kind} data for {system.info.name}")
 
 
-# --------------------------------------------------------------------------------------
-# Derivatives of logged positions
-# --------------------------------------------------------------------------------------
-
-
-def savgol_derivatives(
-    t_or_dt,
-    q: np.ndarray,
-    trajectory: np.ndarray | None = None,
-    window: int = 11,
-    polyorder: int = 3,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Savitzky-Golay estimates of ``qd, qdd`` ``(N, n)`` from positions ``q (N, n)``.
-
-    ``t_or_dt`` is the sample period, or the times ``(N,)`` (the period is then their
-    median step within trajectories; samples must be uniformly spaced). The filter runs
-    per trajectory (all joints at once) and never across trajectory boundaries; a
-    trajectory shorter than ``window`` uses the longest odd window it has.
-    """
-    q = np.asarray(q, dtype=float)
-    if q.ndim != 2:
-        raise ShapeError(f"q must have shape (N, n), got {q.shape}")
-    trajectory = np.zeros(len(q), np.int64) if trajectory is None else np.asarray(trajectory)
-    if np.ndim(t_or_dt) == 0:
-        dt = float(t_or_dt)
-    else:
-        t = np.asarray(t_or_dt, dtype=float)
-        same = trajectory[1:] == trajectory[:-1]
-        steps = np.diff(t)[same]
-        if steps.size == 0:
-            raise DatasetError("cannot infer dt: no two consecutive samples of one trajectory")
-        dt = float(np.median(steps))
-    if not dt > 0:
-        raise DatasetError(f"sample period must be positive, got {dt}")
-    if window % 2 == 0 or window <= polyorder:
-        raise LagraxError(
-            f"window must be odd and larger than polyorder; got window={window}, polyorder={polyorder}"
-        )
-    qd, qdd = np.empty_like(q), np.empty_like(q)
-    for i in np.unique(trajectory):
-        m = trajectory == i
-        k = int(m.sum())
-        w = min(window, k if k % 2 else k - 1)
-        if w <= polyorder:
-            raise DatasetError(f"trajectory {i} has {k} samples, too few for polyorder={polyorder}")
-        qd[m] = scipy.signal.savgol_filter(q[m], w, polyorder, deriv=1, delta=dt, axis=0, mode="interp")
-        qdd[m] = scipy.signal.savgol_filter(q[m], w, polyorder, deriv=2, delta=dt, axis=0, mode="interp")
-    return qd, qdd
+__all__ = [
+    "DEFAULTS",
+    "KINDS",
+    "characters",
+    "excitation",
+    "fourier_joint_trajectory",
+    "generate",
+    "ground_truth",
+    "passive",
+    "position_ranges",
+    "savgol_derivatives",
+    "velocity_ranges",
+]

@@ -18,13 +18,13 @@ its run directory's other files).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 from pathlib import Path
 
 import equinox as eqx
 import jax
 
+from ..version import __version__
 from ..errors import FileExistsLagraxError, LagraxError, ShapeError
 from ..fileio import atomic_write
 from ..options import Precision
@@ -35,14 +35,6 @@ from .spec import ModelSpec
 MODEL_FILE = "model.eqx"
 META_FILE = "model.json"
 META_KEYS = ("kind", "spec", "system")
-
-
-def _version() -> str:
-    """The installed lagrax version (without importing the package root), or ``"unknown"``."""
-    try:
-        return importlib.metadata.version("lagrax")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
 
 
 def save_model(model: System, run_dir, *, force: bool = False) -> Path:
@@ -69,7 +61,7 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
         "kind": spec.kind,
         "spec": spec.to_json(),
         "system": model.info.to_json(),
-        "lagrax_version": _version(),
+        "lagrax_version": __version__,
     }
     text = json.dumps(meta, indent=2).encode()  # fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,86 @@
+"""The rollout module: solver names and objects, the shared validation, and singular solves.
+
+(The fixed-step RK4 scan against diffrax's RK4 is checked in test_evaluation.py.)
+"""
+
+import diffrax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lagrax
+from lagrax.errors import NotProvidedError, ShapeError, SingularHessianError, UnknownNameError
+from lagrax.rollout import RK4, SolverName, parse_solver, simulate, simulate_canonical
+
+TS = np.linspace(0.0, 0.5, 6)
+
+
+@pytest.fixture(scope="module")
+def pendulum():
+    return lagrax.system("double_pendulum")
+
+
+def test_parse_solver_accepts_names_members_and_objects():
+    assert isinstance(parse_solver("tsit5"), diffrax.Tsit5)
+    assert isinstance(parse_solver(SolverName.DOPRI8), diffrax.Dopri8)
+    assert isinstance(parse_solver("rk4"), RK4)
+    solver = diffrax.Heun()
+    assert parse_solver(solver) is solver
+    with pytest.raises(UnknownNameError, match="unknown solver 'tsit'. Did you mean 'tsit5'"):
+        parse_solver("tsit")
+
+
+def test_a_solver_object_gives_the_same_rollout_as_its_name(pendulum):
+    q0, qd0 = np.array([0.3, -0.2]), np.array([0.5, 1.0])
+    by_name = simulate(pendulum, q0, qd0, TS, solver="dopri5", rtol=1e-10, atol=1e-10)
+    by_object = simulate(pendulum, q0, qd0, TS, solver=diffrax.Dopri5(), rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(by_name.q, by_object.q)
+    # a fixed-step solver that diffrax ships, not known by name, works as well
+    heun = simulate(pendulum, q0, qd0, TS, solver=diffrax.Heun(), dt=1e-4)
+    np.testing.assert_allclose(heun.q, by_name.q, atol=1e-6)
+
+
+def test_adaptive_steps_need_an_error_estimate(pendulum):
+    with pytest.raises(ValueError, match="no error estimate.*dt="):
+        simulate(pendulum, np.zeros(2), np.zeros(2), TS, solver="rk4")
+    with pytest.raises(ValueError, match="dt must be positive"):
+        simulate(pendulum, np.zeros(2), np.zeros(2), TS, solver="rk4", dt=0.0)
+
+
+@pytest.mark.parametrize("rollout", [simulate, simulate_canonical])
+def test_both_rollouts_share_one_validation(pendulum, rollout):
+    """The same bad input gets the same message from both rollouts (one validation)."""
+    hnn = lagrax.make_model("hnn_structured", pendulum.info, key=jax.random.PRNGKey(0), width=8)
+    system = pendulum if rollout is simulate else hnn
+    with pytest.raises(ShapeError, match=r"shape \(2,\) or \(B, 2\)"):
+        rollout(system, np.zeros(3), np.zeros(3), TS)
+    with pytest.raises(ShapeError, match="ts must be a 1-D array"):
+        rollout(system, np.zeros(2), np.zeros(2), [0.0])
+    with pytest.raises(ShapeError, match=r"tau must be None, a callable, or of shape \(2,\) or \(6, 2\)"):
+        rollout(system, np.zeros(2), np.zeros(2), TS, np.zeros((5, 2)))
+
+
+def test_batched_torque_samples_drive_each_initial_state(pendulum):
+    q0, qd0 = np.array([[0.1, 0.2], [0.3, -0.1]]), np.zeros((2, 2))
+    tau = np.stack([np.full((6, 2), 0.5), np.full((6, 2), -0.5)])
+    batch = simulate(pendulum, q0, qd0, TS, tau)
+    for k in range(2):
+        alone = simulate(pendulum, q0[k], qd0[k], TS, tau[k, 0])
+        np.testing.assert_allclose(batch.q[k], alone.q, atol=1e-7)
+
+
+def test_canonical_rollout_needs_a_canonical_model(pendulum):
+    with pytest.raises(NotProvidedError, match="canonical time derivative"):
+        simulate_canonical(pendulum, np.zeros(2), np.zeros(2), TS)
+
+
+@pytest.mark.parametrize("options", [{}, {"solver": "rk4", "dt": 0.01}])
+def test_a_singular_hessian_ends_the_rollout_with_a_clear_error(options):
+    """L = qd0^2 - cos q0 - cos q1 has no qd1 term: its Hessian is singular everywhere. The
+    adaptive solve must not reject steps until max_steps, the fixed one not return NaN."""
+    system = lagrax.lagrangian_system(lambda q, qd: qd[0] ** 2 - jnp.cos(q[0]) - jnp.cos(q[1]), dof=2)
+    with pytest.raises(SingularHessianError, match="Hessian d\\^2L/dqd\\^2 is singular"):
+        simulate(system, np.zeros(2), np.ones(2), TS, **options)
+    with pytest.raises(SingularHessianError, match=r"initial states \[0, 1\]"):
+        simulate(system, np.zeros((2, 2)), np.ones((2, 2)), TS, **options)

@@ -371,12 +371,12 @@ def _figures(run_dir: Path, model, test: Dataset, rollouts, history) -> tuple[li
 def _model_lines(model) -> tuple[str, list[str]]:
     """The model's kind and its section of the report."""
     kind = model.kind
-    # the spec without the MLP's data normalisation (long, and not a choice of the user)
-    hyper = {k: v for k, v in model.spec.to_json().items() if k != "normalization"}
+    # without the MLP's data normalisation (long, and not a choice of the user)
+    hyper = {k: v for k, v in model.settings().items() if k != "normalization"}
     info = model.info
     lines = [f"- kind: `{kind}` ({type(model).__name__}), {_parameter_count(model):,} parameters"]
     if hyper:
-        lines.append("- spec: " + ", ".join(f"{k}={v}" for k, v in hyper.items()))
+        lines.append("- settings: " + ", ".join(f"{k}={v}" for k, v in hyper.items()))
     lines.append(
         f"- system: {info.name}, {info.dof} joints ({', '.join(info.joint_names)}), "
         f"types {', '.join(sorted(set(info.joint_types)))}"

@@ -46,7 +46,7 @@ from ..options import Activation, FrictionKind, Init, Precision
 from ..systems.base import StructuredSystem, SystemInfo
 from .friction import LearnedFriction, NoFriction, learned_friction
 from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, check_at_least, check_positive
+from .spec import ModelSpec, check_at_least, check_positive, Specified
 
 
 @dataclasses.dataclass(frozen=True)
@@ -372,7 +372,7 @@ def _cholesky_value_and_jac(raw_draw, n: int, shift: float, epsilon: float):
     return L_dL[0], L_dL[1:]
 
 
-class DeLaN(StructuredSystem):
+class DeLaN(Specified, StructuredSystem):
     """A Deep Lagrangian Network; used exactly like a ground-truth :class:`StructuredSystem`.
 
     Attributes:
@@ -386,11 +386,6 @@ class DeLaN(StructuredSystem):
     network: SharedDeLaNNetwork | SeparateDeLaNNetwork
     friction_model: NoFriction | LearnedFriction
     spec: DeLaNSpec = eqx.field(static=True)
-
-    @property
-    def kind(self) -> str:
-        """The model kind, ``spec.kind``."""
-        return self.spec.kind
 
     @property
     def dtype(self):

@@ -64,7 +64,7 @@ from ..options import Activation, Init, Option, Precision
 from ..systems.base import LAGRANGIAN_QUANTITIES, StructuredSystem, System, SystemInfo
 from .delan import CholeskyMassNetwork, PotentialNetwork
 from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, check_at_least, check_positive
+from .spec import ModelSpec, check_at_least, check_positive, Specified
 
 
 class Momentum(Option):
@@ -170,7 +170,7 @@ NEWTON_MESSAGE = (
 )
 
 
-class HNN(System):
+class HNN(Specified, System):
     """Hamiltonian Neural Network: a black-box scalar ``H(q, p)``.
 
     Attributes:
@@ -200,11 +200,6 @@ class HNN(System):
     SINGULAR_METHODS: ClassVar[frozenset[str]] = frozenset(
         {"inverse_dynamics", "momentum", "energy", "energy_rate"}
     )
-
-    @property
-    def kind(self) -> str:
-        """The model kind, ``spec.kind``."""
-        return self.spec.kind
 
     def not_provided_reason(self) -> str:
         return (
@@ -300,7 +295,7 @@ class HNN(System):
         return self.hamiltonian(q, self.momentum(q, qd)).astype(jnp.result_type(q, qd))
 
 
-class StructuredHNN(StructuredSystem):
+class StructuredHNN(Specified, StructuredSystem):
     """Structured HNN: ``H = 1/2 p^T M(q)^-1 p + V(q)`` with DeLaN's mass and potential networks.
 
     A :class:`StructuredSystem`: dynamics from ``(q, qd)`` come from the mechanics
@@ -312,11 +307,6 @@ class StructuredHNN(StructuredSystem):
     mass_net: CholeskyMassNetwork
     potential_net: PotentialNetwork
     spec: StructuredHNNSpec = eqx.field(static=True)
-
-    @property
-    def kind(self) -> str:
-        """The model kind, ``spec.kind``."""
-        return self.spec.kind
 
     @property
     def dtype(self):

@@ -56,7 +56,7 @@ from ..options import Activation, FrictionKind, Init, Precision
 from ..systems.base import LagrangianSystem, SystemInfo
 from .friction import LearnedFriction, NoFriction, learned_friction
 from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, check_at_least
+from .spec import ModelSpec, check_at_least, Specified
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +127,7 @@ class LagrangianMLP(eqx.Module):
         return self.net(jnp.concatenate([joint_features(q, self.joint_types), qd]))
 
 
-class LNN(LagrangianSystem):
+class LNN(Specified, LagrangianSystem):
     """A Lagrangian Neural Network; used exactly like a ground-truth :class:`LagrangianSystem`.
 
     Attributes:
@@ -142,11 +142,6 @@ class LNN(LagrangianSystem):
     network: Callable
     friction_model: NoFriction | LearnedFriction
     spec: LNNSpec = eqx.field(static=True)
-
-    @property
-    def kind(self) -> str:
-        """The model kind, ``spec.kind``."""
-        return self.spec.kind
 
     def _cast(self, *xs):
         return [x.astype(self.spec.precision.dtype) for x in xs]

@@ -34,7 +34,7 @@ from ..errors import NotProvidedError, ShapeError, UnknownNameError
 from ..options import Activation, Init, Option, Precision
 from ..systems.base import System, SystemInfo, Vec
 from .nets import feature_size, joint_features, network
-from .spec import Codec, ModelSpec, check_at_least
+from .spec import Codec, ModelSpec, check_at_least, Specified
 
 
 class Heads(Option):
@@ -202,7 +202,7 @@ class MLPSpec(ModelSpec):
         )
 
 
-class MLPModel(System):
+class MLPModel(Specified, System):
     """Feed-forward forward/inverse dynamics model (a black box).
 
     Attributes:
@@ -215,11 +215,6 @@ class MLPModel(System):
     forward_net: eqx.nn.MLP | None
     inverse_net: eqx.nn.MLP | None
     spec: MLPSpec = eqx.field(static=True)
-
-    @property
-    def kind(self) -> str:
-        """The model kind, ``spec.kind``."""
-        return self.spec.kind
 
     # ---- what a black box cannot give ------------------------------------------------
     def provides(self, quantity: str) -> bool:

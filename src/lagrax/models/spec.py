@@ -225,3 +225,18 @@ def check_at_least(spec: ModelSpec, name: str, low: int) -> None:
 
 
 __all__ = ["ModelSpec", "SpecError", "Codec", "check_positive", "check_at_least"]
+
+
+class Specified:
+    """Mixin of every model built from a spec (a static ``spec`` field): its kind and settings."""
+
+    spec: ModelSpec
+
+    @property
+    def kind(self) -> str:
+        """The model kind, ``spec.kind``."""
+        return self.spec.kind
+
+    def settings(self) -> dict[str, Any]:
+        """The model's spec as JSON (what :func:`lagrax.save_model` writes)."""
+        return self.spec.to_json()

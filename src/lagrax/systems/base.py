@@ -205,6 +205,15 @@ class System(eqx.Module):
     def joint_types(self) -> tuple[str, ...]:
         return self.info.joint_types
 
+    @property
+    def kind(self) -> str:
+        """What kind of system this is: the model kind of a learned model, else the system's name."""
+        return self.info.name
+
+    def settings(self) -> dict[str, Any]:
+        """What the system was built with, as JSON: a model's spec, a ground truth's parameters."""
+        return self.info.to_json()["params"]
+
     def actuation_matrix(self) -> Float[Array, "n m"]:
         """``B`` (n x m): an input ``u`` of the m actuated joints acts as ``tau = B u``."""
         eye = np.eye(self.dof)

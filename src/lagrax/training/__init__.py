@@ -20,7 +20,7 @@ from .config import PRESETS, ConfigError, TrainConfig, parse_loss_weights, read_
 from .losses import LossUnavailableError
 from .optimizers import learning_rate_schedule, make_optimizer
 from .rundir import RUN_FILES, run_training
-from .step import StepInfo, TrainState, make_epoch, make_step
+from .step import StepInfo, TrainState, has_line_search, make_epoch, make_step
 from .trainer import TrainingError, TrainResult, train
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "StepInfo",
     "make_step",
     "make_epoch",
+    "has_line_search",
     "TrainingError",
     "LossUnavailableError",
     "CheckpointError",

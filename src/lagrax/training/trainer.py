@@ -529,7 +529,7 @@ def train(
     ckpt_dir = run_dir / "checkpoints" if run_dir is not None else None
     saved, book = _start(programs, params, config, ckpt_dir, resume)
     run = _Run(config, programs, data, val_full, ckpt_dir, callback, progress)
-    run.metrics_file = _open_metrics(run_dir, book.history)
     _compile(run, saved, book)
+    run.metrics_file = _open_metrics(run_dir, book.history)
     saved, stopped = _loop(run, saved, book)
     return _result(run, saved, book, stopped)

@@ -32,6 +32,7 @@ from lagrax.training import (
     train,
 )
 from lagrax import fileio
+from lagrax.options import Schedule
 
 TRUE_INERTIA, TRUE_GRAVITY = 1.0 * 0.8**2, 1.0 * 9.81 * 0.8  # m l^2, m g l of the data's pendulum
 
@@ -332,7 +333,7 @@ def test_config_from_toml_and_bad_options(tmp_path):
     path.write_text('epochs = 7\n[train]\nlr = 0.01\nschedule = "onecycle"\n[model]\nwidth = 32\n')
     train_opts, model_opts = read_toml(path)
     cfg = TrainConfig.from_toml(path, batch_size=64)
-    assert (cfg.epochs, cfg.lr, cfg.schedule, cfg.batch_size) == (7, 0.01, "onecycle", 64)
+    assert (cfg.epochs, cfg.lr, cfg.schedule, cfg.batch_size) == (7, 0.01, Schedule.ONECYCLE, 64)
     assert model_opts == {"width": 32}
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(LagraxError, match="unknown training option 'epoch'"):

@@ -1,19 +1,39 @@
-"""Training: losses, the jitted training loop, checkpoints, and the run-directory entry point.
+"""Training as composable parts: a state and a step, epochs, losses, checkpoints, run directories.
 
-``train(model, train_ds, val_ds, config)`` fits any lagrax model; ``run_training`` is
-what ``lagrax train`` calls. See :mod:`lagrax.training.trainer`.
+* :mod:`~lagrax.training.step`: :class:`TrainState` (a pytree), :func:`make_step`
+  (``step(state, batch) -> (state, StepInfo)``, pure and jittable, for AdamW and
+  L-BFGS alike), :func:`make_epoch` (a ``lax.scan`` of the step);
+* :mod:`~lagrax.training.losses`: the per-sample loss terms, against the public
+  per-sample protocol only;
+* :mod:`~lagrax.training.batches`: data on the device, minibatches and rollout windows;
+* :mod:`~lagrax.training.optimizers`: the AdamW schedule and chain, L-BFGS;
+* :mod:`~lagrax.training.trainer`: ``train(model, train_ds, val_ds, config)``, the loop
+  (validation, early stopping, checkpoints, budgets) over those parts;
+* :mod:`~lagrax.training.checkpoint`: atomic checkpoints and bit-identical resume;
+* :mod:`~lagrax.training.rundir`: run directories and ``run_training`` (what
+  ``lagrax train`` calls);
+* :mod:`~lagrax.training.config`: :class:`TrainConfig` and the presets.
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from .config import PRESETS, ConfigError, TrainConfig, parse_loss_weights, read_toml
 from .losses import LossUnavailableError
-from .trainer import TrainingError, TrainResult, learning_rate_schedule, make_optimizer, run_training, train
+from .optimizers import learning_rate_schedule, make_optimizer
+from .rundir import RUN_FILES, run_training
+from .step import StepInfo, TrainState, has_line_search, make_epoch, make_step
+from .trainer import TrainingError, TrainResult, train
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
     "train",
     "run_training",
+    "RUN_FILES",
+    "TrainState",
+    "StepInfo",
+    "make_step",
+    "make_epoch",
+    "has_line_search",
     "TrainingError",
     "LossUnavailableError",
     "CheckpointError",

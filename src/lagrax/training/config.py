@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LagraxError, UnknownNameError
+from ..options import Option, Precision, Schedule
 
-SCHEDULES = ("cosine", "onecycle", "constant")
+SCHEDULES = tuple(s.value for s in Schedule)
 LOSS_NAMES = ("inverse", "forward", "power", "rollout", "canonical")
 
 
@@ -37,6 +38,10 @@ class TrainConfig:
     (RK4, ``rollout_substeps`` sub-steps per sample interval) and compares positions and
     velocities; ``canonical`` fits ``(qd, pdot)`` for Hamiltonian models.
 
+    ``schedule`` is a :class:`~lagrax.options.Schedule` and ``dtype`` a
+    :class:`~lagrax.options.Precision`; their names (``"cosine"``, ``"float64"``) are
+    parsed on construction, and :meth:`to_dict` writes the names back.
+
     ``batch_size = 0`` means full batch. ``epochs`` counts passes over the training set;
     ``steps_per_epoch`` overrides the number of minibatch steps per jitted call.
 
@@ -52,7 +57,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     lr: float = 1e-3
     weight_decay: float = 1e-5
-    schedule: str = "cosine"
+    schedule: Schedule = Schedule.COSINE
     warmup: float = 0.0  # fraction of all steps spent warming up linearly
     final_lr_fraction: float = 1e-2  # cosine/one-cycle end at lr * this
     clip_norm: float | None = 1.0
@@ -72,7 +77,7 @@ class TrainConfig:
     checkpoint_every: int = 100
     max_bad_epochs: int = 3  # consecutive epochs with every step non-finite -> stop
     seed: int = 0
-    dtype: str = "float32"
+    dtype: Precision = Precision.FLOAT32
     max_seconds: float | None = None
     target_val_loss: float | None = None
     lbfgs_epochs: int = 0
@@ -80,13 +85,13 @@ class TrainConfig:
     lbfgs_memory: int = 20
 
     def __post_init__(self):
+        # names become options here, once; nothing downstream branches on a string
+        self.schedule = Schedule.parse(self.schedule)
+        self.dtype = Precision.parse(self.dtype)
         self.validate()
 
     def validate(self) -> "TrainConfig":
-        if self.schedule not in SCHEDULES:
-            raise UnknownNameError.for_name("learning-rate schedule", self.schedule, SCHEDULES)
-        if self.dtype not in ("float32", "float64"):
-            raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        """Check every setting's range; raise :class:`ConfigError` naming the first bad one."""
         for name in (
             "epochs",
             "val_every",
@@ -118,13 +123,16 @@ class TrainConfig:
         return self
 
     def loss_weights(self) -> dict[str, float]:
+        """The weight of each loss term by name (``inverse``, ``forward``, ...)."""
         return {name: float(getattr(self, name)) for name in LOSS_NAMES}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every setting, options written as their names (what ``config.json`` holds)."""
+        return {k: (v.value if isinstance(v, Option) else v) for k, v in dataclasses.asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        """Settings by name (as :meth:`to_dict` writes them); an unknown name is refused."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -141,6 +149,7 @@ class TrainConfig:
         return cls.from_dict({**train, **overrides})
 
     def replace(self, **changes) -> "TrainConfig":
+        """A copy with ``changes`` applied (and checked)."""
         return self.from_dict({**self.to_dict(), **changes})
 
 

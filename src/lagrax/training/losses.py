@@ -13,10 +13,16 @@ large torques do not dominate (Lutter & Peters 2023, eq. 29), and batched with
   from a recorded state under the recorded torques (the evaluation's RK4 scan);
 * ``canonical``: Hamiltonian models' ``(qd, pdot)`` against the data's ``(qd, pdot)``.
 
+The per-sample terms are public and use only the public per-sample protocol of
+:class:`~lagrax.systems.base.System` (``inverse_dynamics``, ``solve_forward_dynamics``,
+``energy_rate``, ``power``, ``canonical_time_derivative``, ``provides``), so a learner
+outside the trainer (an online one in a control loop, an ensemble) can reuse them.
+
 A term whose quantity the model cannot provide raises :class:`LossUnavailableError`
 naming the term and the model, before any training starts (:func:`check_losses`).
 
-This module does not optimise anything (see :mod:`lagrax.training.trainer`).
+This module does not optimise anything (see :mod:`lagrax.training.step`) and does not
+choose batches (see :mod:`lagrax.training.batches`).
 """
 
 from __future__ import annotations
@@ -27,10 +33,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Scalar
+from jaxtyping import Array, Bool, Float, Scalar
 
 from ..errors import DatasetError, LagraxError, NotProvidedError
 from ..rollout import rk4_rollout
+from ..systems.base import System
+
+Sample = Mapping[str, Float[Array, " n"]]
+Window = Mapping[str, Array]  # q, qd, tau: (H + 1, n); dt: scalar
 
 # which dataset fields each term reads, and what it needs from the model
 NEEDS_DATA = {
@@ -104,30 +114,38 @@ def data_scales(ds, dtype=jnp.float32) -> Scales:
 # --------------------------------------------------------------------------------------
 
 
-def inverse_loss(model, s: Mapping, scales: Scales) -> Scalar:
+def inverse_loss(model: System, s: Sample, scales: Scales) -> Scalar:
+    """Torque residual ``tau_model(q, qd, qdd) - tau``, squared, per joint over ``var(tau)``."""
     r = model.inverse_dynamics(s["q"], s["qd"], s["qdd"]) - s["tau"]
     return jnp.sum(r**2 * scales.tau)
 
 
-def forward_loss(model, s: Mapping, scales: Scales, regularization: float = 0.0):
+def forward_loss(
+    model: System, s: Sample, scales: Scales, regularization: float = 0.0
+) -> tuple[Scalar, Bool[Array, ""]]:
+    """Acceleration residual ``qdd_model(q, qd, tau) - qdd`` over ``var(qdd)``, and whether
+    the solve was singular (then the residual is 0 and the caller counts the sample)."""
     qdd, singular = model.solve_forward_dynamics(s["q"], s["qd"], s["tau"], regularization)
     r = jnp.where(singular, 0.0, qdd - s["qdd"])  # masked, counted by the caller
     return jnp.sum(r**2 * scales.qdd), singular
 
 
-def power_loss(model, s: Mapping, scales: Scales) -> Scalar:
+def power_loss(model: System, s: Sample, scales: Scales) -> Scalar:
+    """Energy balance ``dE/dt - qd^T (tau - friction)``, squared, over the power's variance."""
     # dE/dt = qd^T (tau - friction) along the recorded motion (Lutter 2019 IROS, eq. 8)
     r = model.energy_rate(s["q"], s["qd"], s["qdd"]) - model.power(s["q"], s["qd"], s["tau"])
     return r**2 * scales.power
 
 
-def canonical_loss(model, s: Mapping, scales: Scales) -> Scalar:
+def canonical_loss(model: System, s: Sample, scales: Scales) -> Scalar:
     """Hamiltonian models: ``(dq/dt, dp/dt) = canonical_time_derivative(q, p, tau)`` vs ``(qd, pdot)``."""
     qd_hat, pdot_hat = model.canonical_time_derivative(s["q"], s["p"], s["tau"])
     return jnp.sum((qd_hat - s["qd"]) ** 2 * scales.qd) + jnp.sum((pdot_hat - s["pdot"]) ** 2 * scales.pdot)
 
 
-def rollout_loss(model, w: Mapping, scales: Scales, substeps: int = 1):
+def rollout_loss(
+    model: System, w: Window, scales: Scales, substeps: int = 1
+) -> tuple[Scalar, Bool[Array, ""]]:
     """One window ``w`` (``q, qd, tau`` of shape ``(H + 1, n)``, ``dt`` scalar): integrate
     from its first state under its torques (RK4, linear torque interpolation, the
     evaluation's integrator) and compare the ``H`` later positions and velocities.
@@ -182,7 +200,25 @@ def batch_losses(
 
 
 def weighted_total(terms: Mapping[str, Scalar], weights: Mapping[str, float]) -> Scalar:
+    """``sum_k weights[k] * terms[k]``."""
     return sum(weights[k] * v for k, v in terms.items())
+
+
+def objective(
+    model: System,
+    batch: Mapping,
+    windows: Mapping | None,
+    scales: Scales,
+    weights: Mapping[str, float],
+    *,
+    regularization: float = 0.0,
+    substeps: int = 1,
+):
+    """The training objective of a batch: ``(weighted total, (terms, singular))``."""
+    terms, singular = batch_losses(
+        model, batch, windows, scales, weights, regularization=regularization, substeps=substeps
+    )
+    return weighted_total(terms, weights), (terms, singular)
 
 
 def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> None:

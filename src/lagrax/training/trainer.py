@@ -1,11 +1,14 @@
-"""The training loop: one jitted ``lax.scan`` per epoch, validation, early stopping, checkpoints.
+"""The training loop: epochs of a jitted step, validation, early stopping, checkpoints.
 
 :func:`train` fits any lagrax model (an equinox :class:`~lagrax.systems.System`) to a
 :class:`~lagrax.datasets.Dataset` with the weighted losses of
-:mod:`lagrax.training.losses` and optax AdamW:
+:mod:`lagrax.training.losses`, composed from the parts of :mod:`lagrax.training.step`:
 
-* the dataset's arrays are put on the device once; an epoch (``steps_per_epoch``
-  minibatch steps over a fresh permutation) is one compiled call, traced once per run;
+* the dataset's arrays are put on the device once; an AdamW epoch
+  (``steps_per_epoch`` minibatch steps over a fresh permutation, see
+  :mod:`lagrax.training.batches`) is one compiled ``lax.scan`` of the step, traced once
+  per run; ``lbfgs_epochs`` full-batch L-BFGS epochs follow, made by the same
+  :func:`~lagrax.training.step.make_step`;
 * a step whose loss or gradient is not finite is skipped (parameters and optimiser
   state unchanged) and counted; if every step of ``max_bad_epochs`` consecutive
   epochs is skipped, training stops with :class:`TrainingError`;
@@ -17,9 +20,9 @@
   ``fold_in(seed, epoch)``, so nothing depends on where a run was cut);
 * one JSON line per epoch in ``metrics.jsonl`` and an optional progress bar.
 
-:func:`run_training` is the command line's entry: it loads and splits a dataset file,
-builds the model, trains, and writes the run directory. Evaluation metrics come from
-:mod:`lagrax.evaluation`; this module computes only training losses.
+This module does not manage run directories or read dataset files (see
+:mod:`lagrax.training.rundir`), and computes only training losses (evaluation metrics
+are :mod:`lagrax.evaluation`'s).
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
 import sys
 import time
 import warnings
@@ -38,25 +40,22 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-import optax
 
-from ..errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError
+from ..errors import DatasetError, LagraxError, ShapeError
+from ..options import Precision
 from . import losses as L
-from .checkpoint import CheckpointError, atomic_write_text, load_checkpoint, save_checkpoint
-from .config import PRESET_MODEL_OPTIONS, PRESETS, TrainConfig
-
-DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
-# settings that may change between a run and its resumption without changing its results
-RESUMABLE_CHANGES = (
-    "epochs",
-    "max_seconds",
-    "target_val_loss",
-    "checkpoint_every",
-    "patience",
-    "val_every",
-    "lbfgs_epochs",
+from .batches import Batching, Data, device_arrays, full_batch, gather_windows, samples
+from .checkpoint import (
+    CheckpointError,
+    RunCheckpoint,
+    atomic_write_text,
+    check_resumable,
+    load_checkpoint,
+    save_checkpoint,
 )
+from .config import TrainConfig
+from .optimizers import learning_rate_schedule, make_lbfgs, make_optimizer
+from .step import StepInfo, TrainState, make_epoch, make_step
 
 
 class TrainingError(LagraxError, RuntimeError):
@@ -88,106 +87,30 @@ class TrainResult:
     epoch_traces: int = 0  # how often the epoch function was traced (1 per run)
 
 
-# --------------------------------------------------------------------------------------
-# Optimiser
-# --------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Bookkeeping:
+    """The loop's record between epochs (the JSON header of a checkpoint, with the config)."""
 
+    epoch: int = 0
+    history: list[dict] = dataclasses.field(default_factory=list)
+    best_val_loss: float | None = None
+    best_epoch: int | None = None
+    bad_validations: int = 0
+    bad_epochs: int = 0
+    train_seconds: float = 0.0
+    compile_seconds: float = 0.0
+    skipped_steps: int = 0
+    singular_samples: int = 0
+    stopped_reason: str | None = None
 
-def learning_rate_schedule(config: TrainConfig, total_steps: int) -> optax.Schedule:
-    """The learning rate per optimiser step for ``config.schedule``."""
-    total = max(int(total_steps), 1)
-    warmup = int(config.warmup * total)
-    end = config.lr * config.final_lr_fraction
-    if config.schedule == "cosine":
-        if warmup == 0:
-            return optax.cosine_decay_schedule(config.lr, total, alpha=config.final_lr_fraction)
-        return optax.warmup_cosine_decay_schedule(0.0, config.lr, warmup, total, end)
-    if config.schedule == "onecycle":
-        pct = config.warmup if config.warmup > 0 else 0.3
-        return optax.cosine_onecycle_schedule(
-            total, config.lr, pct_start=pct, div_factor=25.0, final_div_factor=25.0 / config.final_lr_fraction
-        )
-    if warmup == 0:
-        return optax.constant_schedule(config.lr)
-    return optax.join_schedules(
-        [optax.linear_schedule(0.0, config.lr, warmup), optax.constant_schedule(config.lr)], [warmup]
-    )
+    def header(self, config: TrainConfig) -> dict:
+        """What a checkpoint's header holds: this record and the run's settings."""
+        return {**dataclasses.asdict(self), "config": config.to_dict()}
 
-
-def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with the configured schedule, after global-norm gradient clipping."""
-    adamw = optax.adamw(
-        learning_rate_schedule(config, total_steps),
-        b1=config.b1,
-        b2=config.b2,
-        weight_decay=config.weight_decay,
-    )
-    if config.clip_norm is None or config.clip_norm <= 0:
-        return adamw
-    return optax.chain(optax.clip_by_global_norm(config.clip_norm), adamw)
-
-
-# --------------------------------------------------------------------------------------
-# Data on the device
-# --------------------------------------------------------------------------------------
-
-
-def _fields(weights: Mapping[str, float]) -> list[str]:
-    names: list[str] = []
-    for term, w in weights.items():
-        if w > 0 and term != "rollout":
-            names += [f for f in L.NEEDS_DATA[term] if f not in names]
-    return names
-
-
-def _window_starts(ds, horizon: int) -> np.ndarray:
-    """Samples from which ``horizon`` more samples of the same trajectory follow."""
-    traj = np.asarray(ds.trajectory)
-    n = traj.shape[0] - horizon
-    if n <= 0:
-        return np.zeros(0, np.int64)
-    same = np.ones(n, bool)
-    for k in range(1, horizon + 1):
-        same &= traj[k : k + n] == traj[:n]
-    return np.flatnonzero(same)
-
-
-def _device_arrays(ds, weights, config: TrainConfig, dtype) -> dict[str, jax.Array]:
-    data = {f: jnp.asarray(getattr(ds, f), dtype) for f in _fields(weights)}
-    if weights.get("rollout", 0) > 0:
-        for f in ("q", "qd", "tau"):
-            data.setdefault(f, jnp.asarray(getattr(ds, f), dtype))
-        data["t"] = jnp.asarray(ds.t, dtype)
-        starts = _window_starts(ds, config.rollout_horizon)
-        if starts.size == 0:
-            raise DatasetError(
-                f"loss 'rollout' needs trajectories longer than rollout_horizon = {config.rollout_horizon} samples"
-            )
-        data["window_starts"] = jnp.asarray(starts, jnp.int32)
-    return data
-
-
-def _gather_windows(data, starts, horizon: int):
-    idx = starts[:, None] + jnp.arange(horizon + 1)
-    return {
-        "q": data["q"][idx],
-        "qd": data["qd"][idx],
-        "tau": data["tau"][idx],
-        "dt": data["t"][idx[:, 1]] - data["t"][idx[:, 0]],
-    }
-
-
-def _sample_batch(data) -> dict:
-    return {k: v for k, v in data.items() if k not in ("t", "window_starts")}
-
-
-def _tree_where(pred, new, old):
-    return jax.tree_util.tree_map(lambda a, b: jnp.where(pred, a, b), new, old)
-
-
-def _all_finite(tree) -> jax.Array:
-    leaves = jax.tree_util.tree_leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves])) if leaves else jnp.array(True)
+    @classmethod
+    def from_header(cls, header: Mapping) -> Bookkeeping:
+        """The record of a checkpoint's header."""
+        return cls(**{f.name: header[f.name] for f in dataclasses.fields(cls)})
 
 
 # --------------------------------------------------------------------------------------
@@ -195,148 +118,104 @@ def _all_finite(tree) -> jax.Array:
 # --------------------------------------------------------------------------------------
 
 
-class _Engine:
-    """The jitted epoch and validation functions for one model structure and config."""
+class Programs:
+    """The jitted AdamW epoch, L-BFGS epoch and validation of one model structure and config.
 
-    def __init__(self, static, config: TrainConfig, weights, scales, n_samples: int, total_steps: int):
-        self.config = config
-        self.weights = {k: w for k, w in weights.items() if w > 0}
-        self.scales = scales
-        self.static = static
-        self.n = n_samples
-        bs = config.batch_size if config.batch_size > 0 else n_samples
-        self.batch = min(bs, n_samples)
-        self.full_batch = self.batch == n_samples
-        self.steps = config.steps_per_epoch or math.ceil(n_samples / self.batch)
-        self.optimizer = make_optimizer(config, total_steps)
+    A run has one :class:`~lagrax.training.step.TrainState` whose optimiser state is the
+    pair ``(AdamW state, L-BFGS state)``, so checkpoints have one structure throughout;
+    each phase steps the state with its own entry (:func:`in_phase`, :func:`out_of_phase`).
+    """
+
+    def __init__(self, static, config: TrainConfig, scales: L.Scales, batching: Batching):
+        self.config, self.static, self.scales, self.batching = config, static, scales, batching
+        self.weights = {k: w for k, w in config.loss_weights().items() if w > 0}
+        total_steps = config.epochs * batching.steps
         self.schedule = learning_rate_schedule(config, total_steps)
-        self.rollout = "rollout" in self.weights
+        self.optimizers = (make_optimizer(config, total_steps), make_lbfgs(config))
+        adamw_step = make_step(self.loss, self.optimizers[0], has_aux=True)
+        lbfgs_step = make_step(lambda p, b: self.loss(p, b)[0], self.optimizers[1])
+        self.adamw_scan = make_epoch(adamw_step, batching.draw, batching.gather)
+        self.lbfgs_scan = make_epoch(lbfgs_step, self._lbfgs_rows, lambda full, _: full)
         self.traces = 0
-        self.epoch = jax.jit(self._epoch)
-        self.validate = jax.jit(self._validate)
-        self.lbfgs = optax.lbfgs(memory_size=config.lbfgs_memory)
+        self.adamw_epoch = jax.jit(self._adamw_epoch)
         self.lbfgs_epoch = jax.jit(self._lbfgs_epoch)
+        self.validate = jax.jit(self._validate)
 
-    def init(self, params):
-        """Optimiser state: ``(AdamW state, L-BFGS state)``, one per phase."""
-        return self.optimizer.init(params), self.lbfgs.init(params)
+    def init(self, params, key) -> TrainState:
+        """The state before the first step (both phases' optimiser states initialised)."""
+        opt_state = tuple(o.init(params) for o in self.optimizers)
+        return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
 
-    def steps_in(self, epoch: int) -> int:
-        """Optimiser steps in epoch ``epoch`` (0-based): minibatch steps, then L-BFGS iterations."""
-        return self.steps if epoch < self.config.epochs else self.config.lbfgs_steps
-
-    def steps_through(self, epochs: int) -> int:
-        """Optimiser steps in the first ``epochs`` epochs."""
-        adam = min(epochs, self.config.epochs)
-        return adam * self.steps + (epochs - adam) * self.config.lbfgs_steps
-
-    def loss(self, params, batch, windows):
-        model = eqx.combine(params, self.static)
-        terms, singular = L.batch_losses(
-            model,
-            batch,
-            windows,
+    def loss(self, params, batch: tuple[Data, Data | None]):
+        """``(objective, (terms, singular samples))`` of a ``(samples, windows)`` batch."""
+        return L.objective(
+            eqx.combine(params, self.static),
+            *batch,
             self.scales,
             self.weights,
             regularization=self.config.regularization,
             substeps=self.config.rollout_substeps,
         )
-        return L.weighted_total(terms, self.weights), (terms, singular)
 
-    def _indices(self, key):
-        total = self.steps * self.batch
-        reps = math.ceil(total / self.n)
-        perms = jax.vmap(lambda k: jax.random.permutation(k, self.n))(jax.random.split(key, reps))
-        return perms.reshape(-1)[:total].reshape(self.steps, self.batch)
+    def steps_in(self, epoch: int) -> int:
+        """Optimiser steps in epoch ``epoch`` (0-based): minibatch steps, then L-BFGS iterations."""
+        return self.batching.steps if epoch < self.config.epochs else self.config.lbfgs_steps
 
-    def _epoch(self, params, opt_state, key, data):
+    def steps_through(self, epochs: int) -> int:
+        """Optimiser steps in the first ``epochs`` epochs."""
+        adam = min(epochs, self.config.epochs)
+        return adam * self.batching.steps + (epochs - adam) * self.config.lbfgs_steps
+
+    def _lbfgs_rows(self, key, data):
+        return jnp.zeros((self.config.lbfgs_steps, 0), jnp.int32)
+
+    def _adamw_epoch(self, state: TrainState, data: Data, key):
         self.traces += 1  # Python side effect: runs once per trace, not per call
-        k_batch, k_win = jax.random.split(key)
-        idx = jnp.zeros((self.steps, 0), jnp.int32) if self.full_batch else self._indices(k_batch)
-        if self.rollout:
-            n_win = data["window_starts"].shape[0]
-            widx = jax.random.randint(k_win, (self.steps, self.config.rollout_batch_size), 0, n_win)
-        else:
-            widx = jnp.zeros((self.steps, 0), jnp.int32)
-        samples = _sample_batch(data)
+        phase_state, info = self.adamw_scan(in_phase(state, 0), data, key)
+        return out_of_phase(state, phase_state, 0), _epoch_metrics(info)
 
-        def step(carry, xs):
-            params, opt_state = carry
-            i, wi = xs
-            batch = samples if self.full_batch else jax.tree_util.tree_map(lambda a: a[i], samples)
-            windows = (
-                _gather_windows(data, data["window_starts"][wi], self.config.rollout_horizon)
-                if self.rollout
-                else None
-            )
-            (loss, (terms, singular)), grads = jax.value_and_grad(self.loss, has_aux=True)(
-                params, batch, windows
-            )
-            finite = jnp.isfinite(loss) & _all_finite(grads)
-            updates, new_opt_state = self.optimizer.update(grads, opt_state, params)
-            new_params = optax.apply_updates(params, updates)
-            # a non-finite step leaves parameters and optimiser state exactly as they were
-            params = _tree_where(finite, new_params, params)
-            opt_state = _tree_where(finite, new_opt_state, opt_state)
-            return (params, opt_state), (loss, terms, finite, singular)
+    def _lbfgs_epoch(self, state: TrainState, full):
+        # full batch: nothing is drawn, the key is not used
+        phase_state, info = self.lbfgs_scan(in_phase(state, 1), full, state.key)
+        state = out_of_phase(state, phase_state, 1)
+        loss, (terms, singular) = self.loss(state.params, full)
+        return state, {"loss": loss, **terms, "skipped": jnp.sum(~info.finite), "singular": singular}
 
-        (params, opt_state), (loss, terms, finite, singular) = jax.lax.scan(
-            step, (params, opt_state), (idx, widx)
-        )
-        n_ok = jnp.maximum(jnp.sum(finite), 1)
-
-        def mean_ok(x):
-            return jnp.sum(jnp.where(finite, x, 0.0)) / n_ok
-
-        metrics = {
-            "loss": jnp.where(jnp.any(finite), mean_ok(loss), jnp.nan),
-            **{k: jnp.where(jnp.any(finite), mean_ok(v), jnp.nan) for k, v in terms.items()},
-            "skipped": jnp.sum(~finite),
-            "singular": jnp.sum(singular),
-        }
-        return params, opt_state, metrics
-
-    def _lbfgs_epoch(self, params, lbfgs_state, data):
-        """``lbfgs_steps`` full-batch L-BFGS iterations; a non-finite one is skipped and counted."""
-        samples = _sample_batch(data)
-        windows = (
-            _gather_windows(data, data["window_starts"], self.config.rollout_horizon)
-            if self.rollout
-            else None
-        )
-
-        def value_fn(p):
-            return self.loss(p, samples, windows)[0]
-
-        value_and_grad = optax.value_and_grad_from_state(value_fn)
-
-        def step(carry, _):
-            params, state = carry
-            value, grads = value_and_grad(params, state=state)
-            updates, new_state = self.lbfgs.update(
-                grads, state, params, value=value, grad=grads, value_fn=value_fn
-            )
-            new_params = optax.apply_updates(params, updates)
-            ok = jnp.isfinite(value) & _all_finite(grads) & _all_finite(new_params)
-            return (_tree_where(ok, new_params, params), _tree_where(ok, new_state, state)), ok
-
-        (params, lbfgs_state), finite = jax.lax.scan(
-            step, (params, lbfgs_state), None, length=self.config.lbfgs_steps
-        )
-        loss, (terms, singular) = self.loss(params, samples, windows)
-        metrics = {"loss": loss, **terms, "skipped": jnp.sum(~finite), "singular": singular}
-        return params, lbfgs_state, metrics
-
-    def _validate(self, params, data):
-        windows = None
-        if self.rollout:
-            windows = _gather_windows(data, data["window_starts"], self.config.rollout_horizon)
-        total, (terms, singular) = self.loss(params, _sample_batch(data), windows)
+    def _validate(self, params, full):
+        total, (terms, singular) = self.loss(params, full)
         return {"loss": total, **terms, "singular": singular}
 
 
+def in_phase(state: TrainState, phase: int) -> TrainState:
+    """``state`` with only optimiser ``phase``'s state (0: AdamW, 1: L-BFGS), for its step."""
+    return TrainState(state.params, state.opt_state[phase], state.step, state.key)
+
+
+def out_of_phase(state: TrainState, stepped: TrainState, phase: int) -> TrainState:
+    """``stepped`` (from :func:`in_phase`) with the other phases' optimiser states put back."""
+    opt_state = state.opt_state[:phase] + (stepped.opt_state,) + state.opt_state[phase + 1 :]
+    return TrainState(stepped.params, opt_state, stepped.step, stepped.key)
+
+
+def _epoch_metrics(info: StepInfo) -> dict:
+    """Means over the epoch's applied steps (NaN if none was), skipped and singular counts."""
+    terms, singular = info.aux
+    finite = info.finite
+    n_ok = jnp.maximum(jnp.sum(finite), 1)
+
+    def mean_ok(x):
+        return jnp.where(jnp.any(finite), jnp.sum(jnp.where(finite, x, 0.0)) / n_ok, jnp.nan)
+
+    return {
+        "loss": mean_ok(info.loss),
+        **{k: mean_ok(v) for k, v in terms.items()},
+        "skipped": jnp.sum(~finite),
+        "singular": jnp.sum(singular),
+    }
+
+
 # --------------------------------------------------------------------------------------
-# train
+# Setting up
 # --------------------------------------------------------------------------------------
 
 
@@ -354,9 +233,59 @@ def _check_model_data(model, ds, what: str) -> None:
         raise DatasetError(f"the {what} is empty")
 
 
-def _progress_bar(enabled: bool, total: int):
+def _check_inputs(model, train_ds, val_ds, config: TrainConfig) -> None:
+    weights = config.loss_weights()
+    _check_model_data(model, train_ds, "training set")
+    L.check_model(model, weights)
+    L.check_data(train_ds, weights, "training set")
+    if val_ds is not None:
+        _check_model_data(model, val_ds, "validation set")
+        L.check_data(val_ds, weights, "validation set")
+    if config.dtype is Precision.FLOAT64 and not jax.config.jax_enable_x64:
+        raise TrainingError("dtype 'float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True)")
+
+
+def _check_losses_trace(model, data: Data, scales: L.Scales, config: TrainConfig) -> None:
+    """Every active term traced on one sample (and window), so a missing quantity fails now."""
+    sample = {k: v[0] for k, v in samples(data).items()}
+    window = None
+    if "window_starts" in data:
+        windows = gather_windows(data, data["window_starts"][:1], config.rollout_horizon)
+        window = jax.tree_util.tree_map(lambda a: a[0], windows)
+    L.check_losses(
+        model,
+        config.loss_weights(),
+        sample,
+        window,
+        scales,
+        regularization=config.regularization,
+        substeps=config.rollout_substeps,
+    )
+
+
+def _start(programs: Programs, params, config: TrainConfig, ckpt_dir: Path | None, resume: bool):
+    """``(RunCheckpoint, Bookkeeping)`` of a new run, or of the checkpoint being resumed."""
+    state = programs.init(params, jax.random.PRNGKey(config.seed))
+    saved, book = RunCheckpoint(state, params), Bookkeeping()
+    if not resume:
+        return saved, book
+    if ckpt_dir is None:
+        raise CheckpointError("resume=True needs the run_dir of the run to continue")
+    saved, header = load_checkpoint(ckpt_dir, saved)
+    check_resumable(header["config"], config.to_dict())
+    return RunCheckpoint(*saved), Bookkeeping.from_header(header)
+
+
+def _checkpoint(ckpt_dir: Path | None, saved: RunCheckpoint, book: Bookkeeping, config: TrainConfig) -> None:
+    """Write the run's state and bookkeeping (nothing without a run directory)."""
+    if ckpt_dir is not None:
+        save_checkpoint(ckpt_dir, saved, book.header(config))
+
+
+def _progress_bar(enabled: bool, total: int, done: int):
+    """A rich progress bar with ETA on a terminal (``None`` elsewhere), and its task."""
     if not (enabled and sys.stderr.isatty()):
-        return None
+        return None, None
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
@@ -368,7 +297,197 @@ def _progress_bar(enabled: bool, total: int):
         transient=False,
     )
     bar.start()
-    return bar
+    return bar, bar.add_task("", total=total, completed=done)
+
+
+# --------------------------------------------------------------------------------------
+# The loop
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the loop reads (and the compiled functions it fills in)."""
+
+    config: TrainConfig
+    programs: Programs
+    data: Data
+    val_full: tuple | None
+    ckpt_dir: Path | None
+    callback: Callable | None
+    progress: bool = False
+    metrics_file: Any = None
+    bar: Any = None
+    task: Any = None
+    adamw_fn: Callable | None = None
+    lbfgs_fn: Callable | None = None
+    validate_fn: Callable | None = None
+    train_full: tuple | None = None
+
+    @property
+    def total_epochs(self) -> int:
+        return self.config.epochs + self.config.lbfgs_epochs
+
+
+def _compile(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> None:
+    """Compile the AdamW epoch and validation now, so their time is not training time."""
+    t0 = time.perf_counter()
+    state, p = saved.state, run.programs
+    run.adamw_fn = p.adamw_epoch.lower(state, run.data, state.key).compile()
+    if run.val_full is not None:
+        run.validate_fn = p.validate.lower(state.params, run.val_full).compile()
+    book.compile_seconds += time.perf_counter() - t0
+
+
+def _train_epoch(run: _Run, state: TrainState, book: Bookkeeping) -> tuple[TrainState, dict, float]:
+    """One AdamW or L-BFGS epoch: ``(state, record, start time)``."""
+    epoch, p = book.epoch, run.programs
+    if epoch < run.config.epochs:
+        t0 = time.perf_counter()
+        state, m = run.adamw_fn(state, run.data, jax.random.fold_in(state.key, epoch))
+        m = _floats(jax.device_get(m))
+        # the schedule's position: skipped steps do not advance it
+        lr = float(p.schedule((epoch + 1) * p.batching.steps - book.skipped_steps - m["skipped"]))
+        return state, {"epoch": epoch + 1, "step": p.steps_through(epoch + 1), "lr": lr, **m}, t0
+    if run.lbfgs_fn is None:
+        t_compile = time.perf_counter()
+        run.train_full = full_batch(run.data, p.batching.horizon)
+        run.lbfgs_fn = p.lbfgs_epoch.lower(state, run.train_full).compile()
+        book.compile_seconds += time.perf_counter() - t_compile
+    t0 = time.perf_counter()
+    state, m = run.lbfgs_fn(state, run.train_full)
+    m = _floats(jax.device_get(m))
+    return state, {"epoch": epoch + 1, "step": p.steps_through(epoch + 1), "optimizer": "lbfgs", **m}, t0
+
+
+def _validate(run: _Run, saved: RunCheckpoint, book: Bookkeeping, record: dict) -> tuple[RunCheckpoint, bool]:
+    """Validate when due, keeping the best parameters; ``(saved, improved)``."""
+    params, epoch = saved.state.params, book.epoch + 1
+    if run.validate_fn is None:
+        book.best_epoch = epoch
+        return RunCheckpoint(saved.state, params), False
+    if epoch % run.config.val_every != 0 and epoch < run.total_epochs:
+        return saved, False
+    v = _floats(jax.device_get(run.validate_fn(params, run.val_full)))
+    record.update({f"val_{k}": x for k, x in v.items()})
+    if math.isfinite(v["loss"]) and (book.best_val_loss is None or v["loss"] < book.best_val_loss):
+        book.best_val_loss, book.best_epoch, book.bad_validations = v["loss"], epoch, 0
+        return RunCheckpoint(saved.state, params), True
+    book.bad_validations += 1
+    return saved, False
+
+
+def _log(run: _Run, book: Bookkeeping, record: dict) -> None:
+    """Append the epoch's record to the history, ``metrics.jsonl`` and the progress bar."""
+    book.history.append(record)
+    if run.metrics_file is not None:
+        run.metrics_file.write(json.dumps(record) + "\n")
+        run.metrics_file.flush()
+    if run.bar is not None:
+        shown = " ".join(f"{k}={record[k]:.3g}" for k in ("loss", "val_loss") if k in record)
+        run.bar.update(run.task, completed=book.epoch, description=shown)
+
+
+def _check_bad_epochs(run: _Run, saved: RunCheckpoint, book: Bookkeeping, skipped: int) -> None:
+    """Stop with :class:`TrainingError` after ``max_bad_epochs`` epochs with every step skipped."""
+    book.bad_epochs = book.bad_epochs + 1 if skipped == run.programs.steps_in(book.epoch - 1) else 0
+    if book.bad_epochs >= run.config.max_bad_epochs:
+        _checkpoint(run.ckpt_dir, saved, book, run.config)
+        raise TrainingError(
+            f"training stopped at epoch {book.epoch}: every step of the last {book.bad_epochs} epochs "
+            f"had a non-finite loss or gradient ({book.skipped_steps} steps skipped in all). "
+            f"Check the data for NaN/inf, or lower the learning rate (lr = {run.config.lr:g}); "
+            "the parameters were left at their last finite values"
+        )
+
+
+def _stop_reason(run: _Run, book: Bookkeeping, improved: bool) -> str | None:
+    """Why training stops after this epoch, or ``None`` to go on."""
+    config = run.config
+    if book.epoch >= run.total_epochs:
+        return "completed"
+    if (
+        config.patience is not None
+        and run.validate_fn is not None
+        and book.bad_validations >= config.patience
+    ):
+        return "early_stopping"
+    if config.max_seconds is not None and book.train_seconds >= config.max_seconds:
+        return "max_seconds"
+    if config.target_val_loss is not None and improved and book.best_val_loss <= config.target_val_loss:
+        return "target_val_loss"
+    return None
+
+
+def _epoch(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheckpoint, str | None]:
+    """Train, validate, log and checkpoint one epoch; ``(saved, stop reason or None)``."""
+    state, record, t0 = _train_epoch(run, saved.state, book)
+    saved, improved = _validate(run, RunCheckpoint(state, saved.best_params), book, record)
+    book.train_seconds += time.perf_counter() - t0
+    record["seconds"] = book.train_seconds
+    book.epoch += 1
+    book.skipped_steps += record["skipped"]
+    book.singular_samples += record["singular"]
+    _log(run, book, record)
+    _check_bad_epochs(run, saved, book, record["skipped"])
+    stopped = _stop_reason(run, book, improved)
+    if stopped is not None or book.epoch % run.config.checkpoint_every == 0:
+        book.stopped_reason = stopped
+        _checkpoint(run.ckpt_dir, saved, book, run.config)
+    if run.callback is not None and stopped is None:
+        if run.callback(book.epoch, eqx.combine(state.params, run.programs.static), record):
+            stopped = book.stopped_reason = "callback"
+            _checkpoint(run.ckpt_dir, saved, book, run.config)
+    return saved, stopped
+
+
+def _loop(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheckpoint, str]:
+    """Epochs until a stop reason; a run resumed after its last epoch stops at once."""
+    stopped = (book.stopped_reason or "completed") if book.epoch >= run.total_epochs else None
+    run.bar, run.task = _progress_bar(run.progress, run.total_epochs, book.epoch)
+    try:
+        while stopped is None:
+            saved, stopped = _epoch(run, saved, book)
+    finally:
+        if run.bar is not None:
+            run.bar.stop()
+        if run.metrics_file is not None:
+            run.metrics_file.close()
+    return saved, stopped
+
+
+def _open_metrics(run_dir: Path | None, history: list[dict]):
+    """``metrics.jsonl`` rewritten from the checkpoint's history, open for appending."""
+    if run_dir is None:
+        return None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # epochs after the last checkpoint are redone, so their lines go
+    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
+    return (run_dir / "metrics.jsonl").open("a")
+
+
+def _result(run: _Run, saved: RunCheckpoint, book: Bookkeeping, stopped: str) -> TrainResult:
+    if book.skipped_steps:
+        warnings.warn(
+            f"{book.skipped_steps} training steps had a non-finite loss or gradient and were skipped",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    use_best = run.validate_fn is not None and book.best_val_loss is not None
+    final = saved.best_params if use_best else saved.state.params
+    return TrainResult(
+        model=eqx.combine(final, run.programs.static),
+        history=book.history,
+        train_seconds=book.train_seconds,
+        steps=run.programs.steps_through(book.epoch) - book.skipped_steps,
+        skipped_steps=book.skipped_steps,
+        stopped_reason=stopped,
+        compile_seconds=book.compile_seconds,
+        singular_samples=book.singular_samples,
+        best_epoch=book.best_epoch,
+        best_val_loss=book.best_val_loss,
+        epoch_traces=run.programs.traces,
+    )
 
 
 def train(
@@ -395,391 +514,22 @@ def train(
             region (e.g. a benchmark's test evaluation); returning True stops training.
     """
     config = (config or TrainConfig()).validate()
+    _check_inputs(model, train_ds, val_ds, config)
     weights = config.loss_weights()
-    _check_model_data(model, train_ds, "training set")
-    L.check_model(model, weights)
-    L.check_data(train_ds, weights, "training set")
-    if val_ds is not None:
-        _check_model_data(model, val_ds, "validation set")
-        L.check_data(val_ds, weights, "validation set")
-    dtype = DTYPES[config.dtype]
-    if dtype == jnp.float64 and not jax.config.jax_enable_x64:
-        raise TrainingError("dtype 'float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True)")
-
-    scales = L.data_scales(train_ds, dtype)
-    data = _device_arrays(train_ds, weights, config, dtype)
-    val_data = _device_arrays(val_ds, weights, config, dtype) if val_ds is not None else None
-    sample = {k: v[0] for k, v in _sample_batch(data).items()}
-    window = (
-        _gather_windows(data, data["window_starts"][:1], config.rollout_horizon)
-        if "window_starts" in data
-        else None
-    )
-    window = None if window is None else jax.tree_util.tree_map(lambda a: a[0], window)
-    L.check_losses(
-        model,
-        weights,
-        sample,
-        window,
-        scales,
-        regularization=config.regularization,
-        substeps=config.rollout_substeps,
-    )
-
+    scales = L.data_scales(train_ds, config.dtype.dtype)
+    data = device_arrays(train_ds, weights, config)
+    _check_losses_trace(model, data, scales, config)
     params, static = eqx.partition(model, eqx.is_inexact_array)
-    bs = config.batch_size if config.batch_size > 0 else len(train_ds)
-    steps_per_epoch = config.steps_per_epoch or math.ceil(len(train_ds) / min(bs, len(train_ds)))
-    engine = _Engine(static, config, weights, scales, len(train_ds), config.epochs * steps_per_epoch)
-    opt_state = engine.init(params)
-    total_epochs = config.epochs + config.lbfgs_epochs
-    base_key = jax.random.PRNGKey(config.seed)
-
+    batching = Batching.of(config, len(train_ds), rollout=weights["rollout"] > 0)
+    programs = Programs(static, config, scales, batching)
+    val_full = None
+    if val_ds is not None:
+        val_full = full_batch(device_arrays(val_ds, weights, config), batching.horizon)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_dir = run_dir / "checkpoints" if run_dir is not None else None
-    state = {"params": params, "opt_state": opt_state, "best_params": params, "key": base_key}
-    meta = {
-        "epoch": 0,
-        "history": [],
-        "best_val_loss": None,
-        "best_epoch": None,
-        "bad_validations": 0,
-        "bad_epochs": 0,
-        "train_seconds": 0.0,
-        "compile_seconds": 0.0,
-        "skipped_steps": 0,
-        "singular_samples": 0,
-        "config": config.to_dict(),
-        "stopped_reason": None,
-    }
-    if resume:
-        if ckpt_dir is None:
-            raise CheckpointError("resume=True needs the run_dir of the run to continue")
-        state, meta = load_checkpoint(ckpt_dir, state)
-        old = {k: v for k, v in meta["config"].items() if k not in RESUMABLE_CHANGES}
-        new = {k: v for k, v in config.to_dict().items() if k not in RESUMABLE_CHANGES}
-        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-        if changed:
-            raise CheckpointError(
-                f"cannot resume: the configuration differs from the checkpoint's in {', '.join(changed)} "
-                f"(was {[old.get(k) for k in changed]}, now {[new.get(k) for k in changed]})"
-            )
-        meta["config"] = config.to_dict()
-    params, opt_state, best_params = state["params"], state["opt_state"], state["best_params"]
-    history: list[dict] = list(meta["history"])
-
-    metrics_file = None
-    if run_dir is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        # rewrite from the checkpoint's history: epochs after the last checkpoint are redone
-        atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-        metrics_file = (run_dir / "metrics.jsonl").open("a")
-
-    t_compile = time.perf_counter()
-    epoch_fn = engine.epoch.lower(params, opt_state[0], base_key, data).compile()
-    val_fn = engine.validate.lower(params, val_data).compile() if val_data is not None else None
-    meta["compile_seconds"] = meta.get("compile_seconds", 0.0) + time.perf_counter() - t_compile
-    lbfgs_fn = None  # compiled when the L-BFGS phase starts
-
-    def checkpoint():
-        if ckpt_dir is not None:
-            meta["history"] = history
-            save_checkpoint(
-                ckpt_dir,
-                {"params": params, "opt_state": opt_state, "best_params": best_params, "key": base_key},
-                meta,
-            )
-
-    bar = _progress_bar(progress, total_epochs)
-    task = bar.add_task("", total=total_epochs, completed=meta["epoch"]) if bar is not None else None
-    stopped = meta["stopped_reason"] if meta["epoch"] >= total_epochs else None
-    stopped = stopped or ("completed" if meta["epoch"] >= total_epochs else None)
-    try:
-        epoch = meta["epoch"]
-        while stopped is None:
-            if epoch < config.epochs:
-                t0 = time.perf_counter()
-                params, adam_state, m = epoch_fn(
-                    params, opt_state[0], jax.random.fold_in(base_key, epoch), data
-                )
-                opt_state = (adam_state, opt_state[1])
-                m = _floats(jax.device_get(m))
-                # the schedule's position: skipped steps do not advance it
-                lr = float(engine.schedule((epoch + 1) * engine.steps - meta["skipped_steps"] - m["skipped"]))
-                record = {"epoch": epoch + 1, "step": engine.steps_through(epoch + 1), "lr": lr, **m}
-            else:
-                if lbfgs_fn is None:
-                    t_compile = time.perf_counter()
-                    lbfgs_fn = engine.lbfgs_epoch.lower(params, opt_state[1], data).compile()
-                    meta["compile_seconds"] += time.perf_counter() - t_compile
-                t0 = time.perf_counter()
-                params, lbfgs_state, m = lbfgs_fn(params, opt_state[1], data)
-                opt_state = (opt_state[0], lbfgs_state)
-                m = _floats(jax.device_get(m))
-                record = {
-                    "epoch": epoch + 1,
-                    "step": engine.steps_through(epoch + 1),
-                    "optimizer": "lbfgs",
-                    **m,
-                }
-            last = epoch + 1 >= total_epochs
-            improved = False
-            if val_fn is not None and ((epoch + 1) % config.val_every == 0 or last):
-                v = _floats(jax.device_get(val_fn(params, val_data)))
-                record.update({f"val_{k}": x for k, x in v.items()})
-                if math.isfinite(v["loss"]) and (
-                    meta["best_val_loss"] is None or v["loss"] < meta["best_val_loss"]
-                ):
-                    best_params, meta["best_val_loss"], meta["best_epoch"] = params, v["loss"], epoch + 1
-                    meta["bad_validations"], improved = 0, True
-                else:
-                    meta["bad_validations"] += 1
-            elif val_fn is None:
-                best_params, meta["best_epoch"] = params, epoch + 1
-            meta["train_seconds"] += time.perf_counter() - t0
-            record["seconds"] = meta["train_seconds"]
-            epoch += 1
-            meta["epoch"] = epoch
-            meta["skipped_steps"] += m["skipped"]
-            meta["singular_samples"] += m["singular"]
-            history.append(record)
-            if metrics_file is not None:
-                metrics_file.write(json.dumps(record) + "\n")
-                metrics_file.flush()
-            if bar is not None:
-                shown = " ".join(f"{k}={record[k]:.3g}" for k in ("loss", "val_loss") if k in record)
-                bar.update(task, completed=epoch, description=shown)
-
-            meta["bad_epochs"] = meta["bad_epochs"] + 1 if m["skipped"] == engine.steps_in(epoch - 1) else 0
-            if meta["bad_epochs"] >= config.max_bad_epochs:
-                checkpoint()
-                raise TrainingError(
-                    f"training stopped at epoch {epoch}: every step of the last {meta['bad_epochs']} epochs "
-                    f"had a non-finite loss or gradient ({meta['skipped_steps']} steps skipped in all). "
-                    f"Check the data for NaN/inf, or lower the learning rate (lr = {config.lr:g}); "
-                    "the parameters were left at their last finite values"
-                )
-            if last:
-                stopped = "completed"
-            elif (
-                config.patience is not None
-                and val_fn is not None
-                and meta["bad_validations"] >= config.patience
-            ):
-                stopped = "early_stopping"
-            elif config.max_seconds is not None and meta["train_seconds"] >= config.max_seconds:
-                stopped = "max_seconds"
-            elif (
-                config.target_val_loss is not None
-                and improved
-                and meta["best_val_loss"] <= config.target_val_loss
-            ):
-                stopped = "target_val_loss"
-            if stopped is not None or epoch % config.checkpoint_every == 0:
-                meta["stopped_reason"] = stopped
-                checkpoint()
-            if callback is not None and stopped is None:
-                if callback(epoch, eqx.combine(params, static), record):
-                    stopped = "callback"
-                    meta["stopped_reason"] = stopped
-                    checkpoint()
-    finally:
-        if bar is not None:
-            bar.stop()
-        if metrics_file is not None:
-            metrics_file.close()
-
-    if meta["skipped_steps"]:
-        warnings.warn(
-            f"{meta['skipped_steps']} training steps had a non-finite loss or gradient and were skipped",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    final = best_params if val_fn is not None and meta["best_val_loss"] is not None else params
-    return TrainResult(
-        model=eqx.combine(final, static),
-        history=history,
-        train_seconds=meta["train_seconds"],
-        steps=engine.steps_through(meta["epoch"]) - meta["skipped_steps"],
-        skipped_steps=meta["skipped_steps"],
-        stopped_reason=stopped,
-        compile_seconds=meta["compile_seconds"],
-        singular_samples=meta["singular_samples"],
-        best_epoch=meta["best_epoch"],
-        best_val_loss=meta["best_val_loss"],
-        epoch_traces=engine.traces,
-    )
-
-
-# --------------------------------------------------------------------------------------
-# run_training: the command line's entry
-# --------------------------------------------------------------------------------------
-
-# What a run directory holds; --force removes these (and nothing else) before a new run.
-RUN_FILES = (
-    "config.json",
-    "metrics.jsonl",
-    "metrics.json",
-    "split.json",
-    "model.eqx",
-    "model.json",
-    "summary.json",
-    "checkpoints",
-)
-
-
-def _prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsLagraxError(f"{out_dir} exists and is not a directory")
-    existing = [p for p in out_dir.iterdir()] if out_dir.exists() else []
-    if resume:
-        if not (out_dir / "checkpoints").exists():
-            raise CheckpointError(
-                f"nothing to resume in {out_dir}: it has no checkpoints/ (train without --resume)"
-            )
-        return
-    if existing and not force:
-        raise FileExistsLagraxError(
-            f"run directory {out_dir} exists and is not empty; use --resume to continue that run "
-            "or --force to replace its run files"
-        )
-    for name in RUN_FILES:  # only what a run writes: --force never deletes anything else
-        p = out_dir / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
-
-
-def _resolve(
-    out_dir: Path, resume: bool, config, model_options, model_name: str
-) -> tuple[TrainConfig, dict, dict]:
-    """The run's settings: the saved run's when resuming, else the model's preset
-    (:data:`~lagrax.training.config.PRESETS`), with ``config`` / ``model_options`` on top."""
-    saved = {}
-    if resume and (out_dir / "config.json").exists():
-        saved = json.loads((out_dir / "config.json").read_text())
-    if isinstance(config, TrainConfig):
-        cfg = config
-    else:
-        base = saved.get("train") if saved else PRESETS.get(model_name, {})
-        cfg = TrainConfig.from_dict({**base, **dict(config or {})})
-    base_options = saved.get("model_options") if saved else PRESET_MODEL_OPTIONS.get(model_name, {})
-    options = {**base_options, **dict(model_options or {})}
-    return cfg, options, saved
-
-
-def _split_record(ds, train_ids, test_ids, val_ids) -> dict:
-    def describe(ids):
-        return {"ids": [int(i) for i in ids], "labels": [ds.label(i) for i in ids]}
-
-    return {"train": describe(train_ids), "validation": describe(val_ids), "test": describe(test_ids)}
-
-
-def run_training(
-    model_name: str,
-    data_path: str | Path,
-    out_dir: str | Path,
-    config: TrainConfig | Mapping | None = None,
-    model_options: Mapping | None = None,
-    test_labels=None,
-    test_fraction: float | None = None,
-    force: bool = False,
-    resume: bool = False,
-    *,
-    val_fraction: float = 0.0,
-    progress: bool = True,
-) -> Path:
-    """Train ``model_name`` on a dataset file and write the run directory ``out_dir``.
-
-    The directory gets ``config.json`` (resolved config, model and options, data path,
-    split), ``split.json`` (train/validation/test trajectory ids and labels),
-    ``metrics.jsonl`` (one line per epoch), ``checkpoints/``, the model (``model.eqx``
-    via :func:`lagrax.models.io.save_model`) and, with a test split, ``metrics.json``
-    from :func:`lagrax.evaluation.evaluate`.
-
-    ``config`` / ``model_options`` given as mappings are overrides: on top of the
-    saved run's settings when resuming, of the model's preset otherwise (a
-    :class:`TrainConfig` is used as it is). ``val_fraction`` of
-    the training trajectories is held out for validation and early stopping.
-    An existing non-empty ``out_dir`` is refused unless ``resume`` or ``force``
-    (which removes only the files a run writes, see :data:`RUN_FILES`).
-    """
-    from ..datasets import load_dataset
-    from ..models import MODELS, make_model
-
-    if model_name not in MODELS:
-        from ..errors import UnknownNameError
-
-        raise UnknownNameError.for_name("model", model_name, MODELS)
-    out_dir = Path(out_dir)
-    if resume and force:
-        raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
-    cfg, options, saved = _resolve(out_dir, resume, config, model_options, model_name)
-    if saved and saved.get("model") not in (None, model_name):
-        raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
-    ds = load_dataset(data_path)
-    L.check_data(ds, cfg.loss_weights(), f"dataset {data_path}")
-    if saved and saved.get("dof") not in (None, ds.dof):
-        raise ShapeError(
-            f"cannot resume: the run's model has {saved['dof']} joints but {data_path} has {ds.dof}"
-        )
-    if test_labels is not None or test_fraction is not None:
-        train_ds, test_ds = ds.split(test_labels=test_labels, test_fraction=test_fraction, seed=cfg.seed)
-        if len(test_ds) == 0:
-            raise DatasetError(f"the test split of {data_path} is empty")
-    else:
-        train_ds, test_ds = ds, None
-    val_ds = None
-    if val_fraction > 0:
-        train_ds, val_ds = train_ds.split(test_fraction=val_fraction, seed=cfg.seed)
-    _prepare_run_dir(out_dir, force, resume)  # only after every input check passed
-
-    options = {"dtype": cfg.dtype, **options}
-    model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
-    model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
-
-    ids = lambda d: [] if d is None else sorted(int(i) for i in np.unique(d.trajectory))  # noqa: E731
-    split = _split_record(ds, ids(train_ds), ids(test_ds), ids(val_ds))
-    run_config = {
-        "model": model_name,
-        "model_options": options,
-        "train": cfg.to_dict(),
-        "data": str(data_path),
-        "dof": ds.dof,
-        "test_labels": test_labels if isinstance(test_labels, (str, type(None))) else list(test_labels),
-        "test_fraction": test_fraction,
-        "val_fraction": val_fraction,
-        "split": split,
-    }
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.json", json.dumps(run_config, indent=2) + "\n")
-    atomic_write_text(out_dir / "split.json", json.dumps(split, indent=2) + "\n")
-
-    result = train(model, train_ds, val_ds, cfg, run_dir=out_dir, resume=resume, progress=progress)
-
-    from ..models.io import save_model
-
-    save_model(result.model, out_dir, force=True)
-    summary = {
-        "model": model_name,
-        "epochs": len(result.history),
-        "steps": result.steps,
-        "skipped_steps": result.skipped_steps,
-        "singular_samples": result.singular_samples,
-        "train_seconds": result.train_seconds,
-        "compile_seconds": result.compile_seconds,
-        "stopped_reason": result.stopped_reason,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "final_loss": result.history[-1]["loss"] if result.history else None,
-    }
-    if test_ds is not None:
-        from ..evaluation import evaluate
-
-        metrics = evaluate(
-            result.model, test_ds, training={"train_seconds": result.train_seconds, "steps": result.steps}
-        )
-        atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        summary["test"] = metrics
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
-    return out_dir
+    saved, book = _start(programs, params, config, ckpt_dir, resume)
+    run = _Run(config, programs, data, val_full, ckpt_dir, callback, progress)
+    _compile(run, saved, book)
+    run.metrics_file = _open_metrics(run_dir, book.history)
+    saved, stopped = _loop(run, saved, book)
+    return _result(run, saved, book, stopped)

@@ -1,0 +1,141 @@
+"""A dataset's arrays on the device, and the batches an epoch draws from them.
+
+:func:`device_arrays` puts the fields the active loss terms read on the device once
+(plus, for the rollout loss, the sample times and the starts of every window of
+``rollout_horizon`` steps inside one trajectory). :class:`Batching` is the epoch's plan:
+how many steps, how many samples each, and the ``draw``/``gather`` pair that
+:func:`lagrax.training.step.make_epoch` scans over (minibatches from permutations of the
+samples, rollout windows drawn uniformly, both from the epoch's key).
+
+This module computes no losses and takes no optimiser steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Int, PRNGKeyArray
+
+from ..errors import DatasetError
+from .config import TrainConfig
+from .losses import NEEDS_DATA
+
+Data = dict[str, jax.Array]
+# the arrays that describe windows, not samples
+WINDOW_FIELDS = ("t", "window_starts")
+
+
+def data_fields(weights: Mapping[str, float]) -> list[str]:
+    """The per-sample dataset fields the active (positive-weight) terms read, rollout aside."""
+    names: list[str] = []
+    for term, w in weights.items():
+        if w > 0 and term != "rollout":
+            names += [f for f in NEEDS_DATA[term] if f not in names]
+    return names
+
+
+def window_starts(ds, horizon: int) -> np.ndarray:
+    """Samples from which ``horizon`` more samples of the same trajectory follow."""
+    traj = np.asarray(ds.trajectory)
+    n = traj.shape[0] - horizon
+    if n <= 0:
+        return np.zeros(0, np.int64)
+    same = np.ones(n, bool)
+    for k in range(1, horizon + 1):
+        same &= traj[k : k + n] == traj[:n]
+    return np.flatnonzero(same)
+
+
+def device_arrays(ds, weights: Mapping[str, float], config: TrainConfig) -> Data:
+    """The arrays of ``ds`` the active terms need, in ``config.dtype``, on the device."""
+    dtype = config.dtype.dtype
+    data = {f: jnp.asarray(getattr(ds, f), dtype) for f in data_fields(weights)}
+    if weights.get("rollout", 0) > 0:
+        for f in ("q", "qd", "tau"):
+            data.setdefault(f, jnp.asarray(getattr(ds, f), dtype))
+        data["t"] = jnp.asarray(ds.t, dtype)
+        starts = window_starts(ds, config.rollout_horizon)
+        if starts.size == 0:
+            raise DatasetError(
+                "loss 'rollout' needs trajectories longer than "
+                f"rollout_horizon = {config.rollout_horizon} samples"
+            )
+        data["window_starts"] = jnp.asarray(starts, jnp.int32)
+    return data
+
+
+def samples(data: Data) -> Data:
+    """The per-sample arrays of ``data`` (each ``(N, n)``)."""
+    return {k: v for k, v in data.items() if k not in WINDOW_FIELDS}
+
+
+def gather_windows(data: Data, starts: Int[Array, " w"], horizon: int) -> Data:
+    """Rollout windows from ``starts``: ``q, qd, tau`` of shape ``(w, horizon + 1, n)``, ``dt`` ``(w,)``."""
+    idx = starts[:, None] + jnp.arange(horizon + 1)
+    return {
+        "q": data["q"][idx],
+        "qd": data["qd"][idx],
+        "tau": data["tau"][idx],
+        "dt": data["t"][idx[:, 1]] - data["t"][idx[:, 0]],
+    }
+
+
+def full_batch(data: Data, horizon: int | None) -> tuple[Data, Data | None]:
+    """Every sample and (with ``horizon``) every window: validation's and L-BFGS's batch."""
+    windows = None if horizon is None else gather_windows(data, data["window_starts"], horizon)
+    return samples(data), windows
+
+
+@dataclasses.dataclass(frozen=True)
+class Batching:
+    """An epoch of ``steps`` minibatches of ``size`` samples (all ``n`` when ``full``) and,
+    with ``horizon``, ``windows`` rollout windows per step."""
+
+    n: int
+    size: int
+    steps: int
+    horizon: int | None
+    windows: int
+
+    @classmethod
+    def of(cls, config: TrainConfig, n_samples: int, rollout: bool) -> Batching:
+        """The plan for ``n_samples`` training samples under ``config``."""
+        bs = config.batch_size if config.batch_size > 0 else n_samples
+        size = min(bs, n_samples)
+        steps = config.steps_per_epoch or math.ceil(n_samples / size)
+        horizon = config.rollout_horizon if rollout else None
+        return cls(n_samples, size, steps, horizon, config.rollout_batch_size)
+
+    @property
+    def full(self) -> bool:
+        """Whether each step sees every sample (no permutation is drawn)."""
+        return self.size == self.n
+
+    def _indices(self, key: PRNGKeyArray) -> Int[Array, "steps size"]:
+        total = self.steps * self.size
+        reps = math.ceil(total / self.n)
+        perms = jax.vmap(lambda k: jax.random.permutation(k, self.n))(jax.random.split(key, reps))
+        return perms.reshape(-1)[:total].reshape(self.steps, self.size)
+
+    def draw(self, key: PRNGKeyArray, data: Data) -> tuple[Array, Array]:
+        """Per step: sample indices (consecutive permutations) and window indices."""
+        k_batch, k_win = jax.random.split(key)
+        idx = jnp.zeros((self.steps, 0), jnp.int32) if self.full else self._indices(k_batch)
+        if self.horizon is None:
+            return idx, jnp.zeros((self.steps, 0), jnp.int32)
+        n_win = data["window_starts"].shape[0]
+        return idx, jax.random.randint(k_win, (self.steps, self.windows), 0, n_win)
+
+    def gather(self, data: Data, row: tuple[Array, Array]) -> tuple[Data, Data | None]:
+        """One step's ``(samples, windows)`` from a row of :meth:`draw`."""
+        i, wi = row
+        every = samples(data)
+        batch = every if self.full else jax.tree_util.tree_map(lambda a: a[i], every)
+        if self.horizon is None:
+            return batch, None
+        return batch, gather_windows(data, data["window_starts"][wi], self.horizon)

@@ -98,7 +98,7 @@ def run_one(
     from lagrax.training.config import PRESET_MODEL_OPTIONS
 
     config = train_config(model_name, seed, epochs, max_seconds, quick)
-    options = {"dtype": config.dtype, **PRESET_MODEL_OPTIONS.get(model_name, {})}
+    options = {"dtype": config.dtype.value, **PRESET_MODEL_OPTIONS.get(model_name, {})}
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(seed), **options)
     model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
     test_mse = _test_torque_mse(test_ds)

@@ -237,7 +237,7 @@ def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> 
 def check_model(model, weights: Mapping[str, float]) -> None:
     """Raise :class:`LossUnavailableError` for terms that this kind of model has no hook for."""
     if weights.get("canonical", 0) > 0 and not model.provides("canonical_time_derivative"):
-        kind = getattr(model, "kind", type(model).__name__)
+        kind = model.kind
         raise LossUnavailableError(
             f"loss 'canonical' needs {NEEDS_MODEL['canonical']}; the {kind} model has none "
             f"(it is for Hamiltonian models: hnn, hnn_structured)"
@@ -270,7 +270,7 @@ def check_losses(
         try:
             jax.eval_shape(fns[name])
         except NotProvidedError as e:
-            kind = getattr(model, "kind", type(model).__name__)
+            kind = model.kind
             raise LossUnavailableError(
                 f"loss {name!r} needs {NEEDS_MODEL[name]}; the {kind} model has none ({e})"
             ) from None

@@ -53,7 +53,7 @@ def _as_int(value: Any, where: str) -> int:
         except ValueError:
             raise SpecError(f"{where} must be an integer, got {value!r}") from None
     if isinstance(value, numbers.Real) and not isinstance(value, bool) and float(value).is_integer():
-        return int(value)
+        return int(float(value))
     raise SpecError(f"{where} must be an integer, got {value!r}")
 
 

@@ -20,7 +20,8 @@ demo: setup
 # lint runs first: ruff format --check, ruff check (with the complexity rule), and mypy
 # on the public protocol modules
 TYPED := src/lagrax/batching.py src/lagrax/options.py src/lagrax/mechanics.py src/lagrax/errors.py \
-	src/lagrax/systems src/lagrax/rollout.py src/lagrax/models/spec.py src/lagrax/training/step.py
+	src/lagrax/systems src/lagrax/rollout.py src/lagrax/models/spec.py src/lagrax/training/step.py \
+	src/lagrax/training/losses.py
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks

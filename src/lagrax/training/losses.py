@@ -27,6 +27,8 @@ choose batches (see :mod:`lagrax.training.batches`).
 
 from __future__ import annotations
 
+import typing
+
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -201,7 +203,7 @@ def batch_losses(
 
 def weighted_total(terms: Mapping[str, Scalar], weights: Mapping[str, float]) -> Scalar:
     """``sum_k weights[k] * terms[k]``."""
-    return sum(weights[k] * v for k, v in terms.items())
+    return typing.cast(Scalar, sum(weights[k] * v for k, v in terms.items()))
 
 
 def objective(
@@ -262,7 +264,7 @@ def check_losses(
         "forward": lambda: forward_loss(model, sample, scales, regularization),
         "power": lambda: power_loss(model, sample, scales),
         "canonical": lambda: canonical_loss(model, sample, scales),
-        "rollout": lambda: rollout_loss(model, window, scales, substeps),
+        "rollout": lambda: rollout_loss(model, window or {}, scales, substeps),
     }
     for name, w in weights.items():
         if w <= 0:

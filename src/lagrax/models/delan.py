@@ -61,6 +61,11 @@ class DeLaNSpec(ModelSpec):
         shift, epsilon: the diagonal of ``L`` is ``softplus(raw + shift) + epsilon``;
             ``epsilon > 0`` keeps ``M`` positive definite.
         friction: learned joint friction (``NONE``, ``VISCOUS``, ``COULOMB``, ``STRIBECK``).
+        armature: add a learned constant positive diagonal to the mass matrix,
+            ``M(q) = L(q) L(q)^T + diag(softplus(a))``: the rotor inertia that every geared
+            arm has (Pinocchio's and MuJoCo's ``armature``). It bounds the smallest
+            eigenvalue of ``M`` away from zero where the data excite ``M`` little, so
+            forward dynamics stays well conditioned.
         precision: parameter dtype; inputs are cast to it.
     """
 
@@ -74,6 +79,7 @@ class DeLaNSpec(ModelSpec):
     shift: float = 0.0
     epsilon: float = 1e-2
     friction: FrictionKind = FrictionKind.NONE
+    armature: bool = False
     precision: Precision = Precision.FLOAT32
 
     def validate(self) -> None:
@@ -88,8 +94,17 @@ class DeLaNSpec(ModelSpec):
             info=info,
             network=layout(info.joint_types, key=key, **_network_options(self)),
             friction_model=learned_friction(self.friction, info.dof, self.precision),
+            raw_armature=initial_armature(info.dof, self.precision) if self.armature else None,
             spec=self,
         )
+
+
+ARMATURE_INIT = 1e-2
+
+
+def initial_armature(dof: int, precision: Precision) -> Float[Array, " n"]:
+    """The raw armature parameters at initialisation: ``softplus(raw) = ARMATURE_INIT``."""
+    return jnp.full((dof,), float(np.log(np.expm1(ARMATURE_INIT))), dtype=precision.dtype)
 
 
 def _network_options(spec) -> dict:
@@ -380,12 +395,15 @@ class DeLaN(Specified, StructuredSystem):
             (``spec.shared``); both give ``(L(q), V(q))``.
         friction_model: :class:`~lagrax.models.friction.NoFriction` or
             :class:`~lagrax.models.friction.LearnedFriction` (``spec.friction``).
+        raw_armature: the learned rotor inertia before its softplus (``spec.armature``),
+            or ``None``.
         spec: the :class:`DeLaNSpec` it was built from (static).
     """
 
     network: SharedDeLaNNetwork | SeparateDeLaNNetwork
     friction_model: NoFriction | LearnedFriction
-    spec: DeLaNSpec = eqx.field(static=True)
+    raw_armature: Float[Array, " n"] | None = None
+    spec: DeLaNSpec = eqx.field(static=True, kw_only=True)
 
     @property
     def dtype(self):
@@ -397,10 +415,21 @@ class DeLaN(Specified, StructuredSystem):
         return self.network(q.astype(self.dtype))
 
     # ---- per-sample protocol ------------------------------------------------------------
+    def armature(self) -> Float[Array, " n"]:
+        """The learned rotor inertia added to ``M``'s diagonal (zeros without ``spec.armature``)."""
+        if self.raw_armature is None:
+            return jnp.zeros(self.dof, self.dtype)
+        return jax.nn.softplus(self.raw_armature)
+
     def mass_matrix(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
-        """``M(q) = L(q) L(q)^T``."""
+        """``M(q) = L(q) L(q)^T`` (``+ diag(armature)`` with ``spec.armature``)."""
         L = self.network.cholesky(q.astype(self.dtype))
-        return L @ L.T
+        return self._with_armature(L @ L.T)
+
+    def _with_armature(self, M: Float[Array, "n n"]) -> Float[Array, "n n"]:
+        if self.raw_armature is None:
+            return M
+        return M + jnp.diag(self.armature())
 
     def potential_energy(self, q: Float[Array, " n"]) -> Scalar:
         """``V(q)``."""
@@ -443,16 +472,19 @@ class DeLaN(Specified, StructuredSystem):
         Ldot = jnp.sum(dL * qd[:, None, None], axis=0)  # dL/dt along qd, (n, n)
         Mdot_qd = jnp.sum(Ldot * Lt_qd, axis=1) + jnp.sum(L * jnp.sum(Ldot * qd[:, None], axis=0), axis=1)
         dT_dq = jnp.sum(dL * (qd[:, None] * Lt_qd[None, :]), axis=(1, 2))
-        M = jnp.sum(L[:, None, :] * L[None, :, :], axis=-1)
+        M = self._with_armature(jnp.sum(L[:, None, :] * L[None, :, :], axis=-1))
         return L, mechanics.StructuredTerms(M, Mdot_qd - dT_dq, dV, V)
 
     def forward_dynamics(
         self, q: Float[Array, " n"], qd: Float[Array, " n"], tau: Float[Array, " n"]
     ) -> Float[Array, " n"]:
         """As :meth:`StructuredSystem.forward_dynamics`, solving with the network's own
-        Cholesky factor ``L`` instead of factorising ``M = L L^T`` again."""
+        Cholesky factor ``L`` instead of factorising ``M = L L^T`` again (with an armature,
+        ``M`` is factorised: ``L L^T + D`` has no factor in closed form)."""
         L, terms = self._cholesky_terms(q, qd)
         rhs = tau.astype(self.dtype) - terms.coriolis - terms.gravity - self.friction(q, qd)
+        if self.raw_armature is not None:
+            L = jnp.linalg.cholesky(terms.mass_matrix)
         return cho_solve((L, True), rhs)
 
     def gravity(self, q: Float[Array, " n"]) -> Float[Array, " n"]:

@@ -59,7 +59,7 @@ def register(name: str, factory: Callable[..., System], description: str) -> Non
     REGISTRY[name] = (factory, description)
 
 
-def system(name: str, **params) -> System:
+def system(name: str, /, **params) -> System:
     """A ground-truth system by name, e.g. ``system("double_pendulum", g=9.81)``.
 
     Raises :class:`~lagrax.errors.UnknownNameError` for an unknown name and

@@ -211,6 +211,11 @@ def excitation(
     ``0.5 M_jj min(vmax w, half_range w^2 / 2)``, capped at half the torque limit, so
     that the actuated joints move by about a quarter of their range; positions are not
     guaranteed to stay within limits (the unactuated joints swing freely).
+
+    A fully actuated system with a ``simulate_excitation(ts, q, qd, qdd, progress=)``
+    method (an MJCF system: :meth:`lagrax.systems.mjcf.MjcfSystem.simulate_excitation`)
+    steps its own simulator along these references instead, and the data are what it
+    recorded.
     """
     info = system.info
     rng = np.random.default_rng(seed)
@@ -243,6 +248,11 @@ def excitation(
     ) * rng.uniform(0.5, 1.0, size=(B, n))
     a, b = a * scale[..., None], b * scale[..., None]
     q, qd, qdd = fourier(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
+    if hasattr(system, "simulate_excitation"):  # a simulator of its own (MuJoCo) tracks the references
+        sim = system.simulate_excitation(ts, q, qd, qdd, progress=progress)
+        out = _stack(ts, sim["q"], sim["qd"], sim["qdd"], sim["tau"])
+        out["settings"] = dict(settings, **sim["settings"])
+        return out
     _say(progress, f"inverse dynamics of {B} x {len(ts)} samples")
     tau = batched(system).inverse_dynamics(q, qd, qdd)
     out = _stack(ts, q, qd, qdd, tau)

@@ -41,6 +41,12 @@ REGISTRY: dict[str, tuple[Callable[..., System] | str, str]] = {
     "panda": ("lagrax.systems.robots:panda", "Franka Emika Panda arm via Pinocchio (7 DoF)"),
     "ur5": ("lagrax.systems.robots:ur5", "Universal Robots UR5 via Pinocchio (6 DoF)"),
     "urdf": ("lagrax.systems.robots:urdf", "any URDF via Pinocchio (path=...)"),
+    "mjcf": ("lagrax.systems.mjcf:mjcf", "any MJCF model via MuJoCo (path=...)"),
+    "pusher": (
+        "lagrax.systems.mjcf:pusher",
+        "gymnasium Pusher's arm via MuJoCo, object and goal joints removed; gravity (0, 0, -9.81) "
+        "by default, the file has none (7 DoF)",
+    ),
 }
 
 
@@ -59,7 +65,7 @@ def register(name: str, factory: Callable[..., System], description: str) -> Non
     REGISTRY[name] = (factory, description)
 
 
-def system(name: str, **params) -> System:
+def system(name: str, /, **params) -> System:
     """A ground-truth system by name, e.g. ``system("double_pendulum", g=9.81)``.
 
     Raises :class:`~lagrax.errors.UnknownNameError` for an unknown name and

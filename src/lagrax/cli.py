@@ -154,6 +154,54 @@ def generate_command(
 
 
 # --------------------------------------------------------------------------------------
+# lagrax import (implementation: lagrax.importers)
+# --------------------------------------------------------------------------------------
+
+
+@app.command("import")
+def import_command(
+    source: Path = typer.Argument(..., metavar="SOURCE", help="CSV file, ROS 1 .bag file or ROS 2 bag"),
+    out: Path = typer.Option(..., "--out", "-o", help="output dataset file (.npz)"),
+    topic: str = typer.Option("/joint_states", help="bags: the sensor_msgs/JointState topic"),
+    joints: str | None = typer.Option(
+        None,
+        help="comma-separated joint names: selects and orders the columns "
+        "(default: CSV every q_ column, bag the first message's joints)",
+    ),
+    name: str | None = typer.Option(None, help="system name in the metadata (default: the file stem)"),
+    format: str | None = typer.Option(None, "--format", help="csv | bag (default: by suffix/directory)"),
+    window: int = typer.Option(11, help="Savitzky-Golay window (odd) for estimated qd, qdd"),
+    polyorder: int = typer.Option(3, help="Savitzky-Golay polynomial order"),
+    prismatic: list[str] | None = typer.Option(
+        None, "--prismatic", help="a prismatic joint (repeatable; the others are revolute)"
+    ),
+    resample: bool | None = typer.Option(
+        None, "--resample/--no-resample", help="interpolate jittery times onto a uniform grid (default: bags)"
+    ),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
+) -> None:
+    """Import a robot log (CSV, ROS 1 or ROS 2 bag) as a dataset .npz file (docs/import.md)."""
+    from .datasets import check_writable, save_dataset
+    from .importers import describe_import, read_log
+
+    check_writable(out, force)
+    options = {} if resample is None else {"resample": resample}
+    ds = read_log(
+        source,
+        format,
+        topic=topic,
+        joints=None if joints is None else [j.strip() for j in joints.split(",") if j.strip()],
+        name=name,
+        prismatic=prismatic or (),
+        window=window,
+        polyorder=polyorder,
+        **options,
+    )
+    save_dataset(ds, out, force=force)
+    console.print(escape(describe_import(ds, out)), soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------
 # lagrax plot
 # --------------------------------------------------------------------------------------
 

@@ -482,10 +482,28 @@ class DeLaN(Specified, StructuredSystem):
         Cholesky factor ``L`` instead of factorising ``M = L L^T`` again (with an armature,
         ``M`` is factorised: ``L L^T + D`` has no factor in closed form)."""
         L, terms = self._cholesky_terms(q, qd)
-        rhs = tau.astype(self.dtype) - terms.coriolis - terms.gravity - self.friction(q, qd)
+        return self._solve(L, terms, tau.astype(self.dtype) - self.friction(q, qd))
+
+    def _solve(self, L, terms: mechanics.StructuredTerms, force) -> Float[Array, " n"]:
+        """``M^-1 (force - c - g)`` with ``M``'s Cholesky factor (the network's, without armature)."""
         if self.raw_armature is not None:
             L = jnp.linalg.cholesky(terms.mass_matrix)
-        return cho_solve((L, True), rhs)
+        return cho_solve((L, True), force - terms.coriolis - terms.gravity)
+
+    def inverse_and_forward_dynamics(
+        self,
+        q: Float[Array, " n"],
+        qd: Float[Array, " n"],
+        qdd: Float[Array, " n"],
+        tau: Float[Array, " n"],
+        regularization: float = 0.0,
+    ) -> tuple[Float[Array, " n"], mechanics.SolveResult]:
+        """Both directions from one pass through the network (see :meth:`terms`)."""
+        L, terms = self._cholesky_terms(q, qd)
+        friction = self.friction(q, qd)
+        forward = self._solve(L, terms, tau.astype(self.dtype) - friction)
+        inverse = mechanics.structured_inverse_dynamics(terms, qdd.astype(self.dtype), friction)
+        return inverse, mechanics.SolveResult(forward, ~jnp.all(jnp.isfinite(forward)))
 
     def gravity(self, q: Float[Array, " n"]) -> Float[Array, " n"]:
         """``g(q) = dV/dq``."""

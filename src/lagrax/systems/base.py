@@ -257,6 +257,17 @@ class System(eqx.Module):
         """Accelerations ``qdd`` under generalised joint forces ``tau`` (NaN where singular)."""
         raise self.not_provided("forward dynamics")
 
+    def inverse_and_forward_dynamics(
+        self, q: Vec, qd: Vec, qdd: Vec, tau: Vec, regularization: float = 0.0
+    ) -> tuple[Vec, SolveResult]:
+        """``(inverse_dynamics(q, qd, qdd), solve_forward_dynamics(q, qd, tau))`` at one state.
+
+        The two directions of one recorded sample, as a loss that trains both needs them.
+        Lagrangian systems override it to derive ``M``, ``c`` and ``g`` (or the Hessian
+        terms) once for both.
+        """
+        return self.inverse_dynamics(q, qd, qdd), self.solve_forward_dynamics(q, qd, tau, regularization)
+
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
         """Generalised joint forces ``tau = M qdd + c + g + friction``."""
         raise self.not_provided("inverse dynamics")
@@ -356,6 +367,16 @@ class StructuredSystem(System):
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
         return mechanics.structured_inverse_dynamics(self.terms(q, qd), qdd, self.friction(q, qd))
 
+    def inverse_and_forward_dynamics(
+        self, q: Vec, qd: Vec, qdd: Vec, tau: Vec, regularization: float = 0.0
+    ) -> tuple[Vec, SolveResult]:
+        terms, friction = self.terms(q, qd), self.friction(q, qd)
+        forward = mechanics.structured_forward_dynamics(terms, tau, friction)
+        return (
+            mechanics.structured_inverse_dynamics(terms, qdd, friction),
+            SolveResult(forward, ~jnp.all(jnp.isfinite(forward))),
+        )
+
     def coriolis(self, q: Vec, qd: Vec) -> Vec:
         return self.terms(q, qd).coriolis
 
@@ -419,6 +440,15 @@ class LagrangianSystem(System):
 
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
         return mechanics.general_inverse_dynamics(self.terms(q, qd), qdd, self.friction(q, qd))
+
+    def inverse_and_forward_dynamics(
+        self, q: Vec, qd: Vec, qdd: Vec, tau: Vec, regularization: float = 0.0
+    ) -> tuple[Vec, SolveResult]:
+        terms, friction = self.terms(q, qd), self.friction(q, qd)
+        return (
+            mechanics.general_inverse_dynamics(terms, qdd, friction),
+            mechanics.general_forward_dynamics(terms, tau, friction, regularization),
+        )
 
     def mass_matrix(self, q: Vec, qd: Vec | None = None) -> Mat:
         qd = jnp.zeros_like(q) if qd is None else qd

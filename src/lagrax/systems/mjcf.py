@@ -510,7 +510,9 @@ def _track(system: MjcfSystem, ts, q_ref, qd_ref, qdd_ref, progress) -> dict[str
         if progress is not None:
             progress(f"stepping MuJoCo: trajectory {b + 1} of {B}")
         parts.append(_track_one(mj, m, [x[b] for x in refs], substeps, w**2, 2.0 * w))
-    out = {k: np.stack([p[i] for p in parts]) for i, k in enumerate(("q", "qd", "qdd", "tau"))}
+    out: dict[str, Any] = {
+        k: np.stack([p[i] for p in parts]) for i, k in enumerate(("q", "qd", "qdd", "tau"))
+    }
     if not all(np.all(np.isfinite(v)) for v in out.values()):
         raise NumericalError(f"{system.info.name}: the MuJoCo simulation diverged (non-finite states)")
     out["settings"] = dict(

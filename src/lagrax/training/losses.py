@@ -132,6 +132,19 @@ def forward_loss(
     return jnp.sum(r**2 * scales.qdd), singular
 
 
+def inverse_and_forward_loss(
+    model: System, s: Sample, scales: Scales, regularization: float = 0.0
+) -> tuple[Scalar, Scalar, Bool[Array, ""]]:
+    """:func:`inverse_loss` and :func:`forward_loss` together, from one
+    :meth:`~lagrax.systems.System.inverse_and_forward_dynamics` call (a structured model
+    derives ``M``, ``c`` and ``g`` once for both)."""
+    tau_hat, (qdd, singular) = model.inverse_and_forward_dynamics(
+        s["q"], s["qd"], s["qdd"], s["tau"], regularization
+    )
+    r = jnp.where(singular, 0.0, qdd - s["qdd"])
+    return jnp.sum((tau_hat - s["tau"]) ** 2 * scales.tau), jnp.sum(r**2 * scales.qdd), singular
+
+
 def power_loss(model: System, s: Sample, scales: Scales) -> Scalar:
     """Energy balance ``dE/dt - qd^T (tau - friction)``, squared, over the power's variance."""
     # dE/dt = qd^T (tau - friction) along the recorded motion (Lutter 2019 IROS, eq. 8)
@@ -183,12 +196,17 @@ def batch_losses(
     """
     terms = {}
     singular = jnp.zeros((), jnp.int32)
-    if weights.get("inverse", 0) > 0:
+    both = weights.get("inverse", 0) > 0 and weights.get("forward", 0) > 0
+    if both:
+        pair = jax.vmap(lambda s: inverse_and_forward_loss(model, s, scales, regularization))
+        inv, vals, sing = pair(batch)
+        terms["inverse"] = jnp.mean(inv)
+    elif weights.get("inverse", 0) > 0:
         terms["inverse"] = jnp.mean(jax.vmap(lambda s: inverse_loss(model, s, scales))(batch))
     if weights.get("forward", 0) > 0:
-        vals, sing = jax.vmap(lambda s: forward_loss(model, s, scales, regularization))(batch)
-        ok = jnp.maximum(jnp.sum(~sing), 1)
-        terms["forward"] = jnp.sum(vals) / ok
+        if not both:
+            vals, sing = jax.vmap(lambda s: forward_loss(model, s, scales, regularization))(batch)
+        terms["forward"] = jnp.sum(vals) / jnp.maximum(jnp.sum(~sing), 1)
         singular = singular + jnp.sum(sing)
     if weights.get("power", 0) > 0:
         terms["power"] = jnp.mean(jax.vmap(lambda s: power_loss(model, s, scales))(batch))

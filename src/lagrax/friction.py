@@ -41,6 +41,7 @@ class JointFriction(eqx.Module):
         No checks here (values may be traced); ground-truth factories check theirs first
         (e.g. :func:`lagrax.systems.robots.plant_effects`).
         """
+
         def vec(x):
             return jnp.broadcast_to(jnp.asarray(x, dtype=float), (dof,))
 

@@ -77,7 +77,7 @@ def _param_scalar(text: str):
     return text
 
 
-def _system_params(params: list[str] | None) -> dict:
+def parse_system_params(params: list[str] | None) -> dict:
     """``-p`` values for a system factory: numbers, ``true``/``false``/``none``, comma lists.
 
     ``["realistic=true", "damping=0.1,0.2", "path=arm.urdf"]`` -> ``{"realistic": True,
@@ -186,7 +186,7 @@ def generate_command(
     from .systems import system
     from .trajectories import generate
 
-    sys_ = system(system_name, **_system_params(param))
+    sys_ = system(system_name, **parse_system_params(param))
     options = {} if letters is None else {"letters": letters}
     start = time.perf_counter()
     with console.status(f"generating {kind} data for {system_name} ...") as status:

@@ -527,7 +527,9 @@ REALISTIC: dict[str, dict[str, tuple[float, ...]]] = {
     #   is (phi_1 / 2) tanh(phi_2 qd / 2), a smoothed Coulomb law of level phi_1 / 2, with
     #   phi_1 = 0.546, 0.872, 0.641, 1.279, 0.839, 0.303, 0.565;
     # * damping [N m s/rad]: small, since their friction saturates over the speeds tested
-    #   (at the 2.2-2.6 rad/s speed limits it adds about a third of the Coulomb level);
+    #   (at the 2.2-2.6 rad/s speed limits it adds 0.13-0.22 N m, below every joint's
+    #   Coulomb level). Their sigmoid rounds the sign over ~0.1-0.4 rad/s; JointFriction's
+    #   tanh uses its default 0.01 rad/s;
     # * armature [kg m^2]: the reflected rotor inertias Franka gives for the FR3's drives
     #   (0.606, 0.606, 0.462, 0.462, 0.206, 0.206, 0.206, as quoted in Drake's
     #   franka_description README); the Panda's drives are of the same sizes.

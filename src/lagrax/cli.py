@@ -61,6 +61,47 @@ def _parse_params(params: list[str] | None) -> dict:
     return out
 
 
+_WORDS = {"true": True, "false": False, "none": None}
+
+
+def _param_scalar(text: str):
+    """``"2"`` -> 2, ``"0.5"`` -> 0.5, ``"true"`` -> True, ``"none"`` -> None, else the text."""
+    text = text.strip()
+    if text.lower() in _WORDS:
+        return _WORDS[text.lower()]
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_system_params(params: list[str] | None) -> dict:
+    """``-p`` values for a system factory: numbers, ``true``/``false``/``none``, comma lists.
+
+    ``["realistic=true", "damping=0.1,0.2", "path=arm.urdf"]`` -> ``{"realistic": True,
+    "damping": (0.1, 0.2), "path": "arm.urdf"}``; a list is a tuple of such values (one per
+    joint). Whether a value suits its parameter is the factory's check (a LagraxError).
+    """
+    out: dict = {}
+    for item in params or []:
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if not key or "=" not in item:
+            raise LagraxError(f"--param expects NAME=VALUE, got {item!r}")
+        if key in out:
+            raise LagraxError(f"--param {key} is given twice")
+        if "," in value:
+            parts = value.split(",")
+            if any(not x.strip() for x in parts):
+                raise LagraxError(f"--param {key}: empty entry in the list {value!r}")
+            out[key] = tuple(_param_scalar(x) for x in parts)
+        else:
+            out[key] = _param_scalar(value)
+    return out
+
+
 # --------------------------------------------------------------------------------------
 # lagrax systems
 # --------------------------------------------------------------------------------------
@@ -112,24 +153,40 @@ def generate_command(
     trajectories: int | None = typer.Option(None, help="number of trajectories (default per kind)"),
     duration: float | None = typer.Option(None, help="seconds per trajectory (default per kind)"),
     dt: float | None = typer.Option(None, help="sample period in seconds (default per kind)"),
+    rate: float | None = typer.Option(None, metavar="HZ", help="or: sample rate in Hz (e.g. 500, 1000)"),
     noise: float = typer.Option(0.0, help="std of Gaussian sensor noise added to q and tau"),
+    q_noise: float | None = typer.Option(None, help="std of the noise on q (default: --noise)"),
+    tau_noise: float | None = typer.Option(None, help="std of the noise on tau (default: --noise)"),
+    measured: str = typer.Option(
+        "all",
+        metavar="SIGNALS",
+        help="what the robot logs: all, or e.g. q,tau (qd, qdd then estimated from the noisy q)",
+    ),
+    savgol_window: int = typer.Option(11, help="samples of the Savitzky-Golay filter estimating qd, qdd"),
     seed: int = typer.Option(0, help="random seed"),
     letters: str | None = typer.Option(None, help="characters kind: which letters to draw"),
     param: list[str] | None = typer.Option(
-        None, "--param", "-p", help="system parameter NAME=VALUE (repeatable)"
+        None,
+        "--param",
+        "-p",
+        help="system parameter NAME=VALUE (repeatable): numbers, true/false, or per-joint lists 0.1,0.2,...",
     ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
 ) -> None:
     """Generate a dataset of SYSTEM's motion and save it as one .npz file."""
     from .datasets import check_writable
 
+    if dt is not None and rate is not None:
+        raise LagraxError(
+            f"--dt and --rate both set the sample rate: give one (got --dt {dt}, --rate {rate})"
+        )
     check_writable(out, force)  # fail before spending minutes on generation
     _enable_x64()
     from .datasets import save_dataset
     from .systems import system
     from .trajectories import generate
 
-    sys_ = system(system_name, **_parse_params(param))
+    sys_ = system(system_name, **parse_system_params(param))
     options = {} if letters is None else {"letters": letters}
     start = time.perf_counter()
     with console.status(f"generating {kind} data for {system_name} ...") as status:
@@ -142,6 +199,11 @@ def generate_command(
             noise=noise,
             seed=seed,
             progress=lambda msg: status.update(f"{system_name} ({kind}): {msg} ..."),
+            rate=rate,
+            q_noise=q_noise,
+            tau_noise=tau_noise,
+            measured=measured,
+            savgol_window=savgol_window,
             **options,
         )
         save_dataset(ds, out, force=force)

@@ -36,6 +36,12 @@ class JointFriction(eqx.Module):
 
     @classmethod
     def make(cls, dof: int, viscous=0.0, coulomb=0.0, stribeck=0.0, stribeck_velocity=0.1, smoothing=1e-2):
+        """Friction of ``dof`` joints; each parameter a scalar (all joints) or one per joint.
+
+        No checks here (values may be traced); ground-truth factories check theirs first
+        (e.g. :func:`lagrax.systems.robots.plant_effects`).
+        """
+
         def vec(x):
             return jnp.broadcast_to(jnp.asarray(x, dtype=float), (dof,))
 

@@ -12,9 +12,10 @@ Three kinds of motion, one entry point :func:`generate`:
   glyph outlines (our own equivalent of the DeLaN character dataset).
 
 :func:`generate` adds the ground truth the system provides (mass matrix, torque
-decomposition, energy, momentum and its rate) and optional sensor noise.
-:func:`lagrax.signals.savgol_derivatives` (re-exported here) estimates ``qd, qdd`` for
-logs that hold only ``q``.
+decomposition, energy, momentum and its rate) and a sensor model: Gaussian noise on ``q``
+and ``tau`` (levels of their own), the sample rate, and which signals are measured; with
+``measured="q,tau"`` (what a real arm logs) ``qd, qdd`` are re-estimated from the noisy
+``q`` by :func:`lagrax.signals.savgol_derivatives` (re-exported here), per trajectory.
 
 Sampling of random initial states / excitation ranges (per joint):
 position within ``info.position_limits`` when given, else ``[-pi, pi)`` for a
@@ -30,8 +31,9 @@ does not define the file format (:mod:`lagrax.datasets`) or plot (:mod:`lagrax.p
 from __future__ import annotations
 
 import functools
+import numbers
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import diffrax
 import equinox as eqx
@@ -522,47 +524,89 @@ def ground_truth(system, q, qd, qdd) -> dict:
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def generate(
-    system,
-    kind: str = "excitation",
-    trajectories: int | None = None,
-    duration: float | None = None,
-    dt: float | None = None,
-    noise: float = 0.0,
-    seed: int = 0,
-    progress: Progress = None,
-    **kind_options,
-) -> Dataset:
-    """A :class:`~lagrax.datasets.Dataset` of ``system``'s motion, with ground truth.
+MEASURABLE = ("q", "qd", "qdd", "tau")
 
-    Args:
-        system: a ground-truth :class:`~lagrax.systems.System`.
-        kind: ``"passive"`` (:func:`passive`), ``"excitation"`` (:func:`excitation`) or
-            ``"characters"`` (:func:`characters`, two-link arm only).
-        trajectories, duration, dt: defaults per kind in ``DEFAULTS`` (``duration`` is
-            per trajectory; for characters, per letter).
-        noise: std of additive Gaussian sensor noise on ``q`` and ``tau``, applied after
-            the ground truth is computed: ``qd, qdd`` and the ground-truth fields stay
-            clean (use :meth:`Dataset.from_positions` to re-estimate derivatives from
-            noisy ``q``).
-        seed: seeds the initial states / coefficients / letter placement and the noise.
-        progress: optional ``callback(message)`` called as stages begin.
-        kind_options: passed to the kind's function (e.g. ``harmonics=``, ``letters=``).
+
+def measured_signals(measured: str | Sequence[str] | None = "all") -> tuple[str, ...]:
+    """The signals a robot logs, from ``"all"`` (default) or names like ``"q,tau"``.
+
+    Each of ``q, qd, qdd, tau`` may be named; ``q`` and ``tau`` must be (the estimates come
+    from ``q``, and ``tau`` is what the drives log). Returned in the order of ``MEASURABLE``.
     """
-    if kind not in KINDS:
-        raise UnknownNameError.for_name("dataset kind", kind, KINDS)
-    d_traj, d_dur, d_dt = DEFAULTS[kind]
-    trajectories = d_traj if trajectories is None else trajectories
-    duration = d_dur if duration is None else duration
-    dt = d_dt if dt is None else dt
-    if trajectories is not None and int(trajectories) < 1:
-        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
-    if noise < 0:
-        raise LagraxError(f"noise must be non-negative, got {noise}")
-    start = time.perf_counter()
-    fn = {"passive": passive, "excitation": excitation, "characters": characters}[kind]
+    if measured is None or (isinstance(measured, str) and measured.strip().lower() == "all"):
+        return MEASURABLE
+    items = measured.split(",") if isinstance(measured, str) else [str(x) for x in measured]
+    names = [x.strip() for x in items if x.strip()]
+    for name in names:
+        if name not in MEASURABLE:
+            raise UnknownNameError.for_name("measured signal", name, MEASURABLE + ("all",))
+    missing = [x for x in ("q", "tau") if x not in names]
+    if missing:
+        raise LagraxError(
+            f"measured signals must include q and tau (got {', '.join(names) or 'none'}): the signals not "
+            "measured are estimated from q, and tau is what the drives log"
+        )
+    return tuple(x for x in MEASURABLE if x in names)
+
+
+def _sample_period(dt: float | None, rate: float | None, default: float) -> float:
+    """The sample period from ``dt`` [s] or ``rate`` [Hz] (not both), else the kind's default."""
+    if dt is not None and rate is not None:
+        raise LagraxError(f"give the sample period dt or the sample rate, not both (dt={dt}, rate={rate})")
+    if rate is None:
+        return default if dt is None else dt
+    if not (np.isfinite(rate) and rate > 0):
+        raise LagraxError(f"rate must be a positive number of samples per second, got {rate}")
+    return 1.0 / rate
+
+
+def _sensors(noise, q_noise, tau_noise, measured, window, polyorder) -> dict:
+    """The checked sensor settings (recorded in the metadata under ``"sensors"``)."""
+    levels = dict(noise=noise, q_noise=noise if q_noise is None else q_noise)
+    levels["tau_noise"] = noise if tau_noise is None else tau_noise
+    for name, value in levels.items():
+        if not (isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0):
+            raise LagraxError(f"{name} must be a non-negative number, got {value!r}")
+    signals = measured_signals(measured)
+    estimated = [x for x in MEASURABLE if x not in signals]
+    if estimated and not (int(window) == window and window % 2 == 1 and 0 <= polyorder < window):
+        raise LagraxError(
+            f"the Savitzky-Golay window must be an odd number of samples larger than polyorder; got "
+            f"window={window}, polyorder={polyorder}"
+        )
+    derivatives = dict(method="savgol", window=int(window), polyorder=int(polyorder)) if estimated else None
+    return dict(
+        measured=list(signals),
+        estimated=estimated,
+        q_noise=float(levels["q_noise"]),
+        tau_noise=float(levels["tau_noise"]),
+        derivatives=derivatives,
+        ground_truth="noise-free, from the true q, qd, qdd",
+    )
+
+
+def _measure(raw: dict, sensors: dict, seed: int, dt: float) -> None:
+    """Add the sensor noise to ``raw``'s ``q`` and ``tau`` and re-estimate what is not measured.
+
+    Noise comes from ``default_rng([seed, 1])``, ``q`` first, then ``tau``. ``qd, qdd`` not
+    measured become Savitzky-Golay derivatives of the noisy ``q``, per trajectory.
+    """
+    rng = np.random.default_rng([seed, 1])
+    if sensors["q_noise"] > 0:
+        raw["q"] = raw["q"] + sensors["q_noise"] * rng.standard_normal(raw["q"].shape)
+    if sensors["tau_noise"] > 0 and raw.get("tau") is not None:
+        raw["tau"] = raw["tau"] + sensors["tau_noise"] * rng.standard_normal(raw["tau"].shape)
+    if sensors["estimated"]:
+        d = sensors["derivatives"]
+        qd, qdd = savgol_derivatives(dt, raw["q"], raw["trajectory"], d["window"], d["polyorder"])
+        raw.update({k: v for k, v in (("qd", qd), ("qdd", qdd)) if k in sensors["estimated"]})
+
+
+def _kind_call(kind: str, kind_options: dict) -> Callable:
+    """The kind's generator, after checking ``kind_options`` against its parameters."""
     import inspect
 
+    fn = {"passive": passive, "excitation": excitation, "characters": characters}[kind]
     allowed = set(inspect.signature(fn).parameters) - {
         "system",
         "trajectories",
@@ -574,6 +618,64 @@ def generate(
     unknown = sorted(set(kind_options) - allowed)
     if unknown:
         raise UnknownNameError(f"unknown option(s) {unknown} for kind {kind!r}; allowed: {sorted(allowed)}")
+    return fn
+
+
+def generate(
+    system,
+    kind: str = "excitation",
+    trajectories: int | None = None,
+    duration: float | None = None,
+    dt: float | None = None,
+    noise: float = 0.0,
+    seed: int = 0,
+    progress: Progress = None,
+    *,
+    rate: float | None = None,
+    q_noise: float | None = None,
+    tau_noise: float | None = None,
+    measured: str | Sequence[str] = "all",
+    savgol_window: int = 11,
+    savgol_polyorder: int = 3,
+    **kind_options,
+) -> Dataset:
+    """A :class:`~lagrax.datasets.Dataset` of ``system``'s motion, with ground truth.
+
+    Args:
+        system: a ground-truth :class:`~lagrax.systems.System`.
+        kind: ``"passive"`` (:func:`passive`), ``"excitation"`` (:func:`excitation`) or
+            ``"characters"`` (:func:`characters`, two-link arm only).
+        trajectories, duration, dt: defaults per kind in ``DEFAULTS`` (``duration`` is
+            per trajectory; for characters, per letter).
+        noise: std of additive Gaussian sensor noise on both ``q`` and ``tau`` (shorthand
+            for ``q_noise`` and ``tau_noise`` where those are not given).
+        seed: seeds the initial states / coefficients / letter placement and the noise.
+        progress: optional ``callback(message)`` called as stages begin.
+        rate: the sample rate [Hz], instead of ``dt`` (``dt = 1 / rate``; not both).
+        q_noise, tau_noise: std of the noise on ``q`` [rad or m] and ``tau`` [N m or N].
+        measured: the signals a robot logs: ``"all"`` (default: ``qd, qdd`` are the exact
+            ones, as a simulator knows them) or e.g. ``"q,tau"``: the others are then
+            estimated from the noisy ``q`` by Savitzky-Golay differentiation per trajectory
+            (``savgol_window`` samples, polynomials of degree ``savgol_polyorder``).
+        kind_options: passed to the kind's function (e.g. ``harmonics=``, ``letters=``).
+
+    ``tau`` is the system's inverse dynamics along the true motion: for a robot with
+    friction and rotor inertia, the torque the drives deliver. Noise is added after the
+    ground truth (``mass_matrix``, torque terms, energy, momentum) is computed from the
+    true ``q, qd, qdd``: those fields stay clean, and the metadata records the sensors
+    (``"sensors"``: measured and estimated signals, noise levels, derivative filter).
+    """
+    if kind not in KINDS:
+        raise UnknownNameError.for_name("dataset kind", kind, KINDS)
+    d_traj, d_dur, d_dt = DEFAULTS[kind]
+    trajectories = d_traj if trajectories is None else trajectories
+    duration = d_dur if duration is None else duration
+    dt = _sample_period(dt, rate, d_dt)
+    if trajectories is not None and int(trajectories) < 1:
+        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
+    sensors = _sensors(noise, q_noise, tau_noise, measured, savgol_window, savgol_polyorder)
+    start = time.perf_counter()
+    fn = _kind_call(kind, kind_options)
     args = dict(trajectories=trajectories, dt=dt, seed=seed, progress=progress, **kind_options)
     if kind != "characters" or duration is not None:
         args["duration"] = duration
@@ -582,19 +684,17 @@ def generate(
     labels = raw.pop("labels", None)
     _say(progress, "ground truth")
     truth = ground_truth(system, raw["q"], raw["qd"], raw["qdd"])
-    if noise > 0:
-        rng = np.random.default_rng([seed, 1])
-        raw["q"] = raw["q"] + noise * rng.standard_normal(raw["q"].shape)
-        if raw.get("tau") is not None:
-            raw["tau"] = raw["tau"] + noise * rng.standard_normal(raw["tau"].shape)
+    _measure(raw, sensors, seed, dt)
     metadata = dict(
         system=system.info.to_json(),
         dt=dt,
+        rate=1.0 / dt,
         kind=kind,
         trajectories=int(np.unique(raw["trajectory"]).size),
         duration=duration,
         seed=seed,
         noise=noise,
+        sensors=sensors,
         generator=settings,
         lagrax_version=__version__,
         generation_seconds=round(time.perf_counter() - start, 3),
@@ -606,11 +706,13 @@ def generate(
 __all__ = [
     "DEFAULTS",
     "KINDS",
+    "MEASURABLE",
     "characters",
     "excitation",
     "fourier_joint_trajectory",
     "generate",
     "ground_truth",
+    "measured_signals",
     "passive",
     "position_ranges",
     "savgol_derivatives",

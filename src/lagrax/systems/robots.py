@@ -26,8 +26,27 @@ and ``V(q)``, with everything else derived by :mod:`lagrax.mechanics`: comparing
 
 Joints: revolute and prismatic (``nq == nv == 1``); continuous joints (Pinocchio
 stores ``cos, sin``) are handled as an angle. Floating, spherical and planar joints are
-rejected. Joint damping/friction in the URDF is ignored (Pinocchio's algorithms ignore
-it too); pass ``damping`` / ``coulomb`` for a :class:`~lagrax.friction.JointFriction`.
+rejected.
+
+Plant effects beyond the URDF's rigid bodies, each off by default (the URDF's own
+``<dynamics damping friction>`` is ignored, as Pinocchio's algorithms ignore it):
+
+* joint friction ``damping`` (viscous), ``coulomb``, ``stribeck`` and
+  ``stribeck_velocity``: a :class:`~lagrax.friction.JointFriction` added to ``rnea``
+  and removed before ``aba``;
+* rotor inertia ``armature`` (the motor's inertia reflected through the gearbox,
+  ``N^2 J_motor``), set on Pinocchio's ``model.armature``. Pinocchio 4 includes it
+  everywhere lagrax looks: ``crba`` gives ``M + diag(armature)``, ``rnea`` adds
+  ``armature * qdd``, ``aba`` and ``computeMinverse`` invert that ``M``, the RNEA / ABA
+  derivatives carry it (``dtau/dqdd = M``, ``dqdd/dtau = M^-1``; it is constant, so
+  ``dM/dq``, ``c`` and ``g`` are unchanged) and ``computeKineticEnergy`` is
+  ``qd^T M qd / 2`` with it (checked in ``tests/test_plants.py`` against a model without
+  armature plus ``diag(armature)``), so nothing is added by hand here.
+
+``panda(realistic=True)`` and ``ur5(realistic=True)`` switch all of them on with the
+plausible per-joint values of :data:`REALISTIC` (see there for where they come from).
+The torque ``inverse_dynamics`` returns is then what the drives deliver: rigid body +
+rotor inertia + friction.
 
 Pinocchio (``pin``) and ``example-robot-data`` are the optional extra
 ``lagrax[robots]``; they are imported only when a robot is built.
@@ -35,9 +54,13 @@ Pinocchio (``pin``) and ``example-robot-data`` are the optional extra
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.metadata
+import os
+import re
 import sys
+import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -53,6 +76,7 @@ from ..errors import LagraxError, UnknownNameError
 from ..friction import JointFriction
 from ..mechanics import StructuredTerms
 from .base import Mat, StructuredSystem, SystemInfo, Vec
+from .parameters import ParameterError
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
 _ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
@@ -445,7 +469,7 @@ class PinocchioRobot(PinocchioCore):
 
 
 # --------------------------------------------------------------------------------------
-# Factories
+# Joints and limits
 # --------------------------------------------------------------------------------------
 
 
@@ -472,8 +496,11 @@ def _limits(lo, hi):
 
 
 def _hashable(x):
+    """A per-joint array as one float when all joints agree, else a tuple (a static, hashable field)."""
     x = np.asarray(x, dtype=float)
-    return float(x) if x.ndim == 0 else tuple(x.tolist())
+    if x.ndim == 0 or (x.size and np.all(x == x.flat[0])):
+        return float(x.flat[0])
+    return tuple(x.tolist())
 
 
 def _positive_limits(x):
@@ -481,13 +508,219 @@ def _positive_limits(x):
     return tuple(x.tolist()) if ok.all() else None
 
 
+# --------------------------------------------------------------------------------------
+# Plant effects: friction and rotor inertia, and the realistic presets
+# --------------------------------------------------------------------------------------
+
+PerJoint = float | Sequence[float]
+
+# The effects a robot factory takes, and their values when neither given nor preset.
+EFFECTS: dict[str, float] = dict(damping=0.0, coulomb=0.0, stribeck=0.0, stribeck_velocity=0.1, armature=0.0)
+
+REALISTIC: dict[str, dict[str, tuple[float, ...]]] = {
+    # Franka Emika Panda, joints 1..7. Plausible values of the right order, NOT an
+    # identification of any one robot:
+    # * coulomb [N m]: half the amplitude phi_1 of the sigmoidal friction law that Gaz,
+    #   Cognetti, Oliva, Robuffo Giordano, De Luca identified ("Dynamic Identification of
+    #   the Franka Emika Panda Robot With Retrieval of Feasible Parameters Using
+    #   Penalty-Based Optimization", IEEE RA-L 2019): phi_1 / (1 + exp(-phi_2 qd)) - const
+    #   is (phi_1 / 2) tanh(phi_2 qd / 2), a smoothed Coulomb law of level phi_1 / 2, with
+    #   phi_1 = 0.546, 0.872, 0.641, 1.279, 0.839, 0.303, 0.565;
+    # * damping [N m s/rad]: small, since their friction saturates over the speeds tested
+    #   (at the 2.2-2.6 rad/s speed limits it adds 0.13-0.22 N m, below every joint's
+    #   Coulomb level). Their sigmoid rounds the sign over ~0.1-0.4 rad/s; JointFriction's
+    #   tanh uses its default 0.01 rad/s;
+    # * armature [kg m^2]: the reflected rotor inertias Franka gives for the FR3's drives
+    #   (0.606, 0.606, 0.462, 0.462, 0.206, 0.206, 0.206, as quoted in Drake's
+    #   franka_description README); the Panda's drives are of the same sizes.
+    "panda": dict(
+        damping=(0.10, 0.10, 0.10, 0.10, 0.05, 0.05, 0.05),
+        coulomb=(0.27, 0.44, 0.32, 0.64, 0.42, 0.15, 0.28),
+        armature=(0.61, 0.61, 0.46, 0.46, 0.21, 0.21, 0.21),
+    ),
+    # Universal Robots UR5, base .. wrist 3: same scale as the Panda, graded by drive size
+    # (three size-3 drives for 150 N m, three size-1 drives for 28 N m, harmonic drives of
+    # ratio ~100, so N^2 J_motor with J_motor a few 1e-5 kg m^2 for armature). Plausible,
+    # not identified: real UR5 friction seen through motor currents varies between units
+    # and with temperature.
+    "ur5": dict(
+        damping=(0.30, 0.30, 0.20, 0.10, 0.10, 0.10),
+        coulomb=(1.0, 1.0, 0.8, 0.4, 0.4, 0.4),
+        armature=(0.35, 0.35, 0.35, 0.10, 0.10, 0.10),
+    ),
+}
+
+
+def _per_joint(robot: str, name: str, value, n: int) -> np.ndarray:
+    """``value`` (a number, or one per joint) as ``(n,)`` floats, or a :class:`ParameterError`."""
+    items = value if isinstance(value, (list, tuple, np.ndarray)) else [value]
+    if any(
+        isinstance(v, (str, bytes, bool, np.bool_)) or v is None for v in np.ravel(np.asarray(items, object))
+    ):
+        raise ParameterError(
+            f"{robot}: {name} must be a number or {n} numbers (one per joint), got {value!r}"
+        )
+    try:
+        x = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ParameterError(f"{robot}: {name} must be a number or {n} numbers, got {value!r}") from None
+    if x.ndim > 1 or (x.ndim == 1 and x.size != n):
+        raise ParameterError(
+            f"{robot}: {name} takes one value or one per joint ({n}), got {x.size} values: {value!r}"
+        )
+    positive = name == "stribeck_velocity"
+    if not np.all(np.isfinite(x) & ((x > 0) if positive else (x >= 0))):
+        what = "positive" if positive else "non-negative"
+        raise ParameterError(f"{robot}: {name} must be {what} finite numbers, got {value!r}")
+    return np.broadcast_to(x, (n,)).copy()
+
+
+def plant_effects(robot: str, dof: int, given: Mapping, realistic: bool = False) -> dict[str, np.ndarray]:
+    """Per-joint ``damping, coulomb, stribeck, stribeck_velocity, armature`` ``(dof,)``.
+
+    A value in ``given`` that is not ``None`` wins; else the :data:`REALISTIC` preset of
+    ``robot`` when ``realistic``; else the default of :data:`EFFECTS` (all off). Raises
+    :class:`ParameterError` for a negative, non-finite or non-numeric value, a wrong
+    number of per-joint values, or a ``realistic`` that is not a bool.
+    """
+    if not isinstance(realistic, (bool, np.bool_)):
+        raise ParameterError(f"{robot}: realistic must be true or false, got {realistic!r}")
+    unknown = sorted(set(given) - set(EFFECTS))
+    if unknown:
+        raise UnknownNameError(f"{robot}: unknown plant effect(s) {unknown}; known: {sorted(EFFECTS)}")
+    if realistic and robot not in REALISTIC:
+        raise ParameterError(f"{robot}: no realistic preset; presets exist for {', '.join(REALISTIC)}")
+    preset = REALISTIC[robot] if realistic else {}
+    out = {}
+    for name, default in EFFECTS.items():
+        value = given.get(name)
+        value = preset.get(name, default) if value is None else value
+        out[name] = _per_joint(robot, name, value, dof)
+    return out
+
+
+def _friction_model(effects: Mapping[str, np.ndarray], n: int) -> JointFriction | None:
+    if not any(np.any(effects[k] != 0.0) for k in ("damping", "coulomb", "stribeck")):
+        return None
+    return JointFriction.make(
+        n,
+        viscous=effects["damping"],
+        coulomb=effects["coulomb"],
+        stribeck=effects["stribeck"],
+        stribeck_velocity=effects["stribeck_velocity"],
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Reading URDFs
+# --------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _native_stderr(log: list[str]):
+    """Send what native code writes to file descriptor 2 (urdfdom's parse errors) to ``log``.
+
+    It replaces fd 2 for the whole process while it runs: the URDF parser is the only
+    thing that runs meanwhile on this thread.
+    """
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2: leave it alone
+        yield
+        return
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            log.append(tmp.read().decode(errors="replace"))
+
+
+def _parser_errors(text: str) -> str:
+    """urdfdom's ``Error: <message>`` lines, joined (not their ``at line ...`` source locations)."""
+    errors = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("Error:"):
+            continue
+        message = line[len("Error:") :].strip()
+        xml = re.match(r"Error=(XML_ERROR_\w+).*?Line number=(\d+)", message)
+        if xml:  # tinyxml's code: say what it means
+            message = f"not well-formed XML ({xml.group(1)} at line {xml.group(2)})"
+        if message and message not in errors:
+            errors.append(message)
+    return "; ".join(errors[:4])
+
+
+def _read_urdf(pin, path: Path):
+    """``pinocchio.buildModelFromUrdf``, with the parser's own complaints in the LagraxError.
+
+    A URDF the parser complained about is rejected even when Pinocchio built a model from
+    it (urdfdom skips, e.g., an inertial whose mass is not a number: silently wrong
+    dynamics); its other output (warnings) is passed on to stderr.
+    """
+    if path.is_dir():
+        raise LagraxError(f"URDF path {str(path)!r} is a directory, not a file")
+    if not path.is_file():
+        raise LagraxError(f"URDF file not found: {str(path)!r}")
+    log: list[str] = []
+    model, failure = None, ""
+    try:
+        with _native_stderr(log):
+            model = pin.buildModelFromUrdf(str(path))
+    except (RuntimeError, ValueError) as e:
+        failure = (str(e).strip().splitlines() or [type(e).__name__])[0]
+    details = _parser_errors("".join(log))
+    if failure or details:
+        reason = failure or "the URDF parser reported errors"
+        if "does not contain a valid URDF model" in reason:
+            reason = "not a valid URDF model"
+        raise LagraxError(f"cannot read URDF {str(path)!r}: {reason}" + (f" ({details})" if details else ""))
+    if "".join(log).strip():
+        sys.stderr.write("".join(log))
+    return model
+
+
+def _reduce(pin, model, locked_joints):
+    """The model with ``locked_joints`` removed (locked at 0 or their given positions)."""
+    locked = dict(locked_joints) if isinstance(locked_joints, Mapping) else {j: 0.0 for j in locked_joints}
+    if not locked:
+        return model, locked
+    names = list(model.names)[1:]
+    q_ref = pin.neutral(model)
+    ids = []
+    for joint_name, position in locked.items():
+        if joint_name not in names:
+            raise UnknownNameError.for_name("joint", joint_name, names)
+        jid = model.getJointId(joint_name)
+        j = model.joints[jid]
+        if _joint_type(model, jid) == "continuous":
+            q_ref[j.idx_q : j.idx_q + 2] = np.cos(position), np.sin(position)
+        else:
+            q_ref[j.idx_q : j.idx_q + j.nq] = position
+        ids.append(jid)
+    return pin.buildReducedModel(model, sorted(ids), q_ref), locked
+
+
+# --------------------------------------------------------------------------------------
+# Factories
+# --------------------------------------------------------------------------------------
+
+
 def urdf(
     path: str | Path,
     locked_joints: Sequence[str] | Mapping[str, float] = (),
     gravity: Sequence[float] = (0.0, 0.0, -9.81),
     name: str | None = None,
-    damping: float | Sequence[float] = 0.0,
-    coulomb: float | Sequence[float] = 0.0,
+    damping: PerJoint | None = None,
+    coulomb: PerJoint | None = None,
+    stribeck: PerJoint | None = None,
+    stribeck_velocity: PerJoint | None = None,
+    armature: PerJoint | None = None,
 ) -> PinocchioRobot:
     """Any URDF robot (fixed base) as a lagrax system, with Pinocchio's dynamics.
 
@@ -497,60 +730,52 @@ def urdf(
             configuration), or a mapping ``{name: position}``.
         gravity: the gravity vector in the world frame [m/s^2].
         name: the system's name (default: the robot name in the URDF).
-        damping, coulomb: viscous / Coulomb joint friction (scalar or one per joint),
-            added on top of Pinocchio's frictionless dynamics.
+        damping, coulomb, stribeck, stribeck_velocity: joint friction (scalar or one per
+            joint), ``f = d qd + (c + s exp(-(qd / v)^2)) tanh(qd / eps)`` of
+            :class:`~lagrax.friction.JointFriction`, added on top of Pinocchio's
+            frictionless dynamics; off by default (``stribeck_velocity`` 0.1 rad/s).
+        armature: rotor inertia reflected to each joint [kg m^2 or kg], added to the
+            diagonal of ``M`` by Pinocchio itself (see the module docstring).
 
     Joint position, velocity and torque limits come from the URDF; a field is ``None``
-    when any joint lacks that limit.
+    when any joint lacks that limit. Raises :class:`~lagrax.errors.LagraxError` for a
+    missing or unreadable URDF and :class:`ParameterError` for bad effect values.
     """
-    return _load(path, locked_joints, gravity, name, damping, coulomb)
+    effects = dict(
+        damping=damping,
+        coulomb=coulomb,
+        stribeck=stribeck,
+        stribeck_velocity=stribeck_velocity,
+        armature=armature,
+    )
+    return _load(path, locked_joints, gravity, name, effects)
 
 
 def _load(
-    path, locked_joints, gravity, name, damping, coulomb, description=None, massless=()
+    path, locked_joints, gravity, name, effects, realistic=False, description=None, massless=()
 ) -> PinocchioRobot:
     pin = _pinocchio()
     path = Path(path)
-    if not path.is_file():
-        raise LagraxError(f"URDF file not found: {str(path)!r}")
-    try:
-        model = pin.buildModelFromUrdf(str(path))
-    except (RuntimeError, ValueError) as e:
-        raise LagraxError(f"cannot read URDF {str(path)!r}: {e}") from e
+    model = _read_urdf(pin, path)
     model.gravity.linear = np.asarray(gravity, dtype=float).reshape(3)
     for body in massless:
         model.inertias[model.getJointId(body)] = pin.Inertia.Zero()
-
-    locked = dict(locked_joints) if isinstance(locked_joints, Mapping) else {j: 0.0 for j in locked_joints}
-    if locked:
-        names = list(model.names)[1:]
-        q_ref = pin.neutral(model)
-        ids = []
-        for joint_name, position in locked.items():
-            if joint_name not in names:
-                raise UnknownNameError.for_name("joint", joint_name, names)
-            jid = model.getJointId(joint_name)
-            j = model.joints[jid]
-            if _joint_type(model, jid) == "continuous":
-                q_ref[j.idx_q : j.idx_q + 2] = np.cos(position), np.sin(position)
-            else:
-                q_ref[j.idx_q : j.idx_q + j.nq] = position
-            ids.append(jid)
-        model = pin.buildReducedModel(model, sorted(ids), q_ref)
+    model, locked = _reduce(pin, model, locked_joints)
 
     types = [_joint_type(model, jid) for jid in range(1, model.njoints)]
     continuous = [jid for jid, t in enumerate(types, start=1) if t == "continuous"]
     if model.nv < 1:
-        raise LagraxError(f"URDF {str(path)!r} has no movable joints left")
+        left = f" left after locking {sorted(locked)}" if locked else ""
+        raise LagraxError(f"URDF {str(path)!r} has no movable joints{left}")
+    name = name or model.name or path.stem
+    plant = plant_effects(name, model.nv, effects, realistic)
+    # Every supported joint has nv == 1, so lagrax coordinate i is Pinocchio's velocity index i.
+    model.armature = plant["armature"]
     joints = [model.joints[jid] for jid in range(1, model.njoints)]
     position_limits = None
     if not continuous:
         position_limits = _limits(model.lowerPositionLimit, model.upperPositionLimit)
     v_idx = np.array([j.idx_v for j in joints])
-    friction = None
-    if np.any(np.asarray(damping) != 0.0) or np.any(np.asarray(coulomb) != 0.0):
-        friction = JointFriction.make(model.nv, viscous=damping, coulomb=coulomb)
-    name = name or model.name or path.stem
     info = SystemInfo.make(
         name,
         model.nv,
@@ -564,50 +789,87 @@ def _load(
             urdf=str(path),
             locked_joints=tuple((k, float(v)) for k, v in locked.items()),
             gravity=tuple(float(x) for x in np.asarray(gravity).reshape(3)),
-            damping=_hashable(damping),
-            coulomb=_hashable(coulomb),
+            realistic=bool(realistic),
+            **{k: _hashable(v) for k, v in plant.items()},
         ),
         description=description or f"{name} from {path.name} via Pinocchio ({model.nv} DoF)",
     )
-    return PinocchioRobot(info=info, robot=PinocchioModel(model, continuous), friction_model=friction)
+    return PinocchioRobot(
+        info=info, robot=PinocchioModel(model, continuous), friction_model=_friction_model(plant, model.nv)
+    )
 
 
 PANDA_FINGERS = ("panda_finger_joint1", "panda_finger_joint2")
 
 
 def panda(
-    fingers: str = "fixed", damping: float | Sequence[float] = 0.0, coulomb: float | Sequence[float] = 0.0
-):
+    fingers: str = "fixed",
+    damping: PerJoint | None = None,
+    coulomb: PerJoint | None = None,
+    stribeck: PerJoint | None = None,
+    stribeck_velocity: PerJoint | None = None,
+    armature: PerJoint | None = None,
+    realistic: bool = False,
+) -> PinocchioRobot:
     """Franka Emika Panda, 7 arm joints (example-robot-data's URDF).
 
     ``fingers="fixed"``: the two finger joints are locked closed, their mass rides on
     the hand; ``"drop"``: the fingers are locked and massless (an arm without gripper
-    fingers).
+    fingers). Friction and ``armature`` as in :func:`urdf` (off by default);
+    ``realistic=True`` sets each one not given to ``REALISTIC["panda"]`` (plausible
+    viscous + Coulomb friction and rotor inertia; sources there).
     """
     if fingers not in ("fixed", "drop"):
         raise UnknownNameError.for_name("fingers option", fingers, ("fixed", "drop"))
+    effects = dict(
+        damping=damping,
+        coulomb=coulomb,
+        stribeck=stribeck,
+        stribeck_velocity=stribeck_velocity,
+        armature=armature,
+    )
+    plant = " with realistic friction and rotor inertia" if realistic is True else ""
     return _load(
         example_robot_data_path("panda_description/urdf/panda.urdf"),
         PANDA_FINGERS,
         (0.0, 0.0, -9.81),
         "panda",
-        damping,
-        coulomb,
-        description=f"Franka Emika Panda arm via Pinocchio, fingers {fingers} (7 DoF)",
+        effects,
+        realistic,
+        description=f"Franka Emika Panda arm via Pinocchio, fingers {fingers}{plant} (7 DoF)",
         massless=PANDA_FINGERS if fingers == "drop" else (),
     )
 
 
-def ur5(damping: float | Sequence[float] = 0.0, coulomb: float | Sequence[float] = 0.0):
-    """Universal Robots UR5, 6 joints (example-robot-data's ``ur5_robot.urdf``)."""
+def ur5(
+    damping: PerJoint | None = None,
+    coulomb: PerJoint | None = None,
+    stribeck: PerJoint | None = None,
+    stribeck_velocity: PerJoint | None = None,
+    armature: PerJoint | None = None,
+    realistic: bool = False,
+) -> PinocchioRobot:
+    """Universal Robots UR5, 6 joints (example-robot-data's ``ur5_robot.urdf``).
+
+    Friction and ``armature`` as in :func:`urdf` (off by default); ``realistic=True``
+    sets each one not given to ``REALISTIC["ur5"]`` (plausible values; sources there).
+    """
+    effects = dict(
+        damping=damping,
+        coulomb=coulomb,
+        stribeck=stribeck,
+        stribeck_velocity=stribeck_velocity,
+        armature=armature,
+    )
+    plant = " with realistic friction and rotor inertia" if realistic is True else ""
     return _load(
         example_robot_data_path("ur_description/urdf/ur5_robot.urdf"),
         (),
         (0.0, 0.0, -9.81),
         "ur5",
-        damping,
-        coulomb,
-        description="Universal Robots UR5 arm via Pinocchio (6 DoF)",
+        effects,
+        realistic,
+        description=f"Universal Robots UR5 arm via Pinocchio{plant} (6 DoF)",
     )
 
 
@@ -619,4 +881,7 @@ __all__ = [
     "panda",
     "ur5",
     "example_robot_data_path",
+    "plant_effects",
+    "EFFECTS",
+    "REALISTIC",
 ]

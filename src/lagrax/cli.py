@@ -334,9 +334,11 @@ def train_command(
 ) -> None:
     """Train a model on a dataset; write config, metrics, checkpoints and the model to --out.
 
-    Settings not given come from the model's preset (lagrax.training.PRESETS; for delan,
-    mlp and hnn_structured: 200 AdamW epochs at lr 1e-2, then 100 L-BFGS epochs), else
-    from the TrainConfig defaults.
+    Settings not given come from the model's recipe for the data (lagrax.training.recipe).
+    Arms (4 joints or more), delan and mlp: 150 AdamW epochs at lr 1e-2 with the inverse
+    and forward losses; delan 128 wide with learned viscous + Coulomb friction. Smaller
+    systems, delan, mlp and hnn_structured: 200 AdamW epochs at lr 1e-2, then 100 L-BFGS
+    epochs. Otherwise the TrainConfig defaults.
     """
     given = dict(locals())
     _enable_x64()

@@ -52,6 +52,8 @@ from .version import __version__
 PRISMATIC_RANGE = 1.0  # [m]: sampling range of a prismatic joint without limits
 DEFAULT_VELOCITY = 2.0  # [rad/s or m/s]: velocity range of a joint without a velocity limit
 LIMIT_MARGIN = 0.9  # excitation uses at most this fraction of each position and velocity range
+# where excitation centres are drawn: a fraction of each joint's half range about its centre
+REGIONS = {"middle": (-0.5, 0.5), "upper": (0.45, 0.7), "lower": (-0.7, -0.45)}
 KINDS = ("passive", "excitation", "characters")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
@@ -190,9 +192,18 @@ def excitation(
     seed: int = 0,
     harmonics: int = 5,
     base_frequency: float | None = None,
+    speed: float = 1.0,
+    region: str = "middle",
     progress: Progress = None,
 ) -> dict:
     """Random finite-Fourier-series excitation trajectories; returns flat sample arrays.
+
+    ``speed`` multiplies the fundamental frequency and the velocity cap: ``speed=2``
+    gives motions of the same extent twice as fast (four times the accelerations).
+    ``region`` picks where the trajectories' centres are drawn, as fractions of each
+    joint's half range about its centre (:data:`REGIONS`): ``"middle"`` (the default),
+    or ``"upper"`` / ``"lower"``, towards the limits, which ``"middle"`` never centres
+    on. Together they make test sets outside a training set's distribution.
 
     Fully actuated systems: ``q, qd, qdd`` analytic from :func:`fourier_joint_trajectory`
     with fundamental ``base_frequency`` (default ``1 / duration`` Hz, so each
@@ -228,15 +239,19 @@ def excitation(
     f0 = 1.0 / duration if base_frequency is None else float(base_frequency)
     if f0 <= 0:
         raise LagraxError(f"base_frequency must be positive, got {base_frequency}")
-    omega = 2 * np.pi * f0
-    settings = dict(harmonics=L, base_frequency=f0)
+    if not (np.isfinite(speed) and speed > 0):
+        raise LagraxError(f"speed must be a positive number, got {speed}")
+    if region not in REGIONS:
+        raise UnknownNameError.for_name("region", region, REGIONS)
+    omega = 2 * np.pi * f0 * speed
+    settings = dict(harmonics=L, base_frequency=f0 * speed, speed=speed, region=region)
     if not all(info.actuated):
         return _driven(system, ts, rng, B, L, omega, settings, progress)
 
     lo, hi = position_ranges(info)
     vmax = velocity_ranges(info)
     centre, half = (lo + hi) / 2, (hi - lo) / 2
-    q0 = centre + rng.uniform(-0.5, 0.5, size=(B, n)) * half
+    q0 = centre + rng.uniform(*REGIONS[region], size=(B, n)) * half
     room = LIMIT_MARGIN * np.minimum(hi - q0, q0 - lo)  # (B, n)
     a = rng.standard_normal((B, n, L))
     b = rng.standard_normal((B, n, L))
@@ -246,7 +261,7 @@ def excitation(
     f, fd, _ = fourier(t, jnp.zeros((B, n)), jnp.asarray(a), jnp.asarray(b), omega)
     scale = np.minimum(
         room / np.max(np.abs(np.asarray(f)), axis=1),
-        LIMIT_MARGIN * vmax / np.max(np.abs(np.asarray(fd)), axis=1),
+        speed * LIMIT_MARGIN * vmax / np.max(np.abs(np.asarray(fd)), axis=1),
     ) * rng.uniform(0.5, 1.0, size=(B, n))
     a, b = a * scale[..., None], b * scale[..., None]
     q, qd, qdd = fourier(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)

@@ -16,7 +16,7 @@
 """
 
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import PRESETS, ConfigError, TrainConfig, parse_loss_weights, read_toml
+from .config import ARM_PRESETS, PRESETS, ConfigError, TrainConfig, parse_loss_weights, read_toml, recipe
 from .losses import LossUnavailableError
 from .optimizers import learning_rate_schedule, make_optimizer
 from .rundir import RUN_FILES, run_training
@@ -38,7 +38,9 @@ __all__ = [
     "LossUnavailableError",
     "CheckpointError",
     "ConfigError",
+    "ARM_PRESETS",
     "PRESETS",
+    "recipe",
     "parse_loss_weights",
     "read_toml",
     "save_checkpoint",

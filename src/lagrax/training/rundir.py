@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
 from . import losses as L
 from .checkpoint import CheckpointError, atomic_write_text
-from .config import PRESET_MODEL_OPTIONS, PRESETS, TrainConfig
+from .config import TrainConfig, recipe
 from .trainer import TrainResult, train
 
 # What a run directory holds; --force removes these (and nothing else) before a new run.
@@ -68,20 +68,21 @@ def prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
 
 
 def resolve_settings(
-    out_dir: Path, resume: bool, config, model_options, model_name: str
+    out_dir: Path, resume: bool, config, model_options, model_name: str, dataset=None
 ) -> tuple[TrainConfig, dict, dict]:
     """The run's ``(config, model options, saved config.json)``: the saved run's settings when
-    resuming, else the model's preset (:data:`~lagrax.training.config.PRESETS`), with
-    ``config`` / ``model_options`` on top (a :class:`TrainConfig` is used as it is)."""
+    resuming, else the model's recipe for ``dataset`` (:func:`~lagrax.training.config.recipe`),
+    with ``config`` / ``model_options`` on top (a :class:`TrainConfig` is used as it is)."""
     saved = {}
     if resume and (out_dir / "config.json").exists():
         saved = json.loads((out_dir / "config.json").read_text())
+    preset, preset_options = recipe(model_name, dataset)
     if isinstance(config, TrainConfig):
         cfg = config
     else:
-        base = saved.get("train") if saved else PRESETS.get(model_name, {})
+        base = saved.get("train") if saved else preset
         cfg = TrainConfig.from_dict({**base, **dict(config or {})})
-    base_options = saved.get("model_options") if saved else PRESET_MODEL_OPTIONS.get(model_name, {})
+    base_options = saved.get("model_options") if saved else preset_options
     options = {**base_options, **dict(model_options or {})}
     return cfg, options, saved
 
@@ -198,10 +199,10 @@ def run_training(
     out_dir = Path(out_dir)
     if resume and force:
         raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
-    cfg, options, saved = resolve_settings(out_dir, resume, config, model_options, model_name)
+    ds = load_dataset(data_path)
+    cfg, options, saved = resolve_settings(out_dir, resume, config, model_options, model_name, ds)
     if saved and saved.get("model") not in (None, model_name):
         raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
-    ds = load_dataset(data_path)
     L.check_data(ds, cfg.loss_weights(), f"dataset {data_path}")
     _check_resumed_dof(saved, ds, data_path)
     train_ds, test_ds, val_ds = split_dataset(ds, cfg, data_path, test_labels, test_fraction, val_fraction)

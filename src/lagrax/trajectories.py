@@ -248,6 +248,22 @@ def excitation(
     if not all(info.actuated):
         return _driven(system, ts, rng, B, L, omega, settings, progress)
 
+    q, qd, qdd = _references(info, ts, rng, (B, n, L), omega, speed, region)
+    if hasattr(system, "simulate_excitation"):  # a simulator of its own (MuJoCo) tracks the references
+        sim = system.simulate_excitation(ts, q, qd, qdd, progress=progress)
+        out = _stack(ts, sim["q"], sim["qd"], sim["qdd"], sim["tau"])
+        out["settings"] = dict(settings, **sim["settings"])
+        return out
+    _say(progress, f"inverse dynamics of {B} x {len(ts)} samples")
+    tau = batched(system).inverse_dynamics(q, qd, qdd)
+    out = _stack(ts, q, qd, qdd, tau)
+    out["settings"] = settings
+    return out
+
+
+def _references(info, ts, rng, shape, omega, speed, region):
+    """Fourier-series joint references ``q, qd, qdd`` of shape ``(B, T, n)`` within the limits."""
+    B, n, L = shape
     lo, hi = position_ranges(info)
     vmax = velocity_ranges(info)
     centre, half = (lo + hi) / 2, (hi - lo) / 2
@@ -264,17 +280,7 @@ def excitation(
         speed * LIMIT_MARGIN * vmax / np.max(np.abs(np.asarray(fd)), axis=1),
     ) * rng.uniform(0.5, 1.0, size=(B, n))
     a, b = a * scale[..., None], b * scale[..., None]
-    q, qd, qdd = fourier(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
-    if hasattr(system, "simulate_excitation"):  # a simulator of its own (MuJoCo) tracks the references
-        sim = system.simulate_excitation(ts, q, qd, qdd, progress=progress)
-        out = _stack(ts, sim["q"], sim["qd"], sim["qdd"], sim["tau"])
-        out["settings"] = dict(settings, **sim["settings"])
-        return out
-    _say(progress, f"inverse dynamics of {B} x {len(ts)} samples")
-    tau = batched(system).inverse_dynamics(q, qd, qdd)
-    out = _stack(ts, q, qd, qdd, tau)
-    out["settings"] = settings
-    return out
+    return fourier(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
 
 
 def _driven(system, ts, rng, B, L, omega, settings, progress) -> dict:

@@ -26,3 +26,28 @@ def character_file():
     if not CHARACTER_FILE.exists():
         pytest.skip(f"shared data not found at {CHARACTER_FILE}")
     return CHARACTER_FILE
+
+
+# ---- the README's promises (tests/test_promises_*.py) -------------------------------------
+
+
+@pytest.fixture
+def cli(capsys):
+    """``cli(*argv) -> (exit code, stdout, stderr)`` through :func:`lagrax.cli.main`."""
+    from lagrax.cli import main
+
+    def run(*argv):
+        code = main([str(a) for a in argv])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def assert_clean_error(code, err, *fragments):
+    """The promise: exit 2 and exactly one line ``error: ...`` naming the problem."""
+    assert code == 2, (code, err)
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment.lower() in err.lower(), (fragment, err)

@@ -146,7 +146,7 @@ def test_validation_messages(tmp_path):
     with pytest.raises(DatasetError, match="3 joints but the metadata's system 'double_pendulum' has dof=2"):
         load_dataset(_write(tmp_path / "d.npz", **three, metadata=meta))
     (tmp_path / "e.npz").write_text("not a zip")
-    with pytest.raises(DatasetError, match="not a readable"):
+    with pytest.raises(DatasetError, match="not an .npz archive.*text file"):
         load_dataset(tmp_path / "e.npz")
 
 

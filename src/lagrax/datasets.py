@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -250,6 +252,7 @@ class Dataset:
         for f in ARRAY_FIELDS:
             if getattr(self, f) is not None:
                 _check_field(source, f, getattr(self, f), N, n)
+        _check_metadata(source, self.metadata)
         if "system" in self.metadata:
             meta_dof = int(self.metadata["system"].get("dof", n))
             if meta_dof != n:
@@ -263,6 +266,19 @@ class Dataset:
         return self
 
 
+def _check_metadata(source: str, metadata: dict) -> None:
+    """The metadata entries lagrax reads: a positive finite ``dt``, a ``system`` object."""
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{source}: metadata must be a JSON object, got {type(metadata).__name__}")
+    dt = metadata.get("dt")
+    if dt is not None:
+        if isinstance(dt, bool) or not isinstance(dt, (int, float)) or not np.isfinite(dt) or dt <= 0:
+            raise DatasetError(f"{source}: the metadata's dt must be a positive finite number, got {dt!r}")
+    system = metadata.get("system")
+    if system is not None and not (isinstance(system, dict) and isinstance(system.get("dof", 1), int)):
+        raise DatasetError(f"{source}: the metadata's 'system' must be a JSON object with an integer dof")
+
+
 def _check_field(source: str, name: str, a: np.ndarray, N: int, n: int) -> None:
     """One array of ``N`` samples of ``n`` joints: its shape, and integer ids or finite values."""
     expected = (N,) + _TRAILING.get(name, lambda n: (n,))(n)
@@ -273,11 +289,17 @@ def _check_field(source: str, name: str, a: np.ndarray, N: int, n: int) -> None:
             f"(q has {N} samples of {n} joints)"
         )
     if name == "trajectory":
-        if not np.issubdtype(np.asarray(a).dtype, np.integer):
+        if not np.issubdtype(np.asarray(a).dtype, np.integer) or np.asarray(a).dtype == bool:
             raise DatasetError(f"{source}: 'trajectory' must hold integer ids, got {np.asarray(a).dtype}")
         if a.min() < 0:
             raise DatasetError(f"{source}: 'trajectory' ids must be non-negative")
         return
+    dtype = np.asarray(a).dtype
+    if not np.issubdtype(dtype, np.floating):
+        raise DatasetError(
+            f"{source}: {name!r} has dtype {dtype}; lagrax needs real floating-point arrays "
+            f"(convert with .astype(float) if the values are right)"
+        )
     bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
     if bad:
         raise DatasetError(f"{source}: {name!r} has {bad} non-finite values (NaN or inf)")
@@ -322,30 +344,92 @@ def save_dataset(ds: Dataset, path, force: bool = False) -> Path:
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file; every way a file can fail to be one is a DatasetError."""
+    if not path.exists():
+        raise DatasetError(f"dataset file {path} does not exist")
+    if path.is_dir():
+        raise DatasetError(f"{path} is a directory, not a dataset file (.npz)")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except PermissionError:
+        raise DatasetError(f"cannot read {path}: permission denied") from None
+    except OSError as e:
+        raise DatasetError(f"cannot read {path}: {e.strerror or e}") from None
+    if not head:
+        raise DatasetError(f"{path} is empty (0 bytes): not a dataset")
+    if head != b"PK\x03\x04":
+        raise DatasetError(
+            f"{path} is not an .npz archive ({_describe_head(head)}); lagrax datasets are .npz files"
+        )
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise DatasetError(f"{path} holds pickled Python objects, which lagrax never loads") from None
+        raise DatasetError(f"{path} is damaged: not a readable .npz archive ({e})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+        raise DatasetError(
+            f"{path} is damaged: not a readable .npz archive ({type(e).__name__}: {e})"
+        ) from None
+
+
+def _describe_head(head: bytes) -> str:
+    if head.startswith(b"\x80"):
+        return "it looks like pickled data, which lagrax never loads"
+    if head.startswith(b"\x93NUM"):
+        return "it is a single .npy array"
+    if all(32 <= b < 127 or b in b"\t\r\n" for b in head):
+        return "it looks like a text file"
+    return f"it starts with bytes {head!r}"
+
+
+def _metadata(path: Path, raw) -> dict:
+    """The JSON object in a file's ``metadata`` entry, checked."""
+    if np.asarray(raw).dtype.kind not in "US" or np.ndim(raw) != 0:
+        raise DatasetError(f"{path}: 'metadata' must be a 0-d string holding a JSON object")
+    try:
+        metadata = json.loads(str(raw))
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path}: 'metadata' is not valid JSON ({e})") from None
+    if not isinstance(metadata, dict):
+        raise DatasetError(f"{path}: 'metadata' must be a JSON object, got {type(metadata).__name__}")
+    return metadata
+
+
 def load_dataset(path) -> Dataset:
     """Read a dataset written by :func:`save_dataset`, or the DeLaN reference character file.
 
-    Raises :class:`DatasetError` naming the problem: a missing file, missing keys,
-    NaN/inf values, inconsistent lengths, or a dof that does not match the metadata.
+    Returns a valid :class:`Dataset` or raises :class:`DatasetError` naming the problem:
+    a missing, unreadable, empty, damaged or non-``.npz`` file, missing keys, arrays that
+    are not real floating point, NaN/inf values, inconsistent lengths, bad metadata
+    (not a JSON object, a non-positive ``dt``), or a dof that does not match the metadata.
     """
     path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"dataset file {path} does not exist")
+    data = _read_npz(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            data = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError) as e:
-        raise DatasetError(f"{path} is not a readable .npz dataset ({e})") from None
-    if "qp" in data and "traj_start" in data:
-        return _from_delan(data, path)
+        if "qp" in data and "traj_start" in data:
+            return _from_delan(data, path)
+        return _from_arrays(data, path)
+    except DatasetError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError) as e:
+        # a last guard: arrays of a shape or kind no check above foresaw
+        raise DatasetError(f"{path}: malformed dataset ({type(e).__name__}: {e})") from None
+
+
+def _from_arrays(data: dict, path: Path) -> Dataset:
     missing = [k for k in REQUIRED_FIELDS + ("metadata",) if k not in data]
     if missing:
         raise DatasetError(f"{path}: missing required keys {missing} (found {sorted(data)})")
-    try:
-        metadata = json.loads(str(data["metadata"]))
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path}: 'metadata' is not valid JSON ({e})") from None
+    metadata = _metadata(path, data["metadata"])
     labels = data.get("labels")
+    if labels is not None and (labels.ndim != 1 or labels.dtype.kind not in "US"):
+        raise DatasetError(
+            f"{path}: 'labels' must be a 1-d array of strings, got {labels.dtype} {labels.shape}"
+        )
     ds = Dataset(
         **{f: data.get(f) for f in ARRAY_FIELDS},
         labels=None if labels is None else [str(x) for x in labels],

@@ -570,6 +570,21 @@ def measured_signals(measured: str | Sequence[str] | None = "all") -> tuple[str,
     return tuple(x for x in MEASURABLE if x in names)
 
 
+def _check_timing(trajectories, duration, dt) -> None:
+    """A positive whole number of trajectories, and a positive finite duration and dt."""
+    if trajectories is not None and (isinstance(trajectories, bool) or int(trajectories) != trajectories):
+        raise LagraxError(f"trajectories must be a whole number, got {trajectories!r}")
+    if trajectories is not None and trajectories < 1:
+        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
+    for name, value in (("duration", duration), ("dt", dt)):
+        if value is None:
+            continue
+        if not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
+            raise LagraxError(f"{name} must be a positive finite number of seconds, got {value!r}")
+    if duration is not None and duration < dt:
+        raise LagraxError(f"duration ({duration} s) is shorter than one sample period dt ({dt} s)")
+
+
 def _sample_period(dt: float | None, rate: float | None, default: float) -> float:
     """The sample period from ``dt`` [s] or ``rate`` [Hz] (not both), else the kind's default."""
     if dt is not None and rate is not None:
@@ -692,8 +707,7 @@ def generate(
     trajectories = d_traj if trajectories is None else trajectories
     duration = d_dur if duration is None else duration
     dt = _sample_period(dt, rate, d_dt)
-    if trajectories is not None and int(trajectories) < 1:
-        raise LagraxError(f"trajectories must be at least 1, got {trajectories}")
+    _check_timing(trajectories, duration, dt)
     sensors = _sensors(noise, q_noise, tau_noise, measured, savgol_window, savgol_polyorder)
     start = time.perf_counter()
     fn = _kind_call(kind, kind_options)

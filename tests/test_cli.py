@@ -287,13 +287,13 @@ def test_train_refuses_data_without_torques_for_the_inverse_loss(small_dataset, 
 
 def test_bench_names_unknown_benchmarks_and_runs_from_the_package(tmp_path, capsys):
     """``lagrax bench`` imports the benchmark from the installed package (not a checkout's
-    benchmarks/ folder); without the data file it says so and exits 0."""
+    benchmarks/ folder); a --data file that is not there is an error, a missing default skips."""
     import lagrax.benchmarks.character as character
 
     code, out, err = run(capsys, "bench", "delan-characters")
     assert_user_error(code, err, "unknown benchmark 'delan-characters'", "Did you mean 'delan-character'")
     code, out, err = run(capsys, "bench", "delan-character", "--data", str(tmp_path / "none.npz"))
-    assert code == 0 and "skipped: the DeLaN character file is not at" in out
+    assert_user_error(code, err, "none.npz does not exist")
     assert character.DEFAULT_DATA.name == "delan_character_trajectories.npz"
 
 

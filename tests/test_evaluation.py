@@ -312,17 +312,17 @@ def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys):
     run, data = _run_dir(tmp_path)
     code, out, err = _cli(capsys, "report", run)
     assert code == 0, err
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((run / "report.json").read_text())
     assert set(metrics) == set(METRIC_KEYS)  # an untrained DeLaN still provides every metric
     assert metrics["steps"] == 60 and "torque_mse" in out
     text = (run / "report.md").read_text()
     assert "delan" in text and "traj1" in text and "learning_curves.png" in text
     assert (run / "rollouts.png").stat().st_size > 0
 
-    (run / "metrics.json").unlink()
     code, out, err = _cli(capsys, "evaluate", run, "--data", data)
     assert code == 0, err
-    assert json.loads((run / "metrics.json").read_text())["torque_mse"] == pytest.approx(
+    assert not (run / "metrics.json").exists()  # (training's file: evaluate never writes it)
+    assert json.loads((run / "evaluations" / "data-test.json").read_text())["torque_mse"] == pytest.approx(
         metrics["torque_mse"]
     )
     assert "valid_prediction_time" in out

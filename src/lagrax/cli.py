@@ -275,10 +275,10 @@ def plot_command(
     force: bool = typer.Option(False, "--force", help="overwrite an existing figure"),
 ) -> None:
     """Plot q, qd and tau of every trajectory of a dataset (and the end-effector path)."""
-    from .datasets import check_writable, load_dataset
-    from .plotting import plot_dataset
+    from .datasets import load_dataset
+    from .plotting import check_figure_path, plot_dataset
 
-    check_writable(out, force)
+    check_figure_path(out, force)
     ds = load_dataset(dataset)
     plot_dataset(ds, out, force=force)
     console.print(f"wrote {out}", soft_wrap=True)
@@ -434,30 +434,45 @@ def evaluate_command(
     data: Path | None = typer.Option(None, "--data", "-d", help="dataset file (.npz); default: the run's"),
     split: str = typer.Option("test", help="test | train | all (trajectories from the run's split.json)"),
     rollout: bool = typer.Option(True, help="also compute the valid prediction time (rollouts)"),
+    force: bool = typer.Option(
+        False, "--force", help="replace an earlier evaluation of the same data and split"
+    ),
 ) -> None:
-    """Evaluate a trained model: print the metrics and write RUN_DIR/metrics.json."""
-    _enable_x64()
-    from .evaluation import evaluate_run
+    """Evaluate a trained model: print the metrics and write RUN_DIR/evaluations/DATA-SPLIT.json.
 
-    with console.status(f"evaluating {run_dir} on its {split} trajectories ..."):
-        metrics, run, ds, _ = evaluate_run(run_dir, data, split, rollout=rollout)
+    The run's own test metrics (RUN_DIR/metrics.json, written by training) are never replaced.
+    """
+    _enable_x64()
+    import warnings
+
+    from .evaluation import DataMismatchWarning, evaluate_run, evaluation_path
+
+    target = evaluation_path(run_dir, data, split)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DataMismatchWarning)
+        with console.status(f"evaluating {run_dir} on its {split} trajectories ..."):
+            metrics, run, ds, _ = evaluate_run(run_dir, data, split, rollout=rollout, force=force)
+    for w in caught:
+        if issubclass(w.category, DataMismatchWarning):
+            err_console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
     labels = ", ".join(ds.label(i) for i in ds.trajectory_ids)
     console.print(_metrics_table(metrics, f"{run.config.get('model', 'model')} on {split}: {labels}"))
-    name = "metrics.json" if split == "test" else f"metrics_{split}.json"
-    console.print(f"wrote {run.path / name}", soft_wrap=True)
+    console.print(f"wrote {target}", soft_wrap=True)
 
 
 @app.command("report")
 def report_command(
     run_dir: Path = typer.Argument(..., help="run directory written by `lagrax train`"),
     data: Path | None = typer.Option(None, "--data", "-d", help="dataset file (.npz); default: the run's"),
+    force: bool = typer.Option(False, "--force", help="replace an earlier report.md and its figures"),
 ) -> None:
     """Write RUN_DIR/report.md with figures (torque decomposition, learning curves, rollouts)."""
     _enable_x64()
-    from .report import report_run
+    from .report import check_report_writable, report_run
 
+    check_report_writable(run_dir, force)  # before minutes of rollouts
     with console.status(f"evaluating {run_dir} and drawing the figures ..."):
-        path, metrics = report_run(run_dir, data)
+        path, metrics = report_run(run_dir, data, force=force)
     console.print(_metrics_table(metrics, "test metrics"))
     console.print(f"wrote {path} and its figures", soft_wrap=True)
 
@@ -483,7 +498,7 @@ def demo_command(
         seed=seed,
         say=lambda msg: console.print(escape(msg), soft_wrap=True),
     )
-    metrics = json.loads((path.parent / "metrics.json").read_text())
+    metrics = json.loads((path.parent / "report.json").read_text())
     console.print(_metrics_table(metrics, "DeLaN on the held-out letters e, q, v"))
     console.print(f"demo done in {time.perf_counter() - start:.0f} s: open {path}", soft_wrap=True)
 
@@ -499,6 +514,7 @@ def bench_command(
     epochs: int | None = typer.Option(None, help="training epochs per run (default per model)"),
     data: Path | None = typer.Option(None, "--data", "-d", help="the DeLaN character file"),
     out: Path | None = typer.Option(None, "--out", "-o", help="also write the markdown table here"),
+    force: bool = typer.Option(False, "--force", help="overwrite an existing --out (and its .json)"),
 ) -> None:
     """Run a benchmark and print its markdown table (mean +- std over seeds, reference side by side)."""
     from .benchmarks import BENCHMARKS
@@ -515,6 +531,7 @@ def bench_command(
         data=data,
         out=out,
         say=lambda msg: console.print(escape(msg), soft_wrap=True),
+        force=force,
     )
 
 
@@ -523,26 +540,60 @@ def bench_command(
 # --------------------------------------------------------------------------------------
 
 
+def _say_error(message: str) -> None:
+    err_console.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def os_error_message(e: OSError) -> str:
+    """``[Errno 28] No space left on device: 'x'`` -> ``no space left on device: x``."""
+    what = (e.strerror or str(e)).rstrip(".")
+    what = what[:1].lower() + what[1:]
+    where = e.filename if e.filename is not None else ""
+    return f"{what}: {where}" if where else what
+
+
+INTERRUPTED = "interrupted (Ctrl-C); `lagrax train --resume` continues a run from its last checkpoint"
+EXIT_INTERRUPTED = 130
+
+
+def _aborted(e: BaseException) -> tuple[str, int]:
+    """Typer turns an EOFError into Abort: not a Ctrl-C."""
+    cause = e.__cause__ or e.__context__
+    if isinstance(cause, EOFError):
+        return f"unexpected end of input ({cause or 'EOFError'})", EXIT_USER_ERROR
+    return INTERRUPTED, EXIT_INTERRUPTED
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; user errors -> ``error: <message>`` on stderr and exit code 2."""
+    """Run the CLI: user errors -> ``error: <message>`` on stderr and exit code 2.
+
+    Every :class:`LagraxError`, bad command-line parameter and OS error (a full disk, a
+    read-only folder, a path below a regular file) is one line and exit 2; Ctrl-C is
+    one line and exit 130. Nothing else is caught: a traceback is a lagrax bug.
+    """
     from typer._click import exceptions as click_exceptions
 
     try:
         result = app(args=argv, prog_name="lagrax", standalone_mode=False)
     except LagraxError as e:
-        err_console.print(f"error: {e}", markup=False, highlight=False, soft_wrap=True)
+        _say_error(str(e))
         code = EXIT_USER_ERROR
     except click_exceptions.ClickException as e:  # bad/missing parameters, unknown options
         if e.format_message():  # (no arguments at all: the help was printed instead)
-            err_console.print(f"error: {e.format_message()}", markup=False, highlight=False, soft_wrap=True)
+            _say_error(e.format_message())
         code = EXIT_USER_ERROR
-    except (typer.Abort, KeyboardInterrupt):
-        err_console.print("error: aborted", markup=False, highlight=False)
-        code = 130
+    except OSError as e:
+        _say_error(os_error_message(e))
+        code = EXIT_USER_ERROR
+    except (typer.Abort, KeyboardInterrupt) as e:
+        message, code = _aborted(e)
+        _say_error(message)
     except typer.Exit as e:
         code = e.exit_code
     else:
         code = result if isinstance(result, int) else 0
+        if code == EXIT_INTERRUPTED:  # typer returns Ctrl-C as exit code 130, silently
+            _say_error(INTERRUPTED)
     if argv is None:
         sys.exit(code)
     return code

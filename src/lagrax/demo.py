@@ -11,11 +11,12 @@ This module only wires those steps together; each step lives in its own module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 
 from .datasets import save_dataset
-from .errors import FileExistsLagraxError
+from .errors import FileExistsLagraxError, LagraxError
 from .plotting import plot_dataset
 from .report import report_run
 from .systems import system
@@ -24,6 +25,15 @@ from .trajectories import generate
 
 DEMO_TEST_LETTERS = "eqv"  # the reference split of the DeLaN character benchmark
 DEMO_SYSTEM = "two_link_arm"
+
+
+def _check_settings(epochs, seconds: float, dt: float) -> None:
+    """Every demo setting, before anything is written."""
+    if epochs is not None and (isinstance(epochs, bool) or int(epochs) != epochs or epochs < 1):
+        raise LagraxError(f"epochs must be a whole number of at least 1, got {epochs!r}")
+    for name, value in (("seconds", seconds), ("dt", dt)):
+        if not (math.isfinite(value) and value > 0):
+            raise LagraxError(f"{name} must be a positive finite number, got {value!r}")
 
 
 def _prepare_out(out: Path, force: bool) -> None:
@@ -76,11 +86,12 @@ def run_demo(
     progress lines. Refuses a non-empty ``out`` unless ``force``. Returns the report's path.
     """
     out = Path(out)
+    _check_settings(epochs, seconds, dt)
     _prepare_out(out, force)
     data_path = _generate_data(out, dt, seed, say)
     _train(data_path, out, epochs, seconds, seed, say)
     say("[3/4] evaluating on the held-out letters (rollouts: RK4 at dt/20) ...")
-    path, _ = report_run(out)
+    path, _ = report_run(out, force=True)
     say(f"[4/4] wrote {path} and its figures")
     return path
 

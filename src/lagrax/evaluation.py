@@ -33,6 +33,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,8 @@ from jaxtyping import Array, Float
 
 from .batching import batched
 from .datasets import Dataset, load_dataset
-from .errors import DatasetError, LagraxError, ShapeError, UnknownNameError
-from .fileio import atomic_write_text
+from .errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
+from .fileio import atomic_write_text, file_sha256
 from .rollout import rk4_rollout
 
 METRIC_KEYS = (
@@ -370,6 +371,8 @@ def evaluate(
 # --------------------------------------------------------------------------------------
 
 SPLITS = ("test", "train", "all")
+# evaluations of a run (lagrax evaluate) go here, one file per data file and split
+EVALUATIONS = "evaluations"
 
 
 @dataclasses.dataclass
@@ -422,27 +425,65 @@ def load_run(run_dir: str | Path) -> Run:
     return Run(path, model, config, split, summary, history)
 
 
+class DataMismatchWarning(UserWarning):
+    """The data given to evaluate a run is another system's than the one it was trained on."""
+
+
+def run_data_path(run: Run) -> Path:
+    """The run's recorded data file, found wherever the run is used from.
+
+    New runs record an absolute path and the file's SHA-256; older runs a path relative
+    to where training ran (tried from the working directory, then from the run
+    directory's parent). Raises a :class:`DatasetError` when the file has moved or
+    changed since training.
+    """
+    if "data" not in run.config:
+        raise DatasetError(f"{run.path} does not record its data file: give --data FILE.npz")
+    recorded = Path(run.config["data"])
+    candidates = [recorded] if recorded.is_absolute() else [recorded, run.path.parent / recorded]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise DatasetError(
+            f"the run's data file {recorded} has moved or been deleted: give the data with --data FILE.npz"
+        )
+    expected = run.config.get("data_sha256")
+    if expected and file_sha256(found) != expected:
+        raise DatasetError(
+            f"the run's data file {found} has changed since training (its SHA-256 differs): "
+            "give the training data with --data FILE.npz"
+        )
+    return found
+
+
+def _warn_other_system(run: Run, ds: Dataset, data: Path) -> None:
+    trained_on = run.config.get("data_name")
+    name = ds.metadata.get("system", {}).get("name") if isinstance(ds.metadata.get("system"), dict) else None
+    if trained_on and name and name != trained_on:
+        warnings.warn(
+            f"{data} holds {name!r} data but the model in {run.path} was trained on {trained_on!r} data",
+            DataMismatchWarning,
+            stacklevel=3,
+        )
+
+
 def run_dataset(run: Run, data: str | Path | None = None, split: str = "test") -> tuple[Dataset, Path]:
     """The part ``split`` (``"test"``, ``"train"`` or ``"all"``) of the run's dataset.
 
-    ``data`` defaults to the data file recorded in the run's ``config.json``; the
-    trajectory ids of each part come from the run's ``split.json``.
+    ``data`` defaults to the data file recorded in the run's ``config.json`` (see
+    :func:`run_data_path`); the trajectory ids of each part come from the run's
+    ``split.json``. Data of another system than the training data's gives a
+    :class:`DataMismatchWarning`.
     """
     if split not in SPLITS:
         raise UnknownNameError.for_name("split", split, SPLITS)
-    if data is None:
-        if "data" not in run.config:
-            raise DatasetError(f"{run.path} does not record its data file: give --data FILE.npz")
-        data = run.config["data"]
-    data = Path(data)
-    if not data.exists():
-        raise DatasetError(f"dataset file {data} does not exist")
+    data = run_data_path(run) if data is None else Path(data)
     ds = load_dataset(data)
     if ds.dof != run.model.dof:
         raise ShapeError(
             f"{data} has {ds.dof} joints but the model in {run.path} has {run.model.dof}: "
             "give the dataset the model was trained on"
         )
+    _warn_other_system(run, ds, data)
     if split == "all":
         return ds, data
     part = run.split.get(split, {})
@@ -452,17 +493,45 @@ def run_dataset(run: Run, data: str | Path | None = None, split: str = "test") -
             f"{run.path}/split.json has no {split!r} trajectories (trained without a test split?); "
             "use --split all or --split train"
         )
+    missing = sorted(set(int(i) for i in ids) - set(int(i) for i in np.unique(ds.trajectory)))
+    if missing:
+        raise DatasetError(
+            f"{data} lacks the run's {split} trajectories {missing[:10]}: is it the run's data?"
+        )
     return ds.select_trajectories(ids), data
 
 
-def evaluate_run(
-    run_dir: str | Path, data: str | Path | None = None, split: str = "test", *, rollout: bool = True
-) -> tuple[dict[str, float], Run, Dataset, PredictionResult | None]:
-    """Evaluate a run's model on a part of its dataset and write ``run_dir/metrics.json``
-    (``metrics_<split>.json`` for a split other than test).
+def evaluation_path(run_dir: str | Path, data: str | Path | None, split: str = "test") -> Path:
+    """Where :func:`evaluate_run` writes: ``RUN/evaluations/<data file stem>-<split>.json``.
 
-    Returns the metrics, the run, the evaluated dataset and the rollouts (for the report).
+    Training's own test metrics (``RUN/metrics.json``) are never replaced by an evaluation.
     """
+    run_dir = Path(run_dir)
+    if data is None:
+        config = run_dir / "config.json"
+        recorded = _read_json(config).get("data") if config.exists() else None
+        data = recorded or "data"
+    return run_dir / EVALUATIONS / f"{Path(data).stem}-{split}.json"
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    split: str = "test",
+    *,
+    rollout: bool = True,
+    write: bool = True,
+    force: bool = False,
+) -> tuple[dict[str, float], Run, Dataset, PredictionResult | None]:
+    """Evaluate a run's model on a part of a dataset (default: the run's own).
+
+    With ``write``, the metrics go to :func:`evaluation_path` (refused if that exists,
+    unless ``force``); the training-time ``metrics.json`` is never replaced. Returns the
+    metrics, the run, the evaluated dataset and the rollouts (for the report).
+    """
+    target = evaluation_path(run_dir, data, split)
+    if write and target.exists() and not force:
+        raise FileExistsLagraxError(f"{target} exists; refusing to overwrite it (use --force)")
     run = load_run(run_dir)
     ds, _ = run_dataset(run, data, split)
     metrics = evaluate(run.model, ds, rollout=False, training=run.training)
@@ -471,7 +540,8 @@ def evaluate_run(
         prediction = valid_prediction_time(run.model, ds)
         metrics["valid_prediction_time"] = prediction.mean
     ordered = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
-    write_metrics(run.path, ordered, "metrics.json" if split == "test" else f"metrics_{split}.json")
+    if write:
+        write_metrics(target.parent, ordered, target.name)
     return ordered, run, ds, prediction
 
 
@@ -484,6 +554,10 @@ __all__ = [
     "METRIC_KEYS",
     "Run",
     "evaluate_run",
+    "evaluation_path",
+    "DataMismatchWarning",
+    "EVALUATIONS",
+    "run_data_path",
     "load_run",
     "run_dataset",
     "PredictionResult",

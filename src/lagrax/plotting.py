@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .datasets import Dataset, check_writable  # noqa: E402
+from .errors import LagraxError  # noqa: E402
 from .fileio import atomic_write  # noqa: E402
 
 MAX_LABELLED = 40  # above this many trajectories, bands are shaded but not labelled
@@ -45,10 +46,29 @@ def end_effector_paths(ds: Dataset, system=None) -> np.ndarray | None:
     return xy if xy.shape == (len(ds), 2) else None
 
 
+FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "webp", "tif", "tiff")
+
+
+def check_figure_path(path, force: bool = False) -> str:
+    """The figure format of ``path``'s suffix (png without one); a LagraxError for an unknown
+    format, an existing file without ``force``, or a directory."""
+    path = Path(path)
+    if path.is_dir():
+        raise LagraxError(f"{path} is a directory: give a figure file name such as {path / 'figure.png'}")
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    if fmt not in FIGURE_FORMATS:
+        raise LagraxError(f"cannot write a figure as .{fmt} ({path}): use one of {', '.join(FIGURE_FORMATS)}")
+    check_writable(path, force)
+    return fmt
+
+
 def _save(fig, path: Path, force: bool) -> None:
     """Write atomically (temp file + rename) in the format given by the suffix."""
-    check_writable(path, force)
-    fmt = path.suffix.lstrip(".").lower() or "png"
+    try:
+        fmt = check_figure_path(path, force)
+    except LagraxError:
+        plt.close(fig)
+        raise
     try:
         atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=120))
     finally:

@@ -32,7 +32,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from .datasets import Dataset  # noqa: E402
-from .errors import NotProvidedError  # noqa: E402
+from .errors import FileExistsLagraxError, NotProvidedError  # noqa: E402
 from .evaluation import METRIC_KEYS, TrajectoryRollout  # noqa: E402
 from .batching import batched
 from .fileio import atomic_write, atomic_write_text  # noqa: E402
@@ -465,21 +465,39 @@ def write_report(
     return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
 
 
-def report_run(run_dir: str | Path, data: str | Path | None = None) -> tuple[Path, dict]:
+# What `lagrax report` writes into a run directory (never replaced without force)
+REPORT_FILES = ("report.md", "report.json", "torque_decomposition.png", "learning_curves.png", "rollouts.png")
+
+
+def check_report_writable(run_dir: str | Path, force: bool = False) -> None:
+    """Refuse to replace an earlier report (a user may have edited it) unless ``force``."""
+    existing = [name for name in REPORT_FILES if (Path(run_dir) / name).exists()]
+    if existing and not force:
+        raise FileExistsLagraxError(
+            f"{run_dir} already has a report ({', '.join(existing)}); use --force to replace it"
+        )
+
+
+def report_run(
+    run_dir: str | Path, data: str | Path | None = None, *, force: bool = False
+) -> tuple[Path, dict]:
     """Evaluate a run directory's model on its test trajectories and write the report.
 
     ``data`` defaults to the dataset recorded in the run; without a test split the
-    whole dataset is used (and the report says so). Returns ``report.md``'s path and
-    the metrics (also written to ``metrics.json``).
+    whole dataset is used (and the report says so). Writes :data:`REPORT_FILES`
+    (``report.md``, its figures and ``report.json``, the metrics it shows), refusing to
+    replace an earlier report unless ``force``; the training-time ``metrics.json`` is
+    left as it is. Returns ``report.md``'s path and the metrics.
     """
     from .evaluation import evaluate_run, load_run
 
+    check_report_writable(run_dir, force)
     split = "test"
     run = load_run(run_dir)
     part = run.split.get("test", {})
     if not (part.get("ids") if isinstance(part, dict) else part):
         split = "all"
-    metrics, run, ds, prediction = evaluate_run(run_dir, data, split)
+    metrics, run, ds, prediction = evaluate_run(run_dir, data, split, write=False)
     config = dict(run.config.get("train", {}))
     config.update({k: run.summary[k] for k in ("stopped_reason", "best_epoch") if k in run.summary})
     path = write_report(
@@ -494,12 +512,15 @@ def report_run(run_dir: str | Path, data: str | Path | None = None) -> tuple[Pat
         split=run.split,
     )
     if split != "test":
-        with path.open("a") as f:
-            f.write("\nThe run has no test split: the metrics are on the whole dataset (training data).\n")
+        note = "\nThe run has no test split: the metrics are on the whole dataset (training data).\n"
+        atomic_write_text(path, path.read_text() + note)
+    atomic_write_text(run.path / "report.json", json.dumps(metrics, indent=2) + "\n")
     return path, metrics
 
 
 __all__ = [
+    "REPORT_FILES",
+    "check_report_writable",
     "metrics_table",
     "report_run",
     "format_value",

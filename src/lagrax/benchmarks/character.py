@@ -30,6 +30,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lagrax.errors import DatasetError, FileExistsLagraxError, LagraxError
+from lagrax.fileio import atomic_write_text
+
 DATA_FILE = Path("shared") / "data" / "delan_character_trajectories.npz"
 # src/lagrax/benchmarks/character.py -> the folder that holds the checkout (and shared/)
 DEFAULT_DATA = Path(__file__).resolve().parents[4] / DATA_FILE
@@ -254,12 +257,28 @@ def _run_all(names, seed_list, train_ds, test_ds, epochs, budget, quick, say) ->
     return results
 
 
+def check_outputs(out: str | Path | None, force: bool) -> None:
+    """Refuse to replace ``out`` or its ``.json`` twin unless ``force`` (before any training)."""
+    if out is None:
+        return
+    out = Path(out)
+    existing = [str(p) for p in (out, out.with_suffix(".json")) if p.exists()]
+    if existing and not force:
+        raise FileExistsLagraxError(f"{' and '.join(existing)} exist(s); refusing to overwrite (use --force)")
+
+
+def _check_settings(epochs, max_seconds) -> None:
+    if epochs is not None and epochs < 1:
+        raise LagraxError(f"epochs must be at least 1, got {epochs}")
+    if max_seconds is not None and not (math.isfinite(max_seconds) and max_seconds > 0):
+        raise LagraxError(f"max_seconds must be a positive finite number, got {max_seconds}")
+
+
 def _write(out: str | Path, table: str, seed_list, epochs, quick, results, say) -> None:
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table + "\n")
+    atomic_write_text(out, table + "\n")
     record = {"seeds": seed_list, "epochs": epochs, "quick": quick, "results": results}
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(record, indent=2) + "\n")
     say(f"wrote {out} and {out.with_suffix('.json')}")
 
 
@@ -272,8 +291,17 @@ def main(
     out: str | Path | None = None,
     max_seconds: float | None = None,
     say: Callable[[str], None] = print,
+    force: bool = False,
 ) -> int:
-    """Run the benchmark and print (and with ``out``, write) the markdown table."""
+    """Run the benchmark and print (and with ``out``, write) the markdown table.
+
+    An existing ``out`` is refused unless ``force``. Without ``data``, a missing default
+    file skips the benchmark (exit code 0); a ``data`` file given but missing is an error.
+    """
+    check_outputs(out, force)
+    _check_settings(epochs, max_seconds)
+    if data is not None and not Path(data).is_file():
+        raise DatasetError(f"the DeLaN character file {data} does not exist (or is not a file)")
     data = Path(data) if data is not None else default_data()
     if not data.exists():
         say(f"skipped: the DeLaN character file is not at {data} (give --data FILE)")
@@ -319,13 +347,28 @@ def cli(argv=None, default_data_path: Path | None = None) -> int:
     parser.add_argument(
         "--max-seconds", type=float, default=None, help=f"per-run cap (default {MAX_SECONDS:g})"
     )
-    parser.add_argument("--data", default=default_data_path, help=f"character file (default {DEFAULT_DATA})")
+    parser.add_argument(
+        "--data", default=None, help=f"character file (default {default_data_path or DEFAULT_DATA})"
+    )
     parser.add_argument("--out", default=None, help="also write the markdown table (and .json) here")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
     args = parser.parse_args(argv)
     from lagrax.errors import LagraxError
 
     try:
-        return main(args.seeds, args.models, args.quick, args.epochs, args.data, args.out, args.max_seconds)
+        data = args.data
+        if data is None and default_data_path is not None and Path(default_data_path).exists():
+            data = default_data_path  # (absent: main skips, as without --data)
+        return main(
+            args.seeds,
+            args.models,
+            args.quick,
+            args.epochs,
+            data,
+            args.out,
+            args.max_seconds,
+            force=args.force,
+        )
     except LagraxError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -302,8 +302,8 @@ def train_command(
     test_fraction: float | None = typer.Option(
         None, help="or: fraction of trajectories held out for testing"
     ),
-    val_fraction: float = typer.Option(
-        0.0, help="fraction of training trajectories for validation/early stopping"
+    val_fraction: float | None = typer.Option(
+        None, help="fraction of training trajectories for validation/early stopping (default 0)"
     ),
     config: Path | None = typer.Option(None, "--config", "-c", help="TOML file with train and model tables"),
     epochs: int | None = typer.Option(None, help="passes over the training set"),

@@ -11,7 +11,9 @@ This module does not train anything (see :mod:`lagrax.training.trainer`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -88,7 +90,23 @@ class TrainConfig:
         # names become options here, once; nothing downstream branches on a string
         self.schedule = Schedule.parse(self.schedule)
         self.dtype = Precision.parse(self.dtype)
+        self._check_types()
         self.validate()
+
+    def _check_types(self) -> None:
+        """Whole numbers where counts are meant, finite real numbers elsewhere (e.g. from TOML)."""
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value, hint = getattr(self, f.name), str(hints[f.name])
+            if value is None and "None" in hint:
+                continue
+            if "int" in hint and "float" not in hint:
+                if isinstance(value, bool) or not isinstance(value, int):
+                    raise ConfigError(f"{f.name} must be a whole number, got {value!r}")
+            elif "float" in hint:
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                    raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
+                setattr(self, f.name, float(value))
 
     def validate(self) -> "TrainConfig":
         """Check every setting's range; raise :class:`ConfigError` naming the first bad one."""
@@ -113,6 +131,7 @@ class TrainConfig:
             raise ConfigError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
         if not self.lr > 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        self._check_ranges()
         if not 0.0 <= self.warmup < 1.0:
             raise ConfigError(f"warmup is a fraction of all steps in [0, 1), got {self.warmup}")
         weights = self.loss_weights()
@@ -121,6 +140,29 @@ class TrainConfig:
         if not any(w > 0 for w in weights.values()):
             raise ConfigError(f"at least one loss weight must be positive, got {weights}")
         return self
+
+    def _check_ranges(self) -> None:
+        """The settings that may not be negative, and the fractions."""
+        checks = {
+            "weight_decay": self.weight_decay >= 0,
+            "max_seconds": self.max_seconds is None or self.max_seconds > 0,
+            "patience": self.patience is None or self.patience >= 1,
+            "seed": 0 <= self.seed < 2**32,
+            "clip_norm": self.clip_norm is None or self.clip_norm > 0,
+            "b1": 0 <= self.b1 < 1,
+            "b2": 0 <= self.b2 < 1,
+            "final_lr_fraction": 0 <= self.final_lr_fraction <= 1,
+            "regularization": self.regularization >= 0,
+        }
+        ranges = {"max_seconds": "positive", "patience": "at least 1", "seed": "in [0, 2**32)"}
+        for name, ok in checks.items():
+            if not ok:
+                what = ranges.get(name, "in [0, 1)" if name in ("b1", "b2") else "non-negative")
+                if name == "final_lr_fraction":
+                    what = "in [0, 1]"
+                elif name == "clip_norm":
+                    what = "positive (or none)"
+                raise ConfigError(f"{name} must be {what}, got {getattr(self, name)!r}")
 
     def loss_weights(self) -> dict[str, float]:
         """The weight of each loss term by name (``inverse``, ``forward``, ...)."""
@@ -160,13 +202,18 @@ def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     model options under ``[model]``.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
     try:
         with path.open("rb") as f:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    for table in ("model", "train"):
+        if not isinstance(data.get(table, {}), dict):
+            raise ConfigError(f"config file {str(path)!r}: {table} must be a table ([{table}])")
     model = dict(data.pop("model", {}))
     train = dict(data.pop("train", {}))
     train.update(data)

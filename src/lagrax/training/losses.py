@@ -27,6 +27,8 @@ choose batches (see :mod:`lagrax.training.batches`).
 
 from __future__ import annotations
 
+import warnings
+
 import typing
 
 from collections.abc import Mapping
@@ -252,6 +254,28 @@ def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> 
                     f"loss {name!r} needs {FIELD_NAMES.get(field, repr(field))}, but the {what} has none; "
                     f"set its weight to 0 or use a dataset that has it"
                 )
+        _check_target_varies(ds, name, what)
+
+
+# The quantity each loss term fits: a term whose target is constant has nothing to learn
+# (and its 1/variance normaliser would blow the loss up to ~1e24).
+TARGETS = {"inverse": "tau", "power": "tau", "forward": "qdd", "canonical": "pdot"}
+
+
+def _check_target_varies(ds, name: str, what: str) -> None:
+    field = TARGETS.get(name)
+    target = None if field is None else getattr(ds, field, None)
+    if target is None or np.size(target) == 0:
+        return
+    with warnings.catch_warnings():  # (an all-NaN column: the trainer skips its steps)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        variance = np.nanvar(np.asarray(target, np.float64), axis=0)
+    if np.all(variance == 0):
+        hint = " (passive data?): train with --loss forward=1" if field == "tau" else ""
+        raise DatasetError(
+            f"loss {name!r} fits {FIELD_NAMES.get(field, repr(field))}, but it is the same in every "
+            f"sample of the {what}, so there is nothing to learn{hint}"
+        )
 
 
 def check_model(model, weights: Mapping[str, float]) -> None:

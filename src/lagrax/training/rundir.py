@@ -15,6 +15,7 @@ metrics (:func:`lagrax.evaluation.evaluate`).
 from __future__ import annotations
 
 import json
+import math
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,10 +24,18 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
+from ..errors import (
+    DatasetError,
+    FileExistsLagraxError,
+    LagraxError,
+    NumericalError,
+    ShapeError,
+    UnknownNameError,
+)
+from ..fileio import file_sha256
 from . import losses as L
 from .checkpoint import CheckpointError, atomic_write_text
-from .config import TrainConfig, recipe
+from .config import ConfigError, TrainConfig, recipe
 from .trainer import TrainResult, train
 
 # What a run directory holds; --force removes these (and nothing else) before a new run.
@@ -39,7 +48,26 @@ RUN_FILES = (
     "model.json",
     "summary.json",
     "checkpoints",
+    # what `lagrax evaluate` and `lagrax report` add (lagrax.evaluation.EVALUATIONS,
+    # lagrax.report.REPORT_FILES): a new run's directory must not show an old run's report
+    "evaluations",
+    "report.md",
+    "report.json",
+    "torque_decomposition.png",
+    "learning_curves.png",
+    "rollouts.png",
 )
+# a final normalised loss above this means nothing was learned: each term is scaled by the
+# training set's variance, so an untrained model starts near 1 per active term
+DIVERGED_LOSS = 1e6
+
+
+def remove_stale_temp_files(out_dir: Path) -> list[Path]:
+    """Remove what an interrupted atomic write left (``.NAME.XXXX.tmp``, see lagrax.fileio)."""
+    stale = [p for d in (out_dir, out_dir / "checkpoints") if d.is_dir() for p in d.glob(".*.tmp")]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
@@ -53,12 +81,14 @@ def prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
             raise CheckpointError(
                 f"nothing to resume in {out_dir}: it has no checkpoints/ (train without --resume)"
             )
+        remove_stale_temp_files(out_dir)
         return
     if existing and not force:
         raise FileExistsLagraxError(
             f"run directory {out_dir} exists and is not empty; use --resume to continue that run "
             "or --force to replace its run files"
         )
+    remove_stale_temp_files(out_dir)
     for name in RUN_FILES:  # only what a run writes: --force never deletes anything else
         p = out_dir / name
         if p.is_dir() and not p.is_symlink():
@@ -138,6 +168,45 @@ def summary(model_name: str, result: TrainResult) -> dict[str, Any]:
     }
 
 
+def check_fractions(test_fraction, val_fraction) -> None:
+    """``test_fraction`` in (0, 1) and ``val_fraction`` in [0, 1), each named when wrong."""
+    if test_fraction is not None and not (0 < test_fraction < 1):
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    if val_fraction is not None and not (0 <= val_fraction < 1):
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+
+
+def _differences(saved: Mapping, now: Mapping, keys) -> list[str]:
+    return [f"{k} (was {saved.get(k)!r}, now {now.get(k)!r})" for k in keys if saved.get(k) != now.get(k)]
+
+
+def check_same_run(saved: dict, record: dict, out_dir: Path) -> None:
+    """Refuse to resume ``saved`` (the run's config.json) with another run's ``record``:
+    another dataset (by content), model, model options, split or training setting."""
+    if not saved:
+        return
+    diffs = []
+    if saved.get("data_sha256") and saved["data_sha256"] != record["data_sha256"]:
+        diffs.append(
+            f"the data ({record['data']} is not the file the run was trained on: its SHA-256 differs)"
+        )
+    diffs += _differences(saved, record, ("model", "dof"))
+    diffs += _differences(saved.get("model_options", {}), record["model_options"], record["model_options"])
+    train = saved.get("train", {})
+    diffs += _differences(train, record["train"], sorted(set(train) | set(record["train"])))
+    if saved.get("split") is not None and saved["split"] != record["split"]:
+        diffs.append(
+            "the split (test/validation trajectories: --test-labels, --test-fraction, --val-fraction)"
+        )
+    if diffs:
+        raise CheckpointError(
+            f"cannot resume {out_dir}: this is not the same run; it differs in "
+            + "; ".join(diffs)
+            + ". Resume with the run's own settings (see its config.json), or start a new run "
+            "(another --out, or --force)"
+        )
+
+
 def _check_resumed_dof(saved: dict, ds, data_path) -> None:
     if saved and saved.get("dof") not in (None, ds.dof):
         raise ShapeError(
@@ -151,6 +220,15 @@ def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> Non
 
     save_model(result.model, out_dir, force=True)
     record = summary(model_name, result)
+    final = record["final_loss"]
+    if final is not None and not (math.isfinite(final) and final <= DIVERGED_LOSS):
+        record["stopped_reason"] = "diverged"
+        atomic_write_text(out_dir / "summary.json", json.dumps(record, indent=2) + "\n")
+        raise NumericalError(
+            f"training diverged: the final loss is {final:.3g} (losses are normalised by the data's "
+            f"variance, so anything above {DIVERGED_LOSS:g} means nothing was learned); lower --lr "
+            f"or check the data. The run in {out_dir} is marked 'diverged'"
+        )
     if test_ds is not None:
         from ..evaluation import evaluate
 
@@ -160,6 +238,48 @@ def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> Non
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         record["test"] = metrics
     atomic_write_text(out_dir / "summary.json", json.dumps(record, indent=2) + "\n")
+
+
+def _initial_model(model_name: str, train_ds, cfg: TrainConfig, options: dict):
+    from ..models import make_model
+
+    model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
+    return model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
+
+
+def _plan_run(
+    model_name, data_path: Path, out_dir, resume, config, model_options, labels, test_fraction, val_fraction
+):
+    """Load and check everything a run needs, before any file is touched: ``(dataset, config,
+    model options, saved config.json, (train, test, validation), the config.json to write)``."""
+    from ..datasets import load_dataset
+
+    ds = load_dataset(data_path)
+    cfg, options, saved = resolve_settings(out_dir, resume, config, model_options, model_name, ds)
+    if saved and saved.get("model") not in (None, model_name):
+        raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
+    if resume and saved and labels is None and test_fraction is None and val_fraction is None:
+        labels, test_fraction = saved.get("test_labels"), saved.get("test_fraction")
+        val_fraction = saved.get("val_fraction")
+    val_fraction = val_fraction or 0.0
+    L.check_data(ds, cfg.loss_weights(), f"dataset {data_path}")
+    _check_resumed_dof(saved, ds, data_path)
+    parts = split_dataset(ds, cfg, data_path, labels, test_fraction, val_fraction)
+    labels = labels if isinstance(labels, (str, type(None))) else list(labels)
+    record = {
+        "model": model_name,
+        "model_options": {"dtype": cfg.dtype.value, **options},
+        "train": cfg.to_dict(),
+        "data": str(data_path.resolve()),
+        "data_sha256": file_sha256(data_path),
+        "data_name": ds.metadata.get("system", {}).get("name"),
+        "dof": ds.dof,
+        "test_labels": labels,
+        "test_fraction": test_fraction,
+        "val_fraction": val_fraction,
+        "split": split_record(ds, *(_trajectory_ids(d) for d in parts)),
+    }
+    return ds, cfg, record["model_options"], saved, parts, record
 
 
 def run_training(
@@ -173,7 +293,7 @@ def run_training(
     force: bool = False,
     resume: bool = False,
     *,
-    val_fraction: float = 0.0,
+    val_fraction: float | None = None,
     progress: bool = True,
 ) -> Path:
     """Train ``model_name`` on a dataset file and write the run directory ``out_dir``.
@@ -190,42 +310,37 @@ def run_training(
     the training trajectories is held out for validation and early stopping.
     An existing non-empty ``out_dir`` is refused unless ``resume`` or ``force``
     (which removes only the files a run writes, see :data:`RUN_FILES`).
+
+    ``resume`` continues the same run or refuses (:func:`check_same_run`): the same data
+    (by content), model, options, split and settings; split arguments left out are the
+    saved run's. A run whose final loss is not finite or above :data:`DIVERGED_LOSS`
+    is marked ``diverged`` and raises :class:`~lagrax.errors.NumericalError`.
     """
-    from ..datasets import load_dataset
-    from ..models import MODELS, make_model
+    from ..models import MODELS
 
     if model_name not in MODELS:
         raise UnknownNameError.for_name("model", model_name, MODELS)
     out_dir = Path(out_dir)
     if resume and force:
         raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
-    ds = load_dataset(data_path)
-    cfg, options, saved = resolve_settings(out_dir, resume, config, model_options, model_name, ds)
-    if saved and saved.get("model") not in (None, model_name):
-        raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
-    L.check_data(ds, cfg.loss_weights(), f"dataset {data_path}")
-    _check_resumed_dof(saved, ds, data_path)
-    train_ds, test_ds, val_ds = split_dataset(ds, cfg, data_path, test_labels, test_fraction, val_fraction)
-    prepare_run_dir(out_dir, force, resume)  # only after every input check passed
-
-    options = {"dtype": cfg.dtype.value, **options}
-    model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
-    model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
-    labels = test_labels if isinstance(test_labels, (str, type(None))) else list(test_labels)
-    write_run_config(
+    check_fractions(test_fraction, val_fraction)
+    ds, cfg, options, saved, parts, record = _plan_run(
+        model_name,
+        Path(data_path),
         out_dir,
-        {
-            "model": model_name,
-            "model_options": options,
-            "train": cfg.to_dict(),
-            "data": str(data_path),
-            "dof": ds.dof,
-            "test_labels": labels,
-            "test_fraction": test_fraction,
-            "val_fraction": val_fraction,
-            "split": split_record(ds, *(_trajectory_ids(d) for d in (train_ds, test_ds, val_ds))),
-        },
+        resume,
+        config,
+        model_options,
+        test_labels,
+        test_fraction,
+        val_fraction,
     )
-    result = train(model, train_ds, val_ds, cfg, run_dir=out_dir, resume=resume, progress=progress)
-    _finish(out_dir, model_name, result, test_ds)
+    if resume:
+        check_same_run(saved, record, out_dir)
+    prepare_run_dir(out_dir, force, resume)  # only after every input check passed
+    model = _initial_model(model_name, parts[0], cfg, options)
+    if not (resume and saved):
+        write_run_config(out_dir, record)
+    result = train(model, parts[0], parts[2], cfg, run_dir=out_dir, resume=resume, progress=progress)
+    _finish(out_dir, model_name, result, parts[1])
     return out_dir

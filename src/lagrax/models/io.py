@@ -26,7 +26,7 @@ import jax
 
 from ..version import __version__
 from ..errors import FileExistsLagraxError, LagraxError, ShapeError
-from ..fileio import atomic_write
+from ..fileio import atomic_write, file_sha256
 from ..options import Precision
 from ..systems.base import System, SystemInfo
 from . import MODELS, spec_class
@@ -63,10 +63,11 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
         "system": model.info.to_json(),
         "lagrax_version": __version__,
     }
-    text = json.dumps(meta, indent=2).encode()  # fails before anything is written
+    json.dumps(meta)  # fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
-    atomic_write(run_dir / META_FILE, lambda f: f.write(text))
+    meta["model_sha256"] = file_sha256(run_dir / MODEL_FILE)  # checked by load_model
+    atomic_write(run_dir / META_FILE, lambda f: f.write(json.dumps(meta, indent=2).encode()))
     return run_dir
 
 
@@ -98,12 +99,16 @@ def read_model_metadata(run_dir) -> dict:
 def read_spec(meta: dict, where: str = META_FILE) -> ModelSpec:
     """The :class:`~lagrax.models.spec.ModelSpec` of a parsed ``model.json`` (strict)."""
     kind = meta["kind"]
-    if kind not in MODELS:
+    if not isinstance(kind, str) or kind not in MODELS:
         raise LagraxError(f"{where}: unknown model kind {kind!r} (known: {', '.join(sorted(MODELS))})")
     try:
         return spec_class(kind).from_json(meta["spec"])
     except LagraxError as e:
         raise type(e)(f"{where}: invalid {kind} spec: {e}") from None
+    except (TypeError, KeyError, ValueError, AttributeError) as e:
+        raise LagraxError(
+            f"{where}: its spec is not a {kind} model's ({type(e).__name__}: {e}); the saved model is corrupt"
+        ) from None
 
 
 def _describe(info: SystemInfo) -> str:
@@ -142,6 +147,12 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
         raise LagraxError(
             f"the model in {path} has float64 parameters; enable them first with "
             "jax.config.update('jax_enable_x64', True)"
+        )
+    expected = meta.get("model_sha256")
+    if expected is not None and file_sha256(path / MODEL_FILE) != expected:
+        raise LagraxError(
+            f"{path / MODEL_FILE} is damaged: its SHA-256 does not match the one recorded in "
+            f"{META_FILE} when it was saved"
         )
     skeleton = spec.build(info, key=jax.random.PRNGKey(0))
     try:

@@ -52,6 +52,8 @@ class Pendulum(_WithFriction):
 
 def pendulum(m: float = 1.0, l: float = 1.0, g: float = 9.81, damping: float = 0.0, coulomb: float = 0.0):
     """A simple pendulum (1 revolute joint, actuated)."""
+    check_positive("pendulum", m=m, l=l)
+    check_nonnegative("pendulum", g=g, damping=damping, coulomb=coulomb)
     info = SystemInfo.make(
         "pendulum",
         1,
@@ -94,6 +96,8 @@ def double_pendulum(
 
     ``q = (theta1, theta2)``, both absolute angles from the downward vertical.
     """
+    check_positive("double_pendulum", m1=m1, m2=m2, l1=l1, l2=l2)
+    check_nonnegative("double_pendulum", g=g, damping=damping, coulomb=coulomb)
     info = SystemInfo.make(
         "double_pendulum",
         2,

@@ -26,10 +26,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .errors import NumericalError, ShapeError, SingularHessianError
+from .errors import NonFiniteInputError, NumericalError, ShapeError, SingularHessianError
 from .systems.base import System
 
 BATCH_CHUNK = 256  # samples per vmapped chunk of a large batch
+
+
+def _real_finite(system: System, method: str, name: str, a: Any) -> jax.Array:
+    """``a`` as a real floating array, or a NonFiniteInputError naming the argument."""
+    raw = np.asarray(a)
+    if raw.dtype.kind not in "fiu":
+        raise NonFiniteInputError(
+            f"{system.info.name}.{method}: {name} has dtype {raw.dtype}; real numbers are needed"
+        )
+    bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
+    if bad:
+        raise NonFiniteInputError(f"{system.info.name}.{method}: {name} holds {bad} NaN or inf values")
+    a = jnp.asarray(a)
+    return a if jnp.issubdtype(a.dtype, jnp.floating) else a.astype(jnp.result_type(float))
 
 
 def _check_args(system: System, method: str, names: Sequence[str], args: Sequence[Any]):
@@ -38,9 +52,7 @@ def _check_args(system: System, method: str, names: Sequence[str], args: Sequenc
     arrays: list[jax.Array] = []
     batch_shape: tuple[int, ...] = ()
     for name, a in zip(names, args):
-        a = jnp.asarray(a)
-        if not jnp.issubdtype(a.dtype, jnp.floating):
-            a = a.astype(jnp.result_type(float))
+        a = _real_finite(system, method, name, a)
         if a.ndim == 0 or a.shape[-1] != n:
             raise ShapeError(
                 f"{system.info.name}.{method}: {name} has shape {tuple(a.shape)}, expected (n,) "
@@ -123,7 +135,8 @@ class Batched:
         inputs_ok, (qdd, singular) = self._call(
             "forward_dynamics", ("q", "qd", "tau"), (q, qd, tau), out_method="solve_forward_dynamics"
         )
-        singular = np.asarray(singular) & inputs_ok
+        # a flagged solve, or (a Cholesky of an indefinite M) a silent NaN: both are singular
+        singular = (np.asarray(singular) | ~_finite(qdd, inputs_ok.shape)) & inputs_ok
         if np.any(singular):
             raise SingularHessianError(
                 f"{self.system.info.name}.forward_dynamics at {int(np.sum(singular))} of "

@@ -35,6 +35,10 @@ class DatasetError(LagraxError, ValueError):
     """A dataset is malformed: missing keys, NaNs, inconsistent lengths or joints."""
 
 
+class NonFiniteInputError(LagraxError, ValueError):
+    """An input array holds NaN or inf (or complex values) where real, finite numbers are needed."""
+
+
 class NumericalError(LagraxError, ArithmeticError):
     """A computation gave a non-finite result for finite inputs."""
 

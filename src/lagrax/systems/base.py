@@ -542,7 +542,25 @@ def lagrangian_system(
     ``friction(q, qd) -> (n,)``, if given, is a dissipative force the torques overcome.
     """
     meta = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
+    _check_output_shape(L, meta, "L(q, qd)", (), 2)
     return FunctionLagrangianSystem(info=meta, fn=L, friction_fn=friction)
+
+
+def _check_output_shape(fn: Callable, info: "SystemInfo", what: str, expected: tuple, arity: int) -> None:
+    """Trace ``fn`` on zeros of the system's size (no computation) and check its output shape."""
+    n = info.dof
+    args = [jax.ShapeDtypeStruct((n,), jnp.result_type(float))] * arity
+    try:
+        out = jax.eval_shape(fn, *args)
+    except Exception as e:  # the user's function itself failed on (n,) inputs
+        raise ShapeError(
+            f"{info.name}: {what} fails on inputs of shape ({n},): {type(e).__name__}: {e}"
+        ) from None
+    shape = getattr(out, "shape", None)
+    if shape != expected:
+        raise ShapeError(
+            f"{info.name}: {what} returns shape {shape}, expected {expected} for a system of {n} joints"
+        )
 
 
 def structured_system(
@@ -559,6 +577,8 @@ def structured_system(
 ) -> FunctionStructuredSystem:
     """A full system from JAX functions ``M(q) -> (n, n)`` (SPD) and ``V(q) -> scalar``."""
     meta = SystemInfo.make(name, dof, joint_names, joint_types, actuated, **info)
+    _check_output_shape(mass_matrix, meta, "M(q)", (dof, dof), 1)
+    _check_output_shape(potential, meta, "V(q)", (), 1)
     return FunctionStructuredSystem(
         info=meta, mass_fn=mass_matrix, potential_fn=potential, friction_fn=friction
     )

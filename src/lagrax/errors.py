@@ -39,6 +39,10 @@ class NonFiniteInputError(LagraxError, ValueError):
     """An input array holds NaN or inf (or complex values) where real, finite numbers are needed."""
 
 
+class OutOfRangeError(LagraxError, ValueError):
+    """A setting is out of its allowed range (e.g. a non-positive time step)."""
+
+
 class NumericalError(LagraxError, ArithmeticError):
     """A computation gave a non-finite result for finite inputs."""
 

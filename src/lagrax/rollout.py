@@ -25,6 +25,7 @@ rollouts (see :mod:`lagrax.evaluation`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import ClassVar, NamedTuple
 
@@ -35,7 +36,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from .errors import NotProvidedError, NumericalError, ShapeError, SingularHessianError
+from .errors import (
+    NonFiniteInputError,
+    NotProvidedError,
+    NumericalError,
+    OutOfRangeError,
+    ShapeError,
+    SingularHessianError,
+)
 from .options import Option
 
 
@@ -105,12 +113,16 @@ class Stepping(eqx.Module):
         """Parse ``solver`` and check that adaptive stepping has an error estimate."""
         solver = parse_solver(solver)
         if dt is None and not _has_error_estimate(solver):
-            raise ValueError(
+            raise OutOfRangeError(
                 f"solver {type(solver).__name__} has no error estimate for adaptive steps: "
                 "give a fixed step dt=..."
             )
-        if dt is not None and not dt > 0:
-            raise ValueError(f"the fixed step dt must be positive, got {dt}")
+        if dt is not None and not (math.isfinite(dt) and dt > 0):
+            raise OutOfRangeError(f"the fixed step dt must be a positive finite number, got {dt}")
+        if not (rtol > 0 and atol > 0 and int(max_steps) >= 1):
+            raise OutOfRangeError(
+                f"rtol and atol must be positive and max_steps >= 1, got {rtol}, {atol}, {max_steps}"
+            )
         return cls(solver, float(rtol), float(atol), None if dt is None else float(dt), int(max_steps))
 
     def controller(self) -> diffrax.AbstractStepSizeController:
@@ -164,9 +176,23 @@ def _torque(tau, ts, n: int, batch: int | None, dtype) -> tuple[Torque, bool]:
     raise ShapeError(f"tau must be None, a callable, or of shape {shapes}; got {tau.shape}")
 
 
+def _check_finite(name: str, a) -> None:
+    """A NonFiniteInputError for NaN or inf in a concrete input (traced ones cannot be checked)."""
+    if a is None or callable(a) or isinstance(a, jax.core.Tracer):
+        return
+    raw = np.asarray(a)
+    if raw.dtype.kind == "c":
+        raise NonFiniteInputError(f"{name} is complex; real numbers are needed")
+    bad = int(raw.size - np.count_nonzero(np.isfinite(raw)))
+    if bad:
+        raise NonFiniteInputError(f"{name} holds {bad} NaN or inf values")
+
+
 def _validate(system, x0, v0, ts, tau, names: tuple[str, str]) -> _Inputs:
     """Initial states of a common float dtype, times and torque, or a ShapeError naming them."""
     n = system.dof
+    for name, a in ((names[0], x0), (names[1], v0), ("ts", ts), ("tau", tau)):
+        _check_finite(name, a)
     x0 = jnp.asarray(x0)
     dtype = x0.dtype if jnp.issubdtype(x0.dtype, jnp.floating) else jnp.result_type(float)
     x0, v0, ts = x0.astype(dtype), jnp.asarray(v0, dtype), jnp.asarray(ts, dtype)
@@ -177,6 +203,8 @@ def _validate(system, x0, v0, ts, tau, names: tuple[str, str]) -> _Inputs:
         )
     if ts.ndim != 1 or ts.shape[0] < 2:
         raise ShapeError(f"ts must be a 1-D array of at least two times; got shape {ts.shape}")
+    if not isinstance(ts, jax.core.Tracer) and not bool(jnp.all(jnp.diff(ts) > 0)):
+        raise OutOfRangeError("ts must be strictly increasing times")
     torque, batch_torque = _torque(tau, ts, n, x0.shape[0] if x0.ndim == 2 else None, dtype)
     return _Inputs(x0, v0, ts, torque, batch_torque)
 

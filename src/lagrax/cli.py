@@ -384,11 +384,12 @@ MODEL_OPTIONS = ("width", "depth", "activation")
 
 def _train_settings(given: dict) -> tuple[dict, dict]:
     """Training overrides and model options: the TOML file, then the command-line options."""
-    from .training import parse_loss_weights, read_toml
+    from .training import TrainConfig, parse_loss_weights, read_toml
 
     overrides, model_options = {}, {}
     if given["config"] is not None:
         overrides, model_options = read_toml(given["config"])
+        TrainConfig.from_dict(overrides)  # the file's own values are checked, even those overridden
     overrides.update({k: given[k] for k in TRAIN_OPTIONS if given[k] is not None})
     if given["loss"] is not None:
         overrides.update(parse_loss_weights(given["loss"]))
@@ -556,7 +557,7 @@ INTERRUPTED = "interrupted (Ctrl-C); `lagrax train --resume` continues a run fro
 EXIT_INTERRUPTED = 130
 
 
-def _aborted(e: BaseException) -> tuple[str, int]:
+def abort_message(e: BaseException) -> tuple[str, int]:
     """Typer turns an EOFError into Abort: not a Ctrl-C."""
     cause = e.__cause__ or e.__context__
     if isinstance(cause, EOFError):
@@ -586,7 +587,7 @@ def main(argv: list[str] | None = None) -> int:
         _say_error(os_error_message(e))
         code = EXIT_USER_ERROR
     except (typer.Abort, KeyboardInterrupt) as e:
-        message, code = _aborted(e)
+        message, code = abort_message(e)
         _say_error(message)
     except typer.Exit as e:
         code = e.exit_code

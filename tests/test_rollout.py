@@ -44,7 +44,7 @@ def test_a_solver_object_gives_the_same_rollout_as_its_name(pendulum):
 def test_adaptive_steps_need_an_error_estimate(pendulum):
     with pytest.raises(ValueError, match="no error estimate.*dt="):
         simulate(pendulum, np.zeros(2), np.zeros(2), TS, solver="rk4")
-    with pytest.raises(ValueError, match="dt must be positive"):
+    with pytest.raises(ValueError, match="dt must be a positive finite number"):
         simulate(pendulum, np.zeros(2), np.zeros(2), TS, solver="rk4", dt=0.0)
 
 

@@ -264,7 +264,9 @@ TARGETS = {"inverse": "tau", "power": "tau", "forward": "qdd", "canonical": "pdo
 
 def _check_target_varies(ds, name: str, what: str) -> None:
     field = TARGETS.get(name)
-    target = None if field is None else getattr(ds, field, None)
+    if field is None:
+        return
+    target = getattr(ds, field, None)
     if target is None or np.size(target) == 0:
         return
     with warnings.catch_warnings():  # (an all-NaN column: the trainer skips its steps)

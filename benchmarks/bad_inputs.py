@@ -160,7 +160,10 @@ GENERATE_OPTIONS = [
 
 def option_cases() -> list[tuple[str, list]]:
     train = ["train", "--model", "delan", "--data", "dp.npz", *FAST]
-    cases = [(f"train {' '.join(map(str, o))}", [*train, "--out", "t_opt", *o]) for o in TRAIN_OPTIONS]
+    cases = [
+        (f"train {' '.join(map(str, o))}", [*train, "--out", f"t_opt{i}", *o])
+        for i, o in enumerate(TRAIN_OPTIONS)
+    ]
     cases.append(
         (
             "train passive data (tau = 0)",
@@ -172,10 +175,10 @@ def option_cases() -> list[tuple[str, list]]:
     Path("bin.toml").write_bytes(bytes(range(256)))
     Path("dir.toml").mkdir(exist_ok=True)
     for name in [*TOML_FILES, "bin.toml", "dir.toml", "nope.toml"]:
-        cases.append((f"train --config {name}", [*train, "--out", "t_toml", "--config", name]))
+        cases.append((f"train --config {name}", [*train, "--out", f"t_{name}", "--config", name]))
     cases += [
-        (f"generate {' '.join(map(str, o[:2]))}", ["generate", "pendulum", "--out", "g.npz", *o])
-        for o in GENERATE_OPTIONS
+        (f"generate {' '.join(map(str, o[:2]))}", ["generate", "pendulum", "--out", f"g{i}.npz", *o])
+        for i, o in enumerate(GENERATE_OPTIONS)
     ]
     return cases
 
@@ -192,8 +195,11 @@ def misc_cases() -> list[tuple[str, list]]:
         ("generate --out a directory", ["generate", "pendulum", "--out", "dirdata.npz", *GEN]),
         ("plot --out a directory", ["plot", "dp.npz", "--out", "dirdata.npz"]),
         ("plot --out x.xyz", ["plot", "dp.npz", "--out", "x.xyz"]),
-        ("generate system nope", ["generate", "nope", "--out", "g.npz"]),
-        ("generate urdf: a bad URDF", ["generate", "urdf", "-p", "path=bad.urdf", "--out", "g.npz", *GEN]),
+        ("generate system nope", ["generate", "nope", "--out", "g_nope.npz"]),
+        (
+            "generate urdf: a bad URDF",
+            ["generate", "urdf", "-p", "path=bad.urdf", "--out", "g_urdf.npz", *GEN],
+        ),
         ("demo --epochs 0", ["demo", "--out", "demo0", "--epochs", 0]),
         ("demo --seconds -1", ["demo", "--out", "demo1", "--seconds", -1]),
         ("bench --data missing", ["bench", "delan-character", "--quick", "--data", "missing.npz"]),

@@ -166,8 +166,19 @@ def option_cases() -> list[tuple[str, list]]:
     ]
     cases.append(
         (
-            "train passive data (tau = 0)",
-            ["train", "--model", "delan", "--data", "passive.npz", "--out", "t_p", *FAST],
+            "train passive data (tau = 0) --loss inverse=1",
+            [
+                "train",
+                "--model",
+                "delan",
+                "--data",
+                "passive.npz",
+                "--out",
+                "t_p",
+                *FAST,
+                "--loss",
+                "inverse=1",
+            ],
         )
     )
     for name, text in TOML_FILES.items():

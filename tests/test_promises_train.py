@@ -151,22 +151,14 @@ def test_resume_with_the_same_settings_continues_and_keeps_the_config(data, run,
 
 def test_torque_free_data_is_refused_for_the_inverse_loss(data, tmp_path, cli):
     out = tmp_path / "r"
-    code, _, err = cli("train", "--model", "delan", "--data", data / "passive.npz", "--out", out, *FAST)
+    passive = ["train", "--model", "delan", "--data", data / "passive.npz", "--out", out, *FAST]
+    code, _, err = cli(*passive, "--loss", "inverse=1")
     assert_clean_error(code, err, "forward=1")
     assert not out.exists()
-    code, _, err = cli(
-        "train",
-        "--model",
-        "delan",
-        "--data",
-        data / "passive.npz",
-        "--out",
-        out,
-        *FAST,
-        "--loss",
-        "forward=1",
-    )
+    code, _, err = cli(*passive)  # by default, the forward loss on passive data
     assert code == 0, err
+    config = json.loads((out / "config.json").read_text())["train"]
+    assert config["inverse"] == 0 and config["forward"] > 0
     assert json.loads((out / "summary.json").read_text())["stopped_reason"] == "completed"
 
 

@@ -17,6 +17,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import LagraxError, UnknownNameError
 from ..options import Option, Precision, Schedule
 
@@ -270,13 +272,30 @@ ARM_PRESETS: dict[str, dict[str, Any]] = {
 ARM_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"delan": dict(width=128, friction="coulomb")}
 
 
+# the loss terms whose target is the torque: meaningless on passive (torque-free) data
+TORQUE_LOSSES = ("inverse", "power")
+
+
+def is_passive(dataset) -> bool:
+    """Whether ``dataset`` has no torques, or torques that are zero in every sample."""
+    return dataset.tau is None or not np.any(np.asarray(dataset.tau))
+
+
 def recipe(model_name: str, dataset) -> tuple[dict[str, Any], dict[str, Any]]:
     """The default ``(training settings, model options)`` of ``model_name`` on ``dataset``.
 
     Arms (at least :data:`ARM_DOF` joints) get :data:`ARM_PRESETS` /
     :data:`ARM_MODEL_OPTIONS` where a model has one; everything else the presets tuned
-    on the DeLaN character data (:data:`PRESETS`, :data:`PRESET_MODEL_OPTIONS`).
+    on the DeLaN character data (:data:`PRESETS`, :data:`PRESET_MODEL_OPTIONS`). On
+    passive data (:func:`is_passive`) the torque losses are off and the forward
+    (acceleration) loss is on, for every model.
     """
     if dataset is not None and dataset.dof >= ARM_DOF and model_name in ARM_PRESETS:
-        return dict(ARM_PRESETS[model_name]), dict(ARM_MODEL_OPTIONS.get(model_name, {}))
-    return dict(PRESETS.get(model_name, {})), dict(PRESET_MODEL_OPTIONS.get(model_name, {}))
+        settings, options = dict(ARM_PRESETS[model_name]), dict(ARM_MODEL_OPTIONS.get(model_name, {}))
+    else:
+        settings = dict(PRESETS.get(model_name, {}))
+        options = dict(PRESET_MODEL_OPTIONS.get(model_name, {}))
+    if dataset is not None and is_passive(dataset):
+        settings.update({name: 0.0 for name in TORQUE_LOSSES})
+        settings["forward"] = settings.get("forward") or 1.0
+    return settings, options

@@ -213,3 +213,13 @@ def test_the_run_records_its_data(run, data):
     assert config["data_sha256"] == file_sha256(data / "dp.npz")
     assert config["data_name"] == "double_pendulum"
     assert np.isfinite(json.loads((run / "summary.json").read_text())["final_loss"])
+
+
+def test_divergence_criteria():
+    from lagrax.training.rundir import divergence
+
+    assert divergence([{"loss": 1.0}, {"loss": 0.01}]) is None
+    assert divergence([]) is None
+    assert "nan" in divergence([{"loss": 1.0}, {"loss": float("nan")}])
+    assert "above" in divergence([{"loss": 2e26}, {"loss": 2e26}])
+    assert "first epoch" in divergence([{"loss": 0.5}, {"loss": 50.0}])

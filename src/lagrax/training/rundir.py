@@ -60,6 +60,8 @@ RUN_FILES = (
 # a final normalised loss above this means nothing was learned: each term is scaled by the
 # training set's variance, so an untrained model starts near 1 per active term
 DIVERGED_LOSS = 1e6
+# ... or a final loss this many times the first epoch's (noise moves it by far less)
+DIVERGED_GROWTH = 10.0
 
 
 def remove_stale_temp_files(out_dir: Path) -> list[Path]:
@@ -214,20 +216,38 @@ def _check_resumed_dof(saved: dict, ds, data_path) -> None:
         )
 
 
+def divergence(history: list[dict]) -> str | None:
+    """Why a run's per-epoch ``history`` shows that nothing was learned, or ``None``.
+
+    The final loss is not finite, above :data:`DIVERGED_LOSS` (losses are normalised by
+    the data's variance, so an untrained model starts near 1 per term), or more than
+    :data:`DIVERGED_GROWTH` times the first epoch's.
+    """
+    if not history:
+        return None
+    first, final = history[0]["loss"], history[-1]["loss"]
+    if not math.isfinite(final):
+        return f"the final loss is {final}"
+    if final > DIVERGED_LOSS:
+        return f"the final loss {final:.3g} is above {DIVERGED_LOSS:g}: nothing was learned"
+    if math.isfinite(first) and final > DIVERGED_GROWTH * first:
+        return f"the final loss {final:.3g} is more than {DIVERGED_GROWTH:g}x the first epoch's ({first:.3g})"
+    return None
+
+
 def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> None:
     """Save the model, evaluate it on the test split (if any) and write the summary."""
     from ..models.io import save_model
 
     save_model(result.model, out_dir, force=True)
     record = summary(model_name, result)
-    final = record["final_loss"]
-    if final is not None and not (math.isfinite(final) and final <= DIVERGED_LOSS):
+    why = divergence(result.history)
+    if why:
         record["stopped_reason"] = "diverged"
         atomic_write_text(out_dir / "summary.json", json.dumps(record, indent=2) + "\n")
         raise NumericalError(
-            f"training diverged: the final loss is {final:.3g} (losses are normalised by the data's "
-            f"variance, so anything above {DIVERGED_LOSS:g} means nothing was learned); lower --lr "
-            f"or check the data. The run in {out_dir} is marked 'diverged'"
+            f"training diverged: {why}; lower --lr or check the data. The run in {out_dir} is "
+            "marked 'diverged'"
         )
     if test_ds is not None:
         from ..evaluation import evaluate

@@ -154,3 +154,17 @@ def test_a_bad_urdf_is_one_line_without_the_parsers_own_output(tmp_path, capfd):
     code = main(["generate", "urdf", "-p", f"path={bad}", "--out", str(tmp_path / "x.npz")])
     _, err = capfd.readouterr()
     assert_clean_error(code, err, "cannot read URDF", "XML")
+
+
+def test_a_report_of_a_diverged_rollout_draws_nan_energy_not_an_error(tmp_path):
+    """The checked edge refuses NaN states; the report's energy plot gives them NaN energy."""
+    from lagrax.evaluation import TrajectoryRollout
+    from lagrax.report import plot_rollouts
+
+    t = np.linspace(0.0, 1.0, 6)
+    q = np.stack([np.sin(t), np.cos(t)], axis=-1)
+    q_pred = q.copy()
+    q_pred[3:] = np.nan  # the rollout blew up after three steps
+    rollout = TrajectoryRollout(0, "a", t, q, q, np.zeros_like(q), q_pred, q_pred, np.zeros(6), 0.5)
+    plot_rollouts(lagrax.system("double_pendulum"), [rollout], tmp_path / "r.png")
+    assert (tmp_path / "r.png").stat().st_size > 0

@@ -249,7 +249,11 @@ def _energies_along(model, rollouts: Sequence[TrajectoryRollout]) -> list[tuple]
         return None
     q_all = np.concatenate([x for r in rollouts for x in (r.q, r.q_pred)])
     qd_all = np.concatenate([x for r in rollouts for x in (r.qd, r.qd_pred)])
-    e_all = np.asarray(batched(model).energy(q_all, qd_all))  # NaN where a rollout diverged
+    # a diverged rollout has NaN states: the checked edge refuses them, so they get NaN energy
+    finite = np.isfinite(q_all).all(axis=-1) & np.isfinite(qd_all).all(axis=-1)
+    e_all = np.full(len(q_all), np.nan)
+    if finite.any():
+        e_all[finite] = np.asarray(batched(model).energy(q_all[finite], qd_all[finite]))
     energies, start = [], 0
     for r in rollouts:
         T = len(r.t)

@@ -168,3 +168,19 @@ def test_a_report_of_a_diverged_rollout_draws_nan_energy_not_an_error(tmp_path):
     rollout = TrajectoryRollout(0, "a", t, q, q, np.zeros_like(q), q_pred, q_pred, np.zeros(6), 0.5)
     plot_rollouts(lagrax.system("double_pendulum"), [rollout], tmp_path / "r.png")
     assert (tmp_path / "r.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("value", [math.inf, math.nan])
+def test_model_options_must_be_finite(value):
+    info = lagrax.system("double_pendulum").info
+    with pytest.raises(LagraxError, match="finite"):
+        make_model("delan", info, key=jax.random.PRNGKey(0), shift=value)
+
+
+def test_make_model_checks_info_and_key():
+    system = lagrax.system("double_pendulum")
+    with pytest.raises(LagraxError, match="SystemInfo"):
+        make_model("delan", "double_pendulum", key=jax.random.PRNGKey(0))
+    with pytest.raises(LagraxError, match="PRNG key"):
+        make_model("delan", system.info, key=0)
+    assert make_model("delan", system, key=jax.random.PRNGKey(0)).dof == 2  # a System gives its info

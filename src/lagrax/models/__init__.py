@@ -54,7 +54,37 @@ def make_model(name: str, info, *, key, **options: Any):
     ``options`` are the spec's fields by name (``dtype`` is accepted for ``precision``),
     as strings, numbers or option members; an unknown one is an error naming it.
     """
-    return make_spec(name, **options).build(info, key=key)
+    spec = make_spec(name, **options)
+    return spec.build(_system_info(info), key=_prng_key(key))
+
+
+def _system_info(info):
+    """``info`` itself, or a system's ``.info``; else a SpecError saying what is expected."""
+    from ..systems.base import System, SystemInfo
+    from .spec import SpecError
+
+    if isinstance(info, System):
+        return info.info
+    if not isinstance(info, SystemInfo):
+        raise SpecError(
+            f"make_model needs the system's info (a lagrax SystemInfo, e.g. lagrax.system('pendulum').info), "
+            f"got {type(info).__name__}"
+        )
+    return info
+
+
+def _prng_key(key):
+    """``key`` if it is a JAX PRNG key (typed or raw ``uint32[2]``); else a SpecError."""
+    import jax
+    import jax.numpy as jnp
+
+    from .spec import SpecError
+
+    if isinstance(key, jax.Array) and (
+        jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.shape == (2,) and key.dtype == jnp.uint32)
+    ):
+        return key
+    raise SpecError(f"key must be one JAX PRNG key, e.g. jax.random.PRNGKey(0), got {key!r}")
 
 
 def __getattr__(name: str):

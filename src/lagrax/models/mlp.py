@@ -21,6 +21,7 @@ This module does not train anything (see the training module).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -71,7 +72,11 @@ class Normalization:
             mean, std = getattr(self, name)
             if len(mean) != len(std):
                 raise ShapeError(f"normalization[{name!r}] has {len(mean)} means and {len(std)} stds")
-            if min(std, default=1.0) <= 0.0:
+            if not all(math.isfinite(x) for x in (*mean, *std)):
+                raise ShapeError(
+                    f"normalization[{name!r}] has a mean or std that is not finite: {mean}, {std}"
+                )
+            if not all(x > 0.0 for x in std):
                 raise ShapeError(f"normalization[{name!r}] has a non-positive std: {std}")
 
     @classmethod
@@ -92,9 +97,15 @@ class Normalization:
             )
         stats = {}
         for name in NORMALIZED:
-            entry = value[name]
-            mean, std = (entry["mean"], entry["std"]) if isinstance(entry, Mapping) else entry
-            stats[name] = (tuple(float(x) for x in mean), tuple(float(x) for x in std))
+            try:
+                entry = value[name]
+                mean, std = (entry["mean"], entry["std"]) if isinstance(entry, Mapping) else entry
+                stats[name] = (tuple(float(x) for x in mean), tuple(float(x) for x in std))
+            except (KeyError, TypeError, ValueError):
+                raise ShapeError(
+                    f"normalization[{name!r}] must be (mean, std) or {{'mean': [...], 'std': [...]}} "
+                    f"of numbers, got {value[name]!r}"
+                ) from None
         return cls(**stats)
 
     def to_json(self) -> dict:

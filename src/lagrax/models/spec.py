@@ -22,6 +22,7 @@ and saving (:mod:`lagrax.models.io`).
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import typing
 from collections.abc import Callable, Mapping
@@ -127,7 +128,7 @@ class ModelSpec:
         elif hint is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
         elif hint is float:
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
             value = float(value) if ok else value
         else:  # pragma: no cover - a spec field of a type this module does not know
             raise TypeError(f"{where}: unsupported field type {hint!r}; give it a Codec")
@@ -207,7 +208,7 @@ class ModelSpec:
 
 
 def _describe(hint: Any) -> str:
-    names = {bool: "true or false", int: "an integer", float: "a number"}
+    names = {bool: "true or false", int: "an integer", float: "a finite number"}
     return names.get(hint, f"a {getattr(hint, '__name__', hint)}")
 
 

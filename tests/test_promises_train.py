@@ -223,3 +223,18 @@ def test_divergence_criteria():
     assert "nan" in divergence([{"loss": 1.0}, {"loss": float("nan")}])
     assert "above" in divergence([{"loss": 2e26}, {"loss": 2e26}])
     assert "first epoch" in divergence([{"loss": 0.5}, {"loss": 50.0}])
+
+
+def test_passive_data_gets_no_torque_metrics(data, tmp_path):
+    """A model trained on torque-free data is evaluated on what the data supports."""
+    import math
+
+    from lagrax.training import run_training
+
+    out = run_training("delan", data / "passive.npz", tmp_path / "r", {"epochs": 2, "lbfgs_epochs": 0},
+                       {"width": 8}, test_fraction=0.25, progress=False)  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert math.isnan(metrics.get("torque_mse", math.nan)) and math.isnan(
+        metrics.get("torque_nmse", math.nan)
+    )
+    assert math.isfinite(metrics["qdd_mse"])

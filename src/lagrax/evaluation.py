@@ -264,8 +264,12 @@ def samples_per_second(model, dataset: Dataset, repeats: int = 3) -> float:
 
 
 def _torque_metrics(model, dataset: Dataset, q, qd, qdd) -> dict[str, float]:
-    """``torque_mse``, ``torque_nmse`` where there are torques and inverse dynamics."""
-    if dataset.tau is None or not model.provides("inverse_dynamics"):
+    """``torque_mse``, ``torque_nmse`` where there are torques and inverse dynamics.
+
+    Passive data (torques absent or zero in every sample) supports no torque metric: the
+    normalised one would divide by a zero variance, so neither is reported.
+    """
+    if dataset.tau is None or not np.any(dataset.tau) or not model.provides("inverse_dynamics"):
         return {}
     tau_pred = batched(model).inverse_dynamics(q, qd, qdd)
     return {

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lagrax
-from lagrax.errors import NotProvidedError, ShapeError, SingularHessianError, UnknownNameError
+from lagrax.errors import NotProvidedError, NumericalError, ShapeError, SingularHessianError, UnknownNameError
 from lagrax.rollout import RK4, SolverName, parse_solver, simulate, simulate_canonical
 
 TS = np.linspace(0.0, 0.5, 6)
@@ -84,3 +84,39 @@ def test_a_singular_hessian_ends_the_rollout_with_a_clear_error(options):
         simulate(system, np.zeros(2), np.ones(2), TS, **options)
     with pytest.raises(SingularHessianError, match=r"initial states \[0, 1\]"):
         simulate(system, np.zeros((2, 2)), np.ones((2, 2)), TS, **options)
+
+
+def test_a_hessian_that_becomes_singular_is_named_with_its_time_and_state():
+    """L = qd0^2/2 - qd0^4/12 + q0 + qd1^2/2: the Hessian diag(1 - qd0^2, 1) is singular at
+    qd0 = 1 and indefinite beyond. From rest, qdd0 = 1 / (1 - qd0^2), so qd0 - qd0^3/3 = t
+    and qd0 reaches 1 at t = 2/3. The error names that time and the state, and carries
+    the trajectory computed so far (finite before, NaN after)."""
+
+    def L(q, qd):
+        return 0.5 * qd[0] ** 2 - qd[0] ** 4 / 12 + q[0] + 0.5 * qd[1] ** 2
+
+    system = lagrax.lagrangian_system(L, dof=2)
+    ts = np.linspace(0.0, 2.0, 41)
+    for options in ({}, {"solver": "rk4", "dt": 1e-3}):
+        with pytest.raises(SingularHessianError, match=r"at t = [0-9.]+, q = \[.*indefinite") as info:
+            simulate(system, np.zeros(2), np.zeros(2), ts, **options)
+        err = info.value
+        assert abs(err.time - 2 / 3) < 0.02
+        assert abs(float(err.state[1][0]) - 1.0) < 0.1  # qd0 at the singular set
+        qd = np.asarray(err.partial.qd)[:, 0]
+        before = ts < err.time - 1e-9
+        assert np.all(np.isfinite(qd[before])) and np.all(np.isnan(qd[~before]))
+        assert np.all(qd[before] < 1.0)
+
+
+def test_a_rollout_that_blows_up_stops_with_the_part_computed_so_far():
+    """qdd = q^3 (V = -q^4/4) from q = qd = 1 escapes to infinity in finite time (t < 2)."""
+    system = lagrax.lagrangian_system(lambda q, qd: 0.5 * qd[0] ** 2 + 0.25 * q[0] ** 4, dof=1)
+    ts = np.linspace(0.0, 3.0, 31)
+    with pytest.raises(NumericalError, match=r"(blew up|did not reach the last time).*") as info:
+        simulate(system, np.ones(1), np.ones(1), ts, max_steps=4096)
+    err = info.value
+    assert 0.5 < err.time < 2.0
+    q = np.asarray(err.partial.q)[:, 0]
+    assert np.isfinite(q[0]) and q[0] == 1.0 and np.isnan(q[-1])
+    assert np.all(np.diff(q[np.isfinite(q)]) > 0)  # the computed part: an accelerating escape

@@ -44,7 +44,9 @@ from .errors import (
     ShapeError,
     SingularHessianError,
 )
+from . import mechanics
 from .options import Option
+from .systems.base import LagrangianSystem
 
 
 class RK4(diffrax.AbstractERK):
@@ -209,19 +211,51 @@ def _validate(system, x0, v0, ts, tau, names: tuple[str, str]) -> _Inputs:
     return _Inputs(x0, v0, ts, torque, batch_torque)
 
 
-def _check_outcome(system, what: str, ok, stopped, error: type[NumericalError], message: str) -> None:
-    """Raise where an integration stopped at a failed solve or did not reach the last time."""
-    if isinstance(ok, jax.core.Tracer):  # traced by an outer jit: nothing can be raised here
+class Stop(NamedTuple):
+    """Where each integration ended: flags, and the time and state it stopped at."""
+
+    ok: Array  # reached the last time
+    stopped: Array  # stopped at a failed solve (singular, or non-finite accelerations)
+    t: Array  # the time it ended (the last time when ok)
+    x: Array  # the state there
+    v: Array
+
+
+def _format_state(x, v, names: tuple[str, str]) -> str:
+    fmt = lambda a: np.array2string(np.asarray(a, np.float64), precision=4, separator=", ")  # noqa: E731
+    return f"{names[0]} = {fmt(x)}, {names[1]} = {fmt(v)}"
+
+
+def _check_outcome(system, what: str, stop: Stop, partial, error: type[NumericalError], message: str) -> None:
+    """Raise where an integration stopped at a failed solve or did not reach the last time.
+
+    The error names the first failing initial state, the time and the state at which it
+    stopped, and carries the part computed so far as ``error.partial`` (NaN after the stop).
+    """
+    if isinstance(stop.ok, jax.core.Tracer):  # traced by an outer jit: nothing can be raised here
         return
-    ok, stopped = np.atleast_1d(np.asarray(ok)), np.atleast_1d(np.asarray(stopped))
-    where = "" if ok.size == 1 else f" (initial states {np.flatnonzero(stopped | ~ok).tolist()})"
-    if np.any(stopped):
-        raise error(f"{system.info.name}: {what} stopped early{where}: {message}")
-    if not np.all(ok):
-        raise NumericalError(
-            f"{system.info.name}: {what} did not reach the last time{where}: the step size collapsed "
-            "(max_steps reached; the motion is stiff, diverges or leaves the system's domain)"
+    ok, stopped = np.atleast_1d(np.asarray(stop.ok)), np.atleast_1d(np.asarray(stop.stopped))
+    failed = np.flatnonzero(stopped | ~ok)
+    if failed.size == 0:
+        return
+    k = int(failed[0])
+    batch = ok.size > 1 or np.ndim(stop.t) > 0
+    pick = (lambda a: np.asarray(a)[k]) if batch else np.asarray  # noqa: E731
+    which = f" (initial states {failed.tolist()})" if batch else ""
+    names = ("q", "p") if what.startswith("the canonical") else ("q", "qd")
+    at = f"at t = {float(pick(stop.t)):.6g}, {_format_state(pick(stop.x), pick(stop.v), names)}"
+    finite = np.all(np.isfinite(pick(stop.x))) and np.all(np.isfinite(pick(stop.v)))
+    if stopped[k]:
+        reason = message if finite else "the state became non-finite (the motion blew up)"
+        err = error(f"{system.info.name}: {what} stopped early{which} {at}: {reason}")
+    else:
+        err = NumericalError(
+            f"{system.info.name}: {what} did not reach the last time{which}; it ended {at}: the step "
+            "size collapsed (max_steps reached; the motion is stiff, diverges or leaves the system's domain)"
         )
+    err.partial = partial
+    err.time, err.state = float(pick(stop.t)), (pick(stop.x), pick(stop.v))
+    raise err
 
 
 # --------------------------------------------------------------------------------------
@@ -232,9 +266,10 @@ def _check_outcome(system, what: str, ok, stopped, error: type[NumericalError], 
 def _integrate(flow: Callable, y0, ts: Array, stepping: Stepping):
     """Integrate ``dy/dt`` of ``flow(t, y) -> (dy, bad)`` from ``ts[0]``, saved at ``ts``.
 
-    Where ``bad`` (a singular solve), the field is zero instead of NaN, so the step is
-    accepted and the solve stops there (an event) rather than rejecting steps until
-    ``max_steps``. Returns the states and per-solve flags ``(reached the end, stopped)``.
+    Where ``bad`` (a singular solve, non-finite accelerations), the field is zero instead
+    of NaN, so the step is accepted and the solve stops there (an event) rather than
+    rejecting steps until ``max_steps``. Returns the states at ``ts`` (NaN after a stop)
+    and a :class:`Stop`.
     """
 
     def field(t, y, args):
@@ -248,13 +283,20 @@ def _integrate(flow: Callable, y0, ts: Array, stepping: Stepping):
         t1=ts[-1],
         dt0=stepping.dt,
         y0=y0,
-        saveat=diffrax.SaveAt(ts=ts),
+        saveat=diffrax.SaveAt(ts=ts, t1=True),
         stepsize_controller=stepping.controller(),
         event=diffrax.Event(lambda t, y, args, **kwargs: flow(t, y)[1]),
         max_steps=stepping.max_steps,
         throw=False,
     )
-    return sol.ys, sol.result == diffrax.RESULTS.successful, sol.result == diffrax.RESULTS.event_occurred
+    # diffrax saves the times of ts that were reached, then the end time, then infs
+    last = jnp.sum(jnp.isfinite(sol.ts)) - 1
+    reached = jnp.arange(ts.shape[0]) < last
+    reached = reached | (sol.result == diffrax.RESULTS.successful)
+    ys = jax.tree_util.tree_map(lambda y: jnp.where(reached[:, None], y[:-1], jnp.nan), sol.ys)
+    end = jax.tree_util.tree_map(lambda y: y[last], sol.ys)
+    ok, stopped = sol.result == diffrax.RESULTS.successful, sol.result == diffrax.RESULTS.event_occurred
+    return ys, Stop(ok, stopped, sol.ts[last], *end)
 
 
 def _over_batch(one: Callable, inputs: _Inputs):
@@ -282,6 +324,25 @@ class Rollout(NamedTuple):
     qdd: Float[Array, "*batch T n"]
 
 
+def _definite(h: Array) -> Array:
+    """Whether the symmetric matrix ``h`` is positive or negative definite (``-L`` has
+    the same motion as ``L``, so a negative definite Hessian is as good)."""
+    eig = jnp.linalg.eigvalsh(0.5 * (h + h.T))
+    return jnp.all(eig > 0) | jnp.all(eig < 0)
+
+
+def _checked_accelerations(system, q, qd, tau):
+    """Accelerations and whether they are unusable: a singular solve, a non-finite
+    result, or (for a general Lagrangian) a Hessian d^2L/dqd^2 that is not definite."""
+    if isinstance(system, LagrangianSystem):
+        terms = system.terms(q, qd)
+        qdd, singular = mechanics.general_forward_dynamics(terms, tau, system.friction(q, qd))
+        singular = singular | ~_definite(terms.hessian)
+    else:
+        qdd, singular = system.solve_forward_dynamics(q, qd, tau)
+    return qdd, singular | ~jnp.all(jnp.isfinite(qdd))
+
+
 @eqx.filter_jit
 def _simulate(system, inputs: _Inputs, stepping: Stepping):
     ts = inputs.ts
@@ -289,12 +350,12 @@ def _simulate(system, inputs: _Inputs, stepping: Stepping):
     def one(q0, qd0, torque):
         def flow(t, y):
             q, qd = y
-            qdd, singular = system.solve_forward_dynamics(q, qd, torque(t, q, qd))
-            return (qd, qdd), singular
+            qdd, bad = _checked_accelerations(system, q, qd, torque(t, q, qd))
+            return (qd, qdd), bad
 
-        (q, qd), ok, stopped = _integrate(flow, (q0, qd0), ts, stepping)
+        (q, qd), stop = _integrate(flow, (q0, qd0), ts, stepping)
         qdd = jax.vmap(lambda t, a, b: system.forward_dynamics(a, b, torque(t, a, b)))(ts, q, qd)
-        return q, qd, qdd, ok, stopped
+        return q, qd, qdd, stop
 
     return _over_batch(one, inputs)
 
@@ -332,9 +393,10 @@ def simulate(
     """
     stepping = Stepping.make(solver, rtol, atol, dt, max_steps)
     inputs = _validate(system, q0, qd0, ts, tau, ("q0", "qd0"))
-    q, qd, qdd, ok, stopped = _simulate(system, inputs, stepping)
-    _check_outcome(system, "the rollout", ok, stopped, SingularHessianError, system.SINGULAR_MESSAGE)
-    return Rollout(inputs.ts, q, qd, qdd)
+    q, qd, qdd, stop = _simulate(system, inputs, stepping)
+    result = Rollout(inputs.ts, q, qd, qdd)
+    _check_outcome(system, "the rollout", stop, result, SingularHessianError, system.SINGULAR_MESSAGE)
+    return result
 
 
 # --------------------------------------------------------------------------------------
@@ -362,8 +424,8 @@ def _simulate_canonical(model, inputs: _Inputs, stepping: Stepping):
             bad = ~jnp.all(jnp.array([jnp.all(jnp.isfinite(d)) for d in dy]))
             return dy, bad
 
-        (q, p), ok, stopped = _integrate(flow, (q0, p0), inputs.ts, stepping)
-        return q, p, ok, stopped
+        (q, p), stop = _integrate(flow, (q0, p0), inputs.ts, stepping)
+        return q, p, stop
 
     return _over_batch(one, inputs)
 
@@ -394,9 +456,10 @@ def simulate_canonical(
         )
     stepping = Stepping.make(solver, rtol, atol, dt, max_steps)
     inputs = _validate(model, q0, p0, ts, tau, ("q0", "p0"))
-    q, p, ok, stopped = _simulate_canonical(model, inputs, stepping)
-    _check_outcome(model, "the canonical rollout", ok, stopped, NumericalError, NOT_FINITE)
-    return CanonicalRollout(inputs.ts, q, p)
+    q, p, stop = _simulate_canonical(model, inputs, stepping)
+    result = CanonicalRollout(inputs.ts, q, p)
+    _check_outcome(model, "the canonical rollout", stop, result, NumericalError, NOT_FINITE)
+    return result
 
 
 # --------------------------------------------------------------------------------------

@@ -417,8 +417,8 @@ class LagrangianSystem(System):
 
     PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES - {"coriolis_matrix"}
     SINGULAR_MESSAGE: ClassVar[str] = (
-        "the Lagrangian's Hessian d^2L/dqd^2 is singular at this state, so the accelerations "
-        "are undefined (check the Lagrangian, or regularise it)"
+        "the Lagrangian's Hessian d^2L/dqd^2 is singular (or, in a rollout, indefinite) at this "
+        "state, so the accelerations are undefined (check the Lagrangian, or regularise it)"
     )
 
     def lagrangian(self, q: Vec, qd: Vec) -> Scalar:

@@ -260,3 +260,16 @@ def test_each_schedule_starts_ends_and_warms_up_as_configured(schedule):
     assert float(lr(20)) == pytest.approx(0.1, rel=1e-6)  # peak after the warm-up
     end = {Schedule.COSINE: 1e-3, Schedule.ONECYCLE: 0.1 / 25 / (25 / 0.01), Schedule.CONSTANT: 0.1}
     assert float(lr(100)) == pytest.approx(end[schedule], rel=1e-4)
+
+
+def test_a_normaliser_never_multiplies_a_loss_by_more_than_its_cap():
+    """A constant (or almost constant) channel gets the cap, not 1 / 1e-24 (issue 11)."""
+    from lagrax.training.losses import MAX_NORMALISER, data_scales
+
+    from lagrax.trajectories import generate
+
+    ds = generate(lagrax.system("pendulum"), kind="passive", trajectories=2, duration=0.5, dt=0.05)
+    scales = data_scales(ds)
+    assert float(scales.tau[0]) == pytest.approx(MAX_NORMALISER)  # tau == 0 everywhere
+    assert 0 < float(scales.qdd[0]) < MAX_NORMALISER
+    assert float(scales.qdd[0]) == pytest.approx(1 / np.var(ds.qdd[:, 0]), rel=1e-5)

@@ -84,15 +84,20 @@ class Scales(NamedTuple):
     pdot: Float[Array, " n"]
 
 
+# The most a normaliser ever multiplies a loss term by: 1 / var is capped here, so a
+# (nearly) constant channel, e.g. an unactuated joint's zero torque, cannot blow a
+# loss up by 1e24 (it did on passive data before); variances below 1e-6 count as 1e-6.
+MAX_NORMALISER = 1e6
+
+
 def _inv_var(x, axis=0):
+    """``1 / var(x)`` per channel, at most :data:`MAX_NORMALISER`."""
     if x is None:
         return None
     # nanvar: a corrupt sample must not poison every step through the normaliser; the
     # trainer skips the steps that contain it
     v = np.nanvar(np.asarray(x, np.float64), axis=axis)
-    # a constant channel (e.g. an unactuated joint's zero torque) must not divide by 0
-    floor = 1e-12 * max(float(np.max(v)), 1e-12)
-    return 1.0 / np.maximum(v, floor)
+    return 1.0 / np.maximum(v, 1.0 / MAX_NORMALISER)
 
 
 def data_scales(ds, dtype=jnp.float32) -> Scales:

@@ -16,12 +16,15 @@ from lagrax.errors import DatasetError, ShapeError
 from lagrax.evaluation import (
     METRIC_KEYS,
     evaluate,
+    geometric_mean,
+    rollout_relative_error,
     normalised_position_error,
     sum_squared_error,
     valid_prediction_time,
     write_metrics,
 )
 from lagrax.rollout import rk4_rollout, simulate
+from lagrax.trajectories import generate
 from lagrax.batching import batched
 
 DT = 0.02
@@ -99,7 +102,8 @@ def test_ground_truth_scores_zero_error_and_full_valid_time(true_metrics, datase
 
 
 def test_metric_keys_are_exactly_the_contract(true_metrics):
-    assert set(true_metrics) == set(METRIC_KEYS)
+    # driven data: every key but the energy drift, which needs unforced motion
+    assert set(true_metrics) == set(METRIC_KEYS) - {"energy_error"}
     assert set(METRIC_KEYS) == {
         "torque_mse",
         "torque_nmse",
@@ -109,6 +113,8 @@ def test_metric_keys_are_exactly_the_contract(true_metrics):
         "power_mse",
         "qdd_mse",
         "valid_prediction_time",
+        "rollout_error",
+        "energy_error",
         "train_seconds",
         "steps",
         "eval_samples_per_second",
@@ -313,7 +319,8 @@ def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys):
     code, out, err = _cli(capsys, "report", run)
     assert code == 0, err
     metrics = json.loads((run / "report.json").read_text())
-    assert set(metrics) == set(METRIC_KEYS)  # an untrained DeLaN still provides every metric
+    # an untrained DeLaN provides every metric but the energy drift (the data is driven)
+    assert set(metrics) == set(METRIC_KEYS) - {"energy_error"}
     assert metrics["steps"] == 60 and "torque_mse" in out
     text = (run / "report.md").read_text()
     assert "delan" in text and "traj1" in text and "learning_curves.png" in text
@@ -354,3 +361,31 @@ def test_cli_evaluate_and_report_bad_input(tmp_path, capsys):
     code, _, err = _cli(capsys, "evaluate", run, "--split", "validation")
     assert code == 2 and "split" in err
     assert len(err.strip().splitlines()) == 1  # one line, no traceback
+
+
+def test_rollout_relative_error_is_scale_free_symmetric_and_bounded():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 7, 4))
+    e = rollout_relative_error(a, b)
+    assert e.shape == (7,) and np.all((e >= 0) & (e <= 1))
+    np.testing.assert_allclose(e, rollout_relative_error(b, a))
+    np.testing.assert_allclose(e, rollout_relative_error(3.0 * a, 3.0 * b))
+    assert np.all(rollout_relative_error(a, a) == 0) and np.all(rollout_relative_error(-a, a) == 1)
+    assert rollout_relative_error(np.full(4, np.nan), b[0]) == 1.0
+    assert geometric_mean([[0.5, 1e-2, 1e-4]]) == pytest.approx(1e-3)
+
+
+def test_passive_data_reports_rollout_and_energy_errors_but_no_torque_terms():
+    """Unforced double pendulum: the truth drifts by nothing, a wrong model by much more;
+    no torque, decomposition or power metric is reported (issue 11)."""
+    truth = lagrax.system("double_pendulum")
+    ds = generate(truth, kind="passive", trajectories=3, duration=2.0, dt=0.05, seed=1)
+    exact = evaluate(truth, ds, truth=truth, throughput=False)
+    assert set(exact) == {"qdd_mse", "valid_prediction_time", "rollout_error", "energy_error"}
+    assert exact["energy_error"] < 1e-5 and exact["rollout_error"] < 1e-4
+    wrong = evaluate(lagrax.system("double_pendulum", l2=1.2), ds, truth=truth, throughput=False)
+    assert wrong["energy_error"] > 100 * exact["energy_error"]
+    assert wrong["rollout_error"] > 100 * exact["rollout_error"]
+    assert "energy_error" not in evaluate(truth, ds, throughput=False)  # no truth, no energy error
+    damped = lagrax.system("double_pendulum", damping=0.1)
+    assert "energy_error" not in evaluate(truth, ds, truth=damped, throughput=False)

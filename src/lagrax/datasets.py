@@ -48,6 +48,12 @@ _TRAILING = {
     "mass_matrix": lambda n: (n, n),
 }
 
+
+def is_passive(dataset) -> bool:
+    """Whether ``dataset`` has no torques, or torques that are zero in every sample."""
+    return dataset.tau is None or not np.any(np.asarray(dataset.tau))
+
+
 DELAN_KEYS = ("labels", "traj_start", "traj_len", "t", "qp", "qv", "qa", "tau", "m", "c", "g")
 DELAN_DT = 0.04
 DELAN_INFO = SystemInfo.make(

@@ -14,6 +14,10 @@ batch; rollouts are one ``lax.scan`` vmapped over the trajectories):
   ``dE/dt + qd^T friction = qd^T tau`` (model energy rate against recorded input power);
 * ``qdd_mse``: forward dynamics, sum over joints of the squared error, mean over samples;
 * ``valid_prediction_time``: see :func:`valid_prediction_time`;
+* ``rollout_error``: geometric mean over time and trajectories of
+  :func:`rollout_relative_error` of the same rollouts (Finzi et al. 2020);
+* ``energy_error``: where the data is unforced and its ground truth conservative, the
+  mean over trajectories of :func:`energy_error` (true energy drift along the rollouts);
 * ``eval_samples_per_second``: throughput of batched inverse dynamics on the dataset;
 * ``train_seconds``, ``steps``: copied from the training record when one is given.
 
@@ -45,7 +49,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .batching import batched
-from .datasets import Dataset, load_dataset
+from .datasets import Dataset, is_passive, load_dataset
 from .errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
 from .fileio import atomic_write_text, file_sha256
 from .rollout import rk4_rollout
@@ -59,6 +63,8 @@ METRIC_KEYS = (
     "power_mse",
     "qdd_mse",
     "valid_prediction_time",
+    "rollout_error",
+    "energy_error",
     "train_seconds",
     "steps",
     "eval_samples_per_second",
@@ -119,15 +125,21 @@ class TrajectoryRollout:
     qd_pred: np.ndarray
     error: np.ndarray
     valid_time: float
+    relative_error: np.ndarray | None = None  # (T,) rollout_relative_error of the state (q, qd)
 
 
 @dataclasses.dataclass
 class PredictionResult:
-    """Valid prediction times: ``mean`` over trajectories, one per trajectory, and the rollouts."""
+    """Valid prediction times: ``mean`` over trajectories, one per trajectory, and the rollouts.
+
+    ``rollout_error``: the geometric mean of :func:`rollout_relative_error` over all times
+    but the first and all trajectories (Finzi et al. 2020).
+    """
 
     mean: float
     valid_times: np.ndarray
     rollouts: list[TrajectoryRollout]
+    rollout_error: float = math.nan
 
 
 @eqx.filter_jit
@@ -148,6 +160,60 @@ def normalised_position_error(q_pred: Float[Array, "T n"], q: Float[Array, "T n"
     scale = np.linalg.norm(q.max(axis=0) - q.min(axis=0))
     err = np.linalg.norm(q_pred - q, axis=-1) / max(scale, np.finfo(np.float64).tiny)
     return np.where(np.isfinite(err), err, np.inf)
+
+
+def rollout_relative_error(
+    z_pred: Float[Array, "*batch T m"], z: Float[Array, "*batch T m"]
+) -> Float[Array, "*batch T"]:
+    """``||z_hat - z|| / (||z_hat|| + ||z||)`` at each time (Finzi et al. 2020), in [0, 1].
+
+    ``z`` is the whole state, e.g. ``concatenate([q, qd], -1)``. A diverged (NaN)
+    prediction counts as the largest error, 1.
+    """
+    z_pred, z = np.asarray(z_pred, np.float64), np.asarray(z, np.float64)
+    num = np.linalg.norm(z_pred - z, axis=-1)
+    den = np.linalg.norm(z_pred, axis=-1) + np.linalg.norm(z, axis=-1)
+    err = num / np.maximum(den, np.finfo(np.float64).tiny)
+    return np.where(np.isfinite(err), err, 1.0)
+
+
+def geometric_mean(errors, skip_first: bool = True) -> float:
+    """``exp(mean(log e))`` over times (all but the first, where a rollout starts exactly
+    at the truth, when ``skip_first``) and trajectories; zeros count as 1e-300."""
+    e = np.asarray(errors, np.float64)
+    if skip_first:
+        e = e[..., 1:]
+    return float(np.exp(np.mean(np.log(np.maximum(e, 1e-300)))))
+
+
+def energy_error(
+    truth, q_pred: Float[Array, "*batch T n"], qd_pred: Float[Array, "*batch T n"], scale: float
+) -> np.ndarray:
+    """``|E(t_end) - E(0)| / scale`` of the true energy along predicted motions, per motion.
+
+    ``truth`` is the ground-truth system whose energy ``E(q, qd)`` is measured along the
+    model's rollout (the LNN paper's metric, with ``scale = 29.4`` J for its double
+    pendulum). A diverged (NaN) rollout has infinite error.
+    """
+    q_pred, qd_pred = np.asarray(q_pred), np.asarray(qd_pred)
+    n = q_pred.shape[-1]
+    q_ends, qd_ends = (a[..., (0, -1), :] for a in (q_pred, qd_pred))
+    finite = np.all(np.isfinite(q_ends) & np.isfinite(qd_ends), axis=-1).reshape(-1)
+    flat = [np.where(finite[:, None], a.reshape(-1, n), 0.0) for a in (q_ends, qd_ends)]
+    energy = np.asarray(batched(truth).energy(jnp.asarray(flat[0]), jnp.asarray(flat[1])), np.float64)
+    energy = np.where(finite, energy, np.nan).reshape(q_ends.shape[:-1])
+    err = np.abs(energy[..., 1] - energy[..., 0]) / scale
+    return np.where(np.isfinite(err), err, np.inf)
+
+
+def is_conservative(system, dataset: Dataset) -> bool:
+    """Whether ``system`` has no friction at the dataset's states and the data is unforced."""
+    if not is_passive(dataset):
+        return False
+    if not system.provides("friction"):
+        return True
+    friction = batched(system).friction(jnp.asarray(dataset.q), jnp.asarray(dataset.qd))
+    return not np.any(np.asarray(friction))
 
 
 def _first_exceedance(t: np.ndarray, error: np.ndarray, threshold: float) -> float:
@@ -234,10 +300,15 @@ def valid_prediction_time(
                 qd_pred=qd_pred[k, :T],
                 error=error,
                 valid_time=_first_exceedance(t, error, threshold),
+                relative_error=rollout_relative_error(
+                    np.concatenate([q_pred[k, :T], qd_pred[k, :T]], -1),
+                    np.concatenate([dataset.q[idx], dataset.qd[idx]], -1),
+                ),
             )
         )
     times = np.array([r.valid_time for r in rollouts])
-    return PredictionResult(mean=float(times.mean()), valid_times=times, rollouts=rollouts)
+    rel = np.concatenate([r.relative_error[1:] for r in rollouts])
+    return PredictionResult(float(times.mean()), times, rollouts, geometric_mean(rel, skip_first=False))
 
 
 # --------------------------------------------------------------------------------------
@@ -310,7 +381,7 @@ def _power_and_forward_metrics(model, dataset: Dataset, q, qd, qdd) -> dict[str,
     if dataset.tau is None:
         return {}
     metrics = {}
-    if model.provides("energy_rate"):
+    if model.provides("energy_rate") and not is_passive(dataset):
         # Power balance: dE/dt (model energy along the recorded motion) plus the power the
         # model's friction dissipates must equal the input power qd^T tau.
         rate = np.asarray(batched(model).energy_rate(q, qd, qdd), np.float64)
@@ -335,6 +406,26 @@ def _training_metrics(training: Mapping[str, Any] | None) -> dict[str, float]:
     return out
 
 
+def _rollout_metrics(model, dataset: Dataset, prediction: PredictionResult, truth, energy_scale) -> dict:
+    """``valid_prediction_time``, ``rollout_error`` and, for a conservative ``truth``,
+    ``energy_error`` (mean over trajectories of :func:`energy_error`)."""
+    metrics = {"valid_prediction_time": prediction.mean, "rollout_error": prediction.rollout_error}
+    if truth is not None and is_conservative(truth, dataset):
+        scale = energy_scale if energy_scale is not None else default_energy_scale(truth, dataset)
+        q_pred = [r.q_pred for r in prediction.rollouts]
+        qd_pred = [r.qd_pred for r in prediction.rollouts]
+        errors = [float(energy_error(truth, a[None], b[None], scale)[0]) for a, b in zip(q_pred, qd_pred)]
+        metrics["energy_error"] = float(np.mean(errors))
+    return metrics
+
+
+def default_energy_scale(truth, dataset: Dataset) -> float:
+    """The largest ``|E|`` of ``truth`` over the dataset's recorded states (the scale of
+    ``energy_error`` unless one is given)."""
+    energy = batched(truth).energy(jnp.asarray(dataset.q), jnp.asarray(dataset.qd))
+    return max(float(np.max(np.abs(np.asarray(energy)))), np.finfo(np.float64).tiny)
+
+
 def evaluate(
     model,
     dataset: Dataset,
@@ -344,26 +435,36 @@ def evaluate(
     substeps: int = 20,
     training: Mapping[str, Any] | None = None,
     throughput: bool = True,
+    truth=None,
+    energy_scale: float | None = None,
 ) -> dict[str, float]:
     """The metrics of ``model`` on ``dataset`` (see the module docstring for each key).
 
     Args:
         model: any :class:`~lagrax.systems.System` (a trained model or a ground truth).
         dataset: the samples to evaluate on (usually the held-out test split).
-        rollout: also compute ``valid_prediction_time`` (the slowest metric).
+        rollout: also compute ``valid_prediction_time`` and ``rollout_error`` (the slowest metrics).
         threshold, substeps: of :func:`valid_prediction_time`.
         training: a training record with ``train_seconds`` and ``steps`` to copy in.
         throughput: also time batched inverse dynamics (``eval_samples_per_second``).
+        truth: the ground-truth system; where it is conservative on this data
+            (:func:`is_conservative`), ``energy_error`` of the rollouts is reported.
+        energy_scale: the scale of ``energy_error`` (default :func:`default_energy_scale`).
 
-    Keys a model cannot provide, or the dataset cannot support, are omitted.
+    Keys a model cannot provide, or the dataset cannot support, are omitted. Passive data
+    (no torques, or zero torques) supports no torque metric, no decomposition into
+    inertial, Coriolis and gravity torques, and no power balance: from unforced motion a
+    Lagrangian is identified only up to a factor.
     """
     _check_dataset(model, dataset)
     q, qd, qdd = (jnp.asarray(a) for a in (dataset.q, dataset.qd, dataset.qdd))
     metrics = _torque_metrics(model, dataset, q, qd, qdd)
-    metrics.update(_term_metrics(model, dataset, q, qd, qdd))
+    if not is_passive(dataset):
+        metrics.update(_term_metrics(model, dataset, q, qd, qdd))
     metrics.update(_power_and_forward_metrics(model, dataset, q, qd, qdd))
     if rollout and model.provides("forward_dynamics"):
-        metrics["valid_prediction_time"] = valid_prediction_time(model, dataset, threshold, substeps).mean
+        prediction = valid_prediction_time(model, dataset, threshold, substeps)
+        metrics.update(_rollout_metrics(model, dataset, prediction, truth, energy_scale))
     metrics.update(_training_metrics(training))
     if throughput and "torque_mse" in metrics:
         metrics["eval_samples_per_second"] = samples_per_second(model, dataset)
@@ -542,11 +643,26 @@ def evaluate_run(
     prediction = None
     if rollout and run.model.provides("forward_dynamics"):
         prediction = valid_prediction_time(run.model, ds)
-        metrics["valid_prediction_time"] = prediction.mean
+        metrics.update(_rollout_metrics(run.model, ds, prediction, dataset_truth(ds), None))
     ordered = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
     if write:
         write_metrics(target.parent, ordered, target.name)
     return ordered, run, ds, prediction
+
+
+def dataset_truth(dataset: Dataset):
+    """The registered ground-truth system that generated ``dataset`` (by its name and
+    parameters), or None for logged, imported or unregistered data."""
+    from .systems import REGISTRY, system
+
+    info = dataset.info
+    if info.name not in REGISTRY:
+        return None
+    try:
+        truth = system(info.name, **dict(info.params))
+    except (LagraxError, TypeError, ValueError):
+        return None
+    return truth if truth.info.dof == dataset.dof else None
 
 
 def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:

@@ -17,8 +17,8 @@ import typing
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
+from ..datasets import is_passive
 from ..errors import LagraxError, UnknownNameError
 from ..options import Option, Precision, Schedule
 
@@ -276,18 +276,13 @@ ARM_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"delan": dict(width=128, frictio
 TORQUE_LOSSES = ("inverse", "power")
 
 
-def is_passive(dataset) -> bool:
-    """Whether ``dataset`` has no torques, or torques that are zero in every sample."""
-    return dataset.tau is None or not np.any(np.asarray(dataset.tau))
-
-
 def recipe(model_name: str, dataset) -> tuple[dict[str, Any], dict[str, Any]]:
     """The default ``(training settings, model options)`` of ``model_name`` on ``dataset``.
 
     Arms (at least :data:`ARM_DOF` joints) get :data:`ARM_PRESETS` /
     :data:`ARM_MODEL_OPTIONS` where a model has one; everything else the presets tuned
     on the DeLaN character data (:data:`PRESETS`, :data:`PRESET_MODEL_OPTIONS`). On
-    passive data (:func:`is_passive`) the torque losses are off and the forward
+    passive data (:func:`lagrax.datasets.is_passive`) the torque losses are off and the forward
     (acceleration) loss is on, for every model.
     """
     if dataset is not None and dataset.dof >= ARM_DOF and model_name in ARM_PRESETS:

@@ -49,6 +49,7 @@ from typing import ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Scalar
 
 from .. import mechanics
@@ -56,7 +57,7 @@ from ..options import Activation, FrictionKind, Init, Precision
 from ..systems.base import LagrangianSystem, SystemInfo
 from .friction import LearnedFriction, NoFriction, learned_friction
 from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, check_at_least, Specified
+from .spec import ModelSpec, SpecError, Specified, check_at_least
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,6 +71,10 @@ class LNNSpec(ModelSpec):
         init: ``LNN`` (Cranmer et al. 2020, Appendix), ``XAVIER``, ``ORTHOGONAL`` or ``DEFAULT``.
         friction: learned joint friction (``NONE``, ``VISCOUS``, ``COULOMB``, ``STRIBECK``).
         precision: parameter dtype; inputs are cast to it.
+        velocity_scale: velocities enter the network as ``qd / velocity_scale``; training
+            sets it to the RMS joint velocity of the data (:meth:`LNN.with_data_statistics`)
+            so that fast data (the LNN paper samples ``|qd|`` up to 10) meets the network's
+            activations at unit scale. The dynamics do not depend on it otherwise.
     """
 
     kind: ClassVar[str] = "lnn"
@@ -80,14 +85,17 @@ class LNNSpec(ModelSpec):
     init: Init = Init.LNN
     friction: FrictionKind = FrictionKind.NONE
     precision: Precision = Precision.FLOAT32
+    velocity_scale: float = 1.0
 
     def validate(self) -> None:
         check_at_least(self, "width", 1)
         check_at_least(self, "depth", 0)
+        if not self.velocity_scale > 0:
+            raise SpecError(f"LNNSpec.velocity_scale must be positive, got {self.velocity_scale}")
 
     def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "LNN":
         """An LNN for the system described by ``info``, weights drawn from ``key``."""
-        lagrangian = LagrangianMLP(
+        lagrangian = LagrangianMLP.make(
             info.joint_types,
             key=key,
             width=self.width,
@@ -95,6 +103,7 @@ class LNNSpec(ModelSpec):
             activation=self.activation,
             init=self.init,
             precision=self.precision,
+            velocity_scale=self.velocity_scale,
         )
         friction = learned_friction(self.friction, info.dof, self.precision)
         return LNN(info=info, network=lagrangian, friction_model=friction, spec=self)
@@ -105,9 +114,11 @@ class LagrangianMLP(eqx.Module):
 
     net: eqx.nn.MLP
     joint_types: tuple[str, ...] = eqx.field(static=True)
+    velocity_scale: float = eqx.field(static=True, default=1.0)
 
-    def __init__(
-        self,
+    @classmethod
+    def make(
+        cls,
         joint_types: Sequence[str],
         *,
         key: PRNGKeyArray,
@@ -116,15 +127,16 @@ class LagrangianMLP(eqx.Module):
         activation: Activation,
         init: Init,
         precision: Precision,
-    ):
-        self.joint_types = tuple(joint_types)
-        in_size = feature_size(self.joint_types) + len(self.joint_types)
-        self.net = network(
-            in_size, "scalar", width, depth, activation, key=key, init=init, precision=precision
-        )
+        velocity_scale: float = 1.0,
+    ) -> "LagrangianMLP":
+        """A network with weights drawn from ``key``."""
+        joint_types = tuple(joint_types)
+        in_size = feature_size(joint_types) + len(joint_types)
+        net = network(in_size, "scalar", width, depth, activation, key=key, init=init, precision=precision)
+        return cls(net, joint_types, float(velocity_scale))
 
     def __call__(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Scalar:
-        return self.net(jnp.concatenate([joint_features(q, self.joint_types), qd]))
+        return self.net(jnp.concatenate([joint_features(q, self.joint_types), qd / self.velocity_scale]))
 
 
 class LNN(Specified, LagrangianSystem):
@@ -154,6 +166,18 @@ class LNN(Specified, LagrangianSystem):
     def friction(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Float[Array, " n"]:
         """The learned friction force (zero without friction)."""
         return self.friction_model(qd)
+
+    def with_data_statistics(self, q, qd, qdd=None, tau=None) -> "LNN":
+        """A copy whose velocities enter the network scaled by the data's RMS joint velocity
+        (``spec.velocity_scale``), the same weights otherwise. Only a network built from
+        the spec (a :class:`LagrangianMLP`) is rescaled; a user's callable is kept."""
+        if not isinstance(self.network, LagrangianMLP):
+            return self
+        rms = float(np.sqrt(np.nanmean(np.square(np.asarray(qd, np.float64)))))
+        scale = rms if np.isfinite(rms) and rms > 1e-6 else 1.0
+        network = LagrangianMLP(self.network.net, self.network.joint_types, scale)
+        spec = self.spec.replace(velocity_scale=scale)
+        return LNN(info=self.info, network=network, friction_model=self.friction_model, spec=spec)
 
     def solve_forward_dynamics(
         self,

@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from .errors import LagraxError
+from .errors import LagraxError, NumericalError
 
 app = typer.Typer(
     name="lagrax",
@@ -282,6 +282,108 @@ def plot_command(
     ds = load_dataset(dataset)
     plot_dataset(ds, out, force=force)
     console.print(f"wrote {out}", soft_wrap=True)
+
+
+# --------------------------------------------------------------------------------------
+# lagrax rollout (implementation: lagrax.prediction)
+# --------------------------------------------------------------------------------------
+
+
+@app.command("rollout")
+def rollout_command(
+    run_dir: Path | None = typer.Argument(
+        None, help="run directory of a trained model (omit: roll out --system)"
+    ),
+    out: Path = typer.Option(..., "--out", "-o", help="output file (.npz); figures and .json go next to it"),
+    system: str | None = typer.Option(None, help="ground-truth system (the reference, or what to roll out)"),
+    param: list[str] | None = typer.Option(None, "--param", "-p", help="system parameter name=value"),
+    data: Path | None = typer.Option(None, "--data", "-d", help="start from (and compare with) a dataset"),
+    initial_states: str | None = typer.Option(
+        None, help="'q1,..,qn,qd1,..,qdn; ...' or a file of such rows (.npy, .csv, .txt)"
+    ),
+    random: int = typer.Option(10, help="random initial states (or: trajectories taken from --data)"),
+    seed: int = typer.Option(0, help="seed of the random initial states"),
+    duration: float | None = typer.Option(
+        None, help="seconds to integrate (default 10; with --data: theirs)"
+    ),
+    dt: float = typer.Option(0.1, help="seconds between saved states"),
+    solver: str = typer.Option("tsit5", help="tsit5 | dopri5 | dopri8 (adaptive) | rk4 (needs --step)"),
+    rtol: float = typer.Option(1e-8, help="relative tolerance of adaptive steps"),
+    atol: float = typer.Option(1e-8, help="absolute tolerance of adaptive steps"),
+    step: float | None = typer.Option(None, help="a fixed integration step instead of adaptive ones"),
+    compare: list[Path] | None = typer.Option(None, help="another run directory to roll out alongside"),
+    energy_scale: float | None = typer.Option(None, help="scale of the energy error (default: max |E|)"),
+    gif: bool = typer.Option(False, "--gif", help="also write an animated GIF (pendulums)"),
+    force: bool = typer.Option(False, "--force", help="overwrite existing outputs"),
+) -> None:
+    """Integrate a trained model (or a ground-truth system) from initial states and compare.
+
+    Writes OUT (.npz: times, states and true energies of every rollout), OUT.json (the
+    metrics), OUT-energy.png, OUT-positions.png and, with --gif, OUT.gif.
+    """
+    _enable_x64()
+    from .prediction import check_outputs, run_rollouts, write_outputs
+
+    job = _rollout_job(locals())
+    check_outputs(job)
+    with console.status("integrating the rollouts ..."):
+        predictions, metrics = run_rollouts(job)
+    settings = dict(solver=solver, rtol=rtol, atol=atol, step=step, dt=dt, duration=job.duration)
+    for path in write_outputs(job, predictions, metrics, settings):
+        console.print(f"wrote {path}", soft_wrap=True)
+    for name, row in metrics.items():
+        console.print(_metrics_table(row, f"{name} against {predictions[0].name}"))
+    failed = [p for p in predictions if p.failure]
+    if failed:
+        raise NumericalError(f"{failed[0].failure}; the part computed so far is in {out}")
+
+
+def _data_truth(data, run_dir):
+    """The registered system that generated ``data``, else the run's training data."""
+    from .evaluation import dataset_truth, load_run, run_data_path
+
+    if data is None and run_dir is not None:
+        try:
+            from .datasets import load_dataset
+
+            data = load_dataset(run_data_path(load_run(run_dir)))
+        except LagraxError:
+            return None
+    return dataset_truth(data) if data is not None else None
+
+
+def _rollout_job(given: dict):
+    """The :class:`~lagrax.prediction.RolloutJob` of the command's options."""
+    from .datasets import load_dataset
+    from .prediction import RolloutJob
+    from .systems import system as make_system
+
+    if given["run_dir"] is None and given["system"] is None:
+        raise LagraxError("give a run directory to roll out, or --system NAME to roll out a ground truth")
+    if given["initial_states"] is not None and given["data"] is not None:
+        raise LagraxError("--initial-states and --data both give initial states: choose one")
+    truth = make_system(given["system"], **parse_system_params(given["param"])) if given["system"] else None
+    data = load_dataset(given["data"]) if given["data"] is not None else None
+    if truth is None:
+        truth = _data_truth(data, given["run_dir"])
+    solver = dict(solver=given["solver"], rtol=given["rtol"], atol=given["atol"], dt=given["step"])
+    duration = given["duration"] if given["duration"] is not None else (None if data is not None else 10.0)
+    return RolloutJob(
+        out=given["out"],
+        run_dir=given["run_dir"],
+        system=truth,
+        data=data,
+        initial_states=given["initial_states"],
+        random=given["random"],
+        seed=given["seed"],
+        duration=duration,
+        dt=given["dt"],
+        solver=solver,
+        compare=tuple(given["compare"] or ()),
+        energy_scale=given["energy_scale"],
+        gif=given["gif"],
+        force=given["force"],
+    )
 
 
 # --------------------------------------------------------------------------------------

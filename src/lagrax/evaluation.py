@@ -216,7 +216,7 @@ def is_conservative(system, dataset: Dataset) -> bool:
     return not np.any(np.asarray(friction))
 
 
-def _first_exceedance(t: np.ndarray, error: np.ndarray, threshold: float) -> float:
+def first_exceedance(t: np.ndarray, error: np.ndarray, threshold: float) -> float:
     exceeded = np.flatnonzero(~(error <= threshold))
     return float((t[exceeded[0]] if exceeded.size else t[-1]) - t[0])
 
@@ -299,7 +299,7 @@ def valid_prediction_time(
                 q_pred=q_pred[k, :T],
                 qd_pred=qd_pred[k, :T],
                 error=error,
-                valid_time=_first_exceedance(t, error, threshold),
+                valid_time=first_exceedance(t, error, threshold),
                 relative_error=rollout_relative_error(
                     np.concatenate([q_pred[k, :T], qd_pred[k, :T]], -1),
                     np.concatenate([dataset.q[idx], dataset.qd[idx]], -1),

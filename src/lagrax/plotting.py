@@ -169,3 +169,115 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
     )
     _save(fig, path, force)
     return path
+
+
+# --------------------------------------------------------------------------------------
+# Rollouts: energy and positions over time, and an animated pendulum
+# --------------------------------------------------------------------------------------
+
+# line styles of the predictions: the truth solid black, models in colour
+_STYLES = {"truth": dict(color="black", lw=1.6), "recorded": dict(color="black", lw=1.6)}
+
+
+def plot_energy(predictions, path, force: bool = False, title: str | None = None) -> Path:
+    """The true energy along each prediction over time, mean over initial states with the
+    range shaded (the LNN paper's Figure 4); each ``Prediction`` needs ``energy``."""
+    check_figure_path(path, force)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for p in predictions:
+        if p.energy is None:
+            continue
+        drift = p.energy - p.energy[:, :1]
+        style = _STYLES.get(p.name, {})
+        ax.plot(p.t, np.nanmean(drift, axis=0), label=p.name, **style)
+        ax.fill_between(
+            p.t, np.nanmin(drift, axis=0), np.nanmax(drift, axis=0), alpha=0.15, color=style.get("color")
+        )
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("E(t) - E(0) (true energy)")
+    ax.set_title(title or "energy along the rollouts (mean, and range over initial states)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, Path(path), force)
+    return Path(path)
+
+
+def plot_positions(predictions, path, force: bool = False, which: int = 0) -> Path:
+    """Joint positions over time of initial state ``which``, one panel per joint."""
+    check_figure_path(path, force)
+    n = predictions[0].q.shape[-1]
+    fig, axes = plt.subplots(n, 1, figsize=(7, 1.9 * n + 0.6), sharex=True, squeeze=False)
+    for j, ax in enumerate(axes[:, 0]):
+        for p in predictions:
+            style = _STYLES.get(p.name, {})
+            ax.plot(p.t, p.q[which, :, j], label=p.name, **({"ls": "--"} if not style else style))
+        ax.set_ylabel(f"q{j + 1}")
+        ax.grid(alpha=0.3)
+    axes[0, 0].legend(loc="upper right")
+    axes[-1, 0].set_xlabel("time [s]")
+    fig.suptitle(f"positions, initial state {which}")
+    fig.tight_layout()
+    _save(fig, Path(path), force)
+    return Path(path)
+
+
+def pendulum_lengths(info) -> list[float] | None:
+    """Link lengths of a pendulum-like system (``pendulum``, ``double_pendulum``,
+    ``chain_pendulum``: absolute angles from the downward vertical), else None."""
+    params = dict(info.params)
+    if info.name == "pendulum":
+        return [float(params.get("l", 1.0))]
+    if info.name == "double_pendulum":
+        return [float(params.get("l1", 1.0)), float(params.get("l2", 1.0))]
+    if info.name == "chain_pendulum":
+        lengths = params.get("lengths", 1.0)
+        return [float(x) for x in np.broadcast_to(np.asarray(lengths, float), (info.dof,))]
+    return None
+
+
+def _bob_positions(q: np.ndarray, lengths) -> tuple[np.ndarray, np.ndarray]:
+    """``x, y (T, n + 1)`` of the pivot and the bobs for angles ``q (T, n)``."""
+    lengths = np.asarray(lengths)
+    x = np.cumsum(lengths * np.sin(q), axis=-1)
+    y = np.cumsum(-lengths * np.cos(q), axis=-1)
+    zero = np.zeros((q.shape[0], 1))
+    return np.concatenate([zero, x], -1), np.concatenate([zero, y], -1)
+
+
+def animate_pendulum(predictions, lengths, path, force: bool = False, which: int = 0, fps: int = 20) -> Path:
+    """An animated GIF (matplotlib's animation writer with pillow) of a pendulum-like
+    system: each prediction's links for initial state ``which``, the truth in black."""
+    from matplotlib import animation
+
+    path = Path(path)
+    if path.suffix.lower() != ".gif":
+        raise LagraxError(f"the animation must be a .gif file, got {path}")
+    check_writable(path, force)
+    reach = float(np.sum(lengths)) * 1.1
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.set(xlim=(-reach, reach), ylim=(-reach, reach), aspect="equal", xticks=[], yticks=[])
+    lines = []
+    for p in predictions:
+        style = _STYLES.get(p.name, {})
+        (line,) = ax.plot([], [], "o-", label=p.name, **style)
+        lines.append((line, *_bob_positions(np.nan_to_num(p.q[which]), lengths)))
+    ax.legend(loc="upper right", fontsize=8)
+    stamp = ax.text(0.02, 0.95, "", transform=ax.transAxes)
+    t = predictions[0].t
+
+    def draw(k):
+        for line, x, y in lines:
+            line.set_data(x[k], y[k])
+        stamp.set_text(f"t = {t[k]:.1f} s")
+        return [line for line, *_ in lines] + [stamp]
+
+    anim = animation.FuncAnimation(fig, draw, frames=len(t), blit=True)
+    tmp = path.with_name(f".{path.name}.tmp.gif")
+    try:
+        anim.save(tmp, writer=animation.PillowWriter(fps=fps))
+        tmp.replace(path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
+    return path

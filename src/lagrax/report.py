@@ -51,6 +51,8 @@ METRIC_DESCRIPTIONS = {
     "valid_prediction_time": (
         "s, mean over test trajectories until the rollout's normalised position error exceeds 1e-2"
     ),
+    "rollout_error": "geometric mean over time and trajectories of |z_hat - z| / (|z_hat| + |z|), z = q, qd",
+    "energy_error": "|E(t_end) - E(0)| / scale of the true energy along the rollouts, mean over them",
     "train_seconds": "training wall time, s",
     "steps": "optimiser steps",
     "eval_samples_per_second": "batched inverse dynamics throughput on the test set",

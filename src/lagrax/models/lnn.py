@@ -78,6 +78,7 @@ class LNNSpec(ModelSpec):
     """
 
     kind: ClassVar[str] = "lnn"
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("velocity_scale",)
 
     width: int = 64
     depth: int = 2

@@ -94,6 +94,8 @@ class ModelSpec:
     kind: ClassVar[str] = ""
     #: option names accepted by :meth:`from_options` for a field (``dtype`` for ``precision``)
     ALIASES: ClassVar[Mapping[str, str]] = {"dtype": "precision"}
+    #: fields added after models were first saved: a saved spec without them gets the default
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ()
 
     # ---- construction: types, then ranges ------------------------------------------------
     def __post_init__(self):
@@ -192,7 +194,7 @@ class ModelSpec:
         unknown = [k for k in d if k not in hints]
         if unknown:
             raise UnknownNameError.for_name(f"{cls.kind} spec field", str(unknown[0]), hints)
-        missing = [k for k in hints if k not in d]
+        missing = [k for k in hints if k not in d and k not in cls.ADDED_FIELDS]
         if missing:
             raise SpecError(f"the {cls.kind} spec lacks the field(s) {', '.join(map(repr, missing))}")
         return cls(**{k: cls._parse_field(*hints[k], v) for k, v in d.items()})

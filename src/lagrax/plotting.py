@@ -9,6 +9,7 @@ asked. It does not plot training curves or evaluation results.
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import matplotlib
@@ -189,10 +190,11 @@ def plot_energy(predictions, path, force: bool = False, title: str | None = None
             continue
         drift = p.energy - p.energy[:, :1]
         style = _STYLES.get(p.name, {})
-        ax.plot(p.t, np.nanmean(drift, axis=0), label=p.name, **style)
-        ax.fill_between(
-            p.t, np.nanmin(drift, axis=0), np.nanmax(drift, axis=0), alpha=0.15, color=style.get("color")
-        )
+        with warnings.catch_warnings():  # times after every rollout stopped are all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            mean, lo, hi = (f(drift, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
+        ax.plot(p.t, mean, label=p.name, **style)
+        ax.fill_between(p.t, lo, hi, alpha=0.15, color=style.get("color"))
     ax.set_xlabel("time [s]")
     ax.set_ylabel("E(t) - E(0) (true energy)")
     ax.set_title(title or "energy along the rollouts (mean, and range over initial states)")

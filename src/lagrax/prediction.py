@@ -244,7 +244,8 @@ def _models(job: RolloutJob) -> list[tuple[str, object]]:
     named = []
     for path in (job.run_dir, *job.compare):
         run = load_run(path)
-        name = str(run.config.get("model") or Path(path).name)
+        kind = getattr(getattr(run.model, "spec", None), "kind", None)
+        name = str(run.config.get("model") or kind or Path(path).name)
         while name in [n for n, _ in named] or name in ("truth", "recorded"):
             name = f"{name}_{len(named)}"
         named.append((name, run.model))

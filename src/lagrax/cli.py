@@ -149,7 +149,7 @@ def systems_command() -> None:
 def generate_command(
     system_name: str = typer.Argument(..., metavar="SYSTEM", help="registry name, see `lagrax systems`"),
     out: Path = typer.Option(..., "--out", "-o", help="output dataset file (.npz)"),
-    kind: str = typer.Option("excitation", help="passive | excitation | characters"),
+    kind: str = typer.Option("excitation", help="passive | excitation | characters | states"),
     trajectories: int | None = typer.Option(None, help="number of trajectories (default per kind)"),
     duration: float | None = typer.Option(None, help="seconds per trajectory (default per kind)"),
     dt: float | None = typer.Option(None, help="sample period in seconds (default per kind)"),
@@ -165,6 +165,13 @@ def generate_command(
     savgol_window: int = typer.Option(11, help="samples of the Savitzky-Golay filter estimating qd, qdd"),
     seed: int = typer.Option(0, help="random seed"),
     letters: str | None = typer.Option(None, help="characters kind: which letters to draw"),
+    samples: int | None = typer.Option(None, help="states kind: how many states (default 10000)"),
+    q_range: list[str] | None = typer.Option(
+        None, metavar="LO,HI", help="states kind: position range, once for all joints or once per joint"
+    ),
+    qd_range: list[str] | None = typer.Option(
+        None, metavar="LO,HI", help="states kind: velocity range, once for all joints or once per joint"
+    ),
     param: list[str] | None = typer.Option(
         None,
         "--param",
@@ -173,7 +180,7 @@ def generate_command(
     ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
 ) -> None:
-    """Generate a dataset of SYSTEM's motion and save it as one .npz file."""
+    """Generate a dataset of SYSTEM's motion (or, --kind states, of its states) as one .npz file."""
     from .datasets import check_writable
 
     if dt is not None and rate is not None:
@@ -187,7 +194,7 @@ def generate_command(
     from .trajectories import generate
 
     sys_ = system(system_name, **parse_system_params(param))
-    options = {} if letters is None else {"letters": letters}
+    options = _kind_options(kind, letters=letters, samples=samples, q_range=q_range, qd_range=qd_range)
     start = time.perf_counter()
     with console.status(f"generating {kind} data for {system_name} ...") as status:
         ds = generate(
@@ -213,6 +220,37 @@ def generate_command(
         f"{ds.dof} joints, {kind}, in {elapsed:.1f} s",
         soft_wrap=True,
     )
+
+
+def _pairs(values: list[str] | None, option: str) -> list[tuple[float, float]] | None:
+    """``["lo,hi", ...]`` -> ``[(lo, hi), ...]``; a LagraxError naming ``option`` otherwise."""
+    if not values:
+        return None
+    pairs = []
+    for text in values:
+        parts = text.replace(" ", "").split(",")
+        try:
+            lo, hi = (float(x) for x in parts)
+        except ValueError:
+            raise LagraxError(f"{option} takes LO,HI (two numbers), got {text!r}") from None
+        pairs.append((lo, hi))
+    return pairs
+
+
+def _kind_options(kind: str, **given) -> dict:
+    """The options of ``kind`` that were given; an error for options of another kind."""
+    given["q_range"] = _pairs(given["q_range"], "--q-range")
+    given["qd_range"] = _pairs(given["qd_range"], "--qd-range")
+    owners = {"letters": "characters", "samples": "states", "q_range": "states", "qd_range": "states"}
+    options = {k: v for k, v in given.items() if v is not None}
+    for name in options:
+        if owners[name] != kind:
+            flag = "--" + name.replace("_", "-")
+            raise LagraxError(f"{flag} is an option of --kind {owners[name]}, not of --kind {kind}")
+    for name in ("q_range", "qd_range"):
+        if name in options and len(options[name]) == 1:
+            options[name] = options[name][0]
+    return options
 
 
 # --------------------------------------------------------------------------------------

@@ -54,6 +54,12 @@ def is_passive(dataset) -> bool:
     return dataset.tau is None or not np.any(np.asarray(dataset.tau))
 
 
+def has_motion(dataset) -> bool:
+    """Whether ``dataset`` records motion in time (not independent states, ``kind="states"``,
+    whose samples all have ``t = 0``): only then can rollouts be compared with it."""
+    return dataset.metadata.get("kind") != "states" and bool(np.any(np.asarray(dataset.t) != 0))
+
+
 DELAN_KEYS = ("labels", "traj_start", "traj_len", "t", "qp", "qv", "qa", "tau", "m", "c", "g")
 DELAN_DT = 0.04
 DELAN_INFO = SystemInfo.make(

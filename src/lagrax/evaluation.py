@@ -49,7 +49,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .batching import batched
-from .datasets import Dataset, is_passive, load_dataset
+from .datasets import Dataset, has_motion, is_passive, load_dataset
 from .errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
 from .fileio import atomic_write_text, file_sha256
 from .rollout import rk4_rollout
@@ -462,7 +462,7 @@ def evaluate(
     if not is_passive(dataset):
         metrics.update(_term_metrics(model, dataset, q, qd, qdd))
     metrics.update(_power_and_forward_metrics(model, dataset, q, qd, qdd))
-    if rollout and model.provides("forward_dynamics"):
+    if rollout and model.provides("forward_dynamics") and has_motion(dataset):
         prediction = valid_prediction_time(model, dataset, threshold, substeps)
         metrics.update(_rollout_metrics(model, dataset, prediction, truth, energy_scale))
     metrics.update(_training_metrics(training))
@@ -641,7 +641,7 @@ def evaluate_run(
     ds, _ = run_dataset(run, data, split)
     metrics = evaluate(run.model, ds, rollout=False, training=run.training)
     prediction = None
-    if rollout and run.model.provides("forward_dynamics"):
+    if rollout and run.model.provides("forward_dynamics") and has_motion(ds):
         prediction = valid_prediction_time(run.model, ds)
         metrics.update(_rollout_metrics(run.model, ds, prediction, dataset_truth(ds), None))
     ordered = {k: metrics[k] for k in METRIC_KEYS if k in metrics}

@@ -54,7 +54,7 @@ DEFAULT_VELOCITY = 2.0  # [rad/s or m/s]: velocity range of a joint without a ve
 LIMIT_MARGIN = 0.9  # excitation uses at most this fraction of each position and velocity range
 # where excitation centres are drawn: a fraction of each joint's half range about its centre
 REGIONS = {"middle": (-0.5, 0.5), "upper": (0.45, 0.7), "lower": (-0.7, -0.45)}
-KINDS = ("passive", "excitation", "characters")
+KINDS = ("passive", "excitation", "characters", "states")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 
 # Per kind: (trajectories, duration [s], dt [s]) when not given. Characters: one
@@ -63,6 +63,7 @@ DEFAULTS = {
     "passive": (20, 5.0, 0.01),
     "excitation": (20, 10.0, 0.01),
     "characters": (None, None, 0.01),
+    "states": (100, 1.0, 1.0),  # groups of states; no time axis (duration and dt unused)
 }
 
 Progress = Callable[[str], None] | None
@@ -160,6 +161,79 @@ def passive(
     name = solver if isinstance(solver, str) else getattr(solver, "value", type(solver).__name__)
     out["settings"] = dict(rtol=rtol, atol=atol, solver=str(name))
     return out
+
+
+# --------------------------------------------------------------------------------------
+# Independent states (the LNN paper's training data)
+# --------------------------------------------------------------------------------------
+
+
+def joint_ranges(
+    given, dof: int, default: tuple[np.ndarray, np.ndarray], what: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-joint ``(lo, hi)`` from ``given``: None (``default``), one ``(lo, hi)`` pair for
+    every joint, or ``dof`` pairs; a LagraxError for anything else."""
+    if given is None:
+        return default
+    a = np.asarray(given, dtype=float)
+    if a.shape == (2,):
+        a = np.tile(a, (dof, 1))
+    if a.shape != (dof, 2):
+        raise LagraxError(
+            f"{what} must be one (low, high) pair or one per joint ({dof}), got shape {a.shape}"
+        )
+    if not np.all(np.isfinite(a)) or np.any(a[:, 0] >= a[:, 1]):
+        raise LagraxError(f"{what} must be finite with low < high for every joint, got {a.tolist()}")
+    return a[:, 0], a[:, 1]
+
+
+def states(
+    system,
+    trajectories: int = 100,
+    duration: float = 1.0,
+    dt: float = 1.0,
+    seed: int = 0,
+    progress: Progress = None,
+    samples: int = 10_000,
+    q_range=None,
+    qd_range=None,
+) -> dict:
+    """Independent random states with their analytic accelerations, unforced (LNN paper).
+
+    ``q ~ U[q_range]`` and ``qd ~ U[qd_range]`` per joint (one ``(low, high)`` pair for all
+    joints or one per joint; defaults :func:`position_ranges` and ``+-``
+    :func:`velocity_ranges`), ``tau = 0``, ``qdd`` the system's forward dynamics. The
+    ``samples`` states are dealt into ``trajectories`` groups (ids) so that train/test
+    splits by trajectory work; each sample's ``t`` is 0: there is no motion to roll out.
+    ``duration`` and ``dt`` are unused.
+    """
+    del duration, dt
+    info = system.info
+    if isinstance(samples, bool) or int(samples) != samples or samples < 1:
+        raise LagraxError(f"samples must be a positive whole number, got {samples!r}")
+    samples, groups = int(samples), min(int(trajectories), int(samples))
+    lo, hi = joint_ranges(q_range, info.dof, position_ranges(info), "q_range")
+    vmax = velocity_ranges(info)
+    vlo, vhi = joint_ranges(qd_range, info.dof, (-vmax, vmax), "qd_range")
+    rng = np.random.default_rng(seed)
+    q = rng.uniform(lo, hi, (samples, info.dof))
+    qd = rng.uniform(vlo, vhi, (samples, info.dof))
+    _say(progress, f"accelerations of {samples} states")
+    qdd = np.asarray(
+        batched(system).forward_dynamics(jnp.asarray(q), jnp.asarray(qd), jnp.zeros_like(jnp.asarray(q)))
+    )
+    settings = dict(
+        samples=samples, q_range=np.stack([lo, hi], 1).tolist(), qd_range=np.stack([vlo, vhi], 1).tolist()
+    )
+    return dict(
+        t=np.zeros(samples),
+        q=q,
+        qd=qd,
+        qdd=qdd,
+        tau=np.zeros_like(q),
+        trajectory=(np.arange(samples) * groups // samples).astype(np.int64),
+        settings=settings,
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -642,7 +716,7 @@ def _kind_call(kind: str, kind_options: dict) -> Callable:
     """The kind's generator, after checking ``kind_options`` against its parameters."""
     import inspect
 
-    fn = {"passive": passive, "excitation": excitation, "characters": characters}[kind]
+    fn = {"passive": passive, "excitation": excitation, "characters": characters, "states": states}[kind]
     allowed = set(inspect.signature(fn).parameters) - {
         "system",
         "trajectories",
@@ -679,8 +753,9 @@ def generate(
 
     Args:
         system: a ground-truth :class:`~lagrax.systems.System`.
-        kind: ``"passive"`` (:func:`passive`), ``"excitation"`` (:func:`excitation`) or
-            ``"characters"`` (:func:`characters`, two-link arm only).
+        kind: ``"passive"`` (:func:`passive`), ``"excitation"`` (:func:`excitation`),
+            ``"characters"`` (:func:`characters`, two-link arm only) or ``"states"``
+            (:func:`states`: independent states, ``samples=``, ``q_range=``, ``qd_range=``).
         trajectories, duration, dt: defaults per kind in ``DEFAULTS`` (``duration`` is
             per trajectory; for characters, per letter).
         noise: std of additive Gaussian sensor noise on both ``q`` and ``tau`` (shorthand
@@ -709,6 +784,10 @@ def generate(
     dt = _sample_period(dt, rate, d_dt)
     _check_timing(trajectories, duration, dt)
     sensors = _sensors(noise, q_noise, tau_noise, measured, savgol_window, savgol_polyorder)
+    if kind == "states" and sensors["estimated"]:
+        raise LagraxError(
+            "kind 'states' has no time axis to differentiate along: every signal must be measured"
+        )
     start = time.perf_counter()
     fn = _kind_call(kind, kind_options)
     args = dict(trajectories=trajectories, dt=dt, seed=seed, progress=progress, **kind_options)
@@ -749,6 +828,8 @@ __all__ = [
     "ground_truth",
     "measured_signals",
     "passive",
+    "joint_ranges",
+    "states",
     "position_ranges",
     "savgol_derivatives",
     "velocity_ranges",

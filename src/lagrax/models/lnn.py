@@ -75,10 +75,17 @@ class LNNSpec(ModelSpec):
             sets it to the RMS joint velocity of the data (:meth:`LNN.with_data_statistics`)
             so that fast data (the LNN paper samples ``|qd|`` up to 10) meets the network's
             activations at unit scale. The dynamics do not depend on it otherwise.
+        free_particle: the network's output gets ``free_particle * |qd / velocity_scale|^2 / 2``
+            added, the Lagrangian of free unit masses, so that training starts from a
+            positive definite Hessian ``d^2L/dqd^2`` (the network's output layer starts at
+            zero): from a random network's indefinite one, the fit has to cross the
+            singular set, where accelerations are infinite, and it stalls there. The
+            network can still cancel the term: no form is imposed. ``0`` is the paper's
+            plain network with its initialisation.
     """
 
     kind: ClassVar[str] = "lnn"
-    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("velocity_scale",)
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("velocity_scale", "free_particle")
 
     width: int = 64
     depth: int = 2
@@ -87,6 +94,7 @@ class LNNSpec(ModelSpec):
     friction: FrictionKind = FrictionKind.NONE
     precision: Precision = Precision.FLOAT32
     velocity_scale: float = 1.0
+    free_particle: float = 1.0
 
     def validate(self) -> None:
         check_at_least(self, "width", 1)
@@ -105,6 +113,7 @@ class LNNSpec(ModelSpec):
             init=self.init,
             precision=self.precision,
             velocity_scale=self.velocity_scale,
+            free_particle=self.free_particle,
         )
         friction = learned_friction(self.friction, info.dof, self.precision)
         return LNN(info=info, network=lagrangian, friction_model=friction, spec=self)
@@ -116,6 +125,7 @@ class LagrangianMLP(eqx.Module):
     net: eqx.nn.MLP
     joint_types: tuple[str, ...] = eqx.field(static=True)
     velocity_scale: float = eqx.field(static=True, default=1.0)
+    free_particle: float = eqx.field(static=True, default=0.0)
 
     @classmethod
     def make(
@@ -129,15 +139,24 @@ class LagrangianMLP(eqx.Module):
         init: Init,
         precision: Precision,
         velocity_scale: float = 1.0,
+        free_particle: float = 0.0,
     ) -> "LagrangianMLP":
         """A network with weights drawn from ``key``."""
         joint_types = tuple(joint_types)
         in_size = feature_size(joint_types) + len(joint_types)
         net = network(in_size, "scalar", width, depth, activation, key=key, init=init, precision=precision)
-        return cls(net, joint_types, float(velocity_scale))
+        if free_particle > 0:  # start at the free particle: the output layer at zero
+            last = net.layers[-1]
+            net = eqx.tree_at(
+                lambda n: (n.layers[-1].weight, n.layers[-1].bias), net, (0 * last.weight, 0 * last.bias)
+            )
+        return cls(net, joint_types, float(velocity_scale), float(free_particle))
 
     def __call__(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Scalar:
-        return self.net(jnp.concatenate([joint_features(q, self.joint_types), qd / self.velocity_scale]))
+        v = qd / self.velocity_scale
+        return self.net(
+            jnp.concatenate([joint_features(q, self.joint_types), v])
+        ) + 0.5 * self.free_particle * (v @ v)
 
 
 class LNN(Specified, LagrangianSystem):
@@ -176,7 +195,7 @@ class LNN(Specified, LagrangianSystem):
             return self
         rms = float(np.sqrt(np.nanmean(np.square(np.asarray(qd, np.float64)))))
         scale = rms if np.isfinite(rms) and rms > 1e-6 else 1.0
-        network = LagrangianMLP(self.network.net, self.network.joint_types, scale)
+        network = LagrangianMLP(self.network.net, self.network.joint_types, scale, self.network.free_particle)
         spec = self.spec.replace(velocity_scale=scale)
         return LNN(info=self.info, network=network, friction_model=self.friction_model, spec=spec)
 

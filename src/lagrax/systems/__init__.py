@@ -21,6 +21,7 @@ from . import classic
 REGISTRY: dict[str, tuple[Callable[..., System] | str, str]] = {
     "pendulum": (classic.pendulum, "simple pendulum (1 DoF)"),
     "double_pendulum": (classic.double_pendulum, "double pendulum, LNN paper parameters (2 DoF)"),
+    "chain_pendulum": (classic.chain_pendulum, "chain of n pendulums, Finzi et al. 2020 (n DoF, -p n=5)"),
     "two_link_arm": (
         "lagrax.systems.classic:two_link_arm",
         "planar 2-link arm in the vertical plane, DeLaN's simulated robot (2 DoF)",

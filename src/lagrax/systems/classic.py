@@ -11,6 +11,7 @@ voltages, back-EMF) are deliberately left out: ``tau`` is the generalised force.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -107,6 +108,79 @@ def double_pendulum(
     )
     return DoublePendulum(
         info=info, friction_model=_friction(2, damping, coulomb), m1=m1, m2=m2, l1=l1, l2=l2, g=g
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Chain of N pendulums (Finzi et al. 2020's ChainPendulum)
+# --------------------------------------------------------------------------------------
+
+
+class ChainPendulum(_WithFriction):
+    """N point masses on massless rods, each angle absolute from the downward vertical.
+
+    With ``tail[i] = sum_{k >= i} m_k`` (the mass at and below link i):
+    ``M_ij = tail[max(i, j)] l_i l_j cos(q_i - q_j)`` and
+    ``V = -g sum_i tail[i] l_i cos q_i``.
+    """
+
+    masses: tuple[float, ...]
+    lengths: tuple[float, ...]
+    g: float
+
+    def _tail_lengths(self):
+        m, l = np.asarray(self.masses), np.asarray(self.lengths)
+        tail = np.cumsum(m[::-1])[::-1]
+        n = len(m)
+        coupling = tail[np.maximum.outer(np.arange(n), np.arange(n))] * np.outer(l, l)
+        return jnp.asarray(coupling), jnp.asarray(tail * l)
+
+    def mass_matrix(self, q: Vec) -> Mat:
+        coupling, _ = self._tail_lengths()
+        return coupling * jnp.cos(q[:, None] - q[None, :])
+
+    def potential_energy(self, q: Vec) -> Scalar:
+        _, weights = self._tail_lengths()
+        return -self.g * jnp.sum(weights * jnp.cos(q))
+
+
+def _per_link(name: str, value, n: int) -> tuple[float, ...]:
+    """A scalar broadcast to ``n`` links, or a sequence of exactly ``n`` values."""
+    values = [value] * n if isinstance(value, (int, float)) and not isinstance(value, bool) else list(value)
+    if len(values) != n:
+        raise ParameterError(f"chain_pendulum: {name} needs one value per link ({n}), got {len(values)}")
+    check_positive("chain_pendulum", **{f"{name}[{i}]": v for i, v in enumerate(values)})
+    return tuple(float(v) for v in values)
+
+
+def chain_pendulum(
+    n: int = 3,
+    masses: float | Sequence[float] = 1.0,
+    lengths: float | Sequence[float] = 1.0,
+    g: float = 9.81,
+    damping: float = 0.0,
+    coulomb: float = 0.0,
+):
+    """A planar chain of ``n`` pendulums (point masses on massless rods), the ChainPendulum
+    of Finzi et al. 2020 in angle coordinates.
+
+    ``q_i`` is the absolute angle of link ``i`` from the downward vertical; ``masses``
+    and ``lengths`` are one number for every link or one per link; ``n = 1`` is
+    :func:`pendulum` and ``n = 2`` :func:`double_pendulum`.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ParameterError(f"chain_pendulum: n must be a whole number of links >= 1, got {n!r}")
+    masses, lengths = _per_link("masses", masses, n), _per_link("lengths", lengths, n)
+    check_nonnegative("chain_pendulum", g=g, damping=damping, coulomb=coulomb)
+    info = SystemInfo.make(
+        "chain_pendulum",
+        n,
+        joint_names=tuple(f"theta{i + 1}" for i in range(n)),
+        params=dict(n=n, masses=masses, lengths=lengths, g=g, damping=damping, coulomb=coulomb),
+        description=f"chain of {n} pendulums, point masses, absolute angles (Finzi et al. 2020)",
+    )
+    return ChainPendulum(
+        info=info, friction_model=_friction(n, damping, coulomb), masses=masses, lengths=lengths, g=g
     )
 
 

@@ -54,9 +54,15 @@ def contenders(lnn_seconds: float, other_seconds: float) -> list[tuple[Contender
     return [
         (Contender("LNN", "lnn", lnn, {}, lnn_seconds), "states"),
         (Contender("LNN", "lnn", lnn, {}, other_seconds), "trajectories"),
-        (Contender("MLP (qdd)", "mlp", dict(heads="forward", width=128, depth=3), {}, other_seconds), "states"),
+        (
+            Contender("MLP (qdd)", "mlp", dict(heads="forward", width=128, depth=3), {}, other_seconds),
+            "states",
+        ),
         (Contender("DeLaN", "delan", dict(width=128), {}, other_seconds), "states"),
-        (Contender("HNN (canonical p)", "hnn", dict(momentum="canonical", width=128), {}, other_seconds), "states"),
+        (
+            Contender("HNN (canonical p)", "hnn", dict(momentum="canonical", width=128), {}, other_seconds),
+            "states",
+        ),
     ]
 
 
@@ -70,7 +76,9 @@ def datasets(truth, samples: int, quick: bool) -> dict:
         out["states", part] = generate(truth, kind="states", seed=seed, **dict(states, samples=n))
         # trajectories of 5 s at 100 Hz, the same number of samples
         count = max(2, n // 501)
-        out["trajectories", part] = generate(truth, kind="passive", trajectories=count, duration=5.0, dt=0.01, seed=seed)
+        out["trajectories", part] = generate(
+            truth, kind="passive", trajectories=count, duration=5.0, dt=0.01, seed=seed
+        )
     return out
 
 
@@ -107,12 +115,27 @@ def run(args) -> tuple[str, list[dict]]:
         curve = {"next": contender.seconds / 6, "curve": []}
         evaluate = lambda m: score(m, truth, q0, qd0, ts, reference, SCALE, "lnn", **SOLVER)["energy_error"]  # noqa: E731
         track = contender.name == "lnn" and kind == "states" and args.curve
-        result = fit(contender, data[kind, "train"], data[kind, "val"], callback=_curve_callback(curve, contender.seconds / 6, evaluate) if track else None)
+        result = fit(
+            contender,
+            data[kind, "train"],
+            data[kind, "val"],
+            callback=_curve_callback(curve, contender.seconds / 6, evaluate) if track else None,
+        )
         say(f"rolling out {contender.label} ({result.stopped_reason}, {result.steps} steps)")
         name = contender.name if kind == "states" else f"{contender.name}_trajectories"
         scores = score(result.model, truth, q0, qd0, ts, reference, SCALE, name, **SOLVER)
         val = [h["val_loss"] for h in result.history if "val_loss" in h]
-        rows.append(dict(label=contender.label, data=kind, train_seconds=result.train_seconds, steps=result.steps, val_loss=min(val) if val else None, curve=curve["curve"], **scores))
+        rows.append(
+            dict(
+                label=contender.label,
+                data=kind,
+                train_seconds=result.train_seconds,
+                steps=result.steps,
+                val_loss=min(val) if val else None,
+                curve=curve["curve"],
+                **scores,
+            )
+        )
     return markdown_table(rows, COLUMNS), rows, reference
 
 
@@ -120,8 +143,17 @@ def figures(folder: Path, rows: list[dict], reference, force: bool) -> list[Path
     from lagrax import plotting
 
     folder.mkdir(parents=True, exist_ok=True)
-    shown = [reference] + [r["prediction"] for r in rows if r["data"] == "states" and r["label"] in ("LNN", "MLP (qdd)")]
-    paths = [plotting.plot_energy(shown, folder / "double_pendulum_energy.png", force, "double pendulum: true energy along 40 rollouts of 100 s")]
+    shown = [reference] + [
+        r["prediction"] for r in rows if r["data"] == "states" and r["label"] in ("LNN", "MLP (qdd)")
+    ]
+    paths = [
+        plotting.plot_energy(
+            shown,
+            folder / "double_pendulum_energy.png",
+            force,
+            "double pendulum: true energy along 40 rollouts of 100 s",
+        )
+    ]
     curve = next((r["curve"] for r in rows if r["label"] == "LNN" and r["data"] == "states"), [])
     if curve:
         paths.append(_plot_curve(curve, folder / "double_pendulum_time_to_accuracy.png", force))
@@ -152,7 +184,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="tiny data, seconds of training, a 5 s horizon (CI)")
     p.add_argument("--lnn-minutes", type=float, default=15.0, help="training budget of the LNN on states")
     p.add_argument("--minutes", type=float, default=2.5, help="training budget of every other row")
-    p.add_argument("--samples", type=int, default=100_000, help="training states (and about as many trajectory samples)")
+    p.add_argument(
+        "--samples", type=int, default=100_000, help="training states (and about as many trajectory samples)"
+    )
     p.add_argument("--horizon", type=float, default=HORIZON, help="seconds of each evaluation rollout")
     p.add_argument("--no-curve", dest="curve", action="store_false", help="skip the time-to-accuracy curve")
     p.add_argument("--out", type=Path, default=None, help="also write the table (.md) and numbers (.json)")

@@ -167,10 +167,10 @@ def generate_command(
     letters: str | None = typer.Option(None, help="characters kind: which letters to draw"),
     samples: int | None = typer.Option(None, help="states kind: how many states (default 10000)"),
     q_range: list[str] | None = typer.Option(
-        None, metavar="LO,HI", help="states kind: position range, once for all joints or once per joint"
+        None, metavar="LO,HI", help="states, passive: position range, once for all joints or once per joint"
     ),
     qd_range: list[str] | None = typer.Option(
-        None, metavar="LO,HI", help="states kind: velocity range, once for all joints or once per joint"
+        None, metavar="LO,HI", help="states, passive: velocity range, once for all joints or once per joint"
     ),
     param: list[str] | None = typer.Option(
         None,
@@ -241,12 +241,19 @@ def _kind_options(kind: str, **given) -> dict:
     """The options of ``kind`` that were given; an error for options of another kind."""
     given["q_range"] = _pairs(given["q_range"], "--q-range")
     given["qd_range"] = _pairs(given["qd_range"], "--qd-range")
-    owners = {"letters": "characters", "samples": "states", "q_range": "states", "qd_range": "states"}
+    owners = {
+        "letters": ("characters",),
+        "samples": ("states",),
+        "q_range": ("states", "passive"),
+        "qd_range": ("states", "passive"),
+    }
     options = {k: v for k, v in given.items() if v is not None}
     for name in options:
-        if owners[name] != kind:
+        if kind not in owners[name]:
             flag = "--" + name.replace("_", "-")
-            raise LagraxError(f"{flag} is an option of --kind {owners[name]}, not of --kind {kind}")
+            raise LagraxError(
+                f"{flag} is an option of --kind {' or '.join(owners[name])}, not of --kind {kind}"
+            )
     for name in ("q_range", "qd_range"):
         if name in options and len(options[name]) == 1:
             options[name] = options[name][0]

@@ -141,18 +141,23 @@ def passive(
     atol: float = 1e-10,
     solver: diffrax.AbstractSolver | str = "tsit5",
     progress: Progress = None,
+    q_range=None,
+    qd_range=None,
 ) -> dict:
     """Free motion (tau = 0) from random initial states; returns flat sample arrays.
 
-    Initial ``q`` is uniform in :func:`position_ranges`, ``qd`` uniform in
-    ``+-``:func:`velocity_ranges`. Integrated adaptively with tolerances ``rtol, atol``.
+    Initial ``q`` is uniform in ``q_range`` (default :func:`position_ranges`), ``qd``
+    uniform in ``qd_range`` (default ``+-``:func:`velocity_ranges`); each range is one
+    ``(low, high)`` pair for every joint or one per joint. Integrated adaptively with
+    tolerances ``rtol, atol``.
     """
     info = system.info
     rng = np.random.default_rng(seed)
-    lo, hi = position_ranges(info)
+    lo, hi = joint_ranges(q_range, info.dof, position_ranges(info), "q_range")
     vmax = velocity_ranges(info)
+    vlo, vhi = joint_ranges(qd_range, info.dof, (-vmax, vmax), "qd_range")
     q0 = rng.uniform(lo, hi, size=(trajectories, info.dof))
-    qd0 = rng.uniform(-vmax, vmax, size=(trajectories, info.dof))
+    qd0 = rng.uniform(vlo, vhi, size=(trajectories, info.dof))
     ts = _time_grid(duration, dt)
     _say(progress, f"integrating {trajectories} rollouts")
     r = simulate(system, q0, qd0, ts, solver=solver, rtol=rtol, atol=atol)

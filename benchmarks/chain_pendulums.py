@@ -71,7 +71,7 @@ def run_links(n: int, args) -> list[dict]:
     rows = []
     for contender in contenders(args.seconds, args.loss, args.window):
         say(f"N = {n}: training {contender.label} for up to {contender.seconds:.0f} s")
-        result = fit(contender, train_ds, val_ds)
+        result = fit(contender, train_ds, val_ds, quick=args.quick)
         s = score(result.model, truth, q0, qd0, ts, reference, None, contender.name, rtol=1e-8, atol=1e-8)
         rows.append(
             dict(links=n, label=contender.label, train_seconds=result.train_seconds, steps=result.steps, **s)

@@ -74,7 +74,7 @@ def run(args) -> tuple[str, list[dict]]:
     rows = []
     for contender in contenders(args.seconds):
         say(f"training {contender.label}")
-        result = fit(contender, train_ds, val_ds)
+        result = fit(contender, train_ds, val_ds, quick=args.quick)
         qdd = lagrax.batched(result.model).forward_dynamics(val_ds.q, val_ds.qd, val_ds.tau)
         scores = score(
             result.model, truth, q0, qd0, ts, reference, None, contender.name, rtol=1e-7, atol=1e-7

@@ -121,7 +121,7 @@ def run(args) -> tuple[str, list[dict]]:
         train_ds, val_ds = _data(truth, args.samples, 0), _data(truth, max(args.samples // 10, 200), 1)
         for contender in contenders(args.seconds):
             say(f"{variant}: training {contender.label} {contender.options.get('momentum', '')}")
-            result = fit(contender, _fed(train_ds, contender), _fed(val_ds, contender))
+            result = fit(contender, _fed(train_ds, contender), _fed(val_ds, contender), quick=args.quick)
             pred, ref, coords = _rollout(result.model, truth, contender, q0, qd0, ts)
             val = [h["val_loss"] for h in result.history if "val_loss" in h]
             rows.append(

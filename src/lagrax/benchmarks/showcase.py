@@ -40,8 +40,20 @@ class Contender:
     seconds: float = 60.0
 
 
-def fit(contender: Contender, train_ds, val_ds, seed: int = 0, callback: Callable | None = None):
-    """Train ``contender`` from seed ``seed``; returns the :class:`~lagrax.training.TrainResult`."""
+# --quick: a few AdamW epochs and no L-BFGS phase (its program takes long to compile)
+QUICK_SETTINGS = dict(epochs=3, lbfgs_epochs=0, val_every=1)
+
+
+def fit(
+    contender: Contender,
+    train_ds,
+    val_ds,
+    seed: int = 0,
+    callback: Callable | None = None,
+    quick: bool = False,
+):
+    """Train ``contender`` from seed ``seed`` (``quick``: :data:`QUICK_SETTINGS` over its
+    settings); returns the :class:`~lagrax.training.TrainResult`."""
     import jax
 
     from ..models import make_model
@@ -50,7 +62,7 @@ def fit(contender: Contender, train_ds, val_ds, seed: int = 0, callback: Callabl
     settings, options = recipe(contender.name, train_ds)
     settings.update(contender.settings)
     options.update(contender.options)
-    settings.update(max_seconds=contender.seconds, seed=seed)
+    settings.update(max_seconds=contender.seconds, seed=seed, **(QUICK_SETTINGS if quick else {}))
     model = make_model(contender.name, train_ds.info, key=jax.random.PRNGKey(seed), **options)
     model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
     return train(model, train_ds, val_ds, TrainConfig(**settings), progress=False, callback=callback)

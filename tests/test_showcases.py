@@ -1,0 +1,90 @@
+"""The LNN showcase benchmarks (issue 11) run end to end at --quick size, and the parts
+with physics in them are right: the charged particle's circle, the chain's comparison."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+import chain_pendulums  # noqa: E402
+import lnn_charged_particle  # noqa: E402
+import lnn_double_pendulum  # noqa: E402
+import lnn_relativistic  # noqa: E402
+
+
+def _rows(out: Path) -> list[dict]:
+    return json.loads(out.with_suffix(".json").read_text())["rows"]
+
+
+def test_double_pendulum_quick(tmp_path, capsys):
+    out = tmp_path / "dp.md"
+    assert lnn_double_pendulum.main(["--quick", "--out", str(out), "--figures", str(tmp_path / "fig")]) == 0
+    rows = _rows(out)
+    assert [(r["label"], r["data"]) for r in rows] == [
+        ("LNN", "states"), ("LNN", "trajectories"), ("MLP (qdd)", "states"), ("DeLaN", "states"),
+        ("HNN (canonical p)", "states"),
+    ]  # fmt: skip
+    for r in rows:
+        assert r["steps"] > 0 and 0 <= r["rollout_error"] <= 1 and r["energy_error"] >= 0
+    for name in ("energy", "time_to_accuracy"):
+        assert (tmp_path / "fig" / f"double_pendulum_{name}.png").stat().st_size > 0
+    assert "energy error (mean)" in capsys.readouterr().out
+
+
+def test_relativistic_quick(tmp_path):
+    out = tmp_path / "rel.md"
+    assert lnn_relativistic.main(["--quick", "--out", str(out)]) == 0
+    fed = [r["coordinates"] for r in _rows(out)]
+    assert fed == ["(q, qd)", "(q, p = qd)", "(q, p canonical)"]
+
+
+def test_charged_particle_quick(tmp_path):
+    out = tmp_path / "charged.md"
+    assert lnn_charged_particle.main(["--quick", "--out", str(out)]) == 0
+    assert [r["label"] for r in _rows(out)] == ["LNN", "DeLaN", "MLP (qdd)"]
+
+
+def test_chain_pendulums_quick(tmp_path, capsys):
+    out = tmp_path / "chain.md"
+    assert chain_pendulums.main(["--quick", "--links", "2", "--out", str(out)]) == 0
+    assert [(r["links"], r["label"]) for r in _rows(out)] == [(2, "DeLaN"), (2, "LNN")]
+    assert "| 2 |" in capsys.readouterr().out
+
+
+def test_the_orbit_error_of_the_exact_circle_is_zero_and_of_a_drift_is_not():
+    import lagrax
+    from lagrax.rollout import simulate
+
+    q0, qd0 = np.array([[0.3, -0.2], [1.0, 0.5]]), np.array([[0.4, 0.1], [-0.3, 0.8]])
+    r = simulate(lagrax.system("charged_particle"), q0, qd0, np.linspace(0, 7, 50), rtol=1e-10, atol=1e-10)
+    assert lnn_charged_particle.orbit_error(np.asarray(r.q), q0, qd0) < 1e-7
+    drift = np.asarray(r.q) + np.linspace(0, 0.1, 50)[None, :, None]
+    assert lnn_charged_particle.orbit_error(drift, q0, qd0) > 0.05
+
+
+def test_the_chain_table_compares_with_finzi():
+    rows = [
+        dict(links=1, label="DeLaN", rollout_error=1e-4),
+        dict(links=1, label="LNN", rollout_error=4e-5),
+        dict(links=5, label="DeLaN", rollout_error=0.5),
+        dict(links=5, label="LNN", rollout_error=0.2),
+    ]
+    lines = chain_pendulums.table(rows).splitlines()
+    assert lines[2].endswith("| yes | yes |")  # 4e-5 < 5.2e-5 and 1e-4 < 2.5e-4
+    assert lines[3].endswith("| no | no |")  # 0.2 > 9.3e-4 and 0.5 > 0.33
+
+
+def test_an_existing_output_is_refused_before_any_work(tmp_path):
+    from lagrax.errors import FileExistsLagraxError
+
+    out = tmp_path / "x.md"
+    out.write_text("mine")
+    with pytest.raises(FileExistsLagraxError):
+        lnn_charged_particle.main(["--quick", "--out", str(out)])
+    assert out.read_text() == "mine"

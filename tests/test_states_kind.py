@@ -84,3 +84,22 @@ def test_an_lnn_trains_on_states(cli, tmp_path):
     )  # fmt: skip
     assert code == 0, err
     assert "completed" in text and (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, tmp_path):
+    out = tmp_path / "s.npz"
+    assert cli("generate", "pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
+    code, _, err = cli(
+        "train", "--model", "delan", "--data", out, "--out", tmp_path / "bad", "--loss", "forward=1,rollout=1",
+        "--epochs", "1", "--no-progress",
+    )  # fmt: skip
+    assert_clean_error(code, err, "rollout", "independent states")
+    run = tmp_path / "run"
+    code, _, err = cli(
+        "train", "--model", "delan", "--data", out, "--out", run, "--epochs", "2", "--test-fraction", "0.2",
+        "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    code, _, err = cli("report", run)
+    assert code == 0, err
+    assert "No rollouts: the data are independent states" in (run / "report.md").read_text()

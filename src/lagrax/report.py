@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .datasets import Dataset  # noqa: E402
+from .datasets import Dataset, has_motion  # noqa: E402
 from .errors import FileExistsLagraxError, NotProvidedError  # noqa: E402
 from .evaluation import METRIC_KEYS, TrajectoryRollout  # noqa: E402
 from .batching import batched
@@ -371,6 +371,8 @@ def _figures(run_dir: Path, model, test: Dataset, rollouts, history) -> tuple[li
     if rollouts:
         plot_rollouts(model, rollouts, run_dir / "rollouts.png")
         figures.append(("Rollouts from the first state of test trajectories", "rollouts.png"))
+    elif not has_motion(test):
+        notes.append("No rollouts: the data are independent states (kind 'states'), not motion in time.")
     return figures, notes
 
 

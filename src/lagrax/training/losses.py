@@ -39,6 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Scalar
 
+from ..datasets import has_motion
 from ..errors import DatasetError, LagraxError, NotProvidedError
 from ..rollout import rk4_rollout
 from ..systems.base import System
@@ -260,6 +261,11 @@ def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> 
                     f"set its weight to 0 or use a dataset that has it"
                 )
         _check_target_varies(ds, name, what)
+    if weights.get("rollout", 0) > 0 and not has_motion(ds):
+        raise DatasetError(
+            f"loss 'rollout' needs trajectories in time, but the {what} holds independent states "
+            "(kind 'states'); set its weight to 0"
+        )
 
 
 # The quantity each loss term fits: a term whose target is constant has nothing to learn

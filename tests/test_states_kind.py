@@ -103,3 +103,15 @@ def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, tmp_pat
     code, _, err = cli("report", run)
     assert code == 0, err
     assert "No rollouts: the data are independent states" in (run / "report.md").read_text()
+
+
+def test_states_plot_as_points_without_warnings(cli, tmp_path):
+    import warnings
+
+    out = tmp_path / "s.npz"
+    assert cli("generate", "double_pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code, _, err = cli("plot", out, "--out", tmp_path / "s.png")
+    assert code == 0, err
+    assert (tmp_path / "s.png").stat().st_size > 0

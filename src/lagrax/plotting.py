@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .datasets import Dataset, check_writable  # noqa: E402
+from .datasets import Dataset, check_writable, has_motion  # noqa: E402
 from .errors import LagraxError  # noqa: E402
 from .fileio import atomic_write  # noqa: E402
 
@@ -83,12 +83,14 @@ def _time_axis(ds: Dataset):
     ids = ds.trajectory_ids
     order = np.concatenate([np.flatnonzero(ds.trajectory == i) for i in ids])
     spans, offset = [], 0.0
+    moving = has_motion(ds)
     t_global = np.empty(len(ds))
     for i in ids:
         m = np.flatnonzero(ds.trajectory == i)
-        t = ds.t[m] - ds.t[m].min()
+        # independent states have no time: each is one step of a running sample index
+        t = ds.t[m] - ds.t[m].min() if moving else np.arange(len(m), dtype=float)
         t_global[m] = offset + t
-        step = ds.dt or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0)
+        step = (ds.dt or (float(np.median(np.diff(t))) if len(t) > 1 else 1.0)) if moving else 1.0
         spans.append((offset, offset + t.max() + step, ds.label(i)))
         offset += t.max() + step
     gaps = np.flatnonzero(np.diff(ds.trajectory[order]) != 0) + 1
@@ -126,11 +128,20 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
     path = Path(path)
     check_writable(path, force)  # before the (possibly slow) drawing
     n = ds.dof
-    third, third_name = (ds.tau, "tau") if ds.tau is not None else (ds.qdd, "qdd")
+    # unforced independent states: their accelerations say more than all-zero torques
+    states = not has_motion(ds)
+    show_tau = ds.tau is not None and not (states and not np.any(ds.tau))
+    third, third_name = (ds.tau, "tau") if show_tau else (ds.qdd, "qdd")
     columns = [(ds.q, "q"), (ds.qd, "qd"), (third, third_name)]
     xy = end_effector_paths(ds, system)
 
     order, t_global, spans, offset, gaps = _time_axis(ds)
+    # independent states (kind "states") are points, not curves, over a sample index
+    style, x_label = (
+        (dict(ls="none", marker=".", ms=1.5), "sample, groups of independent states end to end")
+        if states
+        else (dict(lw=0.7), "time, trajectories end to end [s]")
+    )
     ncols = 4 if xy is not None else 3
     fig = plt.figure(figsize=(4.2 * ncols + 1, 1.7 * n + 1.6), layout="constrained")
     grid = fig.add_gridspec(n, ncols)
@@ -140,7 +151,7 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
             ax = fig.add_subplot(grid[j, c])
             y = np.insert(values[order, j].astype(float), gaps, np.nan)
             x = np.insert(t_global[order], gaps, np.nan)
-            ax.plot(x, y, lw=0.7, color="C0")
+            ax.plot(x, y, color="C0", **style)
             for k, (a, b, lab) in enumerate(spans):
                 if k % 2:
                     ax.axvspan(a, b, color="0.92", lw=0, zorder=0)
@@ -158,7 +169,7 @@ def plot_dataset(ds: Dataset, path, force: bool = False, title: str | None = Non
             ax.set_ylabel(f"{label} [{names[j]}]", fontsize=8)
             ax.tick_params(labelsize=7)
             if j == n - 1:
-                ax.set_xlabel("time, trajectories end to end [s]", fontsize=8)
+                ax.set_xlabel(x_label, fontsize=8)
     if xy is not None:
         _draw_paths(fig.add_subplot(grid[:, 3]), ds, xy)
     meta = ds.metadata

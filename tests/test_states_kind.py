@@ -90,7 +90,8 @@ def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, tmp_pat
     out = tmp_path / "s.npz"
     assert cli("generate", "pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
     code, _, err = cli(
-        "train", "--model", "delan", "--data", out, "--out", tmp_path / "bad", "--loss", "forward=1,rollout=1",
+        "train", "--model", "delan", "--data", out, "--out", tmp_path / "bad",
+        "--loss", "forward=1,rollout=1",
         "--epochs", "1", "--no-progress",
     )  # fmt: skip
     assert_clean_error(code, err, "rollout", "independent states")

@@ -8,6 +8,8 @@ catch one type. Each subclass also derives from the builtin it refines
 
 from __future__ import annotations
 
+from typing import Any
+
 import difflib
 from collections.abc import Iterable
 
@@ -44,7 +46,15 @@ class OutOfRangeError(LagraxError, ValueError):
 
 
 class NumericalError(LagraxError, ArithmeticError):
-    """A computation gave a non-finite result for finite inputs."""
+    """A computation gave a non-finite result for finite inputs.
+
+    A rollout that stops sets ``partial`` (what was computed, NaN after the stop),
+    ``time`` and ``state`` (where it stopped); they are None otherwise.
+    """
+
+    partial: Any = None
+    time: float | None = None
+    state: Any = None
 
 
 class SingularHessianError(NumericalError):

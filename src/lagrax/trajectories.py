@@ -675,7 +675,7 @@ def _sample_period(dt: float | None, rate: float | None, default: float) -> floa
     return 1.0 / rate
 
 
-def _sensors(noise, q_noise, tau_noise, measured, window, polyorder) -> dict:
+def _sensors(noise, q_noise, tau_noise, measured, window, polyorder, kind: str = "") -> dict:
     """The checked sensor settings (recorded in the metadata under ``"sensors"``)."""
     levels = dict(noise=noise, q_noise=noise if q_noise is None else q_noise)
     levels["tau_noise"] = noise if tau_noise is None else tau_noise
@@ -683,6 +683,10 @@ def _sensors(noise, q_noise, tau_noise, measured, window, polyorder) -> dict:
         if not (isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0):
             raise LagraxError(f"{name} must be a non-negative number, got {value!r}")
     signals = measured_signals(measured)
+    if kind == "states" and len(signals) < len(MEASURABLE):
+        raise LagraxError(
+            "kind 'states' has no time axis to differentiate along: every signal must be measured"
+        )
     estimated = [x for x in MEASURABLE if x not in signals]
     if estimated and not (int(window) == window and window % 2 == 1 and 0 <= polyorder < window):
         raise LagraxError(
@@ -734,6 +738,24 @@ def _kind_call(kind: str, kind_options: dict) -> Callable:
     if unknown:
         raise UnknownNameError(f"unknown option(s) {unknown} for kind {kind!r}; allowed: {sorted(allowed)}")
     return fn
+
+
+def _metadata(system, kind, raw, dt, duration, seed, noise, sensors, settings, start) -> dict:
+    """What :func:`generate` records of a dataset's making."""
+    return dict(
+        system=system.info.to_json(),
+        dt=dt,
+        rate=1.0 / dt,
+        kind=kind,
+        trajectories=int(np.unique(raw["trajectory"]).size),
+        duration=duration,
+        seed=seed,
+        noise=noise,
+        sensors=sensors,
+        generator=settings,
+        lagrax_version=__version__,
+        generation_seconds=round(time.perf_counter() - start, 3),
+    )
 
 
 def generate(
@@ -804,20 +826,7 @@ def generate(
     _say(progress, "ground truth")
     truth = ground_truth(system, raw["q"], raw["qd"], raw["qdd"])
     _measure(raw, sensors, seed, dt)
-    metadata = dict(
-        system=system.info.to_json(),
-        dt=dt,
-        rate=1.0 / dt,
-        kind=kind,
-        trajectories=int(np.unique(raw["trajectory"]).size),
-        duration=duration,
-        seed=seed,
-        noise=noise,
-        sensors=sensors,
-        generator=settings,
-        lagrax_version=__version__,
-        generation_seconds=round(time.perf_counter() - start, 3),
-    )
+    metadata = _metadata(system, kind, raw, dt, duration, seed, noise, sensors, settings, start)
     ds = Dataset(**raw, **truth, labels=labels, metadata=metadata)
     return ds.validate(source=f"generated {kind} data for {system.info.name}")
 

@@ -250,11 +250,10 @@ def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> Non
             "marked 'diverged'"
         )
     if test_ds is not None:
-        from ..evaluation import evaluate
+        from ..evaluation import dataset_truth, evaluate
 
-        metrics = evaluate(
-            result.model, test_ds, training={"train_seconds": result.train_seconds, "steps": result.steps}
-        )
+        training = {"train_seconds": result.train_seconds, "steps": result.steps}
+        metrics = evaluate(result.model, test_ds, training=training, truth=dataset_truth(test_ds))
         atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         record["test"] = metrics
     atomic_write_text(out_dir / "summary.json", json.dumps(record, indent=2) + "\n")

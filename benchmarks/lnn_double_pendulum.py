@@ -160,7 +160,8 @@ def figures(folder: Path, rows: list[dict], reference, force: bool) -> list[Path
             "double pendulum: true energy along 40 rollouts of 100 s",
         )
     ]
-    curve = next((r["curve"] for r in rows if r["label"] == "LNN" and r["data"] == "states"), [])
+    lnn = next((r for r in rows if r["label"] == "LNN" and r["data"] == "states"), None)
+    curve = [] if lnn is None else [*lnn["curve"], (lnn["train_seconds"], lnn["energy_error"])]
     if curve:
         paths.append(_plot_curve(curve, folder / "double_pendulum_time_to_accuracy.png", force))
     return paths

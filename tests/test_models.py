@@ -245,7 +245,10 @@ def test_lnn_regularisation_is_small():
 
 
 def test_lnn_init_scheme_follows_the_paper():
-    model = lagrax.make_model("lnn", MIXED, key=jax.random.PRNGKey(0), width=256, depth=3, init="lnn")
+    # free_particle=0: the paper's plain network (the default starts at the free particle)
+    model = lagrax.make_model(
+        "lnn", MIXED, key=jax.random.PRNGKey(0), width=256, depth=3, init="lnn", free_particle=0.0
+    )
     layers = model.network.net.layers
     for i, layer in enumerate(layers):
         expected = lnn_init_std(i, len(layers), 256)
@@ -254,6 +257,20 @@ def test_lnn_init_scheme_follows_the_paper():
     assert lnn_init_std(0, 4, 100) == pytest.approx(0.22)
     assert lnn_init_std(2, 4, 100) == pytest.approx(0.116)
     assert lnn_init_std(3, 4, 100) == pytest.approx(10.0)
+
+
+def test_the_lnn_starts_as_the_free_particle_with_scaled_velocities():
+    """Default LNN: the output layer starts at zero, so L = |qd / s|^2 / 2 and the Hessian is
+    I / s^2, positive definite; ``with_data_statistics`` sets s to the data's RMS velocity."""
+    model = lagrax.make_model("lnn", lagrax.system("double_pendulum").info, key=jax.random.PRNGKey(0))
+    qd = np.array([[3.0, -4.0], [0.0, 0.0]])
+    model = model.with_data_statistics(np.zeros((2, 2)), qd)
+    s = model.spec.velocity_scale
+    assert s == pytest.approx(2.5)  # sqrt(mean(9, 16, 0, 0))
+    q, v = np.array([0.3, -0.2]), np.array([1.0, 2.0])
+    assert float(model.lagrangian(q, v)) == pytest.approx(0.5 * (v @ v) / s**2, rel=1e-6)
+    hessian = np.asarray(model.terms(q, v).hessian)
+    np.testing.assert_allclose(hessian, np.eye(2) / s**2, rtol=1e-5)
 
 
 # --------------------------------------------------------------------------------------

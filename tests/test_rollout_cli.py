@@ -105,7 +105,8 @@ def test_a_trained_model_is_compared_with_the_truth_of_its_data(cli, tmp_path):
 def test_a_failing_rollout_keeps_the_part_computed_so_far(cli, tmp_path):
     """An untrained LNN whose Hessian is indefinite: exit 2 naming the time and state, and
     the .npz still holds the states up to the stop (NaN after it)."""
-    model = lagrax.make_model("lnn", lagrax.system("double_pendulum").info, key=jax.random.PRNGKey(0))
+    info = lagrax.system("double_pendulum").info  # the paper's plain network: no free-particle start
+    model = lagrax.make_model("lnn", info, key=jax.random.PRNGKey(0), free_particle=0.0)
     model = model.with_data_statistics(np.zeros((4, 2)), np.full((4, 2), 30.0))
     save_model(model, tmp_path / "run")
     out = tmp_path / "r.npz"

@@ -192,10 +192,13 @@ _STYLES = {"truth": dict(color="black", lw=1.6), "recorded": dict(color="black",
 
 
 def plot_energy(predictions, path, force: bool = False, title: str | None = None) -> Path:
-    """The true energy along each prediction over time, mean over initial states with the
-    range shaded (the LNN paper's Figure 4); each ``Prediction`` needs ``energy``."""
+    """The true energy along each prediction over time, relative to its start: the median
+    over initial states, with the 10-90 % band shaded (the LNN paper's Figure 4); each
+    ``Prediction`` needs ``energy``. The vertical range fits the bands, so one diverged
+    rollout cannot flatten the rest (it shows as a line leaving the plot)."""
     check_figure_path(path, force)
     fig, ax = plt.subplots(figsize=(7, 3.6))
+    reach = 0.0
     for p in predictions:
         if p.energy is None:
             continue
@@ -203,12 +206,16 @@ def plot_energy(predictions, path, force: bool = False, title: str | None = None
         style = _STYLES.get(p.name, {})
         with warnings.catch_warnings():  # times after every rollout stopped are all NaN
             warnings.simplefilter("ignore", RuntimeWarning)
-            mean, lo, hi = (f(drift, axis=0) for f in (np.nanmean, np.nanmin, np.nanmax))
-        ax.plot(p.t, mean, label=p.name, **style)
+            mid, lo, hi = np.nanpercentile(np.where(np.isfinite(drift), drift, np.nan), [50, 10, 90], axis=0)
+        ax.plot(p.t, mid, label=p.name, **style)
         ax.fill_between(p.t, lo, hi, alpha=0.15, color=style.get("color"))
+        band = np.abs(np.concatenate([lo, hi]))
+        reach = max(reach, float(np.nanmax(band)) if np.any(np.isfinite(band)) else 0.0)
+    if reach > 0:
+        ax.set_ylim(-1.2 * reach, 1.2 * reach)
     ax.set_xlabel("time [s]")
     ax.set_ylabel("E(t) - E(0) (true energy)")
-    ax.set_title(title or "energy along the rollouts (mean, and range over initial states)")
+    ax.set_title(title or "energy along the rollouts (median, 10-90 % of initial states)")
     ax.legend()
     ax.grid(alpha=0.3)
     fig.tight_layout()

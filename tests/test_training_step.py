@@ -273,3 +273,16 @@ def test_a_normaliser_never_multiplies_a_loss_by_more_than_its_cap():
     assert float(scales.tau[0]) == pytest.approx(MAX_NORMALISER)  # tau == 0 everywhere
     assert 0 < float(scales.qdd[0]) < MAX_NORMALISER
     assert float(scales.qdd[0]) == pytest.approx(1 / np.var(ds.qdd[:, 0]), rel=1e-5)
+
+
+def test_a_constant_nonzero_target_is_weighed_by_its_size():
+    """pdot = -m g everywhere (a particle in a uniform field): the normaliser is
+    1 / (1e-3 * mean square), not the cap."""
+    from lagrax.training.losses import MIN_VARIANCE_FRACTION, data_scales
+    from lagrax.trajectories import generate
+
+    ds = generate(
+        lagrax.system("relativistic_particle", g=2.0), kind="states", samples=200, qd_range=(-0.5, 0.5)
+    )
+    assert np.ptp(ds.pdot) < 1e-9  # the rate of the momentum is the field's force
+    assert float(data_scales(ds).pdot[0]) == pytest.approx(1 / (MIN_VARIANCE_FRACTION * 4.0), rel=1e-5)

@@ -89,16 +89,23 @@ class Scales(NamedTuple):
 # (nearly) constant channel, e.g. an unactuated joint's zero torque, cannot blow a
 # loss up by 1e24 (it did on passive data before); variances below 1e-6 count as 1e-6.
 MAX_NORMALISER = 1e6
+# ... and a channel's variance counts as at least this fraction of its mean square: a
+# constant but non-zero target (the momentum rate of a particle in a uniform field) is
+# weighed like a varying one of its size, not a million times more than the rest.
+MIN_VARIANCE_FRACTION = 1e-3
 
 
 def _inv_var(x, axis=0):
-    """``1 / var(x)`` per channel, at most :data:`MAX_NORMALISER`."""
+    """``1 / var(x)`` per channel, with the variance at least :data:`MIN_VARIANCE_FRACTION`
+    of the mean square and ``1 / MAX_NORMALISER``."""
     if x is None:
         return None
-    # nanvar: a corrupt sample must not poison every step through the normaliser; the
+    # nan-aware: a corrupt sample must not poison every step through the normaliser; the
     # trainer skips the steps that contain it
-    v = np.nanvar(np.asarray(x, np.float64), axis=axis)
-    return 1.0 / np.maximum(v, 1.0 / MAX_NORMALISER)
+    x = np.asarray(x, np.float64)
+    v = np.nanvar(x, axis=axis)
+    floor = np.maximum(MIN_VARIANCE_FRACTION * np.nanmean(x**2, axis=axis), 1.0 / MAX_NORMALISER)
+    return 1.0 / np.maximum(v, floor)
 
 
 def data_scales(ds, dtype=jnp.float32) -> Scales:

@@ -77,7 +77,8 @@ def models():
     key = jax.random.PRNGKey(0)
     return [
         ("delan", lagrax.make_model("delan", info, key=key, dtype="float64", friction="viscous")),
-        ("lnn", lagrax.make_model("lnn", info, key=key, dtype="float64")),
+        # the paper's plain network (a random Lagrangian, not the free-particle start)
+        ("lnn", lagrax.make_model("lnn", info, key=key, dtype="float64", free_particle=0.0)),
     ]
 
 

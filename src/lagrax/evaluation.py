@@ -186,6 +186,17 @@ def geometric_mean(errors, skip_first: bool = True) -> float:
     return float(np.exp(np.mean(np.log(np.maximum(e, 1e-300)))))
 
 
+def energy_at(system, q: np.ndarray, qd: np.ndarray) -> np.ndarray:
+    """``system``'s energy at states ``(..., n)``, NaN where a state is not finite (a
+    diverged rollout), so the checked edge never sees the NaN."""
+    q, qd = np.asarray(q), np.asarray(qd)
+    n = q.shape[-1]
+    finite = np.all(np.isfinite(q) & np.isfinite(qd), axis=-1)
+    flat = [np.where(finite[..., None], a, 0.0).reshape(-1, n) for a in (q, qd)]
+    e = np.asarray(batched(system).energy(jnp.asarray(flat[0]), jnp.asarray(flat[1])), np.float64)
+    return np.where(finite, e.reshape(q.shape[:-1]), np.nan)
+
+
 def energy_error(
     truth, q_pred: Float[Array, "*batch T n"], qd_pred: Float[Array, "*batch T n"], scale: float
 ) -> np.ndarray:
@@ -196,12 +207,7 @@ def energy_error(
     pendulum). A diverged (NaN) rollout has infinite error.
     """
     q_pred, qd_pred = np.asarray(q_pred), np.asarray(qd_pred)
-    n = q_pred.shape[-1]
-    q_ends, qd_ends = (a[..., (0, -1), :] for a in (q_pred, qd_pred))
-    finite = np.all(np.isfinite(q_ends) & np.isfinite(qd_ends), axis=-1).reshape(-1)
-    flat = [np.where(finite[:, None], a.reshape(-1, n), 0.0) for a in (q_ends, qd_ends)]
-    energy = np.asarray(batched(truth).energy(jnp.asarray(flat[0]), jnp.asarray(flat[1])), np.float64)
-    energy = np.where(finite, energy, np.nan).reshape(q_ends.shape[:-1])
+    energy = energy_at(truth, q_pred[..., (0, -1), :], qd_pred[..., (0, -1), :])
     err = np.abs(energy[..., 1] - energy[..., 0]) / scale
     return np.where(np.isfinite(err), err, np.inf)
 

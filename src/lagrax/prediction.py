@@ -33,7 +33,13 @@ import numpy as np
 from .batching import batched
 from .datasets import Dataset, check_writable
 from .errors import LagraxError, NumericalError, ShapeError
-from .evaluation import first_exceedance, geometric_mean, normalised_position_error, rollout_relative_error
+from .evaluation import (
+    energy_at,
+    first_exceedance,
+    geometric_mean,
+    normalised_position_error,
+    rollout_relative_error,
+)
 from .fileio import atomic_write
 from .rollout import simulate
 from .trajectories import position_ranges, velocity_ranges
@@ -133,11 +139,7 @@ def _energy(truth, q: np.ndarray, qd: np.ndarray) -> np.ndarray | None:
     """The truth's energy at states ``(B, T, n)`` (NaN where the states are)."""
     if truth is None or not truth.provides("energy"):
         return None
-    n = q.shape[-1]
-    finite = np.all(np.isfinite(q) & np.isfinite(qd), axis=-1)
-    flat = [np.where(finite[..., None], a, 0.0).reshape(-1, n) for a in (q, qd)]
-    e = np.asarray(batched(truth).energy(jnp.asarray(flat[0]), jnp.asarray(flat[1])), np.float64)
-    return np.where(finite, e.reshape(q.shape[:-1]), np.nan)
+    return energy_at(truth, q, qd)
 
 
 def predict(system, q0, qd0, t, tau=None, *, truth=None, name: str | None = None, **solver) -> Prediction:

@@ -344,3 +344,36 @@ def test_config_from_toml_and_bad_options(tmp_path):
         parse_loss_weights("torque=1")
     with pytest.raises(LagraxError, match="at least one loss weight"):
         TrainConfig(inverse=0.0)
+
+
+def test_a_float64_model_trains_in_float64_under_the_default_data_dtype(data):
+    """The default data dtype is float32; a float64 model gets float64 data (the same run
+    as asking for it), and the rollout loss then goes through L-BFGS too (mixed
+    precision broke optax's line search)."""
+    cfg = dict(epochs=2, steps_per_epoch=5, lbfgs_epochs=1, lbfgs_steps=5, rollout=1.0, rollout_horizon=3)
+    settings = {k: v for k, v in FAST.items() if k != "dtype"}
+    default = train(pendulum_model(1.0, 5.0), data, config=TrainConfig(**cfg, **settings), progress=False)
+    asked = train(pendulum_model(1.0, 5.0), data, config=TrainConfig(**cfg, **FAST), progress=False)
+    assert [np.asarray(a).dtype for a in leaves(default.model)] == [np.float64, np.float64]
+    for a, b in zip(leaves(default.model), leaves(asked.model)):
+        np.testing.assert_array_equal(a, b)
+    assert [h["loss"] for h in default.history] == [h["loss"] for h in asked.history]
+
+
+def test_a_full_batch_holds_at_most_max_full_windows_evenly_spaced():
+    from lagrax.training.batches import MAX_FULL_WINDOWS, full_batch
+
+    n = 3 * MAX_FULL_WINDOWS + 7
+    data = dict(
+        t=jnp.arange(n + 4) * 0.1,
+        q=jnp.arange(n + 4.0)[:, None],
+        qd=jnp.zeros((n + 4, 1)),
+        tau=jnp.zeros((n + 4, 1)),
+        window_starts=jnp.arange(n),
+    )
+    _, windows = full_batch(data, horizon=4)
+    starts = np.asarray(windows["q"][:, 0, 0]).astype(int)
+    assert starts.shape == (MAX_FULL_WINDOWS,) and starts[0] == 0 and starts[-1] == n - 1
+    assert np.all(np.diff(starts) >= 2) and np.all(np.diff(starts) <= 4)
+    small = dict(data, window_starts=jnp.arange(10))
+    assert full_batch(small, horizon=4)[1]["q"].shape == (10, 5, 1)

@@ -44,7 +44,7 @@ from jaxtyping import Array, Float
 
 from .batching import batched
 from .datasets import Dataset
-from .errors import LagraxError, UnknownNameError
+from .errors import LagraxError, ShapeError, UnknownNameError
 from .rollout import simulate
 from .signals import savgol_derivatives
 from .version import __version__
@@ -143,29 +143,52 @@ def passive(
     progress: Progress = None,
     q_range=None,
     qd_range=None,
+    initial=None,
 ) -> dict:
     """Free motion (tau = 0) from random initial states; returns flat sample arrays.
 
     Initial ``q`` is uniform in ``q_range`` (default :func:`position_ranges`), ``qd``
     uniform in ``qd_range`` (default ``+-``:func:`velocity_ranges`); each range is one
-    ``(low, high)`` pair for every joint or one per joint. Integrated adaptively with
-    tolerances ``rtol, atol``.
+    ``(low, high)`` pair for every joint or one per joint. ``initial=(q0, qd0)``, two
+    ``(trajectories, dof)`` arrays, gives the initial states instead. Integrated
+    adaptively with tolerances ``rtol, atol``.
     """
     info = system.info
-    rng = np.random.default_rng(seed)
-    lo, hi = joint_ranges(q_range, info.dof, position_ranges(info), "q_range")
-    vmax = velocity_ranges(info)
-    vlo, vhi = joint_ranges(qd_range, info.dof, (-vmax, vmax), "qd_range")
-    q0 = rng.uniform(lo, hi, size=(trajectories, info.dof))
-    qd0 = rng.uniform(vlo, vhi, size=(trajectories, info.dof))
+    if initial is None:
+        q0, qd0 = _uniform_states(info, trajectories, seed, q_range, qd_range)
+    else:
+        q0, qd0 = _given_states(initial, trajectories, info.dof)
     ts = _time_grid(duration, dt)
     _say(progress, f"integrating {trajectories} rollouts")
     r = simulate(system, q0, qd0, ts, solver=solver, rtol=rtol, atol=atol)
     out = _stack(ts, r.q, r.qd, r.qdd, np.zeros_like(r.q))
     # the metadata records the solver by name (or class name for a solver object)
     name = solver if isinstance(solver, str) else getattr(solver, "value", type(solver).__name__)
-    out["settings"] = dict(rtol=rtol, atol=atol, solver=str(name))
+    out["settings"] = dict(
+        rtol=rtol, atol=atol, solver=str(name), initial="given" if initial is not None else "random"
+    )
     return out
+
+
+def _uniform_states(info, count: int, seed: int, q_range, qd_range) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    lo, hi = joint_ranges(q_range, info.dof, position_ranges(info), "q_range")
+    vmax = velocity_ranges(info)
+    vlo, vhi = joint_ranges(qd_range, info.dof, (-vmax, vmax), "qd_range")
+    return rng.uniform(lo, hi, size=(count, info.dof)), rng.uniform(vlo, vhi, size=(count, info.dof))
+
+
+def _given_states(initial, count: int, dof: int) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        q0, qd0 = (np.asarray(a, dtype=np.float64) for a in initial)
+    except (TypeError, ValueError):
+        raise ShapeError("initial must be a pair (q0, qd0) of real arrays") from None
+    for name, a in (("q0", q0), ("qd0", qd0)):
+        if a.shape != (count, dof):
+            raise ShapeError(f"initial {name} has shape {a.shape}, expected ({count}, {dof})")
+        if not np.all(np.isfinite(a)):
+            raise LagraxError(f"initial {name} holds NaN or inf")
+    return q0, qd0
 
 
 # --------------------------------------------------------------------------------------
@@ -360,6 +383,33 @@ def _references(info, ts, rng, shape, omega, speed, region):
     ) * rng.uniform(0.5, 1.0, size=(B, n))
     a, b = a * scale[..., None], b * scale[..., None]
     return fourier(t, jnp.asarray(q0), jnp.asarray(a), jnp.asarray(b), omega)
+
+
+def reference_trajectories(
+    info,
+    duration: float,
+    dt: float,
+    count: int = 1,
+    seed: int = 0,
+    harmonics: int = 5,
+    speed: float = 1.0,
+    region: str = "middle",
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Desired joint motions for tracking control: ``q, qd, qdd`` of shape ``(count, T, n)``
+    on the grid ``0, dt, ..., duration``, the finite Fourier series of :func:`excitation`
+    (one period over ``duration`` at ``speed=1``), within the position and velocity
+    ranges of ``info`` (a :class:`~lagrax.systems.SystemInfo`)."""
+    if region not in REGIONS:
+        raise UnknownNameError.for_name("region", region, tuple(REGIONS))
+    if int(harmonics) < 1 or int(count) < 1:
+        raise LagraxError(f"harmonics and count must be at least 1, got {harmonics} and {count}")
+    if not (np.isfinite(speed) and speed > 0):
+        raise LagraxError(f"speed must be a positive number, got {speed}")
+    ts = _time_grid(duration, dt)
+    rng = np.random.default_rng(seed)
+    omega = 2 * np.pi * speed / duration
+    q, qd, qdd = _references(info, ts, rng, (int(count), info.dof, int(harmonics)), omega, speed, region)
+    return np.asarray(q), np.asarray(qd), np.asarray(qdd)
 
 
 def _driven(system, ts, rng, B, L, omega, settings, progress) -> dict:
@@ -845,6 +895,7 @@ __all__ = [
     "joint_ranges",
     "states",
     "position_ranges",
+    "reference_trajectories",
     "savgol_derivatives",
     "velocity_ranges",
 ]

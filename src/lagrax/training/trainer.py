@@ -245,6 +245,15 @@ def _check_inputs(model, train_ds, val_ds, config: TrainConfig) -> None:
         raise TrainingError("dtype 'float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True)")
 
 
+def _data_precision(model, config: TrainConfig) -> TrainConfig:
+    """``config`` with ``dtype`` float64 when ``model`` has float64 parameters: data rounded
+    to float32 would cap the fit at float32 accuracy (and mixed precision breaks L-BFGS)."""
+    leaves = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+    if config.dtype is Precision.FLOAT32 and any(leaf.dtype == jnp.float64 for leaf in leaves):
+        return dataclasses.replace(config, dtype=Precision.FLOAT64)
+    return config
+
+
 def _check_losses_trace(model, data: Data, scales: L.Scales, config: TrainConfig) -> None:
     """Every active term traced on one sample (and window), so a missing quantity fails now."""
     sample = {k: v[0] for k, v in samples(data).items()}
@@ -513,7 +522,7 @@ def train(
         callback: ``callback(epoch, model, record)`` after each epoch, outside the timed
             region (e.g. a benchmark's test evaluation); returning True stops training.
     """
-    config = (config or TrainConfig()).validate()
+    config = _data_precision(model, (config or TrainConfig()).validate())
     _check_inputs(model, train_ds, val_ds, config)
     weights = config.loss_weights()
     scales = L.data_scales(train_ds, config.dtype.dtype)

@@ -432,6 +432,172 @@ def _rollout_job(given: dict):
 
 
 # --------------------------------------------------------------------------------------
+# lagrax control (implementation: lagrax.tracking, lagrax.control, lagrax.online)
+# --------------------------------------------------------------------------------------
+
+
+@app.command("control")
+def control_command(
+    run_dirs: list[Path] | None = typer.Argument(
+        None, help="run directories of trained models to control with"
+    ),
+    system: str = typer.Option(..., help="the robot (the plant): panda, ur5, urdf -p path=ARM.urdf, ..."),
+    param: list[str] | None = typer.Option(None, "--param", "-p", help="system parameter name=value"),
+    out: Path = typer.Option(..., "--out", "-o", help="output file (.npz); .json and figures go next to it"),
+    trajectory: str = typer.Option(
+        "random", help="'random' (Fourier series within the limits) or an .npz with q, qd, qdd at --rate"
+    ),
+    count: int = typer.Option(1, help="random references, tracked at once (vmap)"),
+    seed: int = typer.Option(0, help="seed of the random references, noise and online learning"),
+    duration: float = typer.Option(10.0, help="seconds of each random reference"),
+    speed: float = typer.Option(1.0, help="speed of the random references (1: one period per duration)"),
+    controller: str = typer.Option("computed-torque", help="computed-torque | feedforward-pd | pd"),
+    rate: float = typer.Option(1000.0, help="control rate [Hz]"),
+    substeps: int = typer.Option(1, help="plant RK4 steps per control period"),
+    kp: str | None = typer.Option(None, help="proportional gain: one number or one per joint (a,b,...)"),
+    kd: str | None = typer.Option(None, help="derivative gain: one number or one per joint"),
+    bandwidth: float = typer.Option(
+        10.0, help="without --kp/--kd: critically damped at w [rad/s] (PD gains scaled by inertia)"
+    ),
+    torque_limit: bool = typer.Option(False, "--torque-limit", help="clip torques to the robot's limits"),
+    q_noise: float = typer.Option(0.0, help="std of position measurement noise"),
+    qd_noise: float = typer.Option(0.0, help="std of velocity measurement noise"),
+    clip: bool = typer.Option(
+        False, "--clip", help="clip a reference outside the joint limits (else refused)"
+    ),
+    baselines: bool = typer.Option(True, help="also the analytic model and PD alone"),
+    online: bool = typer.Option(False, "--online", help="the first model also learns while it controls"),
+    scratch: str | None = typer.Option(None, help="online: start from a new model of this kind (delan, ...)"),
+    online_lr: float = typer.Option(1e-3, help="online: AdamW learning rate"),
+    online_every: int = typer.Option(1, help="online: ticks between updates"),
+    online_steps: int = typer.Option(1, help="online: optimiser steps per update"),
+    online_batch: int = typer.Option(32, help="online: minibatch size from the replay buffer"),
+    payload: float = typer.Option(0.0, help="mass [kg] added to the end effector at --payload-at"),
+    payload_at: float | None = typer.Option(None, help="when the payload is added [s] (default: halfway)"),
+    force: bool = typer.Option(False, "--force", help="overwrite existing outputs"),
+) -> None:
+    """Closed-loop tracking control of a robot with learned models (and online learning).
+
+    The plant is the robot's true dynamics; each row controls it with a model: every
+    run directory's, the analytic one and PD alone. Writes OUT (.npz), OUT.json (tracking
+    RMSE and max error per joint, effort), OUT-tracking.png and OUT-errors.png.
+    """
+    _enable_x64()
+    import numpy as np
+
+    from .tracking import metrics_rows, run_control, write_control
+
+    job = _control_job(locals())
+    job.check_outputs()
+    with console.status("running the closed loops ...") as status:
+        results = run_control(job, progress=lambda m: status.update(m))
+    for path in write_control(job, results):
+        console.print(f"wrote {path}", soft_wrap=True)
+    table = Table(title=f"tracking on {job.system.info.name} ({job.controller.value}, {rate:g} Hz)")
+    for column in ("controller", "RMSE [rad]", "max error [rad]", "effort"):
+        table.add_column(column)
+    for row in metrics_rows(results):
+        cells = [f"{row['rmse']:.3g}", f"{row['max_error']:.3g}", f"{row['effort']:.4g}"]
+        table.add_row(row["row"], *(cells if np.isfinite(row["rmse"]) else ["diverged", "-", "-"]))
+    console.print(table)
+
+
+def _floats(text: str | None, what: str):
+    if text is None:
+        return None
+    try:
+        values = [float(x) for x in text.split(",")]
+    except ValueError:
+        raise LagraxError(f"--{what} expects a number or comma-separated numbers, got {text!r}") from None
+    return values[0] if len(values) == 1 else values
+
+
+def _control_job(given: dict):
+    """The :class:`~lagrax.tracking.ControlJob` of the command's options."""
+    from .control import Controller, Gains, LoopSettings
+    from .systems import system as make_system
+    from .tracking import ControlJob, load_reference
+
+    truth = make_system(given["system"], **parse_system_params(given["param"]))
+    info = truth.info
+    if given["trajectory"] == "random":
+        from .trajectories import reference_trajectories
+
+        reference = reference_trajectories(
+            info, given["duration"], 1.0 / given["rate"], given["count"], given["seed"], speed=given["speed"]
+        )
+    else:
+        reference = load_reference(Path(given["trajectory"]), info.dof)
+    gains = None
+    if given["kp"] is not None or given["kd"] is not None:
+        if given["kp"] is None or given["kd"] is None:
+            raise LagraxError("give both --kp and --kd (or neither: gains from --bandwidth)")
+        gains = Gains.make(info.dof, _floats(given["kp"], "kp"), _floats(given["kd"], "kd"))
+    limit = info.torque_limits if given["torque_limit"] else None
+    if given["torque_limit"] and limit is None:
+        raise LagraxError(f"--torque-limit: {info.name} has no torque limits")
+    settings = LoopSettings(given["rate"], given["substeps"], limit, given["q_noise"], given["qd_noise"])
+    seconds = (reference[0].shape[1] - 1) / given["rate"]
+    return ControlJob(
+        out=given["out"],
+        system=truth,
+        reference=reference,
+        models=_control_models(given, info),
+        controller=Controller.parse(given["controller"]),
+        gains=gains,
+        bandwidth=given["bandwidth"],
+        settings=settings,
+        baselines=given["baselines"],
+        online=_online_settings(given),
+        payload=given["payload"],
+        payload_at=given["payload_at"] if given["payload_at"] is not None else seconds / 2,
+        clip=given["clip"],
+        seed=given["seed"],
+        force=given["force"],
+    )
+
+
+def _control_models(given: dict, info) -> list:
+    """``(name, model)`` of the run directories (and of a new ``--scratch`` model)."""
+    from .evaluation import load_run
+
+    models = []
+    for path in given["run_dirs"] or []:
+        name = Path(path).name
+        while name in [n for n, _ in models]:
+            name = f"{name}_{len(models)}"
+        models.append((name, load_run(path).model))
+    if given["scratch"] is not None:
+        if not given["online"]:
+            raise LagraxError("--scratch starts a new model for online learning: add --online")
+        import jax
+
+        from .models import make_model
+
+        models.insert(
+            0,
+            (
+                f"{given['scratch']} (new)",
+                make_model(given["scratch"], info, key=jax.random.PRNGKey(given["seed"])),
+            ),
+        )
+    return models
+
+
+def _online_settings(given: dict):
+    if not given["online"]:
+        return None
+    from .online import OnlineSettings
+
+    return OnlineSettings(
+        every=given["online_every"],
+        steps=given["online_steps"],
+        batch_size=given["online_batch"],
+        lr=given["online_lr"],
+    )
+
+
+# --------------------------------------------------------------------------------------
 # lagrax train (implementation: lagrax.training.run_training)
 # --------------------------------------------------------------------------------------
 

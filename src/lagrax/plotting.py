@@ -242,6 +242,49 @@ def plot_positions(predictions, path, force: bool = False, which: int = 0) -> Pa
     return Path(path)
 
 
+def plot_tracking(t, reference, series: dict, joint_names, path, force: bool = False) -> Path:
+    """Desired (black) and actual joint positions over time, one panel per joint, for
+    every controller in ``series`` (``{name: q (T, n)}``)."""
+    check_figure_path(path, force)
+    n = reference.shape[-1]
+    cols = 2 if n > 3 else 1
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6 * cols, 1.8 * rows + 0.8), sharex=True, squeeze=False)
+    for j, ax in enumerate(axes.flat):
+        if j >= n:
+            ax.set_visible(False)
+            continue
+        ax.plot(t, reference[:, j], color="black", lw=2.0, label="desired")
+        for name, q in series.items():
+            ax.plot(t, q[:, j], lw=1.0, ls="--", label=name)
+        ax.set_ylabel(f"{joint_names[j]} [rad]", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(loc="upper right", fontsize=7)
+    for ax in axes[-1]:
+        ax.set_xlabel("time [s]")
+    fig.suptitle("tracking: desired and actual joint positions")
+    fig.tight_layout()
+    _save(fig, Path(path), force)
+    return Path(path)
+
+
+def plot_tracking_errors(t, reference, series: dict, path, force: bool = False) -> Path:
+    """The norm of the joint-position error over time, per controller (log scale)."""
+    check_figure_path(path, force)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for name, q in series.items():
+        err = np.linalg.norm(q - reference, axis=-1)
+        ax.semilogy(t, np.maximum(err, 1e-12), lw=1.0, label=name)
+    ax.set_xlabel("time [s]")
+    ax.set_ylabel("|q_d - q| [rad]")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    ax.set_title("tracking error")
+    fig.tight_layout()
+    _save(fig, Path(path), force)
+    return Path(path)
+
+
 def pendulum_lengths(info) -> list[float] | None:
     """Link lengths of a pendulum-like system (``pendulum``, ``double_pendulum``,
     ``chain_pendulum``: absolute angles from the downward vertical), else None."""

@@ -462,6 +462,13 @@ class PinocchioRobot(PinocchioCore):
             self.mass_matrix(q), self.coriolis(q, qd), self.gravity(q), self.potential_energy(q)
         )
 
+    def rigid_body_tree(self):
+        """This robot's dynamics in pure JAX (:class:`~lagrax.systems.rigid_body.RigidBodyTree`):
+        the same model, no host callbacks, so it compiles into ``lax.scan`` and ``vmap``."""
+        from .rigid_body import RigidBodyTree
+
+        return RigidBodyTree.from_pinocchio(self.robot.model, self.info, self.friction_model)
+
     def core_system(self) -> PinocchioCore:
         """This robot through ``M(q)`` and ``V(q)`` only, with lagrax's mechanics core deriving the rest."""
         info = dataclasses.replace(self.info, name=f"{self.info.name}_core")

@@ -1,0 +1,256 @@
+"""Closed-loop tracking control and online learning on robot arms (Panda, UR5).
+
+For each arm (Pinocchio's dynamics with the realistic friction and armature preset, as
+a pure-JAX plant, :meth:`~lagrax.systems.robots.PinocchioRobot.rigid_body_tree`):
+
+1. Offline models, trained within ``--seconds`` each on excitation data (the arm
+   recipe): ``DeLaN`` (no friction), ``DeLaN+friction`` (learned viscous + Coulomb)
+   and ``MLP`` (the black-box baseline).
+2. Tracking: ``--references`` new references (Fourier series, seed 100, never seen in
+   training) over ``--duration`` s at ``--rate`` Hz, all at once (one ``vmap``ped
+   scan). Computed torque with each model and with the analytic (true) model, and PD
+   alone. Columns: joint-position RMSE, the worst joint's max error, effort.
+3. Speed (Panda): wall time of 10 s at 1 kHz with the DeLaN in the loop (compiled), and
+   of 16 references at once; one online update step (mean and 99th percentile).
+4. Online learning (Panda, feed-forward PD, one reference repeated): a new DeLaN from
+   scratch against the offline DeLaN+friction never updated; then a 2 kg payload added
+   to the end effector a third of the way in, with and without online updates.
+
+    python benchmarks/robot_control.py                       # about 25 min on 2 cores
+    python benchmarks/robot_control.py --quick               # a smoke test (CI)
+    python benchmarks/robot_control.py --out docs/results/robot_control.md --figures docs/figures
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lagrax.benchmarks.showcase import Contender, check_out, fit, fmt, markdown_table, say, write_results
+
+CONTENDERS = [
+    Contender("DeLaN", "delan", dict(friction="none")),
+    Contender("DeLaN+friction", "delan", dict(friction="coulomb")),
+    Contender("MLP", "mlp", {}),
+]
+PAYLOAD = 2.0
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny data, seconds of training, short loops (CI)")
+    p.add_argument("--robots", default="panda,ur5", help="comma-separated arms")
+    p.add_argument("--seconds", type=float, default=150.0, help="training budget of each offline model")
+    p.add_argument("--trajectories", type=int, default=60, help="training trajectories of 8 s")
+    p.add_argument("--references", type=int, default=8, help="test references")
+    p.add_argument("--duration", type=float, default=10.0, help="seconds of each reference")
+    p.add_argument("--rate", type=float, default=1000.0, help="control rate [Hz]")
+    p.add_argument("--online-seconds", type=float, default=30.0, help="length of each online run")
+    p.add_argument("--out", type=Path, default=None, help="also write the tables (.md) and numbers (.json)")
+    p.add_argument("--figures", type=Path, default=None, help="folder for the figures")
+    p.add_argument("--force", action="store_true", help="overwrite --out and figures")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.seconds, args.trajectories, args.references = 3.0, 4, 2
+        args.duration, args.online_seconds, args.rate = 0.5, 0.6, 500.0
+    return args
+
+
+def train_models(truth, args) -> dict:
+    from lagrax.trajectories import generate
+
+    data = dict(duration=8.0, dt=0.02)
+    train = generate(truth, "excitation", trajectories=args.trajectories, seed=0, **data)
+    val = generate(truth, "excitation", trajectories=max(args.trajectories // 10, 2), seed=1, **data)
+    models = {}
+    for c in CONTENDERS:
+        say(f"{truth.info.name}: training {c.label} for up to {args.seconds:.0f} s")
+        contender = Contender(c.label, c.name, c.options, c.settings, args.seconds)
+        models[c.label] = fit(contender, train, val, quick=args.quick).model
+    return models
+
+
+def tracking(truth, models: dict, args, figures: Path | None) -> list[dict]:
+    from lagrax.control import LoopSettings
+    from lagrax.tracking import ControlJob, metrics_rows, run_control, write_control
+    from lagrax.trajectories import reference_trajectories
+
+    ref = reference_trajectories(truth.info, args.duration, 1.0 / args.rate, args.references, seed=100)
+    out = (figures or Path(".")) / f"control_{truth.info.name}.npz"
+    job = ControlJob(
+        out, truth, ref, list(models.items()), settings=LoopSettings(args.rate), force=args.force
+    )
+    say(f"{truth.info.name}: tracking {args.references} references with {len(models) + 2} controllers")
+    results = run_control(job)
+    if figures is not None:
+        write_control(job, results)
+    return [dict(robot=truth.info.name, **row) for row in metrics_rows(results)]
+
+
+def _timed(fn, repeats: int = 3) -> float:
+    import jax
+
+    jax.block_until_ready(fn())  # compile
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def loop_speed(truth, model, args) -> dict:
+    from lagrax.control import Gains, LoopSettings, track
+    from lagrax.trajectories import reference_trajectories
+
+    plant, seconds = truth.rigid_body_tree(), 1.0 if args.quick else 10.0
+    gains = Gains.critical(plant.info.dof, 10.0)
+    one = reference_trajectories(plant.info, seconds, 1e-3, 1, seed=5)
+    many = reference_trajectories(plant.info, seconds, 1e-3, 16, seed=5)
+    say(f"timing {seconds:.0f} s at 1 kHz with the DeLaN in the loop")
+    return dict(
+        simulated_seconds=seconds,
+        one_reference=_timed(
+            lambda: track(plant, model, "computed-torque", gains, one, LoopSettings(1000.0))
+        ),
+        sixteen_references=_timed(
+            lambda: track(plant, model, "computed-torque", gains, many, LoopSettings(1000.0)), repeats=1
+        ),
+    )
+
+
+def update_speed(truth, model, calls: int) -> dict:
+    import equinox as eqx
+    import jax
+
+    from lagrax.online import OnlineSettings, Replay, make_update, torque_scales
+    from lagrax.training.step import TrainState
+
+    online = OnlineSettings()
+    params, static = eqx.partition(model, eqx.is_inexact_array)
+    update = jax.jit(make_update(static, torque_scales(truth.info), online))
+    rng, n = np.random.default_rng(0), truth.info.dof
+    buf = Replay.empty(online.capacity, n)
+    for _ in range(200):
+        buf = buf.add(*(rng.uniform(-1, 1, n) for _ in range(4)))
+    state = TrainState.create(params, online.optimizer(), jax.random.PRNGKey(0))
+    keys = jax.random.split(jax.random.PRNGKey(1), calls + 1)
+    state = jax.block_until_ready(update(state, buf, keys[0]))[0]
+    times = []
+    for k in keys[1:]:
+        start = time.perf_counter()
+        state = jax.block_until_ready(update(state, buf, k))[0]
+        times.append(time.perf_counter() - start)
+    ms = 1e3 * np.asarray(times)
+    return dict(update_ms_mean=float(np.mean(ms)), update_ms_p99=float(np.percentile(ms, 99)), calls=calls)
+
+
+def repeated_reference(info, seconds: float, rate: float, period: float):
+    from lagrax.trajectories import reference_trajectories
+
+    one = reference_trajectories(info, period, 1.0 / rate, 1, seed=7)
+    reps = int(np.ceil(seconds / period))
+    return tuple(np.concatenate([r[:, :-1]] * reps + [r[:, -1:]], axis=1) for r in one)
+
+
+def online_runs(truth, models: dict, args) -> tuple[list[dict], dict]:
+    import jax
+
+    from lagrax.control import Controller, LoopSettings, PlantChange, default_gains, track
+    from lagrax.models import make_model
+    from lagrax.online import OnlineSettings, online_track
+
+    plant, settings = truth.rigid_body_tree(), LoopSettings(args.rate)
+    period = min(10.0, args.online_seconds / 3)
+    ref = repeated_reference(plant.info, args.online_seconds, args.rate, period)
+    gains = default_gains(Controller.FEEDFORWARD_PD, plant, ref[0][0, 0], 10.0)
+    scratch = make_model("delan", plant.info, key=jax.random.PRNGKey(0), width=64, friction="coulomb")
+    offline = models["DeLaN+friction"]
+    heavy = PlantChange(plant.with_payload(PAYLOAD, (0.0, 0.0, 0.1)), int(round(period * args.rate)))
+    runs, series = [], {}
+    for label, model, change, learn in [
+        ("new DeLaN, never updated", scratch, None, False),
+        ("new DeLaN, online", scratch, None, True),
+        ("offline DeLaN+friction", offline, None, False),
+        ("offline DeLaN+friction, payload", offline, heavy, False),
+        ("offline DeLaN+friction, payload, online", offline, heavy, True),
+    ]:
+        say(f"online: {label}")
+        if learn:
+            trace = online_track(
+                plant, model, "feedforward-pd", gains, ref, settings, OnlineSettings(), change=change
+            )[0]
+            q = np.asarray(trace.q)
+        else:
+            q = np.asarray(track(plant, model, "feedforward-pd", gains, ref, settings, change=change).q[0])
+        runs.append(dict(run=label, **_windows(ref[0][0], q, args.rate, period)))
+        series[label] = q
+    return runs, dict(t=np.arange(ref[0].shape[1]) / args.rate, ref=ref[0][0], series=series, period=period)
+
+
+def _windows(ref: np.ndarray, q: np.ndarray, rate: float, period: float) -> dict:
+    """Position RMSE over the first period, the period after it and the last period."""
+    k = int(round(period * rate))
+    rmse = lambda a, b: float(np.sqrt(np.mean((a - b) ** 2)))  # noqa: E731
+    return dict(
+        first=rmse(ref[:k], q[:k]), second=rmse(ref[k : 2 * k], q[k : 2 * k]), last=rmse(ref[-k:], q[-k:])
+    )
+
+
+def online_figure(trace: dict, path: Path, force: bool) -> Path:
+    from lagrax.plotting import plot_tracking_errors
+
+    return plot_tracking_errors(trace["t"], trace["ref"], trace["series"], path, force)
+
+
+def main(argv=None) -> int:
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import lagrax
+
+    args = parse_args(argv)
+    check_out(args.out, args.force)
+    start, rows, extra = time.time(), [], {}
+    for name in args.robots.split(","):
+        truth = lagrax.system(name, realistic=True)
+        models = train_models(truth, args)
+        rows += tracking(truth, models, args, args.figures)
+        if name == "panda":
+            extra["speed"] = loop_speed(truth, models["DeLaN"], args)
+            extra["speed"].update(update_speed(truth, models["DeLaN"], 50 if args.quick else 1000))
+            extra["online"], trace = online_runs(truth, models, args)
+            if args.figures is not None:
+                online_figure(trace, args.figures / "control_online_panda.png", args.force)
+    text = report(rows, extra)
+    print(text)
+    print(f"\n(total {time.time() - start:.0f} s)")
+    write_results(args.out, text, rows + extra.get("online", []), {"speed": extra.get("speed"), **vars(args)})
+    return 0
+
+
+def report(rows: list[dict], extra: dict) -> str:
+    columns = [("robot", "robot", "s"), ("row", "controller", "s"), ("rmse", "RMSE [rad]", "e")]
+    columns += [("max_error", "max error [rad]", "e"), ("effort", "effort", "g")]
+    parts = [markdown_table(rows, columns)]
+    if "speed" in extra:
+        s = extra["speed"]
+        parts.append(
+            f"Panda, DeLaN in the loop, {s['simulated_seconds']:.0f} s at 1 kHz: "
+            f"{fmt(s['one_reference'])} s wall "
+            f"(16 references at once: {fmt(s['sixteen_references'])} s). One online update: "
+            f"{fmt(s['update_ms_mean'])} ms mean, {fmt(s['update_ms_p99'])} ms 99th percentile."
+        )
+    if "online" in extra:
+        cols = [("run", "online learning (Panda)", "s"), ("first", "RMSE, 1st period", "e")]
+        cols += [("second", "RMSE, 2nd period", "e"), ("last", "RMSE, last period", "e")]
+        parts.append(markdown_table(extra["online"], cols))
+    return "\n\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -42,7 +42,11 @@ PAYLOAD = 2.0
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny data, seconds of training, short loops (CI)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="DeLaN+friction only, tiny data, seconds of training, short loops (CI)",
+    )
     p.add_argument("--robots", default="panda,ur5", help="comma-separated arms")
     p.add_argument("--seconds", type=float, default=150.0, help="training budget of each offline model")
     p.add_argument("--trajectories", type=int, default=60, help="training trajectories of 8 s")
@@ -67,7 +71,7 @@ def train_models(truth, args) -> dict:
     train = generate(truth, "excitation", trajectories=args.trajectories, seed=0, **data)
     val = generate(truth, "excitation", trajectories=max(args.trajectories // 10, 2), seed=1, **data)
     models = {}
-    for c in CONTENDERS:
+    for c in CONTENDERS[1:2] if args.quick else CONTENDERS:
         say(f"{truth.info.name}: training {c.label} for up to {args.seconds:.0f} s")
         contender = Contender(c.label, c.name, c.options, c.settings, args.seconds)
         models[c.label] = fit(contender, train, val, quick=args.quick).model
@@ -221,8 +225,9 @@ def main(argv=None) -> int:
         models = train_models(truth, args)
         rows += tracking(truth, models, args, args.figures)
         if name == "panda":
-            extra["speed"] = loop_speed(truth, models["DeLaN"], args)
-            extra["speed"].update(update_speed(truth, models["DeLaN"], 50 if args.quick else 1000))
+            delan = models.get("DeLaN", models["DeLaN+friction"])
+            extra["speed"] = loop_speed(truth, delan, args)
+            extra["speed"].update(update_speed(truth, delan, 50 if args.quick else 1000))
             extra["online"], trace = online_runs(truth, models, args)
             if args.figures is not None:
                 online_figure(trace, args.figures / "control_online_panda.png", args.force)

@@ -302,10 +302,26 @@ def test_lagrax_control_refuses_bad_input_in_one_line(cli, tmp_path, args, fragm
     assert not (tmp_path / "x.npz").exists()
 
 
-def test_lagrax_control_refuses_a_urdf_that_does_not_parse(cli, tmp_path):
+@pytest.mark.parametrize(
+    "kind, text", [("urdf", "<robot name='x'><link name='a'></robot>"), ("mjcf", "<mujoco><worldbody>")]
+)
+def test_lagrax_control_refuses_a_urdf_that_does_not_parse(cli, tmp_path, kind, text):
     from conftest import assert_clean_error
 
-    bad = tmp_path / "bad.urdf"
-    bad.write_text("<robot name='x'><link name='a'></robot>")
-    code, _, err = cli("control", "--system", "urdf", "-p", f"path={bad}", "--out", tmp_path / "x.npz")
-    assert_clean_error(code, err, "bad.urdf")
+    if kind == "mjcf":
+        pytest.importorskip("mujoco")
+    bad = tmp_path / f"bad.{'xml' if kind == 'mjcf' else kind}"
+    bad.write_text(text)
+    code, _, err = cli("control", "--system", kind, "-p", f"path={bad}", "--out", tmp_path / "x.npz")
+    assert_clean_error(code, err, bad.name)
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_an_mjcf_arm_is_controlled_through_mujoco():
+    pytest.importorskip("mujoco")
+    pusher = lagrax.system("pusher")
+    ref = reference_trajectories(pusher.info, 0.3, 2e-3, count=2, seed=0)
+    ct = track(pusher, pusher, "computed-torque", Gains.critical(pusher.info.dof, 10.0), ref, SLOW)
+    pd = track(pusher, None, "pd", default_gains(Controller.PD, pusher, ref[0][0, 0]), ref, SLOW)
+    error = tracking_metrics(ct, ref, SLOW.dt)["rmse_all"]
+    assert error < 5e-3 and error < 0.1 * tracking_metrics(pd, ref, SLOW.dt)["rmse_all"]

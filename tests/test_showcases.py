@@ -52,9 +52,30 @@ def test_charged_particle_quick(tmp_path):
 
 def test_chain_pendulums_quick(tmp_path, capsys):
     out = tmp_path / "chain.md"
-    assert chain_pendulums.main(["--quick", "--links", "2", "--out", str(out)]) == 0
-    assert [(r["links"], r["label"]) for r in _rows(out)] == [(2, "DeLaN"), (2, "LNN")]
+    assert chain_pendulums.main(["--quick", "--links", "2", "--models", "DeLaN,LNN", "--out", str(out)]) == 0
+    rows = _rows(out)
+    assert [(r["links"], r["label"]) for r in rows] == [(2, "DeLaN"), (2, "LNN")]
+    assert all(0 < r["finzi_error"] < 1 for r in rows)
     assert "| 2 |" in capsys.readouterr().out
+
+
+def test_the_chain_is_finzis_and_his_score_is_zero_for_the_truth_only():
+    from lagrax.prediction import predict
+
+    truth = chain_pendulums.chain(3)
+    state = np.random.RandomState(0)
+    draws = [0.6 + 0.8 * state.rand() for _ in range(6)]
+    assert truth.masses == pytest.approx(draws[2::-1]) and truth.lengths == pytest.approx(draws[:2:-1])
+    lengths = np.asarray(truth.lengths)
+    q0, qd0 = chain_pendulums.finzi_states(lengths, 5, np.random.default_rng(0))
+    z = chain_pendulums.cartesian(lengths, q0, qd0)  # (5, 2, 3, 2): the rods keep their lengths
+    rods = np.linalg.norm(np.diff(z[:, 0], axis=1, prepend=0.0), axis=-1)
+    np.testing.assert_allclose(rods, np.broadcast_to(lengths, rods.shape), rtol=1e-12)
+    ts = np.arange(20) * 0.03
+    ref = predict(truth, q0, qd0, ts, rtol=1e-10, atol=1e-10)
+    assert chain_pendulums.finzi_error(lengths, ref, ref) < 1e-200
+    off = predict(truth, q0 + 1e-3, qd0, ts, rtol=1e-10, atol=1e-10)
+    assert 1e-5 < chain_pendulums.finzi_error(lengths, off, ref) < 1e-2
 
 
 def test_the_orbit_error_of_the_exact_circle_is_zero_and_of_a_drift_is_not():
@@ -88,3 +109,21 @@ def test_an_existing_output_is_refused_before_any_work(tmp_path):
     with pytest.raises(FileExistsLagraxError):
         lnn_charged_particle.main(["--quick", "--out", str(out)])
     assert out.read_text() == "mine"
+
+
+def test_robot_control_quick(tmp_path, capsys):
+    import robot_control
+
+    out = tmp_path / "control.md"
+    figures = tmp_path / "fig"
+    assert (
+        robot_control.main(["--quick", "--robots", "panda", "--out", str(out), "--figures", str(figures)])
+        == 0
+    )
+    rows = {r.get("row") or r.get("run"): r for r in _rows(out)}
+    assert rows["analytic"]["rmse"] < rows["pd"]["rmse"]
+    assert {"new DeLaN, online", "offline DeLaN+friction, payload, online"} <= set(rows)
+    assert (figures / "control_online_panda.png").exists() and (
+        figures / "control_panda-tracking.png"
+    ).exists()
+    assert "One online update" in capsys.readouterr().out

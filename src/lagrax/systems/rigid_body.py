@@ -141,7 +141,10 @@ class RigidBodyTree(StructuredSystem):
         """The joint torques of the rigid bodies alone (no armature, no friction)."""
         zero = jnp.zeros(3, q.dtype)
         base_acc = -self.gravity_vector.astype(q.dtype) if gravity else zero
-        frames, vel, acc, force = [], [], [], []
+        frames: list[tuple[Array, Array]] = []
+        vel: list[tuple[Array, Array]] = []
+        acc: list[tuple[Array, Array]] = []
+        force: list[tuple[Array, Array]] = []
         for i, parent in enumerate(self.parents):
             E, p = self.joint_transform(i, q[i])
             vp = (zero, zero) if parent < 0 else vel[parent]
@@ -200,9 +203,9 @@ class RigidBodyTree(StructuredSystem):
 
     def potential_energy(self, q: Vec) -> Scalar:
         g = self.gravity_vector.astype(q.dtype)
-        return -sum(
-            self.masses[i] * g @ (R @ self.coms[i] + p) for i, (R, p) in enumerate(self.link_frames(q))
-        )
+        frames = self.link_frames(q)
+        heights = [self.masses[i] * g @ (R @ self.coms[i] + p) for i, (R, p) in enumerate(frames)]
+        return -jnp.sum(jnp.stack(heights))
 
     def gravity(self, q: Vec) -> Vec:
         zero = jnp.zeros_like(q)

@@ -234,7 +234,8 @@ def main(argv=None) -> int:
     text = report(rows, extra)
     print(text)
     print(f"\n(total {time.time() - start:.0f} s)")
-    write_results(args.out, text, rows + extra.get("online", []), {"speed": extra.get("speed"), **vars(args)})
+    settings = {k: str(v) for k, v in vars(args).items()}
+    write_results(args.out, text, rows + extra.get("online", []), {"speed": extra.get("speed"), **settings})
     return 0
 
 

@@ -172,6 +172,9 @@ def generate_command(
     qd_range: list[str] | None = typer.Option(
         None, metavar="LO,HI", help="states, passive: velocity range, once for all joints or once per joint"
     ),
+    qdd_range: list[str] | None = typer.Option(None, metavar="LO,HI", help="--shard-size: qdd range"),
+    shard_size: int | None = typer.Option(None, help="states: write --out as a directory of N-sample shards"),
+    dtype: str | None = typer.Option(None, help="--shard-size: stored float type (default float32)"),
     param: list[str] | None = typer.Option(
         None,
         "--param",
@@ -180,7 +183,9 @@ def generate_command(
     ),
     force: bool = typer.Option(False, "--force", help="overwrite an existing output file"),
 ) -> None:
-    """Generate a dataset of SYSTEM's motion (or, --kind states, of its states) as one .npz file."""
+    """Generate SYSTEM's motion (or, --kind states, its states) as one .npz file (--shard-size: shards)."""
+    if _generate_sharded(dict(locals())):
+        return
     from .datasets import check_writable
 
     if dt is not None and rate is not None:
@@ -220,6 +225,57 @@ def generate_command(
         f"{ds.dof} joints, {kind}, in {elapsed:.1f} s",
         soft_wrap=True,
     )
+
+
+# what `generate --shard-size` cannot honour: option -> its default
+_NOT_SHARDED = dict(
+    trajectories=None, duration=None, dt=None, rate=None, noise=0.0, q_noise=None, tau_noise=None
+) | dict(measured="all", savgol_window=11, letters=None)
+
+
+def _generate_sharded(given: dict) -> bool:
+    """``generate --shard-size``: write a shard directory (:func:`lagrax.shards.generate_shards`)
+    and return True; return False (after checking its options are unused) without it."""
+    if given["shard_size"] is None:
+        for name in ("qdd_range", "dtype"):
+            if given[name] is not None:
+                raise LagraxError(f"--{name.replace('_', '-')} is an option of --shard-size")
+        return False
+    if given["kind"] != "states":
+        raise LagraxError(
+            f"--shard-size writes independent states: use --kind states, not --kind {given['kind']}"
+        )
+    for name, default in _NOT_SHARDED.items():
+        if given[name] != default:
+            raise LagraxError(f"--{name.replace('_', '-')} is not supported with --shard-size")
+    from .datasets import check_writable
+
+    out, force = given["out"], given["force"]
+    check_writable(out, force)  # fail before spending minutes on generation
+    _enable_x64()
+    from .shards import generate_shards
+    from .systems import system
+
+    ranges = {k: _pairs(given[k], "--" + k.replace("_", "-")) for k in ("q_range", "qd_range", "qdd_range")}
+    ranges = {k: v[0] if v is not None and len(v) == 1 else v for k, v in ranges.items()}
+    sys_ = system(given["system_name"], **parse_system_params(given["param"]))
+    start = time.perf_counter()
+    data = generate_shards(
+        sys_,
+        out,
+        given["samples"] or 10_000,
+        given["shard_size"],
+        given["seed"],
+        **ranges,
+        dtype=given["dtype"] or "float32",
+        force=force,
+    )
+    console.print(
+        f"wrote {out}/: {len(data)} samples in {data.n_shards} shards, {data.dof} joints, "
+        f"states, in {time.perf_counter() - start:.1f} s",
+        soft_wrap=True,
+    )
+    return True
 
 
 def _pairs(values: list[str] | None, option: str) -> list[tuple[float, float]] | None:
@@ -644,6 +700,12 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
     force: bool = typer.Option(False, "--force", help="replace the run files in an existing --out"),
     progress: bool = typer.Option(True, help="show a progress bar"),
+    devices: str | None = typer.Option(
+        None, help="data-parallel over N devices or 'all' (multi-process: LAGRAX_COORDINATOR etc.)"
+    ),
+    ensemble: int | None = typer.Option(
+        None, min=1, help="train K members (seeds seed..seed+K-1) as one vmapped program"
+    ),
 ) -> None:
     """Train a model on a dataset; write config, metrics, checkpoints and the model to --out.
 
@@ -656,25 +718,18 @@ def train_command(
     given = dict(locals())
     _enable_x64()
     from .training import TrainConfig, run_training
+    from .training.parallel import is_writer, resolve_devices
 
+    n_devices = resolve_devices(devices)  # joins a multi-process run if LAGRAX_COORDINATOR is set
     overrides, model_options = _train_settings(given)
     labels = None if test_labels is None else [x.strip() for x in test_labels.split(",") if x.strip()]
     if not resume:
         TrainConfig.from_dict(overrides)  # a bad option fails before any file is touched
-    path = run_training(
-        model,
-        data,
-        out,
-        overrides,
-        model_options,
-        test_labels=labels,
-        test_fraction=test_fraction,
-        force=force,
-        resume=resume,
-        val_fraction=val_fraction,
-        progress=progress,
-    )
-    _print_training_summary(model, path)
+    kwargs = dict(force=force, resume=resume, progress=progress, devices=n_devices, ensemble=ensemble)
+    kwargs.update(test_labels=labels, test_fraction=test_fraction, val_fraction=val_fraction)
+    path = run_training(model, data, out, overrides, model_options, **kwargs)
+    if is_writer():
+        _print_training_summary(model, path)
 
 
 TRAIN_OPTIONS = (
@@ -716,12 +771,70 @@ def _print_training_summary(model: str, path: Path) -> None:
     summary = json.loads((path / "summary.json").read_text())
     test = summary.get("test", {})
     tail = f"; test torque MSE {test['torque_mse']:.3g}" if "torque_mse" in test else ""
+    if "ensemble" in test:
+        mean, std = test["member_mean"].get("torque_mse"), test["member_std"].get("torque_mse")
+        tail += f" (the {test['ensemble']} members' mean prediction)"
+        tail += f"; members {mean:.3g} ± {std:.2g}" if mean is not None else ""
     console.print(
         f"trained {model} for {summary['epochs']} epochs ({summary['steps']} steps, "
         f"{summary['train_seconds']:.1f} s, {summary['stopped_reason']}); final loss "
         f"{summary['final_loss']:.3g}{tail}; wrote {path}",
         soft_wrap=True,
     )
+
+
+# --------------------------------------------------------------------------------------
+# lagrax sweep (implementation: lagrax.sweep, on Optuna: the optional extra lagrax[sweep])
+# --------------------------------------------------------------------------------------
+
+
+@app.command("sweep")
+def sweep_command(
+    space: Path = typer.Argument(..., help="search space: a SPACE.toml file (see lagrax.sweep)"),
+    data: Path = typer.Option(..., "--data", "-d", help="dataset file (.npz) every trial trains on"),
+    out: Path = typer.Option(..., "--out", "-o", help="sweep directory to write"),
+    trials: int = typer.Option(20, "--trials", "-n", help="trials in the study, all workers together"),
+    workers: int = typer.Option(1, "--workers", "-w", help="worker processes on this machine"),
+    storage: str | None = typer.Option(
+        None, help="study database URL shared by workers on several machines (default: OUT/study.db)"
+    ),
+    seed: int = typer.Option(0, help="seed of the TPE sampler (worker k: seed + k)"),
+    force: bool = typer.Option(False, "--force", help="replace the sweep files in an existing --out"),
+    resume: bool = typer.Option(False, "--resume", help="continue the study in --out up to --trials"),
+    progress: bool = typer.Option(True, help="one line per finished trial"),
+) -> None:
+    """Search training settings and model options with Optuna (TPE, median pruning).
+
+    Each trial trains a run into OUT/trials/NNNN; OUT gets trials.csv, best.toml (for
+    `lagrax train --config`), history.png and sweep.json. Workers on other machines that
+    run the same command against the same --storage share the study.
+    """
+    _enable_x64()
+    from .sweep import run_sweep, state_word
+
+    result = run_sweep(space, data, out, trials, workers, storage, seed, force, progress, resume)
+    table = Table(title=f"study {result.study} ({result.metric}, minimised)")
+    for column in ("trial", "state", "value", "seconds", *result.param_names):
+        table.add_column(column, justify="left" if column == "state" else "right")
+    for row in result.rows:
+        cells = [row["number"], state_word(row["state"]), row["value"], row["seconds"]]
+        cells += [row[name] for name in result.param_names]
+        table.add_row(*(_sweep_cell(c) for c in cells))
+    console.print(table)
+    if result.best is None:
+        raise LagraxError(f"no trial of the sweep completed ({result.counts}); see {out / 'trials.csv'}")
+    console.print(
+        f"best: trial {result.best['number']}, {result.metric} {result.best['value']:.4g}, in "
+        f"{result.wall_seconds:.1f} s; wrote {out} (best.toml, trials.csv, history.png, sweep.json)",
+        soft_wrap=True,
+    )
+
+
+def _sweep_cell(value) -> str:
+    """A cell of the sweep's trial table: ``-`` for none, 4 significant digits for a float."""
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else escape(str(value))
 
 
 # --------------------------------------------------------------------------------------
@@ -742,6 +855,21 @@ def _metrics_table(metrics: dict, title: str) -> Table:
     return table
 
 
+def _members_table(metrics: dict) -> Table:
+    """An ensemble's metrics: mean ± std over the members, then each member's value."""
+    from .report import format_value
+
+    table = Table(title=f"each of the {metrics['ensemble']} members")
+    table.add_column("metric", style="bold")
+    table.add_column("mean ± std", justify="right")
+    for i in range(metrics["ensemble"]):
+        table.add_column(f"#{i}", justify="right")
+    for key, mean in metrics["member_mean"].items():
+        spread = f"{format_value(mean)} ± {format_value(metrics['member_std'][key])}"
+        table.add_row(key, spread, *(format_value(m.get(key)) for m in metrics["members"]))
+    return table
+
+
 @app.command("evaluate")
 def evaluate_command(
     run_dir: Path = typer.Argument(..., help="run directory written by `lagrax train`"),
@@ -759,7 +887,7 @@ def evaluate_command(
     _enable_x64()
     import warnings
 
-    from .evaluation import DataMismatchWarning, evaluate_run, evaluation_path
+    from .evaluation import ENSEMBLE_KEYS, DataMismatchWarning, evaluate_run, evaluation_path
 
     target = evaluation_path(run_dir, data, split)
     with warnings.catch_warnings(record=True) as caught:
@@ -770,7 +898,12 @@ def evaluate_command(
         if issubclass(w.category, DataMismatchWarning):
             err_console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
     labels = ", ".join(ds.label(i) for i in ds.trajectory_ids)
-    console.print(_metrics_table(metrics, f"{run.config.get('model', 'model')} on {split}: {labels}"))
+    title = f"{run.config.get('model', 'model')} on {split}: {labels}"
+    if "members" in metrics:
+        title += f" (the mean of {metrics['ensemble']} members' predictions)"
+    console.print(_metrics_table({k: v for k, v in metrics.items() if k not in ENSEMBLE_KEYS}, title))
+    if "members" in metrics:
+        console.print(_members_table(metrics))
     console.print(f"wrote {target}", soft_wrap=True)
 
 
@@ -820,7 +953,7 @@ def demo_command(
 @app.command("bench")
 def bench_command(
     name: str = typer.Argument(..., help="benchmark: delan-character"),
-    seeds: str = typer.Option("0,1,2", help="comma-separated seeds"),
+    seeds: str = typer.Option("0,1,2", help="comma-separated seeds or a range (0-9): one ensemble"),
     models: str | None = typer.Option(
         None, help="comma-separated models (default: delan,mlp,hnn_structured)"
     ),
@@ -829,6 +962,7 @@ def bench_command(
     data: Path | None = typer.Option(None, "--data", "-d", help="the DeLaN character file"),
     out: Path | None = typer.Option(None, "--out", "-o", help="also write the markdown table here"),
     force: bool = typer.Option(False, "--force", help="overwrite an existing --out (and its .json)"),
+    sequential: bool = typer.Option(False, "--sequential", help="seeds one after another, not an ensemble"),
 ) -> None:
     """Run a benchmark and print its markdown table (mean +- std over seeds, reference side by side)."""
     from .benchmarks import BENCHMARKS
@@ -846,6 +980,7 @@ def bench_command(
         out=out,
         say=lambda msg: console.print(escape(msg), soft_wrap=True),
         force=force,
+        sequential=sequential,
     )
 
 

@@ -53,6 +53,7 @@ from .datasets import Dataset, has_motion, is_passive, load_dataset
 from .errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
 from .fileio import atomic_write_text, file_sha256
 from .rollout import rk4_rollout
+from .models.ensemble import Ensemble
 
 METRIC_KEYS = (
     "torque_mse",
@@ -443,7 +444,8 @@ def evaluate(
     throughput: bool = True,
     truth=None,
     energy_scale: float | None = None,
-) -> dict[str, float]:
+    members: bool = True,
+) -> dict[str, Any]:
     """The metrics of ``model`` on ``dataset`` (see the module docstring for each key).
 
     Args:
@@ -456,6 +458,9 @@ def evaluate(
         truth: the ground-truth system; where it is conservative on this data
             (:func:`is_conservative`), ``energy_error`` of the rollouts is reported.
         energy_scale: the scale of ``energy_error`` (default :func:`default_energy_scale`).
+        members: for an :class:`~lagrax.models.ensemble.Ensemble` (whose own metrics are
+            those of the members' mean prediction), also each member's metrics and their
+            mean and standard deviation (:func:`ensemble_metrics`).
 
     Keys a model cannot provide, or the dataset cannot support, are omitted. Passive data
     (no torques, or zero torques) supports no torque metric, no decomposition into
@@ -474,7 +479,29 @@ def evaluate(
     metrics.update(_training_metrics(training))
     if throughput and "torque_mse" in metrics:
         metrics["eval_samples_per_second"] = samples_per_second(model, dataset)
+    if members and isinstance(model, Ensemble):
+        options = dict(threshold=threshold, substeps=substeps, truth=truth, energy_scale=energy_scale)
+        metrics.update(ensemble_metrics(model, dataset, rollout=rollout, **options))
     return metrics
+
+
+# what an ensemble's metrics add (see ensemble_metrics)
+ENSEMBLE_KEYS = ("ensemble", "member_mean", "member_std", "members")
+
+
+def ensemble_metrics(model, dataset: Dataset, **options: Any) -> dict[str, Any]:
+    """Each member's :func:`evaluate` metrics (``options`` as there) and, per metric, their
+    mean and standard deviation over the members:
+    ``{"ensemble": K, "member_mean": {...}, "member_std": {...}, "members": [{...}, ...]}``."""
+    per = [evaluate(model.member(i), dataset, throughput=False, **options) for i in range(model.size)]
+    keys = [k for k in per[0] if all(k in p for p in per)]
+    values = {k: np.array([p[k] for p in per], dtype=float) for k in keys}
+    return {
+        "ensemble": model.size,
+        "member_mean": {k: float(v.mean()) for k, v in values.items()},
+        "member_std": {k: float(v.std()) for k, v in values.items()},
+        "members": per,
+    }
 
 
 # --------------------------------------------------------------------------------------
@@ -645,12 +672,14 @@ def evaluate_run(
         raise FileExistsLagraxError(f"{target} exists; refusing to overwrite it (use --force)")
     run = load_run(run_dir)
     ds, _ = run_dataset(run, data, split)
-    metrics = evaluate(run.model, ds, rollout=False, training=run.training)
+    metrics = evaluate(run.model, ds, rollout=False, training=run.training, members=False)
     prediction = None
     if rollout and run.model.provides("forward_dynamics") and has_motion(ds):
         prediction = valid_prediction_time(run.model, ds)
         metrics.update(_rollout_metrics(run.model, ds, prediction, dataset_truth(ds), None))
     ordered = {k: metrics[k] for k in METRIC_KEYS if k in metrics}
+    if isinstance(run.model, Ensemble):
+        ordered.update(ensemble_metrics(run.model, ds, rollout=rollout, truth=dataset_truth(ds)))
     if write:
         write_metrics(target.parent, ordered, target.name)
     return ordered, run, ds, prediction
@@ -678,6 +707,8 @@ def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "
 
 __all__ = [
     "METRIC_KEYS",
+    "ENSEMBLE_KEYS",
+    "ensemble_metrics",
     "Run",
     "evaluate_run",
     "evaluation_path",

@@ -122,7 +122,47 @@ def run_one(
     return metrics
 
 
-def _test_torque_mse(test_ds) -> Callable:
+def run_ensemble(
+    model_name: str, seeds: list[int], train_ds, test_ds, epochs: int | None, max_seconds: float, quick=False
+) -> list[dict]:
+    """Train one model per seed (consecutive seeds) as one ensemble, a single ``vmap``-ped
+    program (:func:`lagrax.training.train` with ``ensemble``); evaluate each member as
+    :func:`run_one` evaluates its one model. Member ``k`` is the run of seed ``seeds[k]``."""
+    import jax
+
+    from lagrax.evaluation import evaluate
+    from lagrax.models import make_model
+    from lagrax.training import train
+    from lagrax.training.config import PRESET_MODEL_OPTIONS
+
+    # the time budget is per run: the ensemble holds len(seeds) runs
+    config = train_config(model_name, seeds[0], epochs, max_seconds * len(seeds), quick)
+    options = {"dtype": config.dtype.value, **PRESET_MODEL_OPTIONS.get(model_name, {})}
+    model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(seeds[0]), **options)
+    test_mse = _test_torque_mse(test_ds, members=True)
+    reached: dict[int, tuple[float, int]] = {}
+
+    def time_to_accuracy(epoch, ensemble, record):
+        for k, mse in enumerate(test_mse(ensemble)):
+            if k not in reached and mse <= TARGET_TORQUE_MSE:
+                reached[k] = (record["seconds"], record["step"] // len(seeds))
+
+    result = train(
+        model, train_ds, None, config, progress=False, callback=time_to_accuracy, ensemble=len(seeds)
+    )
+    runs = []
+    for k in range(len(seeds)):
+        steps = result.steps // len(seeds)
+        metrics = evaluate(
+            result.model.member(k), test_ds, training={"train_seconds": result.train_seconds, "steps": steps}
+        )
+        seconds, at = reached.get(k, (None, None))
+        runs.append({**metrics, "stopped_reason": result.stopped_reason, "seconds_to_target": seconds})
+        runs[-1]["steps_to_target"] = at
+    return runs
+
+
+def _test_torque_mse(test_ds, members: bool = False) -> Callable:
     """``model -> torque MSE`` on the test set (jitted; inf for a model without inverse dynamics)."""
     import equinox as eqx
     import jax
@@ -130,17 +170,18 @@ def _test_torque_mse(test_ds) -> Callable:
 
     q, qd, qdd, tau = (jnp.asarray(getattr(test_ds, k)) for k in ("q", "qd", "qdd", "tau"))
 
-    @eqx.filter_jit
-    def mse(model):
+    def one(model):
         return jnp.mean(jnp.sum((jax.vmap(model.inverse_dynamics)(q, qd, qdd) - tau) ** 2, axis=-1))
 
-    def safe(model) -> float:
+    mse = eqx.filter_jit(lambda ensemble: ensemble.each(one)) if members else eqx.filter_jit(one)
+
+    def safe(model):
         from lagrax.errors import NotProvidedError
 
         try:
-            return float(mse(model))
+            return jax.device_get(mse(model)).tolist()
         except NotProvidedError:
-            return math.inf
+            return [math.inf] * model.size if members else math.inf
 
     return safe
 
@@ -230,31 +271,56 @@ def _model_names(models: str | None) -> list[str]:
 
 
 def _seed_list(seeds: str, quick: bool) -> list[int]:
+    """``"0,1,2"`` or ranges ``"0-9"`` (and mixes: ``"0-4,7"``) -> the seeds."""
     from lagrax.errors import LagraxError
 
+    seed_list: list[int] = []
     try:
-        seed_list = [int(s) for s in str(seeds).split(",") if s.strip()]
+        for part in filter(None, (p.strip() for p in str(seeds).split(","))):
+            first, dash, last = part.partition("-")
+            seed_list += list(range(int(first), int(last) + 1)) if dash and first else [int(part)]
     except ValueError:
-        raise LagraxError(f"--seeds expects comma-separated integers, got {seeds!r}") from None
+        raise LagraxError(
+            f"--seeds expects comma-separated integers or ranges (0-9), got {seeds!r}"
+        ) from None
+    if not seed_list:
+        raise LagraxError(f"--seeds names no seed: {seeds!r}")
     return seed_list[:1] if quick else seed_list
 
 
-def _run_all(names, seed_list, train_ds, test_ds, epochs, budget, quick, say) -> dict[str, list[dict]]:
-    """Every model with every seed; one progress line per run."""
+def consecutive(seeds: list[int]) -> bool:
+    """Whether ``seeds`` are ``s, s + 1, ...`` (an ensemble's member seeds), at least two."""
+    return len(seeds) > 1 and seeds == list(range(seeds[0], seeds[0] + len(seeds)))
+
+
+def _run_all(
+    names, seed_list, train_ds, test_ds, epochs, budget, quick, say, ensemble=True
+) -> dict[str, list[dict]]:
+    """Every model with every seed; one progress line per run. Consecutive seeds train as
+    one ensemble (``ensemble``), else one run after another."""
     results: dict[str, list[dict]] = {}
     for name in names:
+        if ensemble and consecutive(seed_list):
+            t0 = time.perf_counter()
+            results[name] = run_ensemble(name, seed_list, train_ds, test_ds, epochs, budget, quick)
+            for seed, metrics in zip(seed_list, results[name]):
+                say(f"  {name} seed {seed} (ensemble member): {_line(metrics)}")
+            say(f"  {name}: {len(seed_list)} seeds as one ensemble in {time.perf_counter() - t0:.0f} s")
+            continue
         for seed in seed_list:
             t0 = time.perf_counter()
             metrics = run_one(name, seed, train_ds, test_ds, epochs, budget, quick)
             results.setdefault(name, []).append(metrics)
-            say(
-                f"  {name} seed {seed}: torque MSE {metrics.get('torque_mse', math.nan):.2e}, "
-                f"valid time {metrics.get('valid_prediction_time', math.nan):.2f} s, "
-                f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s, 1.35e-5 "
-                f"{_reached(metrics)} "
-                f"({time.perf_counter() - t0:.0f} s with compilation and evaluation)"
-            )
+            say(f"  {name} seed {seed}: {_line(metrics)} ({time.perf_counter() - t0:.0f} s in all)")
     return results
+
+
+def _line(metrics: dict) -> str:
+    return (
+        f"torque MSE {metrics.get('torque_mse', math.nan):.2e}, "
+        f"valid time {metrics.get('valid_prediction_time', math.nan):.2f} s, "
+        f"{metrics['steps']} steps in {metrics['train_seconds']:.0f} s, 1.35e-5 {_reached(metrics)}"
+    )
 
 
 def check_outputs(out: str | Path | None, force: bool) -> None:
@@ -292,9 +358,11 @@ def main(
     max_seconds: float | None = None,
     say: Callable[[str], None] = print,
     force: bool = False,
+    sequential: bool = False,
 ) -> int:
     """Run the benchmark and print (and with ``out``, write) the markdown table.
 
+    Consecutive seeds (``0-9``) train as one ensemble unless ``sequential``.
     An existing ``out`` is refused unless ``force``. Without ``data``, a missing default
     file skips the benchmark (exit code 0); a ``data`` file given but missing is an error.
     """
@@ -322,7 +390,7 @@ def main(
         f"at most {budget:g} s per run"
     )
     start = time.perf_counter()
-    results = _run_all(names, seed_list, train_ds, test_ds, epochs, budget, quick, say)
+    results = _run_all(names, seed_list, train_ds, test_ds, epochs, budget, quick, say, not sequential)
     table = format_table(results, seed_list)
     say("")
     say(table)
@@ -336,7 +404,9 @@ def cli(argv=None, default_data_path: Path | None = None) -> int:
     """The command line of ``benchmarks/delan_character.py``: options as ``lagrax bench``,
     errors as one ``error: ...`` line and exit code 2."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="comma-separated seeds or a range, 0-9 (default 0,1,2)"
+    )
     parser.add_argument(
         "--models", default=None, help=f"comma-separated (default {','.join(DEFAULT_MODELS)})"
     )
@@ -352,6 +422,9 @@ def cli(argv=None, default_data_path: Path | None = None) -> int:
     )
     parser.add_argument("--out", default=None, help="also write the markdown table (and .json) here")
     parser.add_argument("--force", action="store_true", help="overwrite an existing --out")
+    parser.add_argument(
+        "--sequential", action="store_true", help="train seeds one after another, not as one ensemble"
+    )
     args = parser.parse_args(argv)
     from lagrax.errors import LagraxError
 
@@ -368,6 +441,7 @@ def cli(argv=None, default_data_path: Path | None = None) -> int:
             args.out,
             args.max_seconds,
             force=args.force,
+            sequential=args.sequential,
         )
     except LagraxError as e:
         print(f"error: {e}", file=sys.stderr)

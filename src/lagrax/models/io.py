@@ -4,7 +4,9 @@
 * ``model.json``: what is needed to rebuild the skeleton the leaves go into,
   ``{"kind", "spec", "system", "lagrax_version"}`` with ``spec = model.spec.to_json()``,
   so that ``Spec.from_json(spec).build(SystemInfo.from_json(system), key=PRNGKey(0))``
-  followed by ``eqx.tree_deserialise_leaves`` gives the model back. Reading the spec
+  followed by ``eqx.tree_deserialise_leaves`` gives the model back. An
+  :class:`~lagrax.models.ensemble.Ensemble` adds ``"ensemble": K`` (its member count)
+  and is rebuilt as K stacked members. Reading the spec
   is strict: an unknown or a missing field is an error naming it, never a default.
 
 This works for every model of :mod:`lagrax.models` (a static field ``spec``, a
@@ -30,6 +32,7 @@ from ..fileio import atomic_write, file_sha256
 from ..options import Precision
 from ..systems.base import System, SystemInfo
 from . import MODELS, spec_class
+from .ensemble import Ensemble
 from .spec import ModelSpec
 
 MODEL_FILE = "model.eqx"
@@ -63,6 +66,8 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
         "system": model.info.to_json(),
         "lagrax_version": __version__,
     }
+    if isinstance(model, Ensemble):
+        meta["ensemble"] = model.size
     json.dumps(meta)  # fails before anything is written
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(run_dir / MODEL_FILE, lambda f: eqx.tree_serialise_leaves(f, model))
@@ -126,6 +131,15 @@ def _check_system(path: Path, info: SystemInfo, system: SystemInfo | System) -> 
         )
 
 
+def _skeleton(spec: ModelSpec, info: SystemInfo, ensemble, path: Path):
+    """What the saved leaves go into: one model, or an ensemble of ``ensemble`` members."""
+    if ensemble is None:
+        return spec.build(info, key=jax.random.PRNGKey(0))
+    if not isinstance(ensemble, int) or isinstance(ensemble, bool) or ensemble < 1:
+        raise LagraxError(f"{path / META_FILE}: 'ensemble' must be a positive member count, got {ensemble!r}")
+    return Ensemble.build(lambda key: spec.build(info, key=key), range(ensemble))
+
+
 def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
     """Rebuild the model saved in ``run_dir`` (a directory, or its ``model.eqx``/``model.json``).
 
@@ -154,7 +168,7 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
             f"{path / MODEL_FILE} is damaged: its SHA-256 does not match the one recorded in "
             f"{META_FILE} when it was saved"
         )
-    skeleton = spec.build(info, key=jax.random.PRNGKey(0))
+    skeleton = _skeleton(spec, info, meta.get("ensemble"), path)
     try:
         return eqx.tree_deserialise_leaves(path / MODEL_FILE, skeleton)
     except Exception as e:  # numpy/equinox raise assorted types for truncated or mismatched files

@@ -19,11 +19,13 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding
 from jaxtyping import Array, Int, PRNGKeyArray
 
 from ..errors import DatasetError
 from .config import TrainConfig
 from .losses import NEEDS_DATA
+from .parallel import constrain_rows
 
 Data = dict[str, jax.Array]
 # the arrays that describe windows, not samples
@@ -105,22 +107,32 @@ def full_batch(data: Data, horizon: int | None) -> tuple[Data, Data | None]:
 @dataclasses.dataclass(frozen=True)
 class Batching:
     """An epoch of ``steps`` minibatches of ``size`` samples (all ``n`` when ``full``) and,
-    with ``horizon``, ``windows`` rollout windows per step."""
+    with ``horizon``, ``windows`` rollout windows per step. With ``sharding`` (data-parallel
+    training, :mod:`lagrax.training.parallel`) each batch's samples and windows are split
+    over the devices along their leading axis."""
 
     n: int
     size: int
     steps: int
     horizon: int | None
     windows: int
+    sharding: NamedSharding | None = None
 
     @classmethod
-    def of(cls, config: TrainConfig, n_samples: int, rollout: bool) -> Batching:
-        """The plan for ``n_samples`` training samples under ``config``."""
+    def of(
+        cls, config: TrainConfig, n_samples: int, rollout: bool, sharding: NamedSharding | None = None
+    ) -> Batching:
+        """The plan for ``n_samples`` training samples under ``config`` (batches split by ``sharding``)."""
         bs = config.batch_size if config.batch_size > 0 else n_samples
         size = min(bs, n_samples)
         steps = config.steps_per_epoch or math.ceil(n_samples / size)
         horizon = config.rollout_horizon if rollout else None
-        return cls(n_samples, size, steps, horizon, config.rollout_batch_size)
+        return cls(n_samples, size, steps, horizon, config.rollout_batch_size, sharding)
+
+    def constrain(self, batch):
+        """Inside ``jit``: ``batch`` (samples, windows) split over the devices by ``sharding``
+        (unchanged without one); see :func:`~lagrax.training.parallel.constrain_rows`."""
+        return constrain_rows(batch, self.sharding)
 
     @property
     def full(self) -> bool:
@@ -148,5 +160,5 @@ class Batching:
         every = samples(data)
         batch = every if self.full else jax.tree_util.tree_map(lambda a: a[i], every)
         if self.horizon is None:
-            return batch, None
-        return batch, gather_windows(data, data["window_starts"][wi], self.horizon)
+            return self.constrain((batch, None))
+        return self.constrain((batch, gather_windows(data, data["window_starts"][wi], self.horizon)))

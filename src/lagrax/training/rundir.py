@@ -36,6 +36,8 @@ from ..fileio import file_sha256
 from . import losses as L
 from .checkpoint import CheckpointError, atomic_write_text
 from .config import ConfigError, TrainConfig, recipe
+from .streaming import STATISTICS_SAMPLES, Stream, is_streamed
+from .parallel import is_writer
 from .trainer import TrainResult, train
 
 # What a run directory holds; --force removes these (and nothing else) before a new run.
@@ -100,15 +102,17 @@ def prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
 
 
 def resolve_settings(
-    out_dir: Path, resume: bool, config, model_options, model_name: str, dataset=None
+    out_dir: Path, resume: bool, config, model_options, model_name: str, dataset=None, streamed=False
 ) -> tuple[TrainConfig, dict, dict]:
     """The run's ``(config, model options, saved config.json)``: the saved run's settings when
-    resuming, else the model's recipe for ``dataset`` (:func:`~lagrax.training.config.recipe`),
-    with ``config`` / ``model_options`` on top (a :class:`TrainConfig` is used as it is)."""
+    resuming, else the model's recipe for ``dataset`` (:func:`~lagrax.training.config.recipe`;
+    ``streamed`` data: without its L-BFGS epochs), with ``config`` / ``model_options`` on
+    top (a :class:`TrainConfig` is used as it is)."""
     saved = {}
     if resume and (out_dir / "config.json").exists():
         saved = json.loads((out_dir / "config.json").read_text())
     preset, preset_options = recipe(model_name, dataset)
+    preset = {**preset, "lbfgs_epochs": 0} if streamed else preset
     if isinstance(config, TrainConfig):
         cfg = config
     else:
@@ -129,7 +133,9 @@ def split_record(ds, train_ids, test_ids, val_ids) -> dict:
 
 
 def _trajectory_ids(ds) -> list[int]:
-    return [] if ds is None else sorted(int(i) for i in np.unique(ds.trajectory))
+    if ds is None or is_streamed(ds):  # streamed: no split, every shard trains
+        return []
+    return sorted(int(i) for i in np.unique(ds.trajectory))
 
 
 def split_dataset(ds, cfg: TrainConfig, data_path, test_labels, test_fraction, val_fraction: float):
@@ -167,6 +173,7 @@ def summary(model_name: str, result: TrainResult) -> dict[str, Any]:
         "best_epoch": result.best_epoch,
         "best_val_loss": result.best_val_loss,
         "final_loss": result.history[-1]["loss"] if result.history else None,
+        **({"members": result.members} if result.members else {}),
     }
 
 
@@ -192,7 +199,7 @@ def check_same_run(saved: dict, record: dict, out_dir: Path) -> None:
         diffs.append(
             f"the data ({record['data']} is not the file the run was trained on: its SHA-256 differs)"
         )
-    diffs += _differences(saved, record, ("model", "dof"))
+    diffs += _differences(saved, record, ("model", "dof", "ensemble"))
     diffs += _differences(saved.get("model_options", {}), record["model_options"], record["model_options"])
     train = saved.get("train", {})
     diffs += _differences(train, record["train"], sorted(set(train) | set(record["train"])))
@@ -262,8 +269,38 @@ def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> Non
 def _initial_model(model_name: str, train_ds, cfg: TrainConfig, options: dict):
     from ..models import make_model
 
+    stats = Stream.of(train_ds, cfg.loss_weights(), cfg).sample() if is_streamed(train_ds) else train_ds
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
-    return model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
+    return model.with_data_statistics(stats.q, stats.qd, stats.qdd, stats.tau)
+
+
+def _load(data_path: Path):
+    """``(dataset, what to check it by)``: a ``.npz`` dataset twice, or a sharded directory
+    (streamed, :mod:`lagrax.training.streaming`) and a seeded sample of it."""
+    from ..datasets import load_dataset
+    from ..shards import is_sharded, open_shards
+
+    if not is_sharded(data_path):
+        ds = load_dataset(data_path)
+        return ds, ds
+    ds = open_shards(data_path)
+    return ds, ds.sample(STATISTICS_SAMPLES, seed=0)
+
+
+def _identity(data_path: Path) -> Path:
+    """The file whose SHA-256 identifies a dataset: the ``.npz``, or a shard directory's
+    manifest (which records each shard file's SHA-256)."""
+    from ..shards import MANIFEST, is_sharded
+
+    return data_path / MANIFEST if is_sharded(data_path) else data_path
+
+
+def _check_no_split(data_path: Path, labels, test_fraction, val_fraction) -> None:
+    if labels is not None or test_fraction is not None or val_fraction:
+        raise DatasetError(
+            f"{data_path} is a sharded dataset, streamed whole: it cannot be split into test or "
+            "validation trajectories; evaluate the run on another dataset (lagrax evaluate RUN --data FILE)"
+        )
 
 
 def _plan_run(
@@ -271,26 +308,30 @@ def _plan_run(
 ):
     """Load and check everything a run needs, before any file is touched: ``(dataset, config,
     model options, saved config.json, (train, test, validation), the config.json to write)``."""
-    from ..datasets import load_dataset
-
-    ds = load_dataset(data_path)
-    cfg, options, saved = resolve_settings(out_dir, resume, config, model_options, model_name, ds)
+    ds, checked = _load(data_path)
+    cfg, options, saved = resolve_settings(
+        out_dir, resume, config, model_options, model_name, checked, streamed=ds is not checked
+    )
     if saved and saved.get("model") not in (None, model_name):
         raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
     if resume and saved and labels is None and test_fraction is None and val_fraction is None:
         labels, test_fraction = saved.get("test_labels"), saved.get("test_fraction")
         val_fraction = saved.get("val_fraction")
     val_fraction = val_fraction or 0.0
-    L.check_data(ds, cfg.loss_weights(), f"dataset {data_path}")
+    L.check_data(checked, cfg.loss_weights(), f"dataset {data_path}")
     _check_resumed_dof(saved, ds, data_path)
-    parts = split_dataset(ds, cfg, data_path, labels, test_fraction, val_fraction)
+    if ds is not checked:  # streamed: every shard trains
+        _check_no_split(data_path, labels, test_fraction, val_fraction)
+        parts = (ds, None, None)
+    else:
+        parts = split_dataset(ds, cfg, data_path, labels, test_fraction, val_fraction)
     labels = labels if isinstance(labels, (str, type(None))) else list(labels)
     record = {
         "model": model_name,
         "model_options": {"dtype": cfg.dtype.value, **options},
         "train": cfg.to_dict(),
         "data": str(data_path.resolve()),
-        "data_sha256": file_sha256(data_path),
+        "data_sha256": file_sha256(_identity(data_path)),
         "data_name": ds.metadata.get("system", {}).get("name"),
         "dof": ds.dof,
         "test_labels": labels,
@@ -314,6 +355,9 @@ def run_training(
     *,
     val_fraction: float | None = None,
     progress: bool = True,
+    callback=None,
+    devices: int | None = None,
+    ensemble: int | None = None,
 ) -> Path:
     """Train ``model_name`` on a dataset file and write the run directory ``out_dir``.
 
@@ -334,6 +378,14 @@ def run_training(
     (by content), model, options, split and settings; split arguments left out are the
     saved run's. A run whose final loss is not finite or above :data:`DIVERGED_LOSS`
     is marked ``diverged`` and raises :class:`~lagrax.errors.NumericalError`.
+
+    ``callback(epoch, model, record)`` is passed to :func:`~lagrax.training.trainer.train`:
+    called after each epoch; returning True stops training (e.g. a sweep's pruning).
+
+    ``devices``: data-parallel over that many devices (``train``'s); in a multi-process run
+    only process 0 prepares and writes ``out_dir`` (:mod:`lagrax.training.parallel`).
+    ``ensemble``: train that many members (seeds ``seed``, ``seed + 1``, ...) as one
+    program (``train``'s); the split is the same for all, from ``seed``.
     """
     from ..models import MODELS
 
@@ -343,23 +395,19 @@ def run_training(
     if resume and force:
         raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
     check_fractions(test_fraction, val_fraction)
-    ds, cfg, options, saved, parts, record = _plan_run(
-        model_name,
-        Path(data_path),
-        out_dir,
-        resume,
-        config,
-        model_options,
-        test_labels,
-        test_fraction,
-        val_fraction,
-    )
+    plan = (out_dir, resume, config, model_options, test_labels, test_fraction, val_fraction)
+    ds, cfg, options, saved, parts, record = _plan_run(model_name, Path(data_path), *plan)
+    record["ensemble"] = ensemble
     if resume:
         check_same_run(saved, record, out_dir)
-    prepare_run_dir(out_dir, force, resume)  # only after every input check passed
+    writer = is_writer()  # False only on processes 1, 2, ... of a multi-process run
+    if writer:
+        prepare_run_dir(out_dir, force, resume)  # only after every input check passed
     model = _initial_model(model_name, parts[0], cfg, options)
-    if not (resume and saved):
+    if writer and not (resume and saved):
         write_run_config(out_dir, record)
-    result = train(model, parts[0], parts[2], cfg, run_dir=out_dir, resume=resume, progress=progress)
-    _finish(out_dir, model_name, result, parts[1])
+    options = dict(resume=resume, progress=progress, callback=callback, devices=devices, ensemble=ensemble)
+    result = train(model, parts[0], parts[2], cfg, run_dir=out_dir, **options)
+    if writer:
+        _finish(out_dir, model_name, result, parts[1])
     return out_dir

@@ -40,8 +40,10 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ..errors import DatasetError, LagraxError, ShapeError
+from ..models.ensemble import Ensemble
 from ..options import Precision
 from . import losses as L
 from .batches import Batching, Data, device_arrays, full_batch, gather_windows, samples
@@ -55,7 +57,9 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .optimizers import learning_rate_schedule, make_lbfgs, make_optimizer
-from .step import StepInfo, TrainState, make_epoch, make_step
+from .parallel import data_parallel, is_writer
+from .streaming import Stream, is_streamed, stream_epoch
+from .step import StepInfo, TrainState, make_epoch, make_step, tree_where
 
 
 class TrainingError(LagraxError, RuntimeError):
@@ -85,6 +89,7 @@ class TrainResult:
     best_epoch: int | None = None
     best_val_loss: float | None = None
     epoch_traces: int = 0  # how often the epoch function was traced (1 per run)
+    members: dict | None = None  # an ensemble's per-member record (see Bookkeeping.members)
 
 
 @dataclasses.dataclass
@@ -102,6 +107,8 @@ class Bookkeeping:
     skipped_steps: int = 0
     singular_samples: int = 0
     stopped_reason: str | None = None
+    # an ensemble's per-member "best_val_loss", "best_epoch" and "skipped_steps" (lists)
+    members: dict | None = None
 
     def header(self, config: TrainConfig) -> dict:
         """What a checkpoint's header holds: this record and the run's settings."""
@@ -110,7 +117,7 @@ class Bookkeeping:
     @classmethod
     def from_header(cls, header: Mapping) -> Bookkeeping:
         """The record of a checkpoint's header."""
-        return cls(**{f.name: header[f.name] for f in dataclasses.fields(cls)})
+        return cls(**{f.name: header[f.name] for f in dataclasses.fields(cls) if f.name in header})
 
 
 # --------------------------------------------------------------------------------------
@@ -124,12 +131,28 @@ class Programs:
     A run has one :class:`~lagrax.training.step.TrainState` whose optimiser state is the
     pair ``(AdamW state, L-BFGS state)``, so checkpoints have one structure throughout;
     each phase steps the state with its own entry (:func:`in_phase`, :func:`out_of_phase`).
+
+    With ``members = K`` (an ensemble), the state's leaves have a leading member axis and
+    each program is the single-model program under ``jax.vmap``: the members share the
+    data and have their own parameters, optimiser states and keys (so their own shuffles),
+    and a non-finite step is skipped for its member only.
     """
 
-    def __init__(self, static, config: TrainConfig, scales: L.Scales, batching: Batching):
+    def __init__(
+        self,
+        static,
+        config: TrainConfig,
+        scales: L.Scales,
+        batching: Batching,
+        members: int | None = None,
+        chunks: int = 1,
+    ):
         self.config, self.static, self.scales, self.batching = config, static, scales, batching
+        self.members = members
+        # an AdamW epoch's minibatch steps: ``chunks`` scans of ``batching`` (streamed data)
+        self.epoch_steps = batching.steps * chunks
         self.weights = {k: w for k, w in config.loss_weights().items() if w > 0}
-        total_steps = config.epochs * batching.steps
+        total_steps = config.epochs * self.epoch_steps
         self.schedule = learning_rate_schedule(config, total_steps)
         self.optimizers = (make_optimizer(config, total_steps), make_lbfgs(config))
         adamw_step = make_step(self.loss, self.optimizers[0], has_aux=True)
@@ -137,20 +160,52 @@ class Programs:
         self.adamw_scan = make_epoch(adamw_step, batching.draw, batching.gather)
         self.lbfgs_scan = make_epoch(lbfgs_step, self._lbfgs_rows, lambda full, _: full)
         self.traces = 0
-        self.adamw_epoch = jax.jit(self._adamw_epoch)
-        self.lbfgs_epoch = jax.jit(self._lbfgs_epoch)
-        self.validate = jax.jit(self._validate)
+        self.adamw_epoch = jax.jit(self._per_member(self._adamw_epoch, (0, None, 0)))
+        self.lbfgs_epoch = jax.jit(self._each_member(self._lbfgs_epoch))
+        self.validate = jax.jit(self._per_member(self._validate, (0, None)))
 
-    def init(self, params, key) -> TrainState:
-        """The state before the first step (both phases' optimiser states initialised)."""
-        opt_state = tuple(o.init(params) for o in self.optimizers)
-        return TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+    def _per_member(self, fn: Callable, in_axes: tuple) -> Callable:
+        return fn if self.members is None else jax.vmap(fn, in_axes=in_axes)
+
+    def _each_member(self, fn: Callable) -> Callable:
+        """``fn(state, shared)`` member after member (``lax.map``) inside one program: the
+        L-BFGS line search is a while loop, which under ``vmap`` would run every member
+        until the slowest one's search ends, with both branches of each ``cond``."""
+        if self.members is None:
+            return fn
+        return lambda state, shared: jax.lax.map(lambda s: fn(s, shared), state)
+
+    def init(self, params, seed: int) -> TrainState:
+        """The state before the first step (both phases' optimiser states initialised);
+        member ``k`` of an ensemble gets the key of seed ``seed + k``."""
+
+        def one(p, key):
+            opt_state = tuple(o.init(p) for o in self.optimizers)
+            return TrainState(p, opt_state, jnp.zeros((), jnp.int32), key)
+
+        if self.members is None:
+            return one(params, jax.random.PRNGKey(seed))
+        keys = jax.vmap(jax.random.PRNGKey)(seed + jnp.arange(self.members))
+        return jax.vmap(one)(params, keys)
+
+    def epoch_key(self, key, epoch: int):
+        """The key of epoch ``epoch`` (0-based), ``fold_in(key, epoch)`` (per member)."""
+        return self._per_member(lambda k: jax.random.fold_in(k, epoch), (0,))(key)
+
+    def model(self, params):
+        """The model of ``params`` (an :class:`~lagrax.models.ensemble.Ensemble` for members)."""
+        model = eqx.combine(params, self.static)
+        return model if self.members is None else Ensemble(model)
+
+    def keep_where(self, improved, new, old):
+        """``new`` for the members where ``improved`` (a bool per member), else ``old``."""
+        return jax.vmap(tree_where)(jnp.asarray(improved), new, old)
 
     def loss(self, params, batch: tuple[Data, Data | None]):
         """``(objective, (terms, singular samples))`` of a ``(samples, windows)`` batch."""
         return L.objective(
             eqx.combine(params, self.static),
-            *batch,
+            *self.batching.constrain(batch),  # split over the devices when data-parallel
             self.scales,
             self.weights,
             regularization=self.config.regularization,
@@ -159,12 +214,12 @@ class Programs:
 
     def steps_in(self, epoch: int) -> int:
         """Optimiser steps in epoch ``epoch`` (0-based): minibatch steps, then L-BFGS iterations."""
-        return self.batching.steps if epoch < self.config.epochs else self.config.lbfgs_steps
+        return self.epoch_steps if epoch < self.config.epochs else self.config.lbfgs_steps
 
     def steps_through(self, epochs: int) -> int:
         """Optimiser steps in the first ``epochs`` epochs."""
         adam = min(epochs, self.config.epochs)
-        return adam * self.batching.steps + (epochs - adam) * self.config.lbfgs_steps
+        return adam * self.epoch_steps + (epochs - adam) * self.config.lbfgs_steps
 
     def _lbfgs_rows(self, key, data):
         return jnp.zeros((self.config.lbfgs_steps, 0), jnp.int32)
@@ -219,8 +274,28 @@ def _epoch_metrics(info: StepInfo) -> dict:
 # --------------------------------------------------------------------------------------
 
 
+COUNTS = ("skipped", "singular")
+
+
 def _floats(d: Mapping) -> dict:
-    return {k: (int(v) if k in ("skipped", "singular") else float(v)) for k, v in d.items()}
+    return {k: (int(v) if k in COUNTS else float(v)) for k, v in d.items()}
+
+
+def _finite_mean(v: np.ndarray) -> float:
+    finite = v[np.isfinite(v)]
+    return float(finite.mean()) if finite.size else float("nan")
+
+
+def record_metrics(m: Mapping, members: int | None) -> dict:
+    """Host numbers of a program's metrics. For an ensemble: the mean over the members
+    whose value is finite (counts: the total), and each member's values under ``members``."""
+    m = jax.device_get(m)
+    if members is None:
+        return _floats(m)
+    per = {k: np.asarray(v) for k, v in m.items()}
+    out: dict[str, Any] = {k: int(v.sum()) if k in COUNTS else _finite_mean(v) for k, v in per.items()}
+    out["members"] = {k: [int(x) if k in COUNTS else float(x) for x in v] for k, v in per.items()}
+    return out
 
 
 def _check_model_data(model, ds, what: str) -> None:
@@ -272,9 +347,64 @@ def _check_losses_trace(model, data: Data, scales: L.Scales, config: TrainConfig
     )
 
 
+@dataclasses.dataclass
+class _Inputs:
+    """What :func:`train` derives from its arguments before compiling anything."""
+
+    model: Any  # the model, or the Ensemble to train
+    single: Any  # the model, or the ensemble's first member (for the checks)
+    members: int | None
+    config: TrainConfig
+    weights: dict
+    scales: L.Scales
+    data: Data  # on the device: every sample, or one chunk of streamed data
+    stream: Stream | None
+
+
+def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) -> _Inputs:
+    """Check and prepare :func:`train`'s inputs (streamed data: on a seeded sample)."""
+    stream = None
+    stats_ds = train_ds
+    if is_streamed(train_ds):
+        stream = Stream.of(train_ds, config.loss_weights(), config)
+        stats_ds = stream.sample()
+    if ensemble is not None:
+        model = ensemble_of(model, ensemble, config.seed, stats_ds)
+    members = model.size if isinstance(model, Ensemble) else None
+    single = model.member(0) if members else model
+    config = _data_precision(single, config)
+    if stream is not None:
+        stream = dataclasses.replace(stream, dtype=config.dtype.dtype)
+    _check_inputs(single, stats_ds, val_ds, config)
+    weights = config.loss_weights()
+    scales = L.data_scales(stats_ds, config.dtype.dtype)
+    data = stream.first() if stream is not None else device_arrays(train_ds, weights, config)
+    _check_losses_trace(single, data, scales, config)
+    return _Inputs(model, single, members, config, weights, scales, data, stream)
+
+
+def ensemble_of(model, size: int, seed: int, train_ds) -> Ensemble:
+    """An ensemble of ``size`` members of ``model``'s kind: ``model.spec`` built from the
+    key of seed ``seed + k`` for member ``k`` and adapted to ``train_ds``'s statistics, as
+    a run with that seed alone builds its model."""
+    if isinstance(model, Ensemble):
+        model = model.member(0)
+    if not (isinstance(size, int) and size >= 1):
+        raise LagraxError(f"ensemble must be a positive number of members, got {size!r}")
+    spec = getattr(model, "spec", None)
+    if spec is None or not hasattr(spec, "build"):
+        raise LagraxError(f"ensemble: a {type(model).__name__} has no spec to build members from")
+    ds = train_ds
+
+    def member(key):
+        return spec.build(model.info, key=key).with_data_statistics(ds.q, ds.qd, ds.qdd, ds.tau)
+
+    return Ensemble.build(member, range(seed, seed + size))
+
+
 def _start(programs: Programs, params, config: TrainConfig, ckpt_dir: Path | None, resume: bool):
     """``(RunCheckpoint, Bookkeeping)`` of a new run, or of the checkpoint being resumed."""
-    state = programs.init(params, jax.random.PRNGKey(config.seed))
+    state = programs.init(params, config.seed)
     saved, book = RunCheckpoint(state, params), Bookkeeping()
     if not resume:
         return saved, book
@@ -332,6 +462,8 @@ class _Run:
     lbfgs_fn: Callable | None = None
     validate_fn: Callable | None = None
     train_full: tuple | None = None
+    stream: Stream | None = None  # streamed data: run.data is then one chunk
+    place: Callable | None = None  # puts a streamed chunk on the run's devices
 
     @property
     def total_epochs(self) -> int:
@@ -353,10 +485,14 @@ def _train_epoch(run: _Run, state: TrainState, book: Bookkeeping) -> tuple[Train
     epoch, p = book.epoch, run.programs
     if epoch < run.config.epochs:
         t0 = time.perf_counter()
-        state, m = run.adamw_fn(state, run.data, jax.random.fold_in(state.key, epoch))
-        m = _floats(jax.device_get(m))
-        # the schedule's position: skipped steps do not advance it
-        lr = float(p.schedule((epoch + 1) * p.batching.steps - book.skipped_steps - m["skipped"]))
+        if run.stream is None:
+            state, m = run.adamw_fn(state, run.data, p.epoch_key(state.key, epoch))
+        else:
+            state, m = _stream_epoch(run, state, epoch)
+        m = record_metrics(m, p.members)
+        # the schedule's position (a member's, on average): skipped steps do not advance it
+        skipped = (book.skipped_steps + m["skipped"]) // (p.members or 1)
+        lr = float(p.schedule((epoch + 1) * p.epoch_steps - skipped))
         return state, {"epoch": epoch + 1, "step": p.steps_through(epoch + 1), "lr": lr, **m}, t0
     if run.lbfgs_fn is None:
         t_compile = time.perf_counter()
@@ -365,8 +501,22 @@ def _train_epoch(run: _Run, state: TrainState, book: Bookkeeping) -> tuple[Train
         book.compile_seconds += time.perf_counter() - t_compile
     t0 = time.perf_counter()
     state, m = run.lbfgs_fn(state, run.train_full)
-    m = _floats(jax.device_get(m))
+    m = record_metrics(m, p.members)
     return state, {"epoch": epoch + 1, "step": p.steps_through(epoch + 1), "optimizer": "lbfgs", **m}, t0
+
+
+def _stream_epoch(run: _Run, state: TrainState, epoch: int):
+    """An AdamW epoch over streamed chunks (:func:`~lagrax.training.streaming.stream_epoch`)."""
+    key = run.programs.epoch_key(state.key, epoch)
+
+    def on_chunk(done: int, total: int) -> None:
+        if run.bar is not None:
+            run.bar.update(run.task, completed=epoch + done / total, description=f"chunk {done}/{total}")
+
+    def chunk_key(c: int):
+        return run.programs.epoch_key(key, c)
+
+    return stream_epoch(run.adamw_fn, state, run.stream, epoch, chunk_key, run.place, on_chunk)
 
 
 def _validate(run: _Run, saved: RunCheckpoint, book: Bookkeeping, record: dict) -> tuple[RunCheckpoint, bool]:
@@ -377,13 +527,35 @@ def _validate(run: _Run, saved: RunCheckpoint, book: Bookkeeping, record: dict) 
         return RunCheckpoint(saved.state, params), False
     if epoch % run.config.val_every != 0 and epoch < run.total_epochs:
         return saved, False
-    v = _floats(jax.device_get(run.validate_fn(params, run.val_full)))
-    record.update({f"val_{k}": x for k, x in v.items()})
+    v = record_metrics(run.validate_fn(params, run.val_full), run.programs.members)
+    record.update({f"val_{k}": x for k, x in v.items() if k != "members"})
+    if run.programs.members is not None:
+        return _validate_members(run, saved, book, record, v["members"])
     if math.isfinite(v["loss"]) and (book.best_val_loss is None or v["loss"] < book.best_val_loss):
         book.best_val_loss, book.best_epoch, book.bad_validations = v["loss"], epoch, 0
         return RunCheckpoint(saved.state, params), True
     book.bad_validations += 1
     return saved, False
+
+
+def _validate_members(run: _Run, saved: RunCheckpoint, book: Bookkeeping, record: dict, v: dict):
+    """:func:`_validate` for an ensemble: each member keeps its own best parameters; the run
+    improved if any member did (early stopping waits for the last member to stop improving)."""
+    epoch, k = book.epoch + 1, run.programs.members
+    record["members"].update({f"val_{name}": x for name, x in v.items()})
+    mem = book.members or {}
+    best = [math.inf if b is None else b for b in mem.get("best_val_loss", [None] * k)]
+    improved = [math.isfinite(x) and x < b for x, b in zip(v["loss"], best)]
+    if not any(improved):
+        book.bad_validations += 1
+        return saved, False
+    best = [x if up else b for x, up, b in zip(v["loss"], improved, best)]
+    epochs = [epoch if up else e for up, e in zip(improved, mem.get("best_epoch", [None] * k))]
+    mem.update(best_val_loss=[b if math.isfinite(b) else None for b in best], best_epoch=epochs)
+    book.members = mem
+    book.best_val_loss, book.best_epoch, book.bad_validations = _finite_mean(np.asarray(best)), epoch, 0
+    best_params = run.programs.keep_where(improved, saved.state.params, saved.best_params)
+    return RunCheckpoint(saved.state, best_params), True
 
 
 def _log(run: _Run, book: Bookkeeping, record: dict) -> None:
@@ -399,7 +571,8 @@ def _log(run: _Run, book: Bookkeeping, record: dict) -> None:
 
 def _check_bad_epochs(run: _Run, saved: RunCheckpoint, book: Bookkeeping, skipped: int) -> None:
     """Stop with :class:`TrainingError` after ``max_bad_epochs`` epochs with every step skipped."""
-    book.bad_epochs = book.bad_epochs + 1 if skipped == run.programs.steps_in(book.epoch - 1) else 0
+    every_step = run.programs.steps_in(book.epoch - 1) * (run.programs.members or 1)
+    book.bad_epochs = book.bad_epochs + 1 if skipped == every_step else 0
     if book.bad_epochs >= run.config.max_bad_epochs:
         _checkpoint(run.ckpt_dir, saved, book, run.config)
         raise TrainingError(
@@ -437,6 +610,12 @@ def _epoch(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheck
     book.epoch += 1
     book.skipped_steps += record["skipped"]
     book.singular_samples += record["singular"]
+    if "members" in record:  # an ensemble: each member's skipped steps
+        so_far = (book.members or {}).get("skipped_steps", [0] * len(record["members"]["skipped"]))
+        book.members = {
+            **(book.members or {}),
+            "skipped_steps": [a + b for a, b in zip(so_far, record["members"]["skipped"])],
+        }
     _log(run, book, record)
     _check_bad_epochs(run, saved, book, record["skipped"])
     stopped = _stop_reason(run, book, improved)
@@ -444,7 +623,7 @@ def _epoch(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheck
         book.stopped_reason = stopped
         _checkpoint(run.ckpt_dir, saved, book, run.config)
     if run.callback is not None and stopped is None:
-        if run.callback(book.epoch, eqx.combine(state.params, run.programs.static), record):
+        if run.callback(book.epoch, run.programs.model(state.params), record):
             stopped = book.stopped_reason = "callback"
             _checkpoint(run.ckpt_dir, saved, book, run.config)
     return saved, stopped
@@ -475,20 +654,28 @@ def _open_metrics(run_dir: Path | None, history: list[dict]):
     return (run_dir / "metrics.jsonl").open("a")
 
 
+def _warn_skipped(book: Bookkeeping) -> None:
+    if not book.skipped_steps:
+        return
+    per = (book.members or {}).get("skipped_steps")
+    which = "" if per is None else " (per member: " + ", ".join(map(str, per)) + ")"
+    warnings.warn(
+        f"{book.skipped_steps} training steps had a non-finite loss or gradient and were skipped{which}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+
+
 def _result(run: _Run, saved: RunCheckpoint, book: Bookkeeping, stopped: str) -> TrainResult:
-    if book.skipped_steps:
-        warnings.warn(
-            f"{book.skipped_steps} training steps had a non-finite loss or gradient and were skipped",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+    _warn_skipped(book)
     use_best = run.validate_fn is not None and book.best_val_loss is not None
     final = saved.best_params if use_best else saved.state.params
+    k = run.programs.members or 1
     return TrainResult(
-        model=eqx.combine(final, run.programs.static),
+        model=run.programs.model(final),
         history=book.history,
         train_seconds=book.train_seconds,
-        steps=run.programs.steps_through(book.epoch) - book.skipped_steps,
+        steps=k * run.programs.steps_through(book.epoch) - book.skipped_steps,
         skipped_steps=book.skipped_steps,
         stopped_reason=stopped,
         compile_seconds=book.compile_seconds,
@@ -496,6 +683,7 @@ def _result(run: _Run, saved: RunCheckpoint, book: Bookkeeping, stopped: str) ->
         best_epoch=book.best_epoch,
         best_val_loss=book.best_val_loss,
         epoch_traces=run.programs.traces,
+        members=book.members,
     )
 
 
@@ -508,11 +696,16 @@ def train(
     resume: bool = False,
     progress: bool = True,
     callback: Callable[[int, Any, dict], bool | None] | None = None,
+    ensemble: int | None = None,
+    devices: int | None = None,
 ) -> TrainResult:
     """Fit ``model`` to ``train_ds``; see the module docstring for what happens.
 
     Args:
-        model: a lagrax model (or any System with array leaves to fit).
+        model: a lagrax model (or any System with array leaves to fit), or an
+            :class:`~lagrax.models.ensemble.Ensemble`, whose members train together in
+            one ``vmap``-ped program; member ``k`` gets the shuffles of seed
+            ``config.seed + k``.
         train_ds, val_ds: :class:`~lagrax.datasets.Dataset`; ``val_ds`` drives early
             stopping and the choice of the returned parameters.
         config: :class:`TrainConfig` (defaults if None).
@@ -521,24 +714,43 @@ def train(
         progress: a progress bar on a terminal.
         callback: ``callback(epoch, model, record)`` after each epoch, outside the timed
             region (e.g. a benchmark's test evaluation); returning True stops training.
+        ensemble: train ``ensemble`` members: ``model``'s spec rebuilt from the keys of
+            seeds ``config.seed + k`` and adapted to ``train_ds``
+            (:func:`ensemble_of`); ``model``'s own parameters are not used.
+        devices: data-parallel over this many devices (:mod:`lagrax.training.parallel`):
+            each batch split over them, parameters replicated; ``None`` or 1: one device,
+            except after :func:`~lagrax.training.parallel.initialize_distributed` (then
+            every process's devices; only process 0 writes to ``run_dir``).
+
+    An ensemble's records hold the members' mean (of those finite) and each member's
+    values under ``"members"``; a member whose steps are not finite is skipped alone;
+    early stopping waits until no member improves; the result is an ``Ensemble``.
     """
-    config = _data_precision(model, (config or TrainConfig()).validate())
-    _check_inputs(model, train_ds, val_ds, config)
-    weights = config.loss_weights()
-    scales = L.data_scales(train_ds, config.dtype.dtype)
-    data = device_arrays(train_ds, weights, config)
-    _check_losses_trace(model, data, scales, config)
-    params, static = eqx.partition(model, eqx.is_inexact_array)
-    batching = Batching.of(config, len(train_ds), rollout=weights["rollout"] > 0)
-    programs = Programs(static, config, scales, batching)
+    x = _inputs(model, train_ds, val_ds, (config or TrainConfig()).validate(), ensemble)
+    config = x.config
+    params, static = eqx.partition(x.model.members if x.members else x.model, eqx.is_inexact_array)
+    dp = data_parallel(devices)  # None: the single-device path
+    rows = dp.rows if dp is not None else None
+    if x.stream is not None:
+        batching = x.stream.batching(sharding=rows)
+    else:
+        batching = Batching.of(config, len(train_ds), rollout=x.weights["rollout"] > 0, sharding=rows)
+    chunks = x.stream.n_chunks if x.stream is not None else 1
+    programs = Programs(static, config, x.scales, batching, x.members, chunks)
     val_full = None
     if val_ds is not None:
-        val_full = full_batch(device_arrays(val_ds, weights, config), batching.horizon)
+        val_full = full_batch(device_arrays(val_ds, x.weights, config), batching.horizon)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_dir = run_dir / "checkpoints" if run_dir is not None else None
     saved, book = _start(programs, params, config, ckpt_dir, resume)
+    data = x.data
+    if dp is not None:  # data and state replicated on the mesh; only process 0 writes
+        data, val_full, saved = dp.place((data, val_full, saved))
+        run_dir, ckpt_dir = (run_dir, ckpt_dir) if is_writer() else (None, None)
     run = _Run(config, programs, data, val_full, ckpt_dir, callback, progress)
+    run.stream, run.place = x.stream, (dp.place if dp is not None else None)
     _compile(run, saved, book)
     run.metrics_file = _open_metrics(run_dir, book.history)
     saved, stopped = _loop(run, saved, book)
-    return _result(run, saved, book, stopped)
+    result = _result(run, saved, book, stopped)
+    return result if dp is None else dataclasses.replace(result, model=dp.local(result.model))

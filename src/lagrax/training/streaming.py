@@ -11,7 +11,9 @@ read from disk while the device works on the current one, and at most two chunks
 flight, so memory holds a few chunks whatever the dataset's size.
 
 Because the order depends on ``(seed, epoch)`` only and checkpoints are written at the
-ends of epochs, a killed run resumes bit for bit, as with in-memory data.
+ends of epochs, a killed run resumes bit for bit, as with in-memory data. The members of
+an ensemble read one stream (the chunk order of the run's seed) and shuffle each chunk
+with their own keys, so member 0 is the run of that seed alone.
 
 Statistics (loss scales, a model's input normalisation) and the input checks use a
 seeded sample of :data:`STATISTICS_SAMPLES` samples (:meth:`Stream.sample`).

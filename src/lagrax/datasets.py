@@ -104,7 +104,7 @@ class Dataset:
     def __post_init__(self):
         # keep the metadata in its on-disk (JSON) form, so a loaded dataset equals the saved one
         try:
-            self.metadata = json.loads(json.dumps(self.metadata, default=_json_default))
+            self.metadata = json.loads(json.dumps(self.metadata, default=json_default))
         except (TypeError, ValueError) as e:
             raise DatasetError(f"dataset metadata must be JSON-serialisable: {e}") from None
 
@@ -329,7 +329,8 @@ def check_writable(path, force: bool = False) -> None:
         raise FileExistsLagraxError(f"{path} exists; refusing to overwrite it (use --force / force=True)")
 
 
-def _json_default(o):
+def json_default(o):
+    """``json.dumps``'s ``default`` for metadata: NumPy scalars and arrays, tuples and sets."""
     if isinstance(o, np.generic):
         return o.item()
     if isinstance(o, np.ndarray):
@@ -352,7 +353,7 @@ def save_dataset(ds: Dataset, path, force: bool = False) -> Path:
     arrays["trajectory"] = arrays["trajectory"].astype(np.int64)
     if ds.labels is not None:
         arrays["labels"] = np.asarray([str(x) for x in ds.labels], dtype=str)
-    arrays["metadata"] = np.asarray(json.dumps(ds.metadata, default=_json_default))
+    arrays["metadata"] = np.asarray(json.dumps(ds.metadata, default=json_default))
     return atomic_write(path, lambda f: np.savez(f, **arrays))
 
 

@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import ARRAY_FIELDS, Dataset, check_writable
+from .datasets import ARRAY_FIELDS, Dataset, check_writable, json_default
 from .errors import DatasetError, FileExistsLagraxError, LagraxError
 from .fileio import atomic_write, atomic_write_text, file_sha256
 from .systems.base import SystemInfo
@@ -228,7 +228,7 @@ class ShardWriter:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
             raise DatasetError(f"{self.path}: no samples were written")
-        text = json.dumps(self.manifest(), indent=1, default=_json_default)
+        text = json.dumps(self.manifest(), indent=1, default=json_default)
         atomic_write_text(self.tmp / MANIFEST, text)
         os.chmod(self.tmp, 0o777 & ~_umask())
         _replace_dir(self.tmp, self.path, self.force)
@@ -240,16 +240,6 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, (tuple, set)):
-        return list(o)
-    raise TypeError(f"metadata value of type {type(o).__name__} is not JSON-serialisable")
 
 
 def _replace_dir(tmp: Path, path: Path, force: bool) -> None:

@@ -80,7 +80,6 @@ import multiprocessing
 import os
 import shutil
 import time
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -210,15 +209,9 @@ def train_names() -> set[str]:
 
 
 def _read_space_file(path: Path) -> dict:
-    if path.is_dir():
-        raise SweepError(f"search space {str(path)!r} is a directory, not a TOML file")
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise SweepError(f"search space file {str(path)!r} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise SweepError(f"search space {str(path)!r} is not valid TOML: {e}") from None
+    from .training.config import load_toml
+
+    data = load_toml(path, "search space", SweepError)
     for key, value in data.items():
         if key not in TABLES:
             raise SweepError(f"{path}: unknown table [{key}]; a search space has [{'], ['.join(TABLES)}]")

@@ -197,6 +197,20 @@ class TrainConfig:
         return self.from_dict({**self.to_dict(), **changes})
 
 
+def load_toml(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
+    """The parsed TOML file ``path`` (``what`` it is, for messages), or ``error`` naming the
+    problem: a directory, a missing file, invalid TOML or text."""
+    if path.is_dir():
+        raise error(f"{what} {str(path)!r} is a directory, not a TOML file")
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise error(f"{what} {str(path)!r} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{what} {str(path)!r} is not valid TOML: {e}") from None
+
+
 def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """``(train settings, model options)`` from a TOML file.
 
@@ -204,15 +218,7 @@ def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     model options under ``[model]``.
     """
     path = Path(path)
-    if path.is_dir():
-        raise ConfigError(f"config file {str(path)!r} is a directory, not a TOML file")
-    try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(f"config file {str(path)!r} does not exist") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"config file {str(path)!r} is not valid TOML: {e}") from None
+    data = load_toml(path, "config file", ConfigError)
     for table in ("model", "train"):
         if not isinstance(data.get(table, {}), dict):
             raise ConfigError(f"config file {str(path)!r}: {table} must be a table ([{table}])")

@@ -221,7 +221,7 @@ def distributed_settings(
     address = coordinator_address or _env("coordinator_address", environ)
     if address is None:
         return None
-    settings = {"coordinator_address": address}
+    settings: dict[str, str | int] = {"coordinator_address": address}
     for name, value in (("num_processes", num_processes), ("process_id", process_id)):
         text = value if value is not None else _env(name, environ)
         if text is None:

@@ -920,7 +920,13 @@ def report_command(
     check_report_writable(run_dir, force)  # before minutes of rollouts
     with console.status(f"evaluating {run_dir} and drawing the figures ..."):
         path, metrics = report_run(run_dir, data, force=force)
-    console.print(_metrics_table(metrics, "test metrics"))
+    from .evaluation import ENSEMBLE_KEYS
+
+    console.print(
+        _metrics_table({k: v for k, v in metrics.items() if k not in ENSEMBLE_KEYS}, "test metrics")
+    )
+    if "members" in metrics:
+        console.print(_members_table(metrics))
     console.print(f"wrote {path} and its figures", soft_wrap=True)
 
 

@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 from .datasets import Dataset, has_motion  # noqa: E402
 from .errors import FileExistsLagraxError, NotProvidedError  # noqa: E402
-from .evaluation import METRIC_KEYS, TrajectoryRollout  # noqa: E402
+from .evaluation import ENSEMBLE_KEYS, METRIC_KEYS, TrajectoryRollout  # noqa: E402
 from .batching import batched
 from .fileio import atomic_write, atomic_write_text  # noqa: E402
 
@@ -335,10 +335,31 @@ def _save(fig, path) -> Path:
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
-    """The metrics as a markdown table, in the contract's order, with a short meaning each."""
+    """The metrics as a markdown table, in the contract's order, with a short meaning each;
+    an ensemble's (:data:`~lagrax.evaluation.ENSEMBLE_KEYS`) follow as :func:`members_table`."""
     lines = ["| metric | value | meaning |", "|---|---|---|"]
-    for key in [k for k in METRIC_KEYS if k in metrics] + [k for k in metrics if k not in METRIC_KEYS]:
+    keys = [k for k in METRIC_KEYS if k in metrics] + [k for k in metrics if k not in METRIC_KEYS]
+    for key in (k for k in keys if k not in ENSEMBLE_KEYS):
         lines.append(f"| {key} | {format_value(metrics[key])} | {METRIC_DESCRIPTIONS.get(key, '')} |")
+    table = "\n".join(lines)
+    return table if "members" not in metrics else f"{table}\n\n{members_table(metrics)}"
+
+
+def members_table(metrics: Mapping[str, Any]) -> str:
+    """An ensemble's metrics (values above are of the members' mean prediction): mean ± std
+    over the members, then each member's value."""
+    k = metrics["ensemble"]
+    lines = [
+        f"Each of the {k} members (the table above is their mean prediction's):",
+        "",
+        "| metric | mean ± std | " + " | ".join(f"#{i}" for i in range(k)) + " |",
+        "|---|---|" + "---|" * k,
+    ]
+    for key, mean in metrics["member_mean"].items():
+        each = " | ".join(format_value(m.get(key)) for m in metrics["members"])
+        lines.append(
+            f"| {key} | {format_value(mean)} ± {format_value(metrics['member_std'][key])} | {each} |"
+        )
     return "\n".join(lines)
 
 

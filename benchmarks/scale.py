@@ -98,8 +98,10 @@ def ensemble_section(seeds: int, quick: bool, dtype: str | None = None) -> tuple
         )
         walls.append(time.perf_counter() - t0)
         _say(f"  seed {seed} alone: {alone[-1].train_seconds:.1f} s training, {walls[-1]:.1f} s in all")
-    # the noise floor: seed 0 alone again, its initial parameters perturbed by 1e-12 relative
-    nudged = jax.tree_util.tree_map(lambda a: a * (1 + 1e-12) if eqx.is_inexact_array(a) else a, model(0))
+    # the noise floor: seed 0 alone again, each initial parameter moved by one unit in the last place
+    nudged = jax.tree_util.tree_map(
+        lambda a: jax.numpy.nextafter(a, jax.numpy.inf) if eqx.is_inexact_array(a) else a, model(0)
+    )
     perturbed = train(nudged, train_ds, None, config, progress=False)
     t0 = time.perf_counter()
     together = train(model(0), train_ds, None, config, progress=False, ensemble=seeds)
@@ -165,10 +167,10 @@ def _ensemble_table(r: dict) -> str:
         f"{r['data']}. "
         f"Largest relative parameter difference between a member and its seed trained alone: "
         f"{r['max_member_rel_diff']:.1e}; largest relative difference of their test torque MSE: "
-        f"{np.max(np.abs(members - alone) / alone):.1e}. The noise floor: seed 0 alone with its "
-        f"initial parameters scaled by 1 + 1e-12 ends {r['perturbed_rel_diff']:.1e} away in its "
-        f"parameters, with a test torque MSE of {r['perturbed_test_torque_mse']:.2e} against "
-        f"{alone[0]:.2e}.",
+        f"{np.max(np.abs(members - alone) / alone):.1e}. The noise floor: seed 0 alone with each "
+        f"initial parameter moved by one unit in the last place ends "
+        f"{r['perturbed_rel_diff']:.1e} away in its parameters, with a test torque MSE of "
+        f"{r['perturbed_test_torque_mse']:.2e} against {alone[0]:.2e}.",
     ]
     return "\n".join(lines)
 

@@ -65,7 +65,7 @@ def tiny_problem():
     return model, ds
 
 
-def tiny_training(devices, run_dir=None) -> dict:
+def tiny_training(devices, run_dir=None, callback=None) -> dict:
     """Train the tiny problem: batches of 10 (not a multiple of 4 or 8), 2 AdamW epochs,
     one L-BFGS epoch, validation; ``{"params": [...], "losses": [...], "val": [...]}``."""
     from lagrax.training import TrainConfig, train
@@ -74,13 +74,14 @@ def tiny_training(devices, run_dir=None) -> dict:
     config = TrainConfig(
         epochs=2, batch_size=10, lr=0.1, lbfgs_epochs=1, lbfgs_steps=2, val_every=1, seed=0, dtype="float64"
     )
-    result = train(model, ds, ds, config, run_dir=run_dir, progress=False, devices=devices)
+    result = train(model, ds, ds, config, run_dir=run_dir, progress=False, devices=devices, callback=callback)
     leaves = [result.model.log_a, result.model.log_b]
     assert all(len(leaf.sharding.device_set) == 1 for leaf in leaves)  # back on one device
     return {
         "params": [float(x) for x in leaves],
         "losses": [r["loss"] for r in result.history],
         "val": [r["val_loss"] for r in result.history],
+        "stopped": result.stopped_reason,
     }
 
 
@@ -142,6 +143,10 @@ def distributed_mode(out: Path, run_dir: Path) -> None:
     assert initialize_distributed(initialization_timeout=60)
     assert jax.process_count() == 2 and jax.device_count() == 2 and jax.local_device_count() == 1
     result = tiny_training(None, run_dir=run_dir)
+    # process 1's callback asks to stop after epoch 1; process 0's decision holds on both
+    # (without agreeing, process 0 would wait in the next epoch's all-reduce for ever)
+    agreed = tiny_training(None, callback=lambda epoch, _m, _r: jax.process_index() == 1)
+    assert agreed["stopped"] == "completed" and len(agreed["losses"]) == 3, agreed
     if is_writer():
         out.write_text(json.dumps(result))
 

@@ -202,6 +202,22 @@ def is_writer() -> bool:
     return jax.process_index() == 0
 
 
+# what a run can stop for (lagrax.training.trainer), in the order agree_on_stop encodes them
+STOP_REASONS = (None, "completed", "early_stopping", "max_seconds", "target_val_loss", "callback")
+
+
+def agree_on_stop(reason: str | None) -> str | None:
+    """Process 0's decision to stop (one of :data:`STOP_REASONS`), on every process of a
+    multi-process run, so that no process waits in a collective for one that stopped on its
+    own clock (``max_seconds``) or callback; ``reason`` itself in a single process."""
+    if jax.process_count() == 1:
+        return reason
+    from jax.experimental import multihost_utils
+
+    code = multihost_utils.broadcast_one_to_all(np.int32(STOP_REASONS.index(reason)))
+    return STOP_REASONS[int(code)]
+
+
 def _env(name: str, environ: Mapping[str, str]) -> str | None:
     for var in ENV[name]:
         if environ.get(var):

@@ -57,7 +57,7 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .optimizers import learning_rate_schedule, make_lbfgs, make_optimizer
-from .parallel import data_parallel, is_writer
+from .parallel import agree_on_stop, data_parallel, is_writer
 from .streaming import Stream, is_streamed, stream_epoch
 from .step import StepInfo, TrainState, make_epoch, make_step, tree_where
 
@@ -626,7 +626,7 @@ def _epoch(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheck
         if run.callback(book.epoch, run.programs.model(state.params), record):
             stopped = book.stopped_reason = "callback"
             _checkpoint(run.ckpt_dir, saved, book, run.config)
-    return saved, stopped
+    return saved, agree_on_stop(stopped)
 
 
 def _loop(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheckpoint, str]:

@@ -20,6 +20,12 @@
   ``fold_in(seed, epoch)``, so nothing depends on where a run was cut);
 * one JSON line per epoch in ``metrics.jsonl`` and an optional progress bar.
 
+The same loop scales out: an :class:`~lagrax.models.ensemble.Ensemble` (or
+``ensemble=K``) trains its members in one ``vmap``-ped program (:class:`Programs`);
+``devices=N`` splits each batch over a mesh (:mod:`lagrax.training.parallel`); a
+:class:`~lagrax.shards.ShardedDataset` is streamed chunk by chunk through the same
+compiled epoch (:mod:`lagrax.training.streaming`).
+
 This module does not manage run directories or read dataset files (see
 :mod:`lagrax.training.rundir`), and computes only training losses (evaluation metrics
 are :mod:`lagrax.evaluation`'s).

@@ -44,23 +44,12 @@ EIGHT = "--xla_force_host_platform_device_count=8"
 @functools.cache
 def tiny_problem():
     """A learnable pendulum (two parameters: cheap to compile) and 33 pendulum samples."""
-    import lagrax
+    from test_training import pendulum_model
+
     from lagrax.systems import system
-    from lagrax.systems.base import StructuredSystem
     from lagrax.trajectories import generate
 
-    class Pendulum(StructuredSystem):
-        log_a: jax.Array
-        log_b: jax.Array
-
-        def mass_matrix(self, q):
-            return jnp.exp(self.log_a).reshape(1, 1).astype(q.dtype)
-
-        def potential_energy(self, q):
-            return -jnp.exp(self.log_b).astype(q.dtype) * jnp.cos(q[0])
-
-    info = lagrax.SystemInfo.make("learnable_pendulum", 1)
-    model = Pendulum(info=info, log_a=jnp.log(jnp.array(2.0)), log_b=jnp.log(jnp.array(3.0)))
+    model = pendulum_model(2.0, 3.0)
     ds = generate(system("pendulum"), trajectories=3, duration=0.5, dt=0.05, seed=4)
     return model, ds
 

@@ -60,7 +60,7 @@ class Ensemble(System):
         if not leaves or any(leaf.ndim == 0 for leaf in leaves):
             raise ShapeError("Ensemble(members): the members' array leaves need a leading member axis")
         k = leaves[0].shape[0]
-        if size is not None and size != k or any(leaf.shape[0] != k for leaf in leaves):
+        if (size is not None and size != k) or any(leaf.shape[0] != k for leaf in leaves):
             raise ShapeError(f"Ensemble(members): every array leaf needs the same leading size ({k})")
         self.members = members
         self.size = k

@@ -22,7 +22,7 @@ demo: setup
 TYPED := src/lagrax/batching.py src/lagrax/options.py src/lagrax/mechanics.py src/lagrax/errors.py \
 	src/lagrax/systems src/lagrax/rollout.py src/lagrax/models/spec.py src/lagrax/training/step.py \
 	src/lagrax/training/losses.py src/lagrax/control.py src/lagrax/online.py src/lagrax/models/ensemble.py \
-	src/lagrax/training/streaming.py src/lagrax/training/parallel.py
+	src/lagrax/training/streaming.py src/lagrax/training/parallel.py src/lagrax/models/clnn.py
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks

@@ -52,10 +52,11 @@ def test_charged_particle_quick(tmp_path):
 
 def test_chain_pendulums_quick(tmp_path, capsys):
     out = tmp_path / "chain.md"
-    assert chain_pendulums.main(["--quick", "--links", "2", "--models", "DeLaN,LNN", "--out", str(out)]) == 0
+    assert chain_pendulums.main(["--quick", "--links", "2", "--models", "DeLaN,CLNN", "--out", str(out)]) == 0
     rows = _rows(out)
-    assert [(r["links"], r["label"]) for r in rows] == [(2, "DeLaN"), (2, "LNN")]
-    assert all(0 < r["finzi_error"] < 1 for r in rows)
+    assert [(r["links"], r["label"]) for r in rows] == [(2, chain_pendulums.MOVED), (2, "DeLaN"), (2, "CLNN")]
+    assert all(0 < r["finzi_error"] < 1 and 0 < r["finzi_error_long"] < 1 for r in rows)
+    assert rows[0]["finzi_error"] < 1e-3 < min(r["finzi_error"] for r in rows[1:])  # 2 s of training
     assert "| 2 |" in capsys.readouterr().out
 
 
@@ -76,6 +77,24 @@ def test_the_chain_is_finzis_and_his_score_is_zero_for_the_truth_only():
     assert chain_pendulums.finzi_error(lengths, ref, ref) < 1e-200
     off = predict(truth, q0 + 1e-3, qd0, ts, rtol=1e-10, atol=1e-10)
     assert 1e-5 < chain_pendulums.finzi_error(lengths, off, ref) < 1e-2
+    # over fewer steps the growing error is smaller, and one step is the first error alone
+    assert chain_pendulums.finzi_error(lengths, off, ref, 5) < chain_pendulums.finzi_error(lengths, off, ref)
+    a, b = (chain_pendulums.cartesian(lengths, p.q[:, 1], p.qd[:, 1]) for p in (off, ref))
+    first = np.linalg.norm((a - b).reshape(5, -1), axis=1) / np.linalg.norm((a + b).reshape(5, -1), axis=1)
+    assert chain_pendulums.finzi_error(lengths, off, ref, 2) == pytest.approx(np.exp(np.mean(np.log(first))))
+
+
+def test_the_chaos_reference_moves_states_by_finzis_amount_and_keeps_them_on_the_chain():
+    truth = chain_pendulums.chain(2)
+    lengths = np.asarray(truth.lengths)
+    rng = np.random.default_rng(1)
+    q0, qd0 = chain_pendulums.finzi_states(lengths, 50, rng)
+    q1, qd1 = chain_pendulums.perturbed(lengths, q0, qd0, rng)
+    a, b = chain_pendulums.cartesian(lengths, q0, qd0), chain_pendulums.cartesian(lengths, q1, qd1)
+    moved = np.linalg.norm((a - b).reshape(50, -1), axis=1)
+    assert 1e-4 < np.median(moved) < 2.8e-4  # 1e-4 in each of 8 coordinates, half projected away
+    # back in angles, the states differ by no more than a few times the perturbation
+    assert np.max(np.abs(np.angle(np.exp(1j * (q1 - q0))))) < 5e-3
 
 
 def test_the_orbit_error_of_the_exact_circle_is_zero_and_of_a_drift_is_not():
@@ -91,14 +110,19 @@ def test_the_orbit_error_of_the_exact_circle_is_zero_and_of_a_drift_is_not():
 
 def test_the_chain_table_compares_with_finzi():
     rows = [
-        dict(links=1, label="DeLaN", finzi_error=1e-4),
-        dict(links=1, label="LNN", finzi_error=4e-5),
-        dict(links=5, label="DeLaN", finzi_error=0.5),
-        dict(links=5, label="LNN", finzi_error=0.2),
+        dict(links=1, label=chain_pendulums.MOVED, finzi_error=1e-5, finzi_error_long=1e-4),
+        dict(links=1, label="DeLaN", finzi_error=1e-4, finzi_error_long=1e-3),
+        dict(links=1, label="CLNN", finzi_error=4e-5, finzi_error_long=4e-4),
+        dict(links=5, label="DeLaN", finzi_error=0.5, finzi_error_long=0.7),
+        dict(links=5, label="CLNN", finzi_error=0.2, finzi_error_long=0.6),
     ]
     lines = chain_pendulums.table(rows).splitlines()
+    assert lines[2].startswith("| 1 | 1.00e-05 | 3.60e-05 | 1.00e-04 | - | 4.00e-05 |")
     assert lines[2].endswith("| yes | yes |")  # 4e-5 < 5.2e-5 and 1e-4 < 2.5e-4
-    assert lines[3].endswith("| no | no |")  # 0.2 > 9.3e-4 and 0.5 > 0.33
+    assert lines[3].startswith("| 5 | - | 1.40e-04 |") and lines[3].endswith("| no | no |")  # 0.2 > 9.3e-4
+    long = chain_pendulums.long_table(rows).splitlines()
+    assert long[1] == "|---|---|---|---|---|"
+    assert long[2] == "| 1 | 1.00e-04 | 1.00e-03 | - | 4.00e-04 |"
 
 
 def test_an_existing_output_is_refused_before_any_work(tmp_path):

@@ -227,6 +227,7 @@ CAPABILITY_MODELS = [
     ("hnn", {}),
     ("hnn", dict(momentum="canonical")),
     ("hnn_structured", {}),
+    ("clnn", {}),  # needs known kinematics: built for a chain pendulum
 ]
 
 
@@ -237,8 +238,9 @@ def _required_arguments(method) -> int:
 
 @pytest.mark.parametrize("kind, options", CAPABILITY_MODELS, ids=lambda x: str(x))
 def test_provides_matches_the_per_sample_methods(kind, options):
-    model = make_model(kind, INFO, key=KEY, width=4, depth=1, **options)
-    state = jax.ShapeDtypeStruct((INFO.dof,), jnp.float32)
+    info = lagrax.system("chain_pendulum", n=3).info if kind == "clnn" else INFO
+    model = make_model(kind, info, key=KEY, width=4, depth=1, **options)
+    state = jax.ShapeDtypeStruct((info.dof,), jnp.float32)
     for quantity in QUANTITIES:
         method = getattr(model, quantity)
         args = [state] * _required_arguments(method)

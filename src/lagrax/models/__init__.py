@@ -28,6 +28,10 @@ MODELS: dict[str, tuple[str, str]] = {
     "lnn": ("lagrax.models.lnn:LNNSpec", "Lagrangian Neural Network: black-box L(q, qd)"),
     "mlp": ("lagrax.models.mlp:MLPSpec", "feed-forward baseline: forward and inverse heads"),
     "hnn": ("lagrax.models.hnn:HNNSpec", "Hamiltonian Neural Network: black-box H(q, p)"),
+    "clnn": (
+        "lagrax.models.clnn:CLNNSpec",
+        "constrained Lagrangian network (Finzi et al. 2020): known kinematics, learned masses and V(x)",
+    ),
     "hnn_structured": (
         "lagrax.models.hnn:StructuredHNNSpec",
         "structured HNN: H = 1/2 p^T M^-1(q) p + V(q)",

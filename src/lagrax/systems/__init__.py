@@ -86,6 +86,31 @@ def system(name: str, /, **params) -> System:
         ) from e
 
 
+def kinematics_of(info: SystemInfo):
+    """The known kinematics (e.g. :class:`~lagrax.systems.classic.PlanarChain`) of the
+    registered system that ``info`` describes, rebuilt from its name and parameters.
+
+    Raises :class:`~lagrax.errors.NotProvidedError` naming the system when it is not a
+    registered system or has no kinematics (only the planar point-mass chains do).
+    """
+    from ..errors import NotProvidedError
+
+    with_kinematics = classic.WITH_KINEMATICS
+    if info.name not in REGISTRY:
+        raise NotProvidedError(
+            f"no known kinematics for system {info.name!r}: it is not a registered system "
+            f"(kinematics are known for {', '.join(with_kinematics)})"
+        )
+    truth = system(info.name, **dict(info.params))
+    if not hasattr(truth, "kinematics"):
+        raise NotProvidedError(
+            f"no known kinematics for system {info.name!r} (known for {', '.join(with_kinematics)})"
+        )
+    if truth.dof != info.dof:
+        raise NotProvidedError(f"system {info.name!r} has {truth.dof} joints, its info says {info.dof}")
+    return truth.kinematics()
+
+
 def list_systems() -> list[tuple[str, str]]:
     """``(name, description)`` of every registered system."""
     return [(name, desc) for name, (_, desc) in REGISTRY.items()]

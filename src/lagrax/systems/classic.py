@@ -10,6 +10,7 @@ voltages, back-EMF) are deliberately left out: ``tau`` is the generalised force.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 
@@ -37,6 +38,34 @@ def _friction(dof, damping, coulomb):
     return JointFriction.make(dof, viscous=damping, coulomb=coulomb)
 
 
+@dataclasses.dataclass(frozen=True)
+class PlanarChain:
+    """Known kinematics of a planar chain of point masses on rods from a fixed pivot.
+
+    ``q_i`` is the absolute angle of rod ``i`` from the downward vertical, so mass ``i``
+    sits at ``sum_{k <= i} l_k (sin q_k, -cos q_k)``. Constrained models (Finzi et al.
+    2020's CLNN, :mod:`lagrax.models.clnn`) take these positions as known and learn the
+    masses and the potential over them. Hashable, so a model keeps it as a static field.
+    """
+
+    lengths: tuple[float, ...]
+    dim: int = 2
+
+    @property
+    def bodies(self) -> int:
+        """The number of point masses."""
+        return len(self.lengths)
+
+    def positions(self, q: Vec) -> Float[Array, "b 2"]:
+        """The masses' Cartesian positions, ``(bodies, 2)``, for one configuration ``(n,)``."""
+        lengths = jnp.asarray(self.lengths, dtype=q.dtype)
+        return jnp.stack([jnp.cumsum(lengths * jnp.sin(q)), jnp.cumsum(-lengths * jnp.cos(q))], -1)
+
+
+#: The registered systems whose :class:`PlanarChain` kinematics are known.
+WITH_KINEMATICS = ("pendulum", "double_pendulum", "chain_pendulum")
+
+
 class Pendulum(_WithFriction):
     """Point mass ``m`` on a massless rod of length ``l``: ``M = m l^2``, ``V = -m g l cos q``."""
 
@@ -46,6 +75,10 @@ class Pendulum(_WithFriction):
 
     def mass_matrix(self, q: Vec) -> Mat:
         return jnp.full((1, 1), self.m * self.l**2, dtype=q.dtype)
+
+    def kinematics(self) -> PlanarChain:
+        """Where the mass is, given ``q`` (see :class:`PlanarChain`)."""
+        return PlanarChain((self.l,))
 
     def potential_energy(self, q: Vec) -> Scalar:
         return -self.m * self.g * self.l * jnp.cos(q[0])
@@ -73,6 +106,10 @@ class DoublePendulum(_WithFriction):
     l1: float
     l2: float
     g: float
+
+    def kinematics(self) -> PlanarChain:
+        """Where the masses are, given ``q`` (see :class:`PlanarChain`)."""
+        return PlanarChain((self.l1, self.l2))
 
     def mass_matrix(self, q: Vec) -> Mat:
         m12 = self.m2 * self.l1 * self.l2 * jnp.cos(q[0] - q[1])
@@ -134,6 +171,10 @@ class ChainPendulum(_WithFriction):
         n = len(m)
         coupling = tail[np.maximum.outer(np.arange(n), np.arange(n))] * np.outer(l, l)
         return jnp.asarray(coupling), jnp.asarray(tail * l)
+
+    def kinematics(self) -> PlanarChain:
+        """Where the masses are, given ``q`` (see :class:`PlanarChain`)."""
+        return PlanarChain(tuple(self.lengths))
 
     def mass_matrix(self, q: Vec) -> Mat:
         coupling, _ = self._tail_lengths()

@@ -262,6 +262,7 @@ _LNN = dict(
 )
 PRESETS: dict[str, dict[str, Any]] = {
     "delan": dict(_RECIPE, inverse=1.0),
+    "clnn": dict(_RECIPE, inverse=1.0),
     "lnn": dict(_LNN, inverse=1.0),
     "mlp": dict(_RECIPE, inverse=1.0, forward=1.0),  # both heads: rollouts use the forward one
     "hnn_structured": dict(_RECIPE, inverse=0.0, canonical=1.0),

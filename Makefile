@@ -19,10 +19,10 @@ demo: setup
 
 # lint runs first: ruff format --check, ruff check (with the complexity rule), and mypy
 # on the public protocol modules
-TYPED := src/lagrax/batching.py src/lagrax/options.py src/lagrax/mechanics.py src/lagrax/errors.py \
-	src/lagrax/systems src/lagrax/rollout.py src/lagrax/models/spec.py src/lagrax/training/step.py \
-	src/lagrax/training/losses.py src/lagrax/control.py src/lagrax/online.py src/lagrax/models/ensemble.py \
-	src/lagrax/training/streaming.py src/lagrax/training/parallel.py src/lagrax/models/clnn.py
+TYPED := src/lagrax/core src/lagrax/systems src/lagrax/models/spec.py src/lagrax/training/step.py \
+	src/lagrax/training/losses.py src/lagrax/control/laws.py src/lagrax/control/online.py \
+	src/lagrax/models/ensemble.py src/lagrax/training/streaming.py src/lagrax/training/parallel.py \
+	src/lagrax/models/clnn.py
 lint: setup
 	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/ruff check src tests benchmarks
@@ -32,7 +32,7 @@ test: lint
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup
-	$(BIN)/python benchmarks/run.py
+	$(BIN)/python -m benchmarks.run
 
 clean:
 	rm -rf $(VENV) runs

@@ -1,8 +1,8 @@
 """A sweep of bad input through the command line and the Python API, with a table of outcomes.
 
-    python benchmarks/bad_inputs.py [--work DIR]      # about 2 minutes on 2 cores
+    python -m benchmarks.bad_inputs [--work DIR]      # about 2 minutes on 2 cores
 
-Each case runs in-process through ``lagrax.cli.main`` (or a library call) and is classified:
+Each case runs in-process through ``lagrax.cli.app.main`` (or a library call) and is classified:
 
 * ``clean``: exit code 2 and exactly one line ``error: ...`` (a named LagraxError in Python);
 * ``traceback``: an exception escaped;
@@ -34,7 +34,7 @@ FAST = ["--epochs", 2, "--lbfgs-epochs", 0, "--width", 8, "--no-progress"]
 
 def call(argv) -> tuple[str, str]:
     """Run ``lagrax ARGV`` in-process; ``(outcome, message)``."""
-    from lagrax.cli import main
+    from lagrax.cli.app import main
 
     out, err = io.StringIO(), io.StringIO()
     try:
@@ -222,7 +222,7 @@ def misc_cases() -> list[tuple[str, list]]:
 
 def changes(run: str, argv) -> tuple[str, str]:
     """Outcome of ``argv``, ``accepted`` if any file under ``run`` changed."""
-    from lagrax.fileio import tree_digest
+    from lagrax.core.fileio import tree_digest
 
     before = tree_digest(run)
     outcome, message = call(argv)
@@ -266,7 +266,7 @@ def api_cases() -> list[tuple[str, str, str]]:
 
     import lagrax
     from lagrax.models import make_model
-    from lagrax.rollout import simulate
+    from lagrax.systems.rollout import simulate
 
     info = lagrax.system("double_pendulum").info
     fd = lagrax.batched(lagrax.system("double_pendulum")).forward_dynamics
@@ -296,7 +296,7 @@ def api_cases() -> list[tuple[str, str, str]]:
 
 
 def _api_outcome(fn) -> tuple[str, str]:
-    from lagrax.errors import LagraxError
+    from lagrax.core.errors import LagraxError
 
     try:
         out = fn()

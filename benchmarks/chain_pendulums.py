@@ -31,8 +31,8 @@ L-BFGS), where Finzi's models saw only positions and velocities, integrated over
 chunks. ``--loss rollout`` is their supervision: RK4 through the model over windows of
 ``--window`` steps (AdamW only; full-batch L-BFGS over rollouts does not fit in time).
 
-    python benchmarks/chain_pendulums.py                    # 36 min on 2 cores (measured)
-    python benchmarks/chain_pendulums.py --links 1,2 --quick
+    python -m benchmarks.chain_pendulums                    # 36 min on 2 cores (measured)
+    python -m benchmarks.chain_pendulums --links 1,2 --quick
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagrax.benchmarks.showcase import Contender, check_out, fit, fmt, say, score, write_results
+from benchmarks.showcase import Contender, check_out, fit, fmt, say, score, write_results
 
 # Finzi et al. 2020, rollout relative error (geometric mean): CLNN, DeLaN, HNN, neural ODE
 FINZI = {
@@ -150,7 +150,7 @@ def finzi_error(lengths: np.ndarray, pred, ref, steps: int | None = None) -> flo
     """Finzi's score: ``|z_hat - z| / |z_hat + z|`` in the masses' Cartesian positions and
     velocities, geometric mean over the test trajectories and every time but ``t = 0``
     (inf where a rollout stopped), over the first ``steps`` samples (all when None)."""
-    from lagrax.evaluation import geometric_mean
+    from lagrax.analysis.metrics import geometric_mean
 
     a, b = (cartesian(lengths, p.q[:, :steps], p.qd[:, :steps]) for p in (pred, ref))
     axes = (-3, -2, -1)
@@ -167,7 +167,7 @@ def scores(lengths: np.ndarray, pred, ref, steps: int) -> dict:
 
 def test_set(truth, lengths: np.ndarray, args, rng: np.random.Generator) -> tuple:
     """Test states, times, the truth's rollouts, and the chaos reference's row."""
-    from lagrax.prediction import predict
+    from lagrax.analysis.prediction import predict
 
     q0, qd0 = finzi_states(lengths, args.test, rng)
     ts = np.arange(int(round(args.horizon / DT))) * DT
@@ -184,7 +184,7 @@ OURS = ("DeLaN", "LNN", "CLNN")
 
 
 def run_links(n: int, args) -> list[dict]:
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     truth = chain(n)
     lengths = np.asarray(truth.lengths, float)

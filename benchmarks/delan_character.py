@@ -3,8 +3,8 @@
 A thin shell over :mod:`lagrax.benchmarks.character` (the same code as
 ``lagrax bench delan-character``), with the same options and output:
 
-    python benchmarks/delan_character.py --seeds 0,1,2          # ~10 min on 2 cores
-    python benchmarks/delan_character.py --quick                # a one-minute smoke run
+    python -m benchmarks.delan_character --seeds 0,1,2          # ~10 min on 2 cores
+    python -m benchmarks.delan_character --quick                # a one-minute smoke run
 
 The data file defaults to ``../shared/data/delan_character_trajectories.npz`` next to
 this checkout.

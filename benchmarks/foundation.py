@@ -1,14 +1,14 @@
 """Foundation figures: energy drift of every ground-truth system, the mechanics core against
 Pinocchio's RNEA, and the time to generate 100 Panda excitation trajectories.
 
-    python benchmarks/foundation.py            # ~1-2 minutes on 2 cores
-    python benchmarks/foundation.py --quick    # fewer states and trajectories
+    python -m benchmarks.foundation            # ~1-2 minutes on 2 cores
+    python -m benchmarks.foundation --quick    # fewer states and trajectories
 
 Prints markdown tables. Energy drift: passive rollouts (Tsit5, rtol = atol = 1e-12,
 float64) of ``duration`` seconds from random states, ``max_t |E(t) - E(0)| / |E(0)|``
 (max over the batch; for systems whose energy can be near zero the denominator is
 ``max(|E(0)|, max_t |KE|)``). Pinocchio: ``max |core - rnea|`` over random states, where
-"core" is lagrax.mechanics' structured derivation from Pinocchio's ``M(q)`` (crba) and
+"core" is lagrax.core.mechanics' structured derivation from Pinocchio's ``M(q)`` (crba) and
 ``g(q)`` alone. The robot rows are skipped without Pinocchio.
 """
 
@@ -24,9 +24,9 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 import lagrax  # noqa: E402
-from lagrax.batching import batched  # noqa: E402
-from lagrax.rollout import simulate  # noqa: E402
-from lagrax.trajectories import generate, position_ranges, velocity_ranges  # noqa: E402
+from lagrax.systems.batching import batched  # noqa: E402
+from lagrax.systems.rollout import simulate  # noqa: E402
+from lagrax.data.trajectories import generate, position_ranges, velocity_ranges  # noqa: E402
 
 SYSTEMS = (
     "pendulum",

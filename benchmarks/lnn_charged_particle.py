@@ -13,8 +13,8 @@ drift of the true energy ``1/2 m |v|^2`` (the magnetic force does no work) and t
 orbit error (largest deviation of the distance from the true circle's centre, over the
 radius, mean over states).
 
-    python benchmarks/lnn_charged_particle.py             # about 5 min on 2 cores
-    python benchmarks/lnn_charged_particle.py --quick     # a smoke run
+    python -m benchmarks.lnn_charged_particle             # about 5 min on 2 cores
+    python -m benchmarks.lnn_charged_particle --quick     # a smoke run
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagrax.benchmarks.showcase import Contender, check_out, fit, markdown_table, say, score, write_results
+from benchmarks.showcase import Contender, check_out, fit, markdown_table, say, score, write_results
 
 COLUMNS = [
     ("label", "model", ""),
@@ -58,9 +58,9 @@ def orbit_error(q: np.ndarray, q0: np.ndarray, qd0: np.ndarray, omega: float = 1
 
 def run(args) -> tuple[str, list[dict]]:
     import lagrax
-    from lagrax.evaluation import normalised_mse
-    from lagrax.prediction import predict
-    from lagrax.trajectories import generate
+    from lagrax.analysis.metrics import normalised_mse
+    from lagrax.analysis.prediction import predict
+    from lagrax.data.trajectories import generate
 
     truth = lagrax.system("charged_particle")
     states = dict(q_range=(-1.0, 1.0), qd_range=(-1.0, 1.0))

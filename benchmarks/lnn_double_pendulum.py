@@ -11,9 +11,9 @@ wall-time budget. Evaluation: 40 initial conditions ``theta ~ U[0, 2 pi)``,
 mean and median over the 40. The paper reports 0.43 % for the LNN and 7.4 % for its
 black-box baseline (600,000 steps of a 3x600 network on a GPU).
 
-    python benchmarks/lnn_double_pendulum.py                 # about 30 min on 2 cores
-    python benchmarks/lnn_double_pendulum.py --quick         # a smoke run, about a minute
-    python benchmarks/lnn_double_pendulum.py --out docs/results/double_pendulum.md --figures docs/figures
+    python -m benchmarks.lnn_double_pendulum                 # about 30 min on 2 cores
+    python -m benchmarks.lnn_double_pendulum --quick         # a smoke run, about a minute
+    python -m benchmarks.lnn_double_pendulum --out docs/results/double_pendulum.md --figures docs/figures
 
 Prints a markdown table; ``--out`` also writes it with a ``.json`` of the numbers,
 ``--figures`` the energy-over-time figure (truth, LNN, MLP: the paper's Fig. 4) and the
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagrax.benchmarks.showcase import Contender, check_out, fit, markdown_table, say, score, write_results
+from benchmarks.showcase import Contender, check_out, fit, markdown_table, say, score, write_results
 
 # the LNN: its default recipe, with L-BFGS until the budget runs out
 LNN_LONG = dict(lbfgs_epochs=10_000)
@@ -71,7 +71,7 @@ def contenders(lnn_seconds: float, other_seconds: float) -> list[tuple[Contender
 
 
 def datasets(truth, samples: int, quick: bool) -> dict:
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     states = dict(samples=samples, q_range=(0.0, 2 * math.pi), qd_range=(-10.0, 10.0))
     out = {}
@@ -105,7 +105,7 @@ def _curve_callback(state: dict, every: float, evaluate) -> callable:
 
 def run(args) -> tuple[str, list[dict]]:
     import lagrax
-    from lagrax.prediction import predict
+    from lagrax.analysis.prediction import predict
 
     truth = lagrax.system("double_pendulum")
     ts = np.linspace(0.0, args.horizon, int(round(args.horizon * FPS)) + 1)
@@ -146,7 +146,7 @@ def run(args) -> tuple[str, list[dict]]:
 
 
 def figures(folder: Path, rows: list[dict], reference, force: bool) -> list[Path]:
-    from lagrax import plotting
+    from lagrax.analysis import plotting
 
     folder.mkdir(parents=True, exist_ok=True)
     shown = [reference] + [
@@ -170,7 +170,7 @@ def figures(folder: Path, rows: list[dict], reference, force: bool) -> list[Path
 def _plot_curve(curve, path: Path, force: bool) -> Path:
     import matplotlib.pyplot as plt
 
-    from lagrax.plotting import check_figure_path
+    from lagrax.analysis.plotting import check_figure_path
 
     check_figure_path(path, force)
     fig, ax = plt.subplots(figsize=(5, 3.2))

@@ -16,8 +16,8 @@ the rollout error (geometric mean over time and states of
 ``|z_hat - z| / (|z_hat| + |z|)``, ``z`` the model's coordinates ``(q, qd)`` or ``(q, p)``)
 and the mean valid prediction time.
 
-    python benchmarks/lnn_relativistic.py                 # about 6 min on 2 cores
-    python benchmarks/lnn_relativistic.py --quick         # a smoke run (textbook only)
+    python -m benchmarks.lnn_relativistic                 # about 6 min on 2 cores
+    python -m benchmarks.lnn_relativistic --quick         # a smoke run (textbook only)
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagrax.benchmarks.showcase import Contender, check_out, fit, markdown_table, say, write_results
+from benchmarks.showcase import Contender, check_out, fit, markdown_table, say, write_results
 
 VARIANTS = ("textbook", "lnn")
 COLUMNS = [
@@ -54,7 +54,7 @@ def contenders(seconds: float) -> list[Contender]:
 
 
 def _data(truth, samples: int, seed: int):
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     return generate(
         truth, kind="states", samples=samples, q_range=(-1.0, 1.0), qd_range=(-0.9, 0.9), seed=seed
@@ -70,8 +70,8 @@ def _fed(ds, contender: Contender):
 
 def _rollout(model, truth, contender: Contender, q0, qd0, ts):
     """The model's rollout and the truth's, both in the model's coordinates."""
-    from lagrax.batching import batched
-    from lagrax.rollout import simulate, simulate_canonical
+    from lagrax.systems.batching import batched
+    from lagrax.systems.rollout import simulate, simulate_canonical
 
     ref = simulate(truth, q0, qd0, ts, rtol=1e-10, atol=1e-10)
     momentum = contender.options.get("momentum")
@@ -94,7 +94,7 @@ def _rollout(model, truth, contender: Contender, q0, qd0, ts):
 
 
 def _scores(pred, ref, ts) -> dict:
-    from lagrax.evaluation import (
+    from lagrax.analysis.metrics import (
         first_exceedance,
         geometric_mean,
         normalised_position_error,

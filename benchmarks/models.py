@@ -41,7 +41,7 @@ import lagrax
 from lagrax.models import make_model
 from lagrax.systems.base import SystemInfo
 from lagrax.training.losses import Scales, inverse_loss
-from lagrax.batching import batched
+from lagrax.systems.batching import batched
 
 WIDTH, DEPTH = 64, 2
 MODELS = ("delan", "lnn")

@@ -13,7 +13,7 @@ CPU "devices" made by that flag share the same physical cores: on a machine with
 cores, plus the cost of the all-reduce), so this measures the overhead of the sharded
 program, not a speed-up. Real speed-ups need real devices (several GPUs, or hosts).
 
-    python benchmarks/parallel_scaling.py [--devices 1,2,4,8] [--samples 8192]
+    python -m benchmarks.parallel_scaling [--devices 1,2,4,8] [--samples 8192]
         [--batch-size 512] [--epochs 3] [--width 64]
 
 :func:`scaling_table` returns the markdown table (for benchmarks/run.py or a scale report).
@@ -39,7 +39,7 @@ def measure(devices: int, samples: int, batch_size: int, epochs: int, width: int
     from lagrax.models import make_model
     from lagrax.systems import system
     from lagrax.training import TrainConfig, train
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     ds = generate(system("chain_pendulum", n=7), kind="states", trajectories=8, samples=samples, seed=0)
     model = make_model("delan", ds.info, key=jax.random.PRNGKey(0), width=width, depth=2)

@@ -18,9 +18,9 @@ a pure-JAX plant, :meth:`~lagrax.systems.robots.PinocchioRobot.rigid_body_tree`)
    scratch against the offline DeLaN+friction never updated; then a 2 kg payload added
    to the end effector a third of the way in, with and without online updates.
 
-    python benchmarks/robot_control.py                       # about 25 min on 2 cores
-    python benchmarks/robot_control.py --quick               # a smoke test (CI)
-    python benchmarks/robot_control.py --out docs/results/robot_control.md --figures docs/figures
+    python -m benchmarks.robot_control                       # about 25 min on 2 cores
+    python -m benchmarks.robot_control --quick               # a smoke test (CI)
+    python -m benchmarks.robot_control --out docs/results/robot_control.md --figures docs/figures
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lagrax.benchmarks.showcase import Contender, check_out, fit, fmt, markdown_table, say, write_results
+from benchmarks.showcase import Contender, check_out, fit, fmt, markdown_table, say, write_results
 
 CONTENDERS = [
     Contender("DeLaN", "delan", dict(friction="none")),
@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def train_models(truth, args) -> dict:
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     data = dict(duration=8.0, dt=0.02)
     train = generate(truth, "excitation", trajectories=args.trajectories, seed=0, **data)
@@ -81,9 +81,9 @@ def train_models(truth, args) -> dict:
 
 
 def tracking(truth, models: dict, args, figures: Path | None) -> list[dict]:
-    from lagrax.control import LoopSettings
-    from lagrax.tracking import ControlJob, metrics_rows, run_control, write_control
-    from lagrax.trajectories import reference_trajectories
+    from lagrax.control.laws import LoopSettings
+    from lagrax.control.tracking import ControlJob, metrics_rows, run_control, write_control
+    from lagrax.data.trajectories import reference_trajectories
 
     ref = reference_trajectories(truth.info, args.duration, 1.0 / args.rate, args.references, seed=100)
     out = (figures or Path(".")) / f"control_{truth.info.name}.npz"
@@ -110,8 +110,8 @@ def _timed(fn, repeats: int = 3) -> float:
 
 
 def loop_speed(truth, model, args) -> dict:
-    from lagrax.control import Gains, LoopSettings, track
-    from lagrax.trajectories import reference_trajectories
+    from lagrax.control.laws import Gains, LoopSettings, track
+    from lagrax.data.trajectories import reference_trajectories
 
     plant, seconds = truth.rigid_body_tree(), 1.0 if args.quick else 10.0
     gains = Gains.critical(plant.info.dof, 10.0)
@@ -132,8 +132,8 @@ def loop_speed(truth, model, args) -> dict:
 def in_loop_update_speed(truth, model, args) -> dict:
     """Per-update cost inside the loop: (online loop - the same loop without learning) /
     ticks, both compiled, feed-forward PD, one step of batch 32 per tick."""
-    from lagrax.control import Controller, LoopSettings, default_gains, track
-    from lagrax.online import OnlineSettings, online_track
+    from lagrax.control.laws import Controller, LoopSettings, default_gains, track
+    from lagrax.control.online import OnlineSettings, online_track
 
     plant, seconds = truth.rigid_body_tree(), 1.0 if args.quick else 10.0
     ref = repeated_reference(plant.info, seconds, 1000.0, seconds)
@@ -154,7 +154,7 @@ def update_speed(truth, model, calls: int) -> dict:
     import equinox as eqx
     import jax
 
-    from lagrax.online import OnlineSettings, Replay, make_update, torque_scales
+    from lagrax.control.online import OnlineSettings, Replay, make_update, torque_scales
     from lagrax.training.step import TrainState
 
     online = OnlineSettings()
@@ -177,7 +177,7 @@ def update_speed(truth, model, calls: int) -> dict:
 
 
 def repeated_reference(info, seconds: float, rate: float, period: float):
-    from lagrax.trajectories import reference_trajectories
+    from lagrax.data.trajectories import reference_trajectories
 
     one = reference_trajectories(info, period, 1.0 / rate, 1, seed=7)
     reps = int(np.ceil(seconds / period))
@@ -187,9 +187,9 @@ def repeated_reference(info, seconds: float, rate: float, period: float):
 def online_runs(truth, models: dict, args) -> tuple[list[dict], dict]:
     import jax
 
-    from lagrax.control import Controller, LoopSettings, PlantChange, default_gains, track
+    from lagrax.control.laws import Controller, LoopSettings, PlantChange, default_gains, track
     from lagrax.models import make_model
-    from lagrax.online import OnlineSettings, online_track
+    from lagrax.control.online import OnlineSettings, online_track
 
     plant, settings = truth.rigid_body_tree(), LoopSettings(args.rate)
     period = min(10.0, args.online_seconds / 3)
@@ -229,7 +229,7 @@ def _windows(ref: np.ndarray, q: np.ndarray, rate: float, period: float) -> dict
 
 
 def online_figure(trace: dict, path: Path, force: bool) -> Path:
-    from lagrax.plotting import plot_tracking_errors
+    from lagrax.analysis.plotting import plot_tracking_errors
 
     return plot_tracking_errors(trace["t"], trace["ref"], trace["series"], path, force)
 

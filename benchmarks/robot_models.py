@@ -6,15 +6,15 @@ damping and armature, gravity on) it generates excitation data with lagrax's
 generator, trains each model with its default recipe for arm data
 (:func:`lagrax.training.recipe`), and prints one markdown table:
 
-    python benchmarks/robot_models.py                    # everything (about 25 min on 2 cores)
-    python benchmarks/robot_models.py --quick            # tiny data and epochs, < 2 min (CI)
-    python benchmarks/robot_models.py --systems pusher --out robots.md
+    python -m benchmarks.robot_models                    # everything (about 25 min on 2 cores)
+    python -m benchmarks.robot_models --quick            # tiny data and epochs, < 2 min (CI)
+    python -m benchmarks.robot_models --systems pusher --out robots.md
 
 Data (per arm): training, ``--trajectories`` excitation trajectories of 8 s at 50 Hz
 (seed 0); "held out", 10 more from the same distribution (seed 1); "2x faster", 10
 trajectories of the same extent at twice the frequency and velocity cap (four times the
 accelerations); "other region", 10 trajectories centred towards the joints' upper
-limits, where the training set never centres (:data:`lagrax.trajectories.REGIONS`).
+limits, where the training set never centres (:data:`lagrax.data.trajectories.REGIONS`).
 
 Models: ``delan`` (the default recipe: inverse and forward losses, learned viscous +
 Coulomb friction), ``delan-nofriction`` (the same without friction) and ``mlp`` (the
@@ -24,7 +24,7 @@ Columns: torque nMSE (per-joint MSE over the joint's torque variance, mean over 
 acceleration nMSE of the worst joint; the errors of ``M qdd``, ``c`` and ``g`` against
 the ground truth (MSE over the mean torque variance); the median relative error of the
 smallest eigenvalue of ``M``; valid rollout time [s] (see
-:func:`lagrax.evaluation.valid_prediction_time`; held-out set only); training time [s].
+:func:`lagrax.analysis.metrics.valid_prediction_time`; held-out set only); training time [s].
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def datasets(system, quick: bool, trajectories: int) -> dict:
     """Training, held-out and out-of-distribution excitation data of one arm."""
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     n_train, n_test, duration = (4, 2, 2.0) if quick else (trajectories, 10, DURATION)
     common = dict(duration=duration, dt=DT)
@@ -92,7 +92,7 @@ def _nmse(pred, true) -> np.ndarray:
 def measures(model, ds, rollout: bool) -> dict:
     """The table's measures of one model on one dataset."""
     from lagrax import batched
-    from lagrax.evaluation import valid_prediction_time
+    from lagrax.analysis.metrics import valid_prediction_time
 
     b = batched(model)
     var = float(np.mean(np.var(ds.tau, axis=0)))
@@ -191,13 +191,13 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     rows, frictions = run(args)
-    command = "python benchmarks/robot_models.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = "python -m benchmarks.robot_models " + " ".join(argv if argv is not None else sys.argv[1:])
     report = f"{table(rows)}\n\ncommand: `{command.strip()}`\n"
     for f in frictions:
         report += f"\nlearned friction, {f['system']}: viscous {f['viscous']}, Coulomb {f['coulomb']}"
     print(report)
     if args.out is not None:
-        from lagrax.fileio import atomic_write_text
+        from lagrax.core.fileio import atomic_write_text
 
         atomic_write_text(args.out, report + "\n")
         atomic_write_text(

@@ -4,9 +4,9 @@ Times DeLaN and the LNN (64x2, float32) on the 2-DoF arm (``two_link_arm``) and 
 7-DoF Panda-shaped system (7 revolute joints; no Pinocchio needed) and prints one
 markdown table, with the machine and the exact command:
 
-    python benchmarks/run.py                  # the full table (a few minutes on 2 cores)
-    python benchmarks/run.py --quick          # fewer repetitions and sizes, < 1 minute
-    python benchmarks/run.py --out perf.md    # also write the table to a file
+    python -m benchmarks.run                  # the full table (a few minutes on 2 cores)
+    python -m benchmarks.run --quick          # fewer repetitions and sizes, < 1 minute
+    python -m benchmarks.run --out perf.md    # also write the table to a file
 
 Metrics (see ``benchmarks/models.py``): single-sample inverse and forward dynamics
 latency under ``jax.jit`` (median, microseconds); batched throughput (samples/s) of
@@ -62,8 +62,7 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_cpu_enable_async_dispatch", bool(args.async_dispatch))
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    import models as perf  # noqa: E402  (after XLA_FLAGS are set)
+    from benchmarks import models as perf  # (after XLA_FLAGS are set)
 
     settings = perf.QUICK if args.quick else perf.Settings()
     systems = args.systems.split(",") if args.systems else perf.SYSTEMS

@@ -1,8 +1,8 @@
 """Scaling out, measured: ensembles, data-parallel devices, a sweep, streamed training.
 
-    python benchmarks/scale.py --out docs/results/scale.md      # ~20 min on 2 cores
-    python benchmarks/scale.py --quick                          # ~2 min (CI runs it)
-    python benchmarks/scale.py --only ensemble,stream           # some sections
+    python -m benchmarks.scale --out docs/results/scale.md      # ~20 min on 2 cores
+    python -m benchmarks.scale --quick                          # ~2 min (CI runs it)
+    python -m benchmarks.scale --only ensemble,stream           # some sections
 
 Sections (each prints a markdown table; ``--out`` writes them all, ``.json`` beside):
 
@@ -47,9 +47,9 @@ def _say(msg: str) -> None:
 
 def _character_split(quick: bool):
     from lagrax.benchmarks.character import TEST_LABELS
-    from lagrax.datasets import load_dataset
+    from lagrax.data.dataset import load_dataset
     from lagrax.systems import system
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     if CHARACTER.exists() and not quick:
         return load_dataset(CHARACTER).split(test_labels=list(TEST_LABELS)), "DeLaN character data"
@@ -220,10 +220,10 @@ step = 16
 
 def sweep_section(quick: bool, trials: int) -> tuple[str, dict]:
     """A 2-worker sweep of lr and width on a generated double pendulum."""
-    from lagrax.datasets import save_dataset
-    from lagrax.sweep import run_sweep
+    from lagrax.data.dataset import save_dataset
+    from lagrax.training.sweep import run_sweep
     from lagrax.systems import system
-    from lagrax.trajectories import generate
+    from lagrax.data.trajectories import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="lagrax-scale-sweep-"))
     ds = generate(system("double_pendulum"), kind="excitation", trajectories=8, duration=2.0, seed=3)
@@ -256,7 +256,7 @@ def stream_child(path: str, batch: int, width: int) -> dict:
 
     jax.config.update("jax_enable_x64", True)
     from lagrax.models import make_model
-    from lagrax.shards import ShardedDataset
+    from lagrax.data.shards import ShardedDataset
     from lagrax.training import TrainConfig, train
 
     data = ShardedDataset.open(path)
@@ -280,7 +280,7 @@ def stream_child(path: str, batch: int, width: int) -> dict:
 
 def stream_section(quick: bool, shards: Path, samples: int) -> tuple[str, dict]:
     """Generate the shards if needed, then train one epoch over them in a fresh process."""
-    from lagrax.shards import generate_shards, is_sharded
+    from lagrax.data.shards import generate_shards, is_sharded
     from lagrax.systems import system
 
     if quick:

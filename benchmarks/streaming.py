@@ -1,14 +1,14 @@
 """Streaming a dataset larger than memory: generate sharded states, then read one epoch.
 
-    python benchmarks/streaming.py                      # 10M Panda states -> /tmp/panda10m
-    python benchmarks/streaming.py --quick              # 20k states, seconds
-    python benchmarks/streaming.py --reuse --out /tmp/panda10m   # measure reading only
+    python -m benchmarks.streaming                      # 10M Panda states -> /tmp/panda10m
+    python -m benchmarks.streaming --quick              # 20k states, seconds
+    python -m benchmarks.streaming --reuse --out /tmp/panda10m   # measure reading only
 
-Generation (:func:`lagrax.shards.generate_shards`: uniform ``q, qd, qdd``, ``tau`` by the
+Generation (:func:`lagrax.data.shards.generate_shards`: uniform ``q, qd, qdd``, ``tau`` by the
 pure-JAX inverse dynamics, stored as float32) runs in this process; reading runs in a fresh
 subprocess, so its peak RSS (``VmHWM``) is that of a reader alone: one full epoch of
-:meth:`lagrax.shards.ShardedDataset.chunks`, then a 100k-sample
-:meth:`~lagrax.shards.ShardedDataset.sample`. Prints a markdown table (and ``--json``).
+:meth:`lagrax.data.shards.ShardedDataset.chunks`, then a 100k-sample
+:meth:`~lagrax.data.shards.ShardedDataset.sample`. Prints a markdown table (and ``--json``).
 The file pages are usually still in the OS cache after generation: the read figures are
 warm-cache ones.
 """
@@ -40,7 +40,7 @@ def read_epoch(out: str, chunk_size: int, seed: int = 0, epoch: int = 0) -> dict
     """Iterate one epoch of ``chunks`` and draw one ``sample``; timings and peak RSS."""
     import numpy as np
 
-    from lagrax.shards import ShardedDataset
+    from lagrax.data.shards import ShardedDataset
 
     t0 = time.perf_counter()
     data = ShardedDataset.open(out)
@@ -73,7 +73,7 @@ def generate(args) -> dict:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    from lagrax.shards import generate_shards
+    from lagrax.data.shards import generate_shards
     from lagrax.systems import system
 
     t0 = time.perf_counter()

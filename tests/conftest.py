@@ -1,7 +1,6 @@
 """Test configuration: float64 everywhere (closed-form checks at 1e-10) and hypothesis profiles."""
 
 import os
-from pathlib import Path
 
 import jax
 import pytest
@@ -16,8 +15,7 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True
 settings.register_profile("thorough", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-CHARACTER_FILE = SHARED_DATA / "delan_character_trajectories.npz"
+from tests.helpers import CHARACTER_FILE  # noqa: E402
 
 
 @pytest.fixture
@@ -33,8 +31,8 @@ def character_file():
 
 @pytest.fixture
 def cli(capsys):
-    """``cli(*argv) -> (exit code, stdout, stderr)`` through :func:`lagrax.cli.main`."""
-    from lagrax.cli import main
+    """``cli(*argv) -> (exit code, stdout, stderr)`` through :func:`lagrax.cli.app.main`."""
+    from lagrax.cli.app import main
 
     def run(*argv):
         code = main([str(a) for a in argv])
@@ -42,12 +40,3 @@ def cli(capsys):
         return code, out, err
 
     return run
-
-
-def assert_clean_error(code, err, *fragments):
-    """The promise: exit 2 and exactly one line ``error: ...`` naming the problem."""
-    assert code == 2, (code, err)
-    assert err.startswith("error: ") and err.count("\n") == 1, err
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment.lower() in err.lower(), (fragment, err)

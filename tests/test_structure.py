@@ -8,7 +8,6 @@
 
 import ast
 import inspect
-from pathlib import Path
 
 import jax
 import pytest
@@ -16,8 +15,8 @@ import pytest
 import lagrax
 
 from lagrax.systems.base import QUANTITIES, System
+from tests.helpers import SRC
 
-SRC = Path(__file__).resolve().parents[1] / "src" / "lagrax"
 FILES = sorted(SRC.rglob("*.py"))
 MAX_LINES = 80
 
@@ -109,3 +108,46 @@ def test_every_override_of_the_protocol_is_annotated():
             if any(p.annotation is inspect.Parameter.empty for p in params):
                 missing.append(f"{cls.__module__}.{cls.__name__}.{name}")
     assert not missing, "protocol methods without type annotations:\n" + "\n".join(missing)
+
+
+# The layers, in the order the data flows; a module may import its own layer and those before it.
+LAYERS = ("core", "systems", "data", "models", "training", "analysis", "control", "benchmarks", "cli")
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if parts[0] != "lagrax" or len(parts) < 2 or parts[1] not in LAYERS:
+        return None
+    return LAYERS.index(parts[1])
+
+
+def _imports(tree: ast.AST):
+    """Every ``lagrax`` module a source imports, at any depth (lazy imports count too)."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "lagrax":
+                yield from ((node.lineno, f"lagrax.{a.name}") for a in node.names)
+            else:
+                yield node.lineno, node.module
+        elif isinstance(node, ast.Import):
+            yield from ((node.lineno, a.name) for a in node.names)
+
+
+def test_every_module_sits_in_a_layer():
+    top = sorted(p.name for p in SRC.iterdir() if p.suffix == ".py" or (p / "__init__.py").exists())
+    assert set(top) <= {*LAYERS, "__init__.py"}, f"modules outside the layers: {top}"
+
+
+def test_no_import_runs_back_up_the_layers():
+    """systems -> data -> models -> training -> analysis -> control -> cli, never back."""
+    backwards = []
+    for path, tree in parsed():
+        module = ".".join(path.with_suffix("").parts)
+        own = _layer(module)
+        if own is None:
+            continue
+        for lineno, name in _imports(tree):
+            layer = _layer(name)
+            if layer is not None and layer > own:
+                backwards.append(f"{path}:{lineno} {LAYERS[own]} imports {name} ({LAYERS[layer]})")
+    assert not backwards, "imports against the flow:\n" + "\n".join(backwards)

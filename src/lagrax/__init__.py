@@ -3,12 +3,12 @@
 Flow: systems -> datasets -> models -> training -> evaluation, rollout, control.
 """
 
-from .batching import batched
-from .errors import LagraxError
-from .version import __version__
-from .models import make_model
-from .models.io import load_model, save_model
-from .systems import (
+from lagrax.systems.batching import batched
+from lagrax.core.errors import LagraxError
+from lagrax.core.version import __version__
+from lagrax.models import make_model
+from lagrax.models.io import load_model, save_model
+from lagrax.systems import (
     LagrangianSystem,
     StructuredSystem,
     System,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 
 def _character_main(**kwargs) -> int:
-    from .character import main
+    from lagrax.benchmarks.character import main
 
     return main(**kwargs)
 

@@ -4,12 +4,12 @@ Trains each model (DeLaN, the feed-forward MLP baseline, the structured HNN, and
 optionally the LNN) on the DeLaN reference character data
 (``../shared/data/delan_character_trajectories.npz``) with the reference split (test
 characters e, q, v) for several seeds, evaluates on the test characters with
-:func:`lagrax.evaluation.evaluate`, and prints a markdown table of mean +- std over
+:func:`lagrax.analysis.metrics.evaluate`, and prints a markdown table of mean +- std over
 seeds next to the reference numbers of ``../shared/reference/RESULTS.md``.
 
     lagrax bench delan-character --seeds 0,1,2 --out note.md    # ~10 min on 2 cores
     lagrax bench delan-character --quick                        # a one-minute smoke run
-    python benchmarks/delan_character.py --quick                # the same code, from a checkout
+    python -m benchmarks.delan_character --quick                # the same code, from a checkout
 
 Training settings are the training module's presets where they exist
 (:data:`lagrax.training.PRESETS`), else the defaults below; epochs are cut to fit the
@@ -30,8 +30,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lagrax.errors import DatasetError, FileExistsLagraxError, LagraxError
-from lagrax.fileio import atomic_write_text
+from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError
+from lagrax.core.fileio import atomic_write_text
 
 DATA_FILE = Path("shared") / "data" / "delan_character_trajectories.npz"
 # src/lagrax/benchmarks/character.py -> the folder that holds the checkout (and shared/)
@@ -95,7 +95,7 @@ def run_one(
     """Train one model with one seed and evaluate it on the test characters."""
     import jax
 
-    from lagrax.evaluation import evaluate
+    from lagrax.analysis.metrics import evaluate
     from lagrax.models import make_model
     from lagrax.training import train
     from lagrax.training.config import PRESET_MODEL_OPTIONS
@@ -130,7 +130,7 @@ def run_ensemble(
     :func:`run_one` evaluates its one model. Member ``k`` is the run of seed ``seeds[k]``."""
     import jax
 
-    from lagrax.evaluation import evaluate
+    from lagrax.analysis.metrics import evaluate
     from lagrax.models import make_model
     from lagrax.training import train
     from lagrax.training.config import PRESET_MODEL_OPTIONS
@@ -176,7 +176,7 @@ def _test_torque_mse(test_ds, members: bool = False) -> Callable:
     mse = eqx.filter_jit(lambda ensemble: ensemble.each(one)) if members else eqx.filter_jit(one)
 
     def safe(model):
-        from lagrax.errors import NotProvidedError
+        from lagrax.core.errors import NotProvidedError
 
         try:
             return jax.device_get(mse(model)).tolist()
@@ -260,7 +260,7 @@ def default_data() -> Path:
 
 
 def _model_names(models: str | None) -> list[str]:
-    from lagrax.errors import UnknownNameError
+    from lagrax.core.errors import UnknownNameError
     from lagrax.models import MODELS
 
     names = [m.strip() for m in (models or ",".join(DEFAULT_MODELS)).split(",") if m.strip()]
@@ -272,7 +272,7 @@ def _model_names(models: str | None) -> list[str]:
 
 def _seed_list(seeds: str, quick: bool) -> list[int]:
     """``"0,1,2"`` or ranges ``"0-9"`` (and mixes: ``"0-4,7"``) -> the seeds."""
-    from lagrax.errors import LagraxError
+    from lagrax.core.errors import LagraxError
 
     seed_list: list[int] = []
     try:
@@ -377,7 +377,7 @@ def main(
     import jax
 
     jax.config.update("jax_enable_x64", True)  # float64 states; models keep float32 parameters
-    from lagrax.datasets import load_dataset
+    from lagrax.data.dataset import load_dataset
 
     seed_list = _seed_list(seeds, quick)
     names = _model_names(models)
@@ -426,7 +426,7 @@ def cli(argv=None, default_data_path: Path | None = None) -> int:
         "--sequential", action="store_true", help="train seeds one after another, not as one ensemble"
     )
     args = parser.parse_args(argv)
-    from lagrax.errors import LagraxError
+    from lagrax.core.errors import LagraxError
 
     try:
         data = args.data

@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from ..errors import UnknownNameError
+from lagrax.core.errors import UnknownNameError
 
 # name -> ("module:SpecClass", one-line description)
 MODELS: dict[str, tuple[str, str]] = {
@@ -64,8 +64,8 @@ def make_model(name: str, info, *, key, **options: Any):
 
 def _system_info(info):
     """``info`` itself, or a system's ``.info``; else a SpecError saying what is expected."""
-    from ..systems.base import System, SystemInfo
-    from .spec import SpecError
+    from lagrax.systems.base import System, SystemInfo
+    from lagrax.models.spec import SpecError
 
     if isinstance(info, System):
         return info.info
@@ -82,7 +82,7 @@ def _prng_key(key):
     import jax
     import jax.numpy as jnp
 
-    from .spec import SpecError
+    from lagrax.models.spec import SpecError
 
     if isinstance(key, jax.Array) and (
         jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.shape == (2,) and key.dtype == jnp.uint32)

@@ -14,7 +14,7 @@ This module learns ``M_x = B B^T (x) I_d`` (``B`` lower-triangular over the bodi
 diagonal ``softplus + epsilon``, so ``M_x`` is symmetric positive definite and so is
 ``M(q) = J^T M_x J`` wherever ``J`` has full column rank) and ``V(x)``, a network over
 the bodies' positions with a linear path beside it. The model is a
-:class:`~lagrax.systems.StructuredSystem`, so :mod:`lagrax.mechanics` derives its
+:class:`~lagrax.systems.StructuredSystem`, so :mod:`lagrax.core.mechanics` derives its
 dynamics, energies and momenta exactly as for DeLaN or a textbook pendulum.
 
 The kinematics ``phi`` come from the system the data describe
@@ -34,15 +34,15 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from .. import mechanics
-from ..errors import NotProvidedError
-from ..options import Activation, Init, Precision
-from ..systems import kinematics_of
-from ..systems.base import StructuredSystem, SystemInfo
-from ..systems.classic import PlanarChain
-from .delan import cholesky_from_raw
-from .nets import network
-from .spec import ModelSpec, SpecError, Specified, check_at_least, check_positive
+from lagrax.core import mechanics
+from lagrax.core.errors import NotProvidedError
+from lagrax.core.options import Activation, Init, Precision
+from lagrax.systems import kinematics_of
+from lagrax.systems.base import StructuredSystem, SystemInfo
+from lagrax.systems.classic import PlanarChain
+from lagrax.models.delan import cholesky_from_raw
+from lagrax.models.nets import network
+from lagrax.models.spec import ModelSpec, SpecError, Specified, check_at_least, check_positive
 
 
 @dataclasses.dataclass(frozen=True)

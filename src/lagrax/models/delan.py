@@ -21,7 +21,7 @@ DeLaN character data: tanh reached 3x lower torque error than softplus for the s
 steps, and the shared trunk is ~30% cheaper per step at the same accuracy.
 
 The model is a :class:`~lagrax.systems.StructuredSystem`, so the equation of motion,
-``c``, ``g``, energies and power all come from :mod:`lagrax.mechanics`. The only
+``c``, ``g``, energies and power all come from :mod:`lagrax.core.mechanics`. The only
 thing done here for speed is :meth:`DeLaN.terms`: one forward-mode pass through the
 network gives ``L``, ``dL/dq``, ``V`` and ``dV/dq`` together, and ``M``, ``Mdot qd``
 and ``d(qd^T M qd)/dq`` are assembled from the Cholesky factor (the tests check it
@@ -41,12 +41,12 @@ import numpy as np
 from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from .. import mechanics
-from ..options import Activation, FrictionKind, Init, Precision
-from ..systems.base import StructuredSystem, SystemInfo
-from .friction import LearnedFriction, NoFriction, learned_friction
-from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, check_at_least, check_positive, Specified
+from lagrax.core import mechanics
+from lagrax.core.options import Activation, FrictionKind, Init, Precision
+from lagrax.systems.base import StructuredSystem, SystemInfo
+from lagrax.models.friction import LearnedFriction, NoFriction, learned_friction
+from lagrax.models.nets import feature_size, joint_features, network
+from lagrax.models.spec import ModelSpec, check_at_least, check_positive, Specified
 
 
 @dataclasses.dataclass(frozen=True)
@@ -442,7 +442,7 @@ class DeLaN(Specified, StructuredSystem):
     def terms(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> mechanics.StructuredTerms:
         """``M``, ``c``, ``g``, ``V`` from one forward-mode pass through the network(s).
 
-        Same quantities as :func:`lagrax.mechanics.structured_terms`, but the derivative
+        Same quantities as :func:`lagrax.core.mechanics.structured_terms`, but the derivative
         is taken of the Cholesky factor (``n^2`` outputs, half of them zero) rather than
         of ``M`` and assembled in closed form:
         ``Mdot qd = Ldot (L^T qd) + L (Ldot^T qd)`` and
@@ -460,7 +460,7 @@ class DeLaN(Specified, StructuredSystem):
         return L, dL, v[0], v[1:]
 
     def _cholesky_terms(self, q, qd) -> tuple[Float[Array, "n n"], mechanics.StructuredTerms]:
-        """``L`` and the :class:`~lagrax.mechanics.StructuredTerms`.
+        """``L`` and the :class:`~lagrax.core.mechanics.StructuredTerms`.
 
         The small contractions are written as broadcast products and sums rather than
         matmuls: XLA fuses those into a few kernels, where each matmul of a 2-vector would

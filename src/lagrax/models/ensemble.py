@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..errors import LagraxError, ShapeError
-from ..mechanics import SolveResult
-from ..systems.base import System
+from lagrax.core.errors import LagraxError, ShapeError
+from lagrax.core.mechanics import SolveResult
+from lagrax.systems.base import System
 
 Vec = Float[Array, " n"]
 

@@ -5,7 +5,7 @@
 :class:`LearnedFriction` whose parameters are positive by construction. A model always
 has a friction module and calls it, so no model code asks whether friction is there.
 
-Not here: the friction law itself (:class:`lagrax.friction.JointFriction`, also used by
+Not here: the friction law itself (:class:`lagrax.core.friction.JointFriction`, also used by
 the ground-truth systems).
 """
 
@@ -17,9 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..errors import LagraxError
-from ..friction import JointFriction
-from ..options import FrictionKind, Precision
+from lagrax.core.errors import LagraxError
+from lagrax.core.friction import JointFriction
+from lagrax.core.options import FrictionKind, Precision
 
 
 def _inverse_softplus(y: float) -> float:
@@ -40,7 +40,7 @@ class LearnedFriction(eqx.Module):
     """Per-joint friction with positive learned parameters (softplus of raw ones).
 
     ``kind``: ``VISCOUS`` (``d qd``), ``COULOMB`` (viscous + Coulomb), or ``STRIBECK``
-    (viscous + Coulomb + Stribeck); see :class:`lagrax.friction.JointFriction`.
+    (viscous + Coulomb + Stribeck); see :class:`lagrax.core.friction.JointFriction`.
     """
 
     raw_viscous: Float[Array, " n"]

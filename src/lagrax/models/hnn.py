@@ -18,12 +18,12 @@
     and differentiates the canonical flow for the accelerations:
     ``qdd = d/dt dH/dp = (d^2H/dp dq) qd + (d^2H/dp^2) pdot``. Where ``d^2H/dp^2``
     is singular or the iteration has not converged, the public methods raise
-    :class:`~lagrax.errors.SingularHessianError`; rollouts stop with an error. Never
+    :class:`~lagrax.core.errors.SingularHessianError`; rollouts stop with an error. Never
     a silent NaN.
 
   A black-box H does not split into kinetic and potential energy, so ``mass_matrix``,
   ``coriolis``, ``gravity``, ``kinetic_energy`` and ``potential_energy`` raise
-  :class:`~lagrax.errors.NotProvidedError`; ``energy(q, qd)`` is ``H(q, p(q, qd))``.
+  :class:`~lagrax.core.errors.NotProvidedError`; ``energy(q, qd)`` is ``H(q, p(q, qd))``.
 
 * :class:`StructuredHNN` (Lutter & Peters 2023, "Combining physics and deep learning
   to learn continuous-time dynamics models"): ``M(q)`` from DeLaN's
@@ -35,7 +35,7 @@
   canonical time derivative ``(qdot, pdot)`` of :meth:`StructuredHNN.canonical_time_derivative`
   given ``(q, p)``, where DeLaN is trained on ``qdd`` or ``tau`` given ``(q, qd)``.
 
-:func:`lagrax.rollout.simulate_canonical` integrates either model in canonical
+:func:`lagrax.systems.rollout.simulate_canonical` integrates either model in canonical
 coordinates ``(q, p)``, along which an HNN conserves its own ``H`` (with ``tau = 0``).
 **The specs.** :class:`HNNSpec` (width, depth, activation, initialisation, precision,
 momentum, Newton steps; softplus and equinox's default initialisation by default) and
@@ -60,11 +60,11 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from ..options import Activation, Init, Option, Precision
-from ..systems.base import LAGRANGIAN_QUANTITIES, StructuredSystem, System, SystemInfo
-from .delan import CholeskyMassNetwork, PotentialNetwork
-from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, check_at_least, check_positive, Specified
+from lagrax.core.options import Activation, Init, Option, Precision
+from lagrax.systems.base import LAGRANGIAN_QUANTITIES, StructuredSystem, System, SystemInfo
+from lagrax.models.delan import CholeskyMassNetwork, PotentialNetwork
+from lagrax.models.nets import feature_size, joint_features, network
+from lagrax.models.spec import ModelSpec, check_at_least, check_positive, Specified
 
 
 class Momentum(Option):

@@ -26,14 +26,14 @@ from pathlib import Path
 import equinox as eqx
 import jax
 
-from ..version import __version__
-from ..errors import FileExistsLagraxError, LagraxError, ShapeError
-from ..fileio import atomic_write, file_sha256
-from ..options import Precision
-from ..systems.base import System, SystemInfo
-from . import MODELS, spec_class
-from .ensemble import Ensemble
-from .spec import ModelSpec
+from lagrax.core.version import __version__
+from lagrax.core.errors import FileExistsLagraxError, LagraxError, ShapeError
+from lagrax.core.fileio import atomic_write, file_sha256
+from lagrax.core.options import Precision
+from lagrax.systems.base import System, SystemInfo
+from lagrax.models import MODELS, spec_class
+from lagrax.models.ensemble import Ensemble
+from lagrax.models.spec import ModelSpec
 
 MODEL_FILE = "model.eqx"
 META_FILE = "model.json"
@@ -43,7 +43,7 @@ META_KEYS = ("kind", "spec", "system")
 def save_model(model: System, run_dir, *, force: bool = False) -> Path:
     """Write ``model`` to ``run_dir/model.eqx`` and ``run_dir/model.json``; returns ``run_dir``.
 
-    Raises :class:`~lagrax.errors.FileExistsLagraxError` if a model is already saved
+    Raises :class:`~lagrax.core.errors.FileExistsLagraxError` if a model is already saved
     there and ``force`` is false.
     """
     spec = getattr(model, "spec", None)  # the JSON edge: only a lagrax model has a spec
@@ -145,8 +145,8 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
 
     If ``system`` (a :class:`SystemInfo` or a :class:`System`) is given, the saved model
     must have the same number of joints and joint types, else
-    :class:`~lagrax.errors.ShapeError` names both. An unknown or missing field of the
-    saved spec is a :class:`~lagrax.errors.LagraxError` naming it.
+    :class:`~lagrax.core.errors.ShapeError` names both. An unknown or missing field of the
+    saved spec is a :class:`~lagrax.core.errors.LagraxError` naming it.
     """
     path = _resolve_dir(run_dir)
     meta = read_model_metadata(path)

@@ -5,7 +5,7 @@ dynamics from the Euler-Lagrange equation (Cranmer et al. eq. 6),
 
     qdd = (d^2L/dqd^2)^-1 [dL/dq - (d^2L/dqd dq) qd + tau - friction],
 
-derived once in :mod:`lagrax.mechanics` (the model is a
+derived once in :mod:`lagrax.core.mechanics` (the model is a
 :class:`~lagrax.systems.LagrangianSystem`). Revolute joints enter the network as
 ``(cos q, sin q)``, prismatic ones as they are; velocities enter as they are.
 
@@ -18,7 +18,7 @@ keeps two paths apart:
 
 * the public ``forward_dynamics`` (and rollouts) solve the *unregularised*
   Euler-Lagrange equation, the model's actual dynamics, and raise
-  :class:`~lagrax.errors.SingularHessianError` where the accelerations are undefined;
+  :class:`~lagrax.core.errors.SingularHessianError` where the accelerations are undefined;
 * training calls ``solve_forward_dynamics(q, qd, tau, regularization)``, which
   adds Tikhonov ``lambda I`` to the Hessian and returns a singular flag instead of
   raising, so one bad sample neither stops a jitted training scan nor sends its
@@ -52,12 +52,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int, PRNGKeyArray, Scalar
 
-from .. import mechanics
-from ..options import Activation, FrictionKind, Init, Precision
-from ..systems.base import LagrangianSystem, SystemInfo
-from .friction import LearnedFriction, NoFriction, learned_friction
-from .nets import feature_size, joint_features, network
-from .spec import ModelSpec, SpecError, Specified, check_at_least
+from lagrax.core import mechanics
+from lagrax.core.options import Activation, FrictionKind, Init, Precision
+from lagrax.systems.base import LagrangianSystem, SystemInfo
+from lagrax.models.friction import LearnedFriction, NoFriction, learned_friction
+from lagrax.models.nets import feature_size, joint_features, network
+from lagrax.models.spec import ModelSpec, SpecError, Specified, check_at_least
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@
 :class:`~lagrax.systems.System`, so rollouts and evaluation use it like any other
 model, but it is *not* Lagrangian: it has no mass matrix, energies, momentum,
 Coriolis, gravity or friction terms, and asking for them raises
-:class:`~lagrax.errors.NotProvidedError`. Nothing in it conserves energy.
+:class:`~lagrax.core.errors.NotProvidedError`. Nothing in it conserves energy.
 
 **The spec.** :class:`MLPSpec` holds the hyper-parameters (width, depth, activation,
 initialisation, which :class:`Heads`, precision) and the data :class:`Normalization`.
@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
-from ..errors import NotProvidedError, ShapeError, UnknownNameError
-from ..options import Activation, Init, Option, Precision
-from ..systems.base import System, SystemInfo, Vec
-from .nets import feature_size, joint_features, network
-from .spec import Codec, ModelSpec, check_at_least, Specified
+from lagrax.core.errors import NotProvidedError, ShapeError, UnknownNameError
+from lagrax.core.options import Activation, Init, Option, Precision
+from lagrax.systems.base import System, SystemInfo, Vec
+from lagrax.models.nets import feature_size, joint_features, network
+from lagrax.models.spec import Codec, ModelSpec, check_at_least, Specified
 
 
 class Heads(Option):
@@ -113,7 +113,7 @@ class Normalization:
         return {n: {"mean": list(getattr(self, n)[0]), "std": list(getattr(self, n)[1])} for n in NORMALIZED}
 
     def check_sizes(self, info: SystemInfo) -> None:
-        """Raise a :class:`~lagrax.errors.ShapeError` unless every channel fits ``info``."""
+        """Raise a :class:`~lagrax.core.errors.ShapeError` unless every channel fits ``info``."""
         sizes = {"features": feature_size(info.joint_types), "qd": info.dof, "qdd": info.dof, "tau": info.dof}
         for name in NORMALIZED:
             if len(getattr(self, name)[0]) != sizes[name]:

@@ -5,9 +5,9 @@ the angle without any ``q mod 2 pi``; prismatic (non-periodic) coordinates enter
 they are. The joint types come from the system's metadata, never hard-coded.
 
 :func:`network` is the one place where weights are drawn: always in float32, then cast
-to the spec's :class:`~lagrax.options.Precision` (``jax.random`` gives different numbers
+to the spec's :class:`~lagrax.core.options.Precision` (``jax.random`` gives different numbers
 in float64, and a float32 and a float64 model built with one key must be the same model
-up to rounding). Activations and initialisations are :mod:`lagrax.options` members; the
+up to rounding). Activations and initialisations are :mod:`lagrax.core.options` members; the
 activation member is the function the network calls.
 
 Not here: what the networks mean (the model modules), friction (:mod:`.friction`).
@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ..options import Activation, Init, Precision
+from lagrax.core.options import Activation, Init, Precision
 
 
 def feature_size(joint_types: Sequence[str]) -> int:

@@ -2,7 +2,7 @@
 
 A spec is a frozen dataclass, one per model kind (:class:`~lagrax.models.delan.DeLaNSpec`,
 :class:`~lagrax.models.lnn.LNNSpec`, ...). Its fields *are* the hyper-parameters, holding
-typed values: numbers, booleans and :class:`~lagrax.options.Option` members (never the
+typed values: numbers, booleans and :class:`~lagrax.core.options.Option` members (never the
 strings they are spelled with). :class:`ModelSpec` gives every spec the same four doors:
 
 * ``spec.build(info, *, key)``: the model for a system, with freshly drawn weights
@@ -28,8 +28,8 @@ import typing
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from ..errors import LagraxError, UnknownNameError
-from ..options import Option
+from lagrax.core.errors import LagraxError, UnknownNameError
+from lagrax.core.options import Option
 
 
 class SpecError(LagraxError, ValueError):
@@ -74,7 +74,7 @@ class Codec:
     """How a field that is not a number, a bool or an :class:`Option` is read and written.
 
     ``parse(value)`` turns a JSON or option value into the field's value (or raises a
-    :class:`~lagrax.errors.LagraxError`); ``to_json(value)`` is its inverse. Attach one with
+    :class:`~lagrax.core.errors.LagraxError`); ``to_json(value)`` is its inverse. Attach one with
     ``dataclasses.field(metadata={"codec": Codec(...)})``.
     """
 
@@ -160,7 +160,7 @@ class ModelSpec:
     def from_options(cls, **options: Any) -> "ModelSpec":
         """The spec from option values as given at the CLI or in TOML (strings, numbers,
         booleans or option members); options not given keep their defaults. An unknown
-        option is an :class:`~lagrax.errors.UnknownNameError` with "did you mean ...?"."""
+        option is an :class:`~lagrax.core.errors.UnknownNameError` with "did you mean ...?"."""
         hints = {f.name: (f, h) for f, h in cls._hints().items()}
         values: dict[str, Any] = {}
         for name, value in options.items():
@@ -187,7 +187,7 @@ class ModelSpec:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> "ModelSpec":
         """The spec written by :meth:`to_json`. Strict: every field must be there and no
-        other (a :class:`SpecError` or :class:`~lagrax.errors.UnknownNameError` names it)."""
+        other (a :class:`SpecError` or :class:`~lagrax.core.errors.UnknownNameError` names it)."""
         if not isinstance(d, Mapping):
             raise SpecError(f"a {cls.kind} spec must be a JSON object, got {type(d).__name__}")
         hints = {f.name: (f, h) for f, h in cls._hints().items()}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..errors import UnknownNameError
-from .base import (
+from lagrax.core.errors import UnknownNameError
+from lagrax.systems.base import (
     FunctionLagrangianSystem,
     FunctionStructuredSystem,
     LagrangianSystem,
@@ -15,7 +15,7 @@ from .base import (
     lagrangian_system,
     structured_system,
 )
-from . import classic
+from lagrax.systems import classic
 
 # name -> (factory or "module:function" imported on first use, one-line description)
 REGISTRY: dict[str, tuple[Callable[..., System] | str, str]] = {
@@ -69,7 +69,7 @@ def register(name: str, factory: Callable[..., System], description: str) -> Non
 def system(name: str, /, **params) -> System:
     """A ground-truth system by name, e.g. ``system("double_pendulum", g=9.81)``.
 
-    Raises :class:`~lagrax.errors.UnknownNameError` for an unknown name and
+    Raises :class:`~lagrax.core.errors.UnknownNameError` for an unknown name and
     ``TypeError`` naming the bad parameter for an unknown parameter.
     """
     if name not in REGISTRY:
@@ -90,10 +90,10 @@ def kinematics_of(info: SystemInfo):
     """The known kinematics (e.g. :class:`~lagrax.systems.classic.PlanarChain`) of the
     registered system that ``info`` describes, rebuilt from its name and parameters.
 
-    Raises :class:`~lagrax.errors.NotProvidedError` naming the system when it is not a
+    Raises :class:`~lagrax.core.errors.NotProvidedError` naming the system when it is not a
     registered system or has no kinematics (only the planar point-mass chains do).
     """
-    from ..errors import NotProvidedError
+    from lagrax.core.errors import NotProvidedError
 
     with_kinematics = classic.WITH_KINEMATICS
     if info.name not in REGISTRY:

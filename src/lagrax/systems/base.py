@@ -11,12 +11,12 @@ errors instead of NaN are one thin wrapper at the edge, :func:`lagrax.batched`.
 * both may override ``friction(q, qd)`` (default zero).
 
 Everything else (dynamics, c, g, energies, momentum, power) comes from
-:mod:`lagrax.mechanics`. A model that is not Lagrangian (an MLP, an HNN) subclasses
+:mod:`lagrax.core.mechanics`. A model that is not Lagrangian (an MLP, an HNN) subclasses
 :class:`System` directly, implements what it can and declares it in ``PROVIDES``;
-the rest raises :class:`~lagrax.errors.NotProvidedError`.
+the rest raises :class:`~lagrax.core.errors.NotProvidedError`.
 
-Not here: batching and input checks (:mod:`lagrax.batching`), integration
-(:mod:`lagrax.rollout`).
+Not here: batching and input checks (:mod:`lagrax.systems.batching`), integration
+(:mod:`lagrax.systems.rollout`).
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar
 
-from .. import mechanics
-from ..mechanics import SolveResult
-from ..errors import NotProvidedError, ShapeError, UnknownNameError
+from lagrax.core import mechanics
+from lagrax.core.mechanics import SolveResult
+from lagrax.core.errors import NotProvidedError, ShapeError, UnknownNameError
 
 JOINT_TYPES = ("revolute", "prismatic")
 
@@ -168,11 +168,11 @@ class System(eqx.Module):
     ``grad`` and ``lax.scan`` with no Python checks in the way. A controller, a loss or
     an online learner is written against these methods alone. For batches, checked
     inputs and errors instead of NaN, wrap the system at the edge:
-    ``lagrax.batched(system).mass_matrix(Q)`` (see :mod:`lagrax.batching`).
+    ``lagrax.batched(system).mass_matrix(Q)`` (see :mod:`lagrax.systems.batching`).
 
     **Capabilities.** :meth:`provides` says which quantities a system can give (the names
     of :data:`QUANTITIES`); asking for another raises
-    :class:`~lagrax.errors.NotProvidedError` naming it, when traced. Callers ask a
+    :class:`~lagrax.core.errors.NotProvidedError` naming it, when traced. Callers ask a
     capability, never a class.
 
     **Singularity** is a value: :meth:`solve_forward_dynamics` returns a flag with the
@@ -412,7 +412,7 @@ class LagrangianSystem(System):
     velocity is given; ``gravity`` is ``-dL/dq`` at rest and ``coriolis`` the rest of
     the velocity-dependent force. Forward dynamics solves with the Hessian; where it is
     singular, :meth:`solve_forward_dynamics` flags it and :meth:`forward_dynamics` is NaN
-    (the batched edge raises :class:`~lagrax.errors.SingularHessianError`).
+    (the batched edge raises :class:`~lagrax.core.errors.SingularHessianError`).
     """
 
     PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES - {"coriolis_matrix"}

@@ -4,7 +4,7 @@ Conventions: pendulum angles are measured from the downward vertical (``q = 0``
 hangs at rest, ``pi`` is upright), gravity ``g`` points down, SI units. The one
 exception is :func:`two_link_arm`, whose shoulder angle is measured from the
 horizontal like the DeLaN dataset it reproduces. Every system goes through
-:mod:`lagrax.mechanics`; none has dynamics code of its own. Actuator models (motor
+:mod:`lagrax.core.mechanics`; none has dynamics code of its own. Actuator models (motor
 voltages, back-EMF) are deliberately left out: ``tau`` is the generalised force.
 """
 
@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
-from ..errors import UnknownNameError
-from ..friction import JointFriction
-from .base import Mat, Scalar, StructuredSystem, SystemInfo, Vec
-from .parameters import ParameterError, check_nonnegative, check_positive
+from lagrax.core.errors import UnknownNameError
+from lagrax.core.friction import JointFriction
+from lagrax.systems.base import Mat, Scalar, StructuredSystem, SystemInfo, Vec
+from lagrax.systems.parameters import ParameterError, check_nonnegative, check_positive
 
 
 class _WithFriction(StructuredSystem):
@@ -449,7 +449,7 @@ def cartpole(
     inertia about its centre of mass (default ``mp l^2 / 3``, a uniform rod of length
     ``2 l``); ``g`` [m/s^2]. ``damping=True`` adds the manual's viscous friction
     ``Beq = 5.4`` N s/m on the cart and ``Bp = 0.0024`` N m s/rad on the pole (through
-    :class:`~lagrax.friction.JointFriction`). Track limits ``x in [-0.407, 0.407]`` m
+    :class:`~lagrax.core.friction.JointFriction`). Track limits ``x in [-0.407, 0.407]`` m
     (the 0.814 m track); the pole angle is unlimited (``[-pi, pi]`` is its wrap range).
     """
     J = mp * l**2 / 3 if J is None else J
@@ -520,7 +520,7 @@ def furuta(
     ``Lp / 2``), inertia about its centre of mass ``Jp = Mp Lp^2 / 12`` kg m^2;
     ``g = 9.81`` m/s^2. ``damping=True`` adds the manual's viscous damping ``Dr = 0.0015``
     (arm) and ``Dp = 0.0005`` N m s/rad (pendulum) through
-    :class:`~lagrax.friction.JointFriction`.
+    :class:`~lagrax.core.friction.JointFriction`.
 
     Model: the Quanser workbook's nonlinear equations, i.e.
     ``M = [[Jr + Mp Lr^2 + Mp Lp^2 sin^2(alpha) / 4, Mp Lp Lr cos(alpha) / 2],

@@ -31,7 +31,7 @@ excitation keeps to. Joint springs (``stiffness``) are conservative and folded i
 potential: ``V`` includes ``1/2 k (q - springref)^2`` and ``g`` its gradient. Models
 with forces lagrax cannot represent (gravity compensation, fluid forces, tendon springs,
 dampers or armature, polynomial springs or dampers) are rejected with a
-:class:`~lagrax.errors.LagraxError`.
+:class:`~lagrax.core.errors.LagraxError`.
 
 **Derivatives.** First derivatives in forward mode (``jax.jvp``, ``jacfwd``) of ``M``
 (``dM[w] = C(q, w) + C(q, w)^T``, exact) and so of ``T``, ``p``, ``L`` and ``E``, and of
@@ -41,7 +41,7 @@ callbacks (``g, c, C``, inverse and forward dynamics) have no derivatives: the l
 models never differentiate the ground truth.
 
 **Data.** :meth:`MjcfSystem.simulate_excitation` steps MuJoCo itself along reference
-trajectories (see there); :func:`lagrax.trajectories.excitation` uses it for every fully
+trajectories (see there); :func:`lagrax.data.trajectories.excitation` uses it for every fully
 actuated system that has it. A selection with unactuated joints (``info.actuated``
 follows the model's joint actuators) takes excitation's torque-driven path instead, which
 integrates MuJoCo's forward dynamics with lagrax's own (adaptive, slow through the
@@ -68,10 +68,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar
 
-from ..errors import LagraxError, NumericalError, UnknownNameError
-from ..friction import JointFriction
-from ..mechanics import StructuredTerms
-from .base import LAGRANGIAN_QUANTITIES, Mat, StructuredSystem, SystemInfo, Vec
+from lagrax.core.errors import LagraxError, NumericalError, UnknownNameError
+from lagrax.core.friction import JointFriction
+from lagrax.core.mechanics import StructuredTerms
+from lagrax.systems.base import LAGRANGIAN_QUANTITIES, Mat, StructuredSystem, SystemInfo, Vec
 
 _EXTRA = "pip install 'lagrax[mujoco]'"
 #: Internal MuJoCo timestep bound [s] of :meth:`MjcfSystem.simulate_excitation`.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from ..errors import LagraxError
+from lagrax.core.errors import LagraxError
 
 
 class ParameterError(LagraxError, ValueError):

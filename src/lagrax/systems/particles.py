@@ -7,7 +7,7 @@
   a gyroscopic force that does no work.
 
 Both are :class:`~lagrax.systems.LagrangianSystem` s: everything (dynamics, energy,
-canonical momentum) is derived by :mod:`lagrax.mechanics` from ``L`` alone; this
+canonical momentum) is derived by :mod:`lagrax.core.mechanics` from ``L`` alone; this
 module has no dynamics code of its own. Only uniform external fields (and an
 isotropic spring) are offered.
 """
@@ -19,9 +19,9 @@ from collections.abc import Sequence
 import equinox as eqx
 import jax.numpy as jnp
 
-from ..errors import UnknownNameError
-from .base import LagrangianSystem, Scalar, SystemInfo, Vec
-from .parameters import ParameterError, check_nonnegative, check_positive
+from lagrax.core.errors import UnknownNameError
+from lagrax.systems.base import LagrangianSystem, Scalar, SystemInfo, Vec
+from lagrax.systems.parameters import ParameterError, check_nonnegative, check_positive
 
 _AXES = ("x", "y", "z")
 

@@ -2,7 +2,7 @@
 
 :class:`~lagrax.systems.robots.PinocchioRobot` calls Pinocchio through host callbacks:
 exact, but each call leaves the compiled program. A controller that runs 10,000 ticks
-inside one ``lax.scan`` (:mod:`lagrax.control`) needs a plant that compiles with it.
+inside one ``lax.scan`` (:mod:`lagrax.control.laws`) needs a plant that compiles with it.
 :class:`RigidBodyTree` reads the same Pinocchio model once (joint placements, axes,
 link inertias, gravity, armature) into arrays and evaluates Featherstone's recursive
 Newton-Euler algorithm (RNEA) in JAX, with spatial vectors in Pinocchio's order
@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar
 
-from ..errors import LagraxError
-from ..friction import JointFriction
-from .base import StructuredSystem, SystemInfo
+from lagrax.core.errors import LagraxError
+from lagrax.core.friction import JointFriction
+from lagrax.systems.base import StructuredSystem, SystemInfo
 
 Vec = Float[Array, " n"]
 Mat = Float[Array, "n n"]
@@ -237,3 +237,10 @@ class RigidBodyTree(StructuredSystem):
 
 
 __all__ = ["RigidBodyTree", "joint_kind_and_axis"]
+
+
+def plant_of(system):
+    """The plant the loop integrates: a Pinocchio robot as its pure-JAX
+    :class:`~lagrax.systems.rigid_body.RigidBodyTree` (same dynamics, compiles into the
+    loop), anything else as it is."""
+    return system.rigid_body_tree() if hasattr(system, "rigid_body_tree") else system

@@ -21,7 +21,7 @@ gravity derivatives, ``dM/dq`` from RNEA derivatives) contracted with the tangen
 *first* derivatives work in forward and reverse mode; second derivatives do not.
 
 :meth:`PinocchioRobot.core_system` returns the same robot seen only through ``M(q)``
-and ``V(q)``, with everything else derived by :mod:`lagrax.mechanics`: comparing it with
+and ``V(q)``, with everything else derived by :mod:`lagrax.core.mechanics`: comparing it with
 ``rnea`` checks the mechanics core against an independent implementation.
 
 Joints: revolute and prismatic (``nq == nv == 1``); continuous joints (Pinocchio
@@ -32,7 +32,7 @@ Plant effects beyond the URDF's rigid bodies, each off by default (the URDF's ow
 ``<dynamics damping friction>`` is ignored, as Pinocchio's algorithms ignore it):
 
 * joint friction ``damping`` (viscous), ``coulomb``, ``stribeck`` and
-  ``stribeck_velocity``: a :class:`~lagrax.friction.JointFriction` added to ``rnea``
+  ``stribeck_velocity``: a :class:`~lagrax.core.friction.JointFriction` added to ``rnea``
   and removed before ``aba``;
 * rotor inertia ``armature`` (the motor's inertia reflected through the gearbox,
   ``N^2 J_motor``), set on Pinocchio's ``model.armature``. Pinocchio 4 includes it
@@ -72,11 +72,11 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Scalar
 
-from ..errors import LagraxError, UnknownNameError
-from ..friction import JointFriction
-from ..mechanics import StructuredTerms
-from .base import Mat, StructuredSystem, SystemInfo, Vec
-from .parameters import ParameterError
+from lagrax.core.errors import LagraxError, UnknownNameError
+from lagrax.core.friction import JointFriction
+from lagrax.core.mechanics import StructuredTerms
+from lagrax.systems.base import Mat, StructuredSystem, SystemInfo, Vec
+from lagrax.systems.parameters import ParameterError
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
 _ERD_ROBOTS = Path("cmeel.prefix") / "share" / "example-robot-data" / "robots"
@@ -410,7 +410,7 @@ class PinocchioCore(StructuredSystem):
     """A robot seen only through Pinocchio's ``M(q)`` (``crba``) and ``V(q)``.
 
     Everything else (c, g, forward and inverse dynamics, energies) is derived by
-    :mod:`lagrax.mechanics`, exactly as for a learned DeLaN; see
+    :mod:`lagrax.core.mechanics`, exactly as for a learned DeLaN; see
     :meth:`PinocchioRobot.core_system`.
     """
 
@@ -465,7 +465,7 @@ class PinocchioRobot(PinocchioCore):
     def rigid_body_tree(self):
         """This robot's dynamics in pure JAX (:class:`~lagrax.systems.rigid_body.RigidBodyTree`):
         the same model, no host callbacks, so it compiles into ``lax.scan`` and ``vmap``."""
-        from .rigid_body import RigidBodyTree
+        from lagrax.systems.rigid_body import RigidBodyTree
 
         return RigidBodyTree.from_pinocchio(self.robot.model, self.info, self.friction_model)
 
@@ -739,13 +739,13 @@ def urdf(
         name: the system's name (default: the robot name in the URDF).
         damping, coulomb, stribeck, stribeck_velocity: joint friction (scalar or one per
             joint), ``f = d qd + (c + s exp(-(qd / v)^2)) tanh(qd / eps)`` of
-            :class:`~lagrax.friction.JointFriction`, added on top of Pinocchio's
+            :class:`~lagrax.core.friction.JointFriction`, added on top of Pinocchio's
             frictionless dynamics; off by default (``stribeck_velocity`` 0.1 rad/s).
         armature: rotor inertia reflected to each joint [kg m^2 or kg], added to the
             diagonal of ``M`` by Pinocchio itself (see the module docstring).
 
     Joint position, velocity and torque limits come from the URDF; a field is ``None``
-    when any joint lacks that limit. Raises :class:`~lagrax.errors.LagraxError` for a
+    when any joint lacks that limit. Raises :class:`~lagrax.core.errors.LagraxError` for a
     missing or unreadable URDF and :class:`ParameterError` for bad effect values.
     """
     effects = dict(

@@ -15,13 +15,21 @@
 * :mod:`~lagrax.training.config`: :class:`TrainConfig` and the presets.
 """
 
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .config import ARM_PRESETS, PRESETS, ConfigError, TrainConfig, parse_loss_weights, read_toml, recipe
-from .losses import LossUnavailableError
-from .optimizers import learning_rate_schedule, make_optimizer
-from .rundir import RUN_FILES, run_training
-from .step import StepInfo, TrainState, has_line_search, make_epoch, make_step
-from .trainer import TrainingError, TrainResult, train
+from lagrax.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from lagrax.training.config import (
+    ARM_PRESETS,
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    parse_loss_weights,
+    read_toml,
+    recipe,
+)
+from lagrax.training.losses import LossUnavailableError
+from lagrax.training.optimizers import learning_rate_schedule, make_optimizer
+from lagrax.training.rundir import RUN_FILES, run_training
+from lagrax.training.step import StepInfo, TrainState, has_line_search, make_epoch, make_step
+from lagrax.training.trainer import TrainingError, TrainResult, train
 
 __all__ = [
     "TrainConfig",

@@ -22,10 +22,10 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jaxtyping import Array, Int, PRNGKeyArray
 
-from ..errors import DatasetError
-from .config import TrainConfig
-from .losses import NEEDS_DATA
-from .parallel import constrain_rows
+from lagrax.core.errors import DatasetError
+from lagrax.training.config import TrainConfig
+from lagrax.training.losses import NEEDS_DATA
+from lagrax.training.parallel import constrain_rows
 
 Data = dict[str, jax.Array]
 # the arrays that describe windows, not samples

@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 import equinox as eqx
 from jaxtyping import PyTree
 
-from ..fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
-from ..errors import LagraxError
+from lagrax.core.fileio import atomic_write_bytes, atomic_write_text  # noqa: F401 (re-exported)
+from lagrax.core.errors import LagraxError
 
 CHECKPOINT_NAME = "last.ckpt"
 # settings that may change between a run and its resumption without changing its results

@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 
-from ..datasets import is_passive
-from ..errors import LagraxError, UnknownNameError
-from ..options import Option, Precision, Schedule
+from lagrax.data.dataset import is_passive
+from lagrax.core.errors import LagraxError, UnknownNameError
+from lagrax.core.options import Option, Precision, Schedule
 
 SCHEDULES = tuple(s.value for s in Schedule)
 LOSS_NAMES = ("inverse", "forward", "power", "rollout", "canonical")
@@ -42,8 +42,8 @@ class TrainConfig:
     (RK4, ``rollout_substeps`` sub-steps per sample interval) and compares positions and
     velocities; ``canonical`` fits ``(qd, pdot)`` for Hamiltonian models.
 
-    ``schedule`` is a :class:`~lagrax.options.Schedule` and ``dtype`` a
-    :class:`~lagrax.options.Precision`; their names (``"cosine"``, ``"float64"``) are
+    ``schedule`` is a :class:`~lagrax.core.options.Schedule` and ``dtype`` a
+    :class:`~lagrax.core.options.Precision`; their names (``"cosine"``, ``"float64"``) are
     parsed on construction, and :meth:`to_dict` writes the names back.
 
     ``batch_size = 0`` means full batch. ``epochs`` counts passes over the training set;
@@ -297,7 +297,7 @@ def recipe(model_name: str, dataset) -> tuple[dict[str, Any], dict[str, Any]]:
     Arms (at least :data:`ARM_DOF` joints) get :data:`ARM_PRESETS` /
     :data:`ARM_MODEL_OPTIONS` where a model has one; everything else the presets tuned
     on the DeLaN character data (:data:`PRESETS`, :data:`PRESET_MODEL_OPTIONS`). On
-    passive data (:func:`lagrax.datasets.is_passive`) the torque losses are off and the forward
+    passive data (:func:`lagrax.data.dataset.is_passive`) the torque losses are off and the forward
     (acceleration) loss is on, for every model.
     """
     if dataset is not None and dataset.dof >= ARM_DOF and model_name in ARM_PRESETS:

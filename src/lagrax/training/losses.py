@@ -39,10 +39,10 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Scalar
 
-from ..datasets import has_motion
-from ..errors import DatasetError, LagraxError, NotProvidedError
-from ..rollout import rk4_rollout
-from ..systems.base import System
+from lagrax.data.dataset import has_motion
+from lagrax.core.errors import DatasetError, LagraxError, NotProvidedError
+from lagrax.systems.rollout import rk4_rollout
+from lagrax.systems.base import System
 
 Sample = Mapping[str, Float[Array, " n"]]
 Window = Mapping[str, Array]  # q, qd, tau: (H + 1, n); dt: scalar
@@ -257,7 +257,7 @@ def objective(
 
 
 def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> None:
-    """Raise :class:`~lagrax.errors.DatasetError` if an active term needs a field ``ds`` lacks."""
+    """Raise :class:`~lagrax.core.errors.DatasetError` if an active term needs a field ``ds`` lacks."""
     for name, w in weights.items():
         if w <= 0:
             continue

@@ -1,7 +1,7 @@
 """The optimisers a run uses, built from its :class:`~lagrax.training.config.TrainConfig`.
 
 * :func:`learning_rate_schedule`: the AdamW learning rate per step, chosen by the
-  config's :class:`~lagrax.options.Schedule` member;
+  config's :class:`~lagrax.core.options.Schedule` member;
 * :func:`make_optimizer`: global-norm clipping, then AdamW on that schedule;
 * :func:`make_lbfgs`: optax's L-BFGS (zoom line search) of the refinement phase.
 
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import optax
 
-from ..options import Schedule
-from .config import TrainConfig
+from lagrax.core.options import Schedule
+from lagrax.training.config import TrainConfig
 
 
 def _cosine(config: TrainConfig, total: int, warmup: int) -> optax.Schedule:

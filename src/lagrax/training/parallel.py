@@ -54,7 +54,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from .config import ConfigError
+from lagrax.training.config import ConfigError
 
 AXIS = "data"
 ENV = {

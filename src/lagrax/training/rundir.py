@@ -9,7 +9,7 @@ run's settings (preset, saved run, overrides), splits the dataset, and writes th
 config, split and summary.
 
 It does not train (that is :func:`lagrax.training.trainer.train`) nor compute test
-metrics (:func:`lagrax.evaluation.evaluate`).
+metrics (:func:`lagrax.analysis.metrics.evaluate`).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..errors import (
+from lagrax.core.errors import (
     DatasetError,
     FileExistsLagraxError,
     LagraxError,
@@ -32,13 +32,13 @@ from ..errors import (
     ShapeError,
     UnknownNameError,
 )
-from ..fileio import file_sha256
-from . import losses as L
-from .checkpoint import CheckpointError, atomic_write_text
-from .config import ConfigError, TrainConfig, recipe
-from .streaming import STATISTICS_SAMPLES, Stream, is_streamed
-from .parallel import is_writer
-from .trainer import TrainResult, train
+from lagrax.core.fileio import file_sha256
+from lagrax.training import losses as L
+from lagrax.training.checkpoint import CheckpointError, atomic_write_text
+from lagrax.training.config import ConfigError, TrainConfig, recipe
+from lagrax.training.streaming import STATISTICS_SAMPLES, Stream, is_streamed
+from lagrax.training.parallel import is_writer
+from lagrax.training.trainer import TrainResult, train
 
 # What a run directory holds; --force removes these (and nothing else) before a new run.
 RUN_FILES = (
@@ -50,8 +50,8 @@ RUN_FILES = (
     "model.json",
     "summary.json",
     "checkpoints",
-    # what `lagrax evaluate` and `lagrax report` add (lagrax.evaluation.EVALUATIONS,
-    # lagrax.report.REPORT_FILES): a new run's directory must not show an old run's report
+    # what `lagrax evaluate` and `lagrax report` add (lagrax.analysis.metrics.EVALUATIONS,
+    # lagrax.analysis.report.REPORT_FILES): a new run's directory must not show an old run's report
     "evaluations",
     "report.md",
     "report.json",
@@ -67,7 +67,7 @@ DIVERGED_GROWTH = 10.0
 
 
 def remove_stale_temp_files(out_dir: Path) -> list[Path]:
-    """Remove what an interrupted atomic write left (``.NAME.XXXX.tmp``, see lagrax.fileio)."""
+    """Remove what an interrupted atomic write left (``.NAME.XXXX.tmp``, see lagrax.core.fileio)."""
     stale = [p for d in (out_dir, out_dir / "checkpoints") if d.is_dir() for p in d.glob(".*.tmp")]
     for p in stale:
         p.unlink(missing_ok=True)
@@ -244,7 +244,7 @@ def divergence(history: list[dict]) -> str | None:
 
 def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> None:
     """Save the model, evaluate it on the test split (if any) and write the summary."""
-    from ..models.io import save_model
+    from lagrax.models.io import save_model
 
     save_model(result.model, out_dir, force=True)
     record = summary(model_name, result)
@@ -257,7 +257,7 @@ def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> Non
             "marked 'diverged'"
         )
     if test_ds is not None:
-        from ..evaluation import dataset_truth, evaluate
+        from lagrax.analysis.metrics import dataset_truth, evaluate
 
         training = {"train_seconds": result.train_seconds, "steps": result.steps}
         metrics = evaluate(result.model, test_ds, training=training, truth=dataset_truth(test_ds))
@@ -267,7 +267,7 @@ def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> Non
 
 
 def _initial_model(model_name: str, train_ds, cfg: TrainConfig, options: dict):
-    from ..models import make_model
+    from lagrax.models import make_model
 
     stats = Stream.of(train_ds, cfg.loss_weights(), cfg).sample() if is_streamed(train_ds) else train_ds
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
@@ -277,8 +277,8 @@ def _initial_model(model_name: str, train_ds, cfg: TrainConfig, options: dict):
 def _load(data_path: Path):
     """``(dataset, what to check it by)``: a ``.npz`` dataset twice, or a sharded directory
     (streamed, :mod:`lagrax.training.streaming`) and a seeded sample of it."""
-    from ..datasets import load_dataset
-    from ..shards import is_sharded, open_shards
+    from lagrax.data.dataset import load_dataset
+    from lagrax.data.shards import is_sharded, open_shards
 
     if not is_sharded(data_path):
         ds = load_dataset(data_path)
@@ -290,7 +290,7 @@ def _load(data_path: Path):
 def _identity(data_path: Path) -> Path:
     """The file whose SHA-256 identifies a dataset: the ``.npz``, or a shard directory's
     manifest (which records each shard file's SHA-256)."""
-    from ..shards import MANIFEST, is_sharded
+    from lagrax.data.shards import MANIFEST, is_sharded
 
     return data_path / MANIFEST if is_sharded(data_path) else data_path
 
@@ -365,7 +365,7 @@ def run_training(
     split), ``split.json`` (train/validation/test trajectory ids and labels),
     ``metrics.jsonl`` (one line per epoch), ``checkpoints/``, the model (``model.eqx``
     via :func:`lagrax.models.io.save_model`) and, with a test split, ``metrics.json``
-    from :func:`lagrax.evaluation.evaluate`.
+    from :func:`lagrax.analysis.metrics.evaluate`.
 
     ``config`` / ``model_options`` given as mappings are overrides: on top of the
     saved run's settings when resuming, of the model's preset otherwise (a
@@ -377,7 +377,7 @@ def run_training(
     ``resume`` continues the same run or refuses (:func:`check_same_run`): the same data
     (by content), model, options, split and settings; split arguments left out are the
     saved run's. A run whose final loss is not finite or above :data:`DIVERGED_LOSS`
-    is marked ``diverged`` and raises :class:`~lagrax.errors.NumericalError`.
+    is marked ``diverged`` and raises :class:`~lagrax.core.errors.NumericalError`.
 
     ``callback(epoch, model, record)`` is passed to :func:`~lagrax.training.trainer.train`:
     called after each epoch; returning True stops training (e.g. a sweep's pruning).
@@ -387,7 +387,7 @@ def run_training(
     ``ensemble``: train that many members (seeds ``seed``, ``seed + 1``, ...) as one
     program (``train``'s); the split is the same for all, from ``seed``.
     """
-    from ..models import MODELS
+    from lagrax.models import MODELS
 
     if model_name not in MODELS:
         raise UnknownNameError.for_name("model", model_name, MODELS)

@@ -1,9 +1,9 @@
 """Training on data that does not fit in memory: epochs streamed from shards.
 
-A :class:`~lagrax.shards.ShardedDataset` (a directory of memory-mapped ``.npy`` shards)
+A :class:`~lagrax.data.shards.ShardedDataset` (a directory of memory-mapped ``.npy`` shards)
 is never loaded whole. :class:`Stream` plans an epoch as chunks of ``chunk_size``
 samples (a multiple of the batch size): the shards' own seeded order
-(:meth:`~lagrax.shards.ShardedDataset.chunks`, a function of the run's seed and the
+(:meth:`~lagrax.data.shards.ShardedDataset.chunks`, a function of the run's seed and the
 epoch only), each chunk put on the device and scanned by the same compiled AdamW epoch
 as in-memory data (minibatches from a permutation of the chunk, keyed by
 ``fold_in(epoch key, chunk)``). :func:`stream_epoch` runs one epoch: the next chunk is
@@ -30,9 +30,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from ..errors import DatasetError
-from .batches import Batching, data_fields
-from .config import TrainConfig
+from lagrax.core.errors import DatasetError
+from lagrax.training.batches import Batching, data_fields
+from lagrax.training.config import TrainConfig
 
 STATISTICS_SAMPLES = 100_000  # samples read for the statistics and checks of a streamed run
 CHUNK_SAMPLES = 65_536  # samples per chunk (rounded to whole batches)
@@ -41,7 +41,7 @@ COUNTS = ("skipped", "singular")
 
 def is_streamed(ds: Any) -> bool:
     """Whether ``ds`` is a sharded dataset to stream (not an in-memory one)."""
-    from ..shards import ShardedDataset
+    from lagrax.data.shards import ShardedDataset
 
     return isinstance(ds, ShardedDataset)
 
@@ -50,7 +50,7 @@ def is_streamed(ds: Any) -> bool:
 class Stream:
     """How a run streams ``source``: the fields its losses read, the chunk size, its seed."""
 
-    source: Any  # a lagrax.shards.ShardedDataset
+    source: Any  # a lagrax.data.shards.ShardedDataset
     fields: tuple[str, ...]
     chunk_size: int
     batch_size: int
@@ -88,7 +88,7 @@ class Stream:
         return Batching(self.chunk_size, self.batch_size, steps, None, 0, sharding)
 
     def sample(self, n: int = STATISTICS_SAMPLES):
-        """A seeded in-memory sample (:class:`~lagrax.datasets.Dataset`) for statistics and checks."""
+        """A seeded in-memory sample (:class:`~lagrax.data.dataset.Dataset`) for statistics and checks."""
         return self.source.sample(n, seed=self.seed)
 
     def chunks(self, epoch: int) -> Iterator[dict[str, jax.Array]]:

@@ -1,7 +1,7 @@
 """The training loop: epochs of a jitted step, validation, early stopping, checkpoints.
 
 :func:`train` fits any lagrax model (an equinox :class:`~lagrax.systems.System`) to a
-:class:`~lagrax.datasets.Dataset` with the weighted losses of
+:class:`~lagrax.data.dataset.Dataset` with the weighted losses of
 :mod:`lagrax.training.losses`, composed from the parts of :mod:`lagrax.training.step`:
 
 * the dataset's arrays are put on the device once; an AdamW epoch
@@ -23,12 +23,12 @@
 The same loop scales out: an :class:`~lagrax.models.ensemble.Ensemble` (or
 ``ensemble=K``) trains its members in one ``vmap``-ped program (:class:`Programs`);
 ``devices=N`` splits each batch over a mesh (:mod:`lagrax.training.parallel`); a
-:class:`~lagrax.shards.ShardedDataset` is streamed chunk by chunk through the same
+:class:`~lagrax.data.shards.ShardedDataset` is streamed chunk by chunk through the same
 compiled epoch (:mod:`lagrax.training.streaming`).
 
 This module does not manage run directories or read dataset files (see
 :mod:`lagrax.training.rundir`), and computes only training losses (evaluation metrics
-are :mod:`lagrax.evaluation`'s).
+are :mod:`lagrax.analysis.metrics`'s).
 """
 
 from __future__ import annotations
@@ -48,12 +48,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import DatasetError, LagraxError, ShapeError
-from ..models.ensemble import Ensemble
-from ..options import Precision
-from . import losses as L
-from .batches import Batching, Data, device_arrays, full_batch, gather_windows, samples
-from .checkpoint import (
+from lagrax.core.errors import DatasetError, LagraxError, ShapeError
+from lagrax.models.ensemble import Ensemble
+from lagrax.core.options import Precision
+from lagrax.training import losses as L
+from lagrax.training.batches import Batching, Data, device_arrays, full_batch, gather_windows, samples
+from lagrax.training.checkpoint import (
     CheckpointError,
     RunCheckpoint,
     atomic_write_text,
@@ -61,11 +61,11 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .config import TrainConfig
-from .optimizers import learning_rate_schedule, make_lbfgs, make_optimizer
-from .parallel import agree_on_stop, data_parallel, is_writer
-from .streaming import Stream, is_streamed, stream_epoch
-from .step import StepInfo, TrainState, make_epoch, make_step, tree_where
+from lagrax.training.config import TrainConfig
+from lagrax.training.optimizers import learning_rate_schedule, make_lbfgs, make_optimizer
+from lagrax.training.parallel import agree_on_stop, data_parallel, is_writer
+from lagrax.training.streaming import Stream, is_streamed, stream_epoch
+from lagrax.training.step import StepInfo, TrainState, make_epoch, make_step, tree_where
 
 
 class TrainingError(LagraxError, RuntimeError):
@@ -712,7 +712,7 @@ def train(
             :class:`~lagrax.models.ensemble.Ensemble`, whose members train together in
             one ``vmap``-ped program; member ``k`` gets the shuffles of seed
             ``config.seed + k``.
-        train_ds, val_ds: :class:`~lagrax.datasets.Dataset`; ``val_ds`` drives early
+        train_ds, val_ds: :class:`~lagrax.data.dataset.Dataset`; ``val_ds`` drives early
             stopping and the choice of the returned parameters.
         config: :class:`TrainConfig` (defaults if None).
         run_dir: where ``metrics.jsonl`` and ``checkpoints/`` go (nothing is written if None).

@@ -1,0 +1,31 @@
+"""The README's Promises section: every numbered promise names the tests that check it,
+and every test it names exists (so a promise cannot lose its test unnoticed)."""
+
+import re
+from tests.helpers import ROOT
+
+SECTION = re.search(r"^## Promises\n(.*?)^## ", (ROOT / "README.md").read_text(), flags=re.S | re.M)
+
+
+def _promises() -> list[str]:
+    assert SECTION, "README.md has no '## Promises' section"
+    return re.split(r"^\d+\. ", SECTION.group(1), flags=re.M)[1:]
+
+
+def _test_names() -> set[str]:
+    names = set()
+    for path in (ROOT / "tests").glob("test_*.py"):
+        names |= set(re.findall(r"^def (test_\w+)", path.read_text(), flags=re.M))
+    return names
+
+
+def test_every_promise_names_existing_tests():
+    promises = _promises()
+    assert len(promises) >= 10
+    known = _test_names()
+    for promise in promises:
+        head = promise.split("\n")[0]
+        tests = re.findall(r"`(test_\w+)`", promise.split("Tests:")[-1]) if "Tests:" in promise else []
+        assert tests, f"promise without tests: {head}"
+        missing = [t for t in tests if t not in known]
+        assert not missing, f"promise {head!r} names tests that do not exist: {missing}"

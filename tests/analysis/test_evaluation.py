@@ -12,7 +12,7 @@ import pytest
 
 import lagrax
 from lagrax.data.dataset import Dataset
-from lagrax.core.errors import DatasetError, ShapeError
+from lagrax.core.errors import DatasetError, LagraxError, ShapeError
 from lagrax.analysis.metrics import (
     METRIC_KEYS,
     evaluate,
@@ -21,8 +21,8 @@ from lagrax.analysis.metrics import (
     normalised_position_error,
     sum_squared_error,
     valid_prediction_time,
-    write_metrics,
 )
+from lagrax.training.rundir import RUN_FILES, Run, RunDir
 from lagrax.systems.rollout import rk4_rollout, simulate
 from lagrax.data.trajectories import generate
 from lagrax.systems.batching import batched
@@ -227,9 +227,38 @@ def test_bad_inputs_raise_clear_errors(dataset):
 
 
 def test_write_metrics(tmp_path, true_metrics):
-    path = write_metrics(tmp_path / "run", true_metrics)
+    path = RunDir(tmp_path / "run").write_metrics(true_metrics)
     assert path.name == "metrics.json"
     assert json.loads(path.read_text()) == pytest.approx(true_metrics)
+    assert RunDir(tmp_path / "run").read_metrics() == pytest.approx(true_metrics)
+
+
+def test_a_run_directory_reads_back_what_it_wrote(tmp_path):
+    run_dir = RunDir(str(tmp_path / "run"))  # a str path is a Path
+    assert run_dir.path == tmp_path / "run"
+    assert (run_dir.read_config(), run_dir.read_split(), run_dir.read_summary()) == ({}, {}, {})
+    assert run_dir.read_history() == [] and run_dir.read_metrics() == {}
+    split = {"train": {"ids": [0], "labels": ["a"]}, "test": {"ids": [1], "labels": ["b"]}}
+    run_dir.write_config({"model": "delan", "data": "/x/data.npz", "split": split})
+    assert run_dir.read_config()["model"] == "delan" and run_dir.read_split() == split
+    run_dir.split_path.unlink()  # an older run: the split from config.json
+    assert run_dir.read_split() == split
+    run_dir.write_summary({"steps": 3})
+    with run_dir.open_history([{"epoch": 1, "loss": 2.0}]) as f:
+        f.write(json.dumps({"epoch": 2, "loss": 1.0}) + "\n")
+    assert run_dir.read_summary() == {"steps": 3} and [r["epoch"] for r in run_dir.read_history()] == [1, 2]
+    with run_dir.open_history([{"epoch": 1, "loss": 2.0}]):  # resuming rewrites it
+        pass
+    assert run_dir.read_history() == [{"epoch": 1, "loss": 2.0}]
+    assert run_dir.evaluation_path(None, "train") == run_dir.path / "evaluations" / "data-train.json"
+    run_dir.summary_path.write_text("{")
+    with pytest.raises(DatasetError, match="summary.json is not valid JSON"):
+        run_dir.read_summary()
+    with pytest.raises(LagraxError, match="not a report figure"):
+        run_dir.figure_path("other.png")
+    written = [run_dir.config_path, run_dir.history_path, run_dir.summary_path, run_dir.metrics_path]
+    written += [run_dir.model_path, run_dir.model_meta_path, run_dir.checkpoints_path, run_dir.report_path]
+    assert {p.name for p in written} <= set(RUN_FILES)
 
 
 # --------------------------------------------------------------------------------------
@@ -297,13 +326,27 @@ def _run_dir(tmp_path, data_dof=2):
         "validation": {"ids": [], "labels": []},
         "test": {"ids": [1], "labels": ["traj1"]},
     }
-    (run / "split.json").write_text(json.dumps(split))
-    (run / "config.json").write_text(
-        json.dumps({"model": "delan", "data": str(data), "split": split, "train": {"epochs": 12, "lr": 1e-3}})
+    run_dir = RunDir(run)
+    run_dir.write_config(
+        {"model": "delan", "data": str(data), "split": split, "train": {"epochs": 12, "lr": 1e-3}}
     )
-    (run / "summary.json").write_text(json.dumps({"train_seconds": 2.5, "steps": 60}))
-    (run / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in _history()))
+    run_dir.write_summary({"train_seconds": 2.5, "steps": 60})
+    run_dir.open_history(_history()).close()
     return run, data
+
+
+def test_a_run_loads_as_one_record(tmp_path):
+    run, _ = _run_dir(tmp_path)
+    RunDir(run).write_metrics({"torque_mse": 1.0})
+    loaded = RunDir(run).load()
+    assert isinstance(loaded, Run) and loaded.path == run and loaded.model.dof == 2
+    assert loaded.split["test"]["ids"] == [1] and loaded.config["train"]["epochs"] == 12
+    assert loaded.training == {"train_seconds": 2.5, "steps": 60} and loaded.history == _history()
+    assert loaded.metrics == {"torque_mse": 1.0}
+    with pytest.raises(LagraxError, match="does not exist"):
+        RunDir(tmp_path / "none").load()
+    with pytest.raises(LagraxError, match="holds no trained model"):
+        RunDir(tmp_path).load()
 
 
 def _cli(capsys, *argv):

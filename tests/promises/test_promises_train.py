@@ -163,11 +163,11 @@ def test_torque_free_data_is_refused_for_the_inverse_loss(data, tmp_path, cli):
 
 
 def test_a_diverged_run_is_not_completed(data, tmp_path, monkeypatch):
-    from lagrax.training import rundir
+    from lagrax.training import run
 
-    monkeypatch.setattr(rundir, "DIVERGED_LOSS", 1e-12)  # any real loss now counts as diverged
+    monkeypatch.setattr(run, "DIVERGED_LOSS", 1e-12)  # any real loss now counts as diverged
     with pytest.raises(NumericalError, match="diverged"):
-        rundir.run_training(
+        run.run_training(
             "delan",
             data / "dp.npz",
             tmp_path / "r",
@@ -216,7 +216,7 @@ def test_the_run_records_its_data(run, data):
 
 
 def test_divergence_criteria():
-    from lagrax.training.rundir import divergence
+    from lagrax.training.run import divergence
 
     assert divergence([{"loss": 1.0}, {"loss": 0.01}]) is None
     assert divergence([]) is None
@@ -229,10 +229,12 @@ def test_passive_data_gets_no_torque_metrics(data, tmp_path):
     """A model trained on torque-free data is evaluated on what the data supports."""
     import math
 
+    from lagrax.analysis.metrics import held_out_metrics
     from lagrax.training import run_training
 
-    out = run_training("delan", data / "passive.npz", tmp_path / "r", {"epochs": 2, "lbfgs_epochs": 0},
-                       {"width": 8}, test_fraction=0.25, progress=False)  # fmt: skip
+    settings = {"epochs": 2, "lbfgs_epochs": 0}
+    out = run_training("delan", data / "passive.npz", tmp_path / "r", settings, {"width": 8},
+                       test_fraction=0.25, progress=False, evaluate=held_out_metrics)  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert math.isnan(metrics.get("torque_mse", math.nan)) and math.isnan(
         metrics.get("torque_nmse", math.nan)

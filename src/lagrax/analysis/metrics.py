@@ -34,7 +34,6 @@ This module does not train and does not plot (see :mod:`lagrax.training` and
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import time
 import warnings
@@ -51,9 +50,10 @@ from jaxtyping import Array, Float
 from lagrax.systems.batching import batched
 from lagrax.data.dataset import Dataset, has_motion, is_passive, load_dataset
 from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError, ShapeError, UnknownNameError
-from lagrax.core.fileio import atomic_write_text, file_sha256
+from lagrax.core.fileio import file_sha256
 from lagrax.systems.rollout import rk4_rollout
 from lagrax.models.ensemble import Ensemble
+from lagrax.training.rundir import EVALUATIONS, Run, RunDir, load_run
 
 METRIC_KEYS = (
     "torque_mse",
@@ -505,62 +505,19 @@ def ensemble_metrics(model, dataset: Dataset, **options: Any) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------
-# Run directories (written by lagrax.training.run_training)
+# Run directories (lagrax.training.rundir.RunDir: written by lagrax.training.run_training)
 # --------------------------------------------------------------------------------------
 
+
+def held_out_metrics(model, test_ds: Dataset, training: Mapping[str, Any]) -> dict[str, Any]:
+    """A trained model's metrics on its run's test split: :func:`evaluate` with the
+    training record and the data's ground truth (:func:`dataset_truth`). The
+    :class:`~lagrax.training.run.Evaluator` that ``lagrax train`` passes to
+    :func:`~lagrax.training.run.run_training`."""
+    return evaluate(model, test_ds, training=training, truth=dataset_truth(test_ds))
+
+
 SPLITS = ("test", "train", "all")
-# evaluations of a run (lagrax evaluate) go here, one file per data file and split
-EVALUATIONS = "evaluations"
-
-
-@dataclasses.dataclass
-class Run:
-    """What a training run directory holds: the trained model and its records.
-
-    ``config`` (``config.json``: model name and options, training settings, data path,
-    split), ``split`` (``split.json``: trajectory ids and labels per part), ``summary``
-    (``summary.json``: steps, train seconds, stop reason), ``history`` (``metrics.jsonl``).
-    """
-
-    path: Path
-    model: Any
-    config: dict
-    split: dict
-    summary: dict
-    history: list[dict]
-
-    @property
-    def training(self) -> dict:
-        return {k: self.summary[k] for k in ("train_seconds", "steps") if k in self.summary}
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise DatasetError(f"{path} is not valid JSON ({e})") from None
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Load the model and records of a run directory; raises a LagraxError naming what is missing."""
-    from lagrax.models.io import load_model
-
-    path = Path(run_dir)
-    if not path.is_dir():
-        raise LagraxError(f"run directory {path} does not exist (train one with `lagrax train`)")
-    if not (path / "model.json").exists() and not (path / "model.eqx").is_dir():
-        raise LagraxError(f"{path} holds no trained model (model.json is missing): is it a run directory?")
-    # (a model saved with save_model(model, run_dir / "model.eqx") sits one level down)
-    model = load_model(path / "model.eqx" if (path / "model.eqx").is_dir() else path)
-    config = _read_json(path / "config.json") if (path / "config.json").exists() else {}
-    split = _read_json(path / "split.json") if (path / "split.json").exists() else config.get("split", {})
-    summary = _read_json(path / "summary.json") if (path / "summary.json").exists() else {}
-    history = []
-    if (path / "metrics.jsonl").exists():
-        history = [
-            json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()
-        ]
-    return Run(path, model, config, split, summary, history)
 
 
 class DataMismatchWarning(UserWarning):
@@ -640,16 +597,12 @@ def run_dataset(run: Run, data: str | Path | None = None, split: str = "test") -
 
 
 def evaluation_path(run_dir: str | Path, data: str | Path | None, split: str = "test") -> Path:
-    """Where :func:`evaluate_run` writes: ``RUN/evaluations/<data file stem>-<split>.json``.
+    """Where :func:`evaluate_run` writes: ``RUN/evaluations/<data file stem>-<split>.json``
+    (:meth:`~lagrax.training.rundir.RunDir.evaluation_path`).
 
     Training's own test metrics (``RUN/metrics.json``) are never replaced by an evaluation.
     """
-    run_dir = Path(run_dir)
-    if data is None:
-        config = run_dir / "config.json"
-        recorded = _read_json(config).get("data") if config.exists() else None
-        data = recorded or "data"
-    return run_dir / EVALUATIONS / f"{Path(data).stem}-{split}.json"
+    return RunDir(run_dir).evaluation_path(data, split)
 
 
 def evaluate_run(
@@ -667,10 +620,11 @@ def evaluate_run(
     unless ``force``); the training-time ``metrics.json`` is never replaced. Returns the
     metrics, the run, the evaluated dataset and the rollouts (for the report).
     """
-    target = evaluation_path(run_dir, data, split)
+    record = RunDir(run_dir)
+    target = record.evaluation_path(data, split)
     if write and target.exists() and not force:
         raise FileExistsLagraxError(f"{target} exists; refusing to overwrite it (use --force)")
-    run = load_run(run_dir)
+    run = record.load()
     ds, _ = run_dataset(run, data, split)
     metrics = evaluate(run.model, ds, rollout=False, training=run.training, members=False)
     prediction = None
@@ -681,7 +635,7 @@ def evaluate_run(
     if isinstance(run.model, Ensemble):
         ordered.update(ensemble_metrics(run.model, ds, rollout=rollout, truth=dataset_truth(ds)))
     if write:
-        write_metrics(target.parent, ordered, target.name)
+        record.write_evaluation(target, ordered)
     return ordered, run, ds, prediction
 
 
@@ -698,11 +652,6 @@ def dataset_truth(dataset: Dataset):
     except (LagraxError, TypeError, ValueError):
         return None
     return truth if truth.info.dof == dataset.dof else None
-
-
-def write_metrics(run_dir: str | Path, metrics: Mapping[str, Any], name: str = "metrics.json") -> Path:
-    """Write ``metrics`` as JSON to ``run_dir/metrics.json``; returns the path."""
-    return atomic_write_text(Path(run_dir) / name, json.dumps(dict(metrics), indent=2) + "\n")
 
 
 __all__ = [
@@ -725,5 +674,6 @@ __all__ = [
     "samples_per_second",
     "sum_squared_error",
     "valid_prediction_time",
-    "write_metrics",
+    "held_out_metrics",
+    "dataset_truth",
 ]

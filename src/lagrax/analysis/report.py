@@ -36,6 +36,7 @@ from lagrax.core.errors import FileExistsLagraxError, NotProvidedError  # noqa: 
 from lagrax.analysis.metrics import ENSEMBLE_KEYS, METRIC_KEYS, TrajectoryRollout  # noqa: E402
 from lagrax.systems.batching import batched
 from lagrax.core.fileio import atomic_write, atomic_write_text  # noqa: E402
+from lagrax.training.rundir import REPORT_FILES, RunDir  # noqa: E402
 
 TRUE_STYLE = dict(color="black", lw=1.6, label="true")
 PRED_STYLE = dict(color="tab:red", lw=1.2, ls="--", label="predicted")
@@ -370,12 +371,12 @@ def _parameter_count(model) -> int:
     return int(sum(x.size for x in jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))))
 
 
-def _figures(run_dir: Path, model, test: Dataset, rollouts, history) -> tuple[list, list]:
+def _figures(run_dir: RunDir, model, test: Dataset, rollouts, history) -> tuple[list, list]:
     """Draw the figures the pieces allow: ``(caption, file)`` of each, and notes on those skipped."""
     figures: list[tuple[str, str]] = []
     notes: list[str] = []
     try:
-        plot_torque_decomposition(model, test, run_dir / "torque_decomposition.png")
+        plot_torque_decomposition(model, test, run_dir.figure_path("torque_decomposition.png"))
         figures.append(
             (
                 "Torque decomposition on the test trajectories (true: black, predicted: red dashed)",
@@ -385,12 +386,12 @@ def _figures(run_dir: Path, model, test: Dataset, rollouts, history) -> tuple[li
     except NotProvidedError as e:
         notes.append(f"No torque decomposition figure: {e}")
     if history:
-        plot_learning_curves(history, run_dir / "learning_curves.png")
+        plot_learning_curves(history, run_dir.figure_path("learning_curves.png"))
         figures.append(("Learning curves (log scale)", "learning_curves.png"))
     else:
         notes.append("No learning curves: the run has no metrics.jsonl.")
     if rollouts:
-        plot_rollouts(model, rollouts, run_dir / "rollouts.png")
+        plot_rollouts(model, rollouts, run_dir.figure_path("rollouts.png"))
         figures.append(("Rollouts from the first state of test trajectories", "rollouts.png"))
     elif not has_motion(test):
         notes.append("No rollouts: the data are independent states (kind 'states'), not motion in time.")
@@ -476,8 +477,8 @@ def write_report(
     is the per-epoch records of ``metrics.jsonl``; ``config`` the run's ``config.json``.
     Missing pieces are skipped (and said so in the report), never faked.
     """
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = RunDir(run_dir)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
     figures, notes = _figures(run_dir, model, test, rollouts, history)
     kind, model_lines = _model_lines(model)
     lines = [f"# lagrax report: {kind} on {model.info.name}", ""]
@@ -491,16 +492,12 @@ def write_report(
     lines += ["", "## Figures", ""]
     for caption, file in figures:
         lines += [f"### {caption}", "", f"![{caption}]({file})", ""]
-    return atomic_write_text(run_dir / "report.md", "\n".join(lines) + "\n")
-
-
-# What `lagrax report` writes into a run directory (never replaced without force)
-REPORT_FILES = ("report.md", "report.json", "torque_decomposition.png", "learning_curves.png", "rollouts.png")
+    return atomic_write_text(run_dir.report_path, "\n".join(lines) + "\n")
 
 
 def check_report_writable(run_dir: str | Path, force: bool = False) -> None:
     """Refuse to replace an earlier report (a user may have edited it) unless ``force``."""
-    existing = [name for name in REPORT_FILES if (Path(run_dir) / name).exists()]
+    existing = [name for name in REPORT_FILES if (RunDir(run_dir).path / name).exists()]
     if existing and not force:
         raise FileExistsLagraxError(
             f"{run_dir} already has a report ({', '.join(existing)}); use --force to replace it"
@@ -518,12 +515,11 @@ def report_run(
     replace an earlier report unless ``force``; the training-time ``metrics.json`` is
     left as it is. Returns ``report.md``'s path and the metrics.
     """
-    from lagrax.analysis.metrics import evaluate_run, load_run
+    from lagrax.analysis.metrics import evaluate_run
 
     check_report_writable(run_dir, force)
     split = "test"
-    run = load_run(run_dir)
-    part = run.split.get("test", {})
+    part = RunDir(run_dir).read_split().get("test", {})
     if not (part.get("ids") if isinstance(part, dict) else part):
         split = "all"
     metrics, run, ds, prediction = evaluate_run(run_dir, data, split, write=False)
@@ -543,7 +539,7 @@ def report_run(
     if split != "test":
         note = "\nThe run has no test split: the metrics are on the whole dataset (training data).\n"
         atomic_write_text(path, path.read_text() + note)
-    atomic_write_text(run.path / "report.json", json.dumps(metrics, indent=2) + "\n")
+    RunDir(run.path).write_report_metrics(metrics)
     return path, metrics
 
 

@@ -15,7 +15,6 @@ happen inside the commands so that ``lagrax --help`` and ``lagrax systems`` stay
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -717,6 +716,7 @@ def train_command(
     """
     given = dict(locals())
     _enable_x64()
+    from lagrax.analysis.metrics import held_out_metrics
     from lagrax.training import TrainConfig, run_training
     from lagrax.training.parallel import is_writer, resolve_devices
 
@@ -727,7 +727,7 @@ def train_command(
         TrainConfig.from_dict(overrides)  # a bad option fails before any file is touched
     kwargs = dict(force=force, resume=resume, progress=progress, devices=n_devices, ensemble=ensemble)
     kwargs.update(test_labels=labels, test_fraction=test_fraction, val_fraction=val_fraction)
-    path = run_training(model, data, out, overrides, model_options, **kwargs)
+    path = run_training(model, data, out, overrides, model_options, evaluate=held_out_metrics, **kwargs)
     if is_writer():
         _print_training_summary(model, path)
 
@@ -768,7 +768,9 @@ def _train_settings(given: dict) -> tuple[dict, dict]:
 
 
 def _print_training_summary(model: str, path: Path) -> None:
-    summary = json.loads((path / "summary.json").read_text())
+    from lagrax.training.rundir import RunDir
+
+    summary = RunDir(path).read_summary()
     test = summary.get("test", {})
     tail = f"; test torque MSE {test['torque_mse']:.3g}" if "torque_mse" in test else ""
     if "ensemble" in test:
@@ -951,7 +953,9 @@ def demo_command(
         seed=seed,
         say=lambda msg: console.print(escape(msg), soft_wrap=True),
     )
-    metrics = json.loads((path.parent / "report.json").read_text())
+    from lagrax.training.rundir import RunDir
+
+    metrics = RunDir(path.parent).read_report_metrics()
     console.print(_metrics_table(metrics, "DeLaN on the held-out letters e, q, v"))
     console.print(f"demo done in {time.perf_counter() - start:.0f} s: open {path}", soft_wrap=True)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from lagrax.data.dataset import save_dataset
 from lagrax.core.errors import FileExistsLagraxError, LagraxError
+from lagrax.analysis.metrics import held_out_metrics
 from lagrax.analysis.plotting import plot_dataset
 from lagrax.analysis.report import report_run
 from lagrax.systems import system
@@ -64,7 +65,8 @@ def _train(data_path: Path, out: Path, epochs, seconds: float, seed: int, say) -
         f"(at most {seconds:g} s), "
         f"test letters {', '.join(DEMO_TEST_LETTERS)} held out ..."
     )
-    run_training("delan", data_path, out, config, {}, test_labels=list(DEMO_TEST_LETTERS), force=True)
+    letters = list(DEMO_TEST_LETTERS)
+    run_training("delan", data_path, out, config, {}, letters, force=True, evaluate=held_out_metrics)
 
 
 def run_demo(

@@ -10,8 +10,9 @@
 * :mod:`~lagrax.training.trainer`: ``train(model, train_ds, val_ds, config)``, the loop
   (validation, early stopping, checkpoints, budgets) over those parts;
 * :mod:`~lagrax.training.checkpoint`: atomic checkpoints and bit-identical resume;
-* :mod:`~lagrax.training.rundir`: run directories and ``run_training`` (what
-  ``lagrax train`` calls);
+* :mod:`~lagrax.training.rundir`: :class:`RunDir`, the files of a run directory, read
+  and written in one place;
+* :mod:`~lagrax.training.run`: ``run_training`` (what ``lagrax train`` calls);
 * :mod:`~lagrax.training.config`: :class:`TrainConfig` and the presets.
 """
 
@@ -27,7 +28,8 @@ from lagrax.training.config import (
 )
 from lagrax.training.losses import LossUnavailableError
 from lagrax.training.optimizers import learning_rate_schedule, make_optimizer
-from lagrax.training.rundir import RUN_FILES, run_training
+from lagrax.training.run import Evaluator, run_training
+from lagrax.training.rundir import RUN_FILES, Run, RunDir, load_run
 from lagrax.training.step import StepInfo, TrainState, has_line_search, make_epoch, make_step
 from lagrax.training.trainer import TrainingError, TrainResult, train
 
@@ -36,7 +38,11 @@ __all__ = [
     "TrainResult",
     "train",
     "run_training",
+    "Evaluator",
     "RUN_FILES",
+    "RunDir",
+    "Run",
+    "load_run",
     "TrainState",
     "StepInfo",
     "make_step",

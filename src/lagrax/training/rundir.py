@@ -1,413 +1,303 @@
-"""Run directories: what ``lagrax train`` writes, and :func:`run_training` that writes it.
+"""Run directories: one typed record, :class:`RunDir`, for every file of a training run.
 
-A run directory holds :data:`RUN_FILES`: ``config.json`` (the resolved settings, model,
-options, data path and split), ``split.json``, ``metrics.jsonl`` (one line per epoch),
-``checkpoints/``, the model (``model.eqx``, ``model.json``), ``summary.json`` and, with a
-test split, ``metrics.json``. This module prepares a directory (refusing a non-empty one
-unless resuming or forcing, and then removing only the run's own files), resolves a
-run's settings (preset, saved run, overrides), splits the dataset, and writes the
-config, split and summary.
+A run directory holds :data:`RUN_FILES`:
 
-It does not train (that is :func:`lagrax.training.trainer.train`) nor compute test
-metrics (:func:`lagrax.analysis.metrics.evaluate`).
+* ``config.json``: the resolved settings, model and options, data path and split
+  (:meth:`RunDir.write_config`, :meth:`RunDir.read_config`);
+* ``split.json``: the trajectory ids and labels of each part (:meth:`RunDir.read_split`);
+* ``metrics.jsonl``: one record per epoch (:meth:`RunDir.open_history`, :meth:`RunDir.read_history`);
+* ``checkpoints/`` (:mod:`lagrax.training.checkpoint`);
+* the model, ``model.eqx`` and ``model.json`` (:mod:`lagrax.models.io`);
+* ``summary.json``: how training went, with the test metrics when there is a test split;
+* ``metrics.json``: the test metrics, with a test split;
+* what ``lagrax evaluate`` and ``lagrax report`` add: ``evaluations/`` and :data:`REPORT_FILES`.
+
+Every reader and writer of these files goes through :class:`RunDir`; :meth:`RunDir.load`
+gives a finished run back as a :class:`Run`. This module knows where files lie and how
+they are written (atomically, JSON with two-space indent); it does not train
+(:func:`lagrax.training.run.run_training`) nor compute metrics (:mod:`lagrax.analysis.metrics`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-import jax
-import numpy as np
+from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError
+from lagrax.core.fileio import atomic_write_text
+from lagrax.models.io import META_FILE, MODEL_FILE, load_model, save_model
+from lagrax.training.checkpoint import CheckpointError
 
-from lagrax.core.errors import (
-    DatasetError,
-    FileExistsLagraxError,
-    LagraxError,
-    NumericalError,
-    ShapeError,
-    UnknownNameError,
-)
-from lagrax.core.fileio import file_sha256
-from lagrax.training import losses as L
-from lagrax.training.checkpoint import CheckpointError, atomic_write_text
-from lagrax.training.config import ConfigError, TrainConfig, recipe
-from lagrax.training.streaming import STATISTICS_SAMPLES, Stream, is_streamed
-from lagrax.training.parallel import is_writer
-from lagrax.training.trainer import TrainResult, train
-
-# What a run directory holds; --force removes these (and nothing else) before a new run.
-RUN_FILES = (
-    "config.json",
-    "metrics.jsonl",
-    "metrics.json",
-    "split.json",
-    "model.eqx",
-    "model.json",
-    "summary.json",
-    "checkpoints",
-    # what `lagrax evaluate` and `lagrax report` add (lagrax.analysis.metrics.EVALUATIONS,
-    # lagrax.analysis.report.REPORT_FILES): a new run's directory must not show an old run's report
-    "evaluations",
-    "report.md",
-    "report.json",
-    "torque_decomposition.png",
-    "learning_curves.png",
-    "rollouts.png",
-)
-# a final normalised loss above this means nothing was learned: each term is scaled by the
-# training set's variance, so an untrained model starts near 1 per active term
-DIVERGED_LOSS = 1e6
-# ... or a final loss this many times the first epoch's (noise moves it by far less)
-DIVERGED_GROWTH = 10.0
+CONFIG = "config.json"
+SPLIT = "split.json"
+HISTORY = "metrics.jsonl"
+METRICS = "metrics.json"
+SUMMARY = "summary.json"
+CHECKPOINTS = "checkpoints"
+# evaluations of a run (lagrax evaluate) go here, one file per data file and split
+EVALUATIONS = "evaluations"
+REPORT = "report.md"
+REPORT_METRICS = "report.json"
+FIGURES = ("torque_decomposition.png", "learning_curves.png", "rollouts.png")
+# what `lagrax report` writes into a run directory (never replaced without force)
+REPORT_FILES = (REPORT, REPORT_METRICS, *FIGURES)
+# What a run directory holds; --force removes these (and nothing else) before a new run:
+# a new run's directory must not show an old run's evaluations or report.
+RUN_FILES = (CONFIG, HISTORY, METRICS, SPLIT, MODEL_FILE, META_FILE, SUMMARY, CHECKPOINTS, EVALUATIONS)
+RUN_FILES += REPORT_FILES
 
 
-def remove_stale_temp_files(out_dir: Path) -> list[Path]:
-    """Remove what an interrupted atomic write left (``.NAME.XXXX.tmp``, see lagrax.core.fileio)."""
-    stale = [p for d in (out_dir, out_dir / "checkpoints") if d.is_dir() for p in d.glob(".*.tmp")]
-    for p in stale:
-        p.unlink(missing_ok=True)
-    return stale
+def _json_text(record: Any) -> str:
+    return json.dumps(record, indent=2) + "\n"
 
 
-def prepare_run_dir(out_dir: Path, force: bool, resume: bool) -> None:
-    """Make ``out_dir`` ready for a run: resuming needs its checkpoints; a new run needs it
-    empty, or ``force``, which removes the :data:`RUN_FILES` (and nothing else)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsLagraxError(f"{out_dir} exists and is not a directory")
-    existing = list(out_dir.iterdir()) if out_dir.exists() else []
-    if resume:
-        if not (out_dir / "checkpoints").exists():
-            raise CheckpointError(
-                f"nothing to resume in {out_dir}: it has no checkpoints/ (train without --resume)"
+def read_json(path: Path) -> dict:
+    """The JSON object in ``path``; a :class:`DatasetError` naming the file if it is not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise DatasetError(f"{path} is not valid JSON ({e})") from None
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A finished run, loaded: the trained model and its records.
+
+    ``config`` (``config.json``: model name and options, training settings, data path,
+    split), ``split`` (``split.json``: trajectory ids and labels per part), ``summary``
+    (``summary.json``: steps, train seconds, stop reason), ``history`` (``metrics.jsonl``,
+    one record per epoch), ``metrics`` (``metrics.json``: the test metrics; empty without
+    a test split).
+    """
+
+    path: Path
+    model: Any
+    config: dict
+    split: dict
+    summary: dict
+    history: list[dict]
+    metrics: dict = dataclasses.field(default_factory=dict)
+
+    @property
+    def training(self) -> dict:
+        """``train_seconds`` and ``steps`` of the summary (those it has)."""
+        return {k: self.summary[k] for k in ("train_seconds", "steps") if k in self.summary}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunDir:
+    """The run directory at ``path``: where each file lies, and typed reads and writes.
+
+    Reads of optional records (config, split, summary, history, metrics) give an empty
+    record when the file is absent; a file that is not JSON is a :class:`DatasetError`.
+    """
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    # -- where the files lie ------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def split_path(self) -> Path:
+        return self.path / SPLIT
+
+    @property
+    def history_path(self) -> Path:
+        return self.path / HISTORY
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def summary_path(self) -> Path:
+        return self.path / SUMMARY
+
+    @property
+    def checkpoints_path(self) -> Path:
+        return self.path / CHECKPOINTS
+
+    @property
+    def model_path(self) -> Path:
+        return self.path / MODEL_FILE
+
+    @property
+    def model_meta_path(self) -> Path:
+        return self.path / META_FILE
+
+    @property
+    def evaluations_path(self) -> Path:
+        return self.path / EVALUATIONS
+
+    @property
+    def report_path(self) -> Path:
+        return self.path / REPORT
+
+    @property
+    def report_metrics_path(self) -> Path:
+        return self.path / REPORT_METRICS
+
+    def figure_path(self, name: str) -> Path:
+        """Where the report's figure ``name`` (one of :data:`FIGURES`) goes."""
+        if name not in FIGURES:
+            raise LagraxError(f"{name!r} is not a report figure (known: {', '.join(FIGURES)})")
+        return self.path / name
+
+    def evaluation_path(self, data: str | Path | None, split: str = "test") -> Path:
+        """``evaluations/<data file stem>-<split>.json``; ``data`` defaults to the run's
+        recorded data file (``data`` if none is recorded)."""
+        if data is None:
+            data = self.read_config().get("data") or "data"
+        return self.evaluations_path / f"{Path(data).stem}-{split}.json"
+
+    # -- preparing a directory for a run ------------------------------------------------
+
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Remove what an interrupted atomic write left (``.NAME.XXXX.tmp``, see lagrax.core.fileio)."""
+        dirs = (self.path, self.checkpoints_path)
+        stale = [p for d in dirs if d.is_dir() for p in d.glob(".*.tmp")]
+        for p in stale:
+            p.unlink(missing_ok=True)
+        return stale
+
+    def prepare(self, force: bool, resume: bool) -> None:
+        """Make the directory ready for a run: resuming needs its checkpoints; a new run needs
+        it empty, or ``force``, which removes the :data:`RUN_FILES` (and nothing else)."""
+        out_dir = self.path
+        if out_dir.exists() and not out_dir.is_dir():
+            raise FileExistsLagraxError(f"{out_dir} exists and is not a directory")
+        existing = list(out_dir.iterdir()) if out_dir.exists() else []
+        if resume:
+            if not self.checkpoints_path.exists():
+                raise CheckpointError(
+                    f"nothing to resume in {out_dir}: it has no checkpoints/ (train without --resume)"
+                )
+            self.remove_stale_temp_files()
+            return
+        if existing and not force:
+            raise FileExistsLagraxError(
+                f"run directory {out_dir} exists and is not empty; use --resume to continue that run "
+                "or --force to replace its run files"
             )
-        remove_stale_temp_files(out_dir)
-        return
-    if existing and not force:
-        raise FileExistsLagraxError(
-            f"run directory {out_dir} exists and is not empty; use --resume to continue that run "
-            "or --force to replace its run files"
-        )
-    remove_stale_temp_files(out_dir)
-    for name in RUN_FILES:  # only what a run writes: --force never deletes anything else
-        p = out_dir / name
-        if p.is_dir() and not p.is_symlink():
-            shutil.rmtree(p)
-        elif p.exists() or p.is_symlink():
-            p.unlink()
+        self.remove_stale_temp_files()
+        for name in RUN_FILES:  # only what a run writes: --force never deletes anything else
+            p = out_dir / name
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p)
+            elif p.exists() or p.is_symlink():
+                p.unlink()
 
+    # -- the records --------------------------------------------------------------------
 
-def resolve_settings(
-    out_dir: Path, resume: bool, config, model_options, model_name: str, dataset=None, streamed=False
-) -> tuple[TrainConfig, dict, dict]:
-    """The run's ``(config, model options, saved config.json)``: the saved run's settings when
-    resuming, else the model's recipe for ``dataset`` (:func:`~lagrax.training.config.recipe`;
-    ``streamed`` data: without its L-BFGS epochs), with ``config`` / ``model_options`` on
-    top (a :class:`TrainConfig` is used as it is)."""
-    saved = {}
-    if resume and (out_dir / "config.json").exists():
-        saved = json.loads((out_dir / "config.json").read_text())
-    preset, preset_options = recipe(model_name, dataset)
-    preset = {**preset, "lbfgs_epochs": 0} if streamed else preset
-    if isinstance(config, TrainConfig):
-        cfg = config
-    else:
-        base = saved.get("train") if saved else preset
-        cfg = TrainConfig.from_dict({**base, **dict(config or {})})
-    base_options = saved.get("model_options") if saved else preset_options
-    options = {**base_options, **dict(model_options or {})}
-    return cfg, options, saved
+    def _read_optional(self, path: Path) -> dict:
+        return read_json(path) if path.exists() else {}
 
+    def write_config(self, record: Mapping[str, Any]) -> None:
+        """``config.json`` and ``split.json`` (``record["split"]``), atomically."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.config_path, _json_text(dict(record)))
+        atomic_write_text(self.split_path, _json_text(record["split"]))
 
-def split_record(ds, train_ids, test_ids, val_ids) -> dict:
-    """``split.json``: the trajectory ids and labels of each part."""
+    def read_config(self) -> dict:
+        """``config.json`` as written by :meth:`write_config` (``{}`` if absent): the one
+        place a run's settings are read back."""
+        return self._read_optional(self.config_path)
 
-    def describe(ids):
-        return {"ids": [int(i) for i in ids], "labels": [ds.label(i) for i in ids]}
+    def read_split(self) -> dict:
+        """``split.json``; for runs without one, the split recorded in ``config.json``."""
+        if self.split_path.exists():
+            return read_json(self.split_path)
+        return self.read_config().get("split", {})
 
-    return {"train": describe(train_ids), "validation": describe(val_ids), "test": describe(test_ids)}
+    def write_summary(self, record: Mapping[str, Any]) -> Path:
+        return atomic_write_text(self.summary_path, _json_text(dict(record)))
 
+    def read_summary(self) -> dict:
+        return self._read_optional(self.summary_path)
 
-def _trajectory_ids(ds) -> list[int]:
-    if ds is None or is_streamed(ds):  # streamed: no split, every shard trains
-        return []
-    return sorted(int(i) for i in np.unique(ds.trajectory))
+    def write_metrics(self, metrics: Mapping[str, Any]) -> Path:
+        """``metrics.json``: training's own test metrics."""
+        return atomic_write_text(self.metrics_path, _json_text(dict(metrics)))
 
+    def read_metrics(self) -> dict:
+        return self._read_optional(self.metrics_path)
 
-def split_dataset(ds, cfg: TrainConfig, data_path, test_labels, test_fraction, val_fraction: float):
-    """``(train, test or None, validation or None)`` parts of ``ds``, split by trajectory."""
-    if test_labels is not None or test_fraction is not None:
-        train_ds, test_ds = ds.split(test_labels=test_labels, test_fraction=test_fraction, seed=cfg.seed)
-        if len(test_ds) == 0:
-            raise DatasetError(f"the test split of {data_path} is empty")
-    else:
-        train_ds, test_ds = ds, None
-    val_ds = None
-    if val_fraction > 0:
-        train_ds, val_ds = train_ds.split(test_fraction=val_fraction, seed=cfg.seed)
-    return train_ds, test_ds, val_ds
+    def write_evaluation(self, path: Path, metrics: Mapping[str, Any]) -> Path:
+        """An evaluation's metrics at ``path`` (from :meth:`evaluation_path`)."""
+        if path.parent != self.evaluations_path:
+            raise LagraxError(f"{path} is not in {self.evaluations_path}")
+        return atomic_write_text(path, _json_text(dict(metrics)))
 
+    def write_report_metrics(self, metrics: Mapping[str, Any]) -> Path:
+        """``report.json``: the metrics ``report.md`` shows."""
+        return atomic_write_text(self.report_metrics_path, _json_text(dict(metrics)))
 
-def write_run_config(out_dir: Path, run_config: dict[str, Any]) -> None:
-    """``config.json`` and ``split.json`` (``run_config["split"]``), atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "config.json", json.dumps(run_config, indent=2) + "\n")
-    atomic_write_text(out_dir / "split.json", json.dumps(run_config["split"], indent=2) + "\n")
+    def read_report_metrics(self) -> dict:
+        return read_json(self.report_metrics_path)
 
+    def open_history(self, history: Sequence[Mapping[str, Any]]) -> TextIO:
+        """``metrics.jsonl`` rewritten with ``history`` (one JSON line per epoch), open for
+        appending the next epochs' records."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.history_path, "".join(json.dumps(r) + "\n" for r in history))
+        return self.history_path.open("a")
 
-def summary(model_name: str, result: TrainResult) -> dict[str, Any]:
-    """``summary.json`` of a finished run (before any test metrics)."""
-    return {
-        "model": model_name,
-        "epochs": len(result.history),
-        "steps": result.steps,
-        "skipped_steps": result.skipped_steps,
-        "singular_samples": result.singular_samples,
-        "train_seconds": result.train_seconds,
-        "compile_seconds": result.compile_seconds,
-        "stopped_reason": result.stopped_reason,
-        "best_epoch": result.best_epoch,
-        "best_val_loss": result.best_val_loss,
-        "final_loss": result.history[-1]["loss"] if result.history else None,
-        **({"members": result.members} if result.members else {}),
-    }
+    def read_history(self) -> list[dict]:
+        """The per-epoch records of ``metrics.jsonl`` (``[]`` if absent)."""
+        if not self.history_path.exists():
+            return []
+        return [json.loads(line) for line in self.history_path.read_text().splitlines() if line.strip()]
 
+    # -- the model ----------------------------------------------------------------------
 
-def check_fractions(test_fraction, val_fraction) -> None:
-    """``test_fraction`` in (0, 1) and ``val_fraction`` in [0, 1), each named when wrong."""
-    if test_fraction is not None and not (0 < test_fraction < 1):
-        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
-    if val_fraction is not None and not (0 <= val_fraction < 1):
-        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+    def write_model(self, model) -> None:
+        """The trained model (``model.eqx``, ``model.json``), replacing an earlier one."""
+        save_model(model, self.path, force=True)
 
+    def has_model(self) -> bool:
+        return self.model_meta_path.exists() or self.model_path.is_dir()
 
-def _differences(saved: Mapping, now: Mapping, keys) -> list[str]:
-    return [f"{k} (was {saved.get(k)!r}, now {now.get(k)!r})" for k in keys if saved.get(k) != now.get(k)]
+    def read_model(self):
+        """The trained model (a model saved into ``model.eqx/`` sits one level down)."""
+        return load_model(self.model_path if self.model_path.is_dir() else self.path)
 
-
-def check_same_run(saved: dict, record: dict, out_dir: Path) -> None:
-    """Refuse to resume ``saved`` (the run's config.json) with another run's ``record``:
-    another dataset (by content), model, model options, split or training setting."""
-    if not saved:
-        return
-    diffs = []
-    if saved.get("data_sha256") and saved["data_sha256"] != record["data_sha256"]:
-        diffs.append(
-            f"the data ({record['data']} is not the file the run was trained on: its SHA-256 differs)"
-        )
-    diffs += _differences(saved, record, ("model", "dof", "ensemble"))
-    diffs += _differences(saved.get("model_options", {}), record["model_options"], record["model_options"])
-    train = saved.get("train", {})
-    diffs += _differences(train, record["train"], sorted(set(train) | set(record["train"])))
-    if saved.get("split") is not None and saved["split"] != record["split"]:
-        diffs.append(
-            "the split (test/validation trajectories: --test-labels, --test-fraction, --val-fraction)"
-        )
-    if diffs:
-        raise CheckpointError(
-            f"cannot resume {out_dir}: this is not the same run; it differs in "
-            + "; ".join(diffs)
-            + ". Resume with the run's own settings (see its config.json), or start a new run "
-            "(another --out, or --force)"
+    def load(self) -> Run:
+        """The model and records of a finished run; a LagraxError naming what is missing."""
+        if not self.path.is_dir():
+            raise LagraxError(f"run directory {self.path} does not exist (train one with `lagrax train`)")
+        if not self.has_model():
+            raise LagraxError(
+                f"{self.path} holds no trained model (model.json is missing): is it a run directory?"
+            )
+        model = self.read_model()
+        config, split = self.read_config(), self.read_split()
+        return Run(
+            self.path, model, config, split, self.read_summary(), self.read_history(), self.read_metrics()
         )
 
 
-def _check_resumed_dof(saved: dict, ds, data_path) -> None:
-    if saved and saved.get("dof") not in (None, ds.dof):
-        raise ShapeError(
-            f"cannot resume: the run's model has {saved['dof']} joints but {data_path} has {ds.dof}"
-        )
+def load_run(run_dir: str | Path) -> Run:
+    """``RunDir(run_dir).load()``: the model and records of a run directory."""
+    return RunDir(run_dir).load()
 
 
-def divergence(history: list[dict]) -> str | None:
-    """Why a run's per-epoch ``history`` shows that nothing was learned, or ``None``.
-
-    The final loss is not finite, above :data:`DIVERGED_LOSS` (losses are normalised by
-    the data's variance, so an untrained model starts near 1 per term), or more than
-    :data:`DIVERGED_GROWTH` times the first epoch's.
-    """
-    if not history:
-        return None
-    first, final = history[0]["loss"], history[-1]["loss"]
-    if not math.isfinite(final):
-        return f"the final loss is {final}"
-    if final > DIVERGED_LOSS:
-        return f"the final loss {final:.3g} is above {DIVERGED_LOSS:g}: nothing was learned"
-    if math.isfinite(first) and final > DIVERGED_GROWTH * first:
-        return f"the final loss {final:.3g} is more than {DIVERGED_GROWTH:g}x the first epoch's ({first:.3g})"
-    return None
-
-
-def _finish(out_dir: Path, model_name: str, result: TrainResult, test_ds) -> None:
-    """Save the model, evaluate it on the test split (if any) and write the summary."""
-    from lagrax.models.io import save_model
-
-    save_model(result.model, out_dir, force=True)
-    record = summary(model_name, result)
-    why = divergence(result.history)
-    if why:
-        record["stopped_reason"] = "diverged"
-        atomic_write_text(out_dir / "summary.json", json.dumps(record, indent=2) + "\n")
-        raise NumericalError(
-            f"training diverged: {why}; lower --lr or check the data. The run in {out_dir} is "
-            "marked 'diverged'"
-        )
-    if test_ds is not None:
-        from lagrax.analysis.metrics import dataset_truth, evaluate
-
-        training = {"train_seconds": result.train_seconds, "steps": result.steps}
-        metrics = evaluate(result.model, test_ds, training=training, truth=dataset_truth(test_ds))
-        atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-        record["test"] = metrics
-    atomic_write_text(out_dir / "summary.json", json.dumps(record, indent=2) + "\n")
-
-
-def _initial_model(model_name: str, train_ds, cfg: TrainConfig, options: dict):
-    from lagrax.models import make_model
-
-    stats = Stream.of(train_ds, cfg.loss_weights(), cfg).sample() if is_streamed(train_ds) else train_ds
-    model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(cfg.seed), **options)
-    return model.with_data_statistics(stats.q, stats.qd, stats.qdd, stats.tau)
-
-
-def _load(data_path: Path):
-    """``(dataset, what to check it by)``: a ``.npz`` dataset twice, or a sharded directory
-    (streamed, :mod:`lagrax.training.streaming`) and a seeded sample of it."""
-    from lagrax.data.dataset import load_dataset
-    from lagrax.data.shards import is_sharded, open_shards
-
-    if not is_sharded(data_path):
-        ds = load_dataset(data_path)
-        return ds, ds
-    ds = open_shards(data_path)
-    return ds, ds.sample(STATISTICS_SAMPLES, seed=0)
-
-
-def _identity(data_path: Path) -> Path:
-    """The file whose SHA-256 identifies a dataset: the ``.npz``, or a shard directory's
-    manifest (which records each shard file's SHA-256)."""
-    from lagrax.data.shards import MANIFEST, is_sharded
-
-    return data_path / MANIFEST if is_sharded(data_path) else data_path
-
-
-def _check_no_split(data_path: Path, labels, test_fraction, val_fraction) -> None:
-    if labels is not None or test_fraction is not None or val_fraction:
-        raise DatasetError(
-            f"{data_path} is a sharded dataset, streamed whole: it cannot be split into test or "
-            "validation trajectories; evaluate the run on another dataset (lagrax evaluate RUN --data FILE)"
-        )
-
-
-def _plan_run(
-    model_name, data_path: Path, out_dir, resume, config, model_options, labels, test_fraction, val_fraction
-):
-    """Load and check everything a run needs, before any file is touched: ``(dataset, config,
-    model options, saved config.json, (train, test, validation), the config.json to write)``."""
-    ds, checked = _load(data_path)
-    cfg, options, saved = resolve_settings(
-        out_dir, resume, config, model_options, model_name, checked, streamed=ds is not checked
-    )
-    if saved and saved.get("model") not in (None, model_name):
-        raise CheckpointError(f"cannot resume: {out_dir} holds a {saved['model']!r} run, not {model_name!r}")
-    if resume and saved and labels is None and test_fraction is None and val_fraction is None:
-        labels, test_fraction = saved.get("test_labels"), saved.get("test_fraction")
-        val_fraction = saved.get("val_fraction")
-    val_fraction = val_fraction or 0.0
-    L.check_data(checked, cfg.loss_weights(), f"dataset {data_path}")
-    _check_resumed_dof(saved, ds, data_path)
-    if ds is not checked:  # streamed: every shard trains
-        _check_no_split(data_path, labels, test_fraction, val_fraction)
-        parts = (ds, None, None)
-    else:
-        parts = split_dataset(ds, cfg, data_path, labels, test_fraction, val_fraction)
-    labels = labels if isinstance(labels, (str, type(None))) else list(labels)
-    record = {
-        "model": model_name,
-        "model_options": {"dtype": cfg.dtype.value, **options},
-        "train": cfg.to_dict(),
-        "data": str(data_path.resolve()),
-        "data_sha256": file_sha256(_identity(data_path)),
-        "data_name": ds.metadata.get("system", {}).get("name"),
-        "dof": ds.dof,
-        "test_labels": labels,
-        "test_fraction": test_fraction,
-        "val_fraction": val_fraction,
-        "split": split_record(ds, *(_trajectory_ids(d) for d in parts)),
-    }
-    return ds, cfg, record["model_options"], saved, parts, record
-
-
-def run_training(
-    model_name: str,
-    data_path: str | Path,
-    out_dir: str | Path,
-    config: TrainConfig | Mapping | None = None,
-    model_options: Mapping | None = None,
-    test_labels=None,
-    test_fraction: float | None = None,
-    force: bool = False,
-    resume: bool = False,
-    *,
-    val_fraction: float | None = None,
-    progress: bool = True,
-    callback=None,
-    devices: int | None = None,
-    ensemble: int | None = None,
-) -> Path:
-    """Train ``model_name`` on a dataset file and write the run directory ``out_dir``.
-
-    The directory gets ``config.json`` (resolved config, model and options, data path,
-    split), ``split.json`` (train/validation/test trajectory ids and labels),
-    ``metrics.jsonl`` (one line per epoch), ``checkpoints/``, the model (``model.eqx``
-    via :func:`lagrax.models.io.save_model`) and, with a test split, ``metrics.json``
-    from :func:`lagrax.analysis.metrics.evaluate`.
-
-    ``config`` / ``model_options`` given as mappings are overrides: on top of the
-    saved run's settings when resuming, of the model's preset otherwise (a
-    :class:`TrainConfig` is used as it is). ``val_fraction`` of
-    the training trajectories is held out for validation and early stopping.
-    An existing non-empty ``out_dir`` is refused unless ``resume`` or ``force``
-    (which removes only the files a run writes, see :data:`RUN_FILES`).
-
-    ``resume`` continues the same run or refuses (:func:`check_same_run`): the same data
-    (by content), model, options, split and settings; split arguments left out are the
-    saved run's. A run whose final loss is not finite or above :data:`DIVERGED_LOSS`
-    is marked ``diverged`` and raises :class:`~lagrax.core.errors.NumericalError`.
-
-    ``callback(epoch, model, record)`` is passed to :func:`~lagrax.training.trainer.train`:
-    called after each epoch; returning True stops training (e.g. a sweep's pruning).
-
-    ``devices``: data-parallel over that many devices (``train``'s); in a multi-process run
-    only process 0 prepares and writes ``out_dir`` (:mod:`lagrax.training.parallel`).
-    ``ensemble``: train that many members (seeds ``seed``, ``seed + 1``, ...) as one
-    program (``train``'s); the split is the same for all, from ``seed``.
-    """
-    from lagrax.models import MODELS
-
-    if model_name not in MODELS:
-        raise UnknownNameError.for_name("model", model_name, MODELS)
-    out_dir = Path(out_dir)
-    if resume and force:
-        raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
-    check_fractions(test_fraction, val_fraction)
-    plan = (out_dir, resume, config, model_options, test_labels, test_fraction, val_fraction)
-    ds, cfg, options, saved, parts, record = _plan_run(model_name, Path(data_path), *plan)
-    record["ensemble"] = ensemble
-    if resume:
-        check_same_run(saved, record, out_dir)
-    writer = is_writer()  # False only on processes 1, 2, ... of a multi-process run
-    if writer:
-        prepare_run_dir(out_dir, force, resume)  # only after every input check passed
-    model = _initial_model(model_name, parts[0], cfg, options)
-    if writer and not (resume and saved):
-        write_run_config(out_dir, record)
-    options = dict(resume=resume, progress=progress, callback=callback, devices=devices, ensemble=ensemble)
-    result = train(model, parts[0], parts[2], cfg, run_dir=out_dir, **options)
-    if writer:
-        _finish(out_dir, model_name, result, parts[1])
-    return out_dir
+__all__ = [
+    "RunDir",
+    "Run",
+    "load_run",
+    "read_json",
+    "RUN_FILES",
+    "REPORT_FILES",
+    "FIGURES",
+    "EVALUATIONS",
+]

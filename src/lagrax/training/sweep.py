@@ -85,6 +85,7 @@ from pathlib import Path
 from typing import Any
 
 from lagrax.core.errors import FileExistsLagraxError, LagraxError, UnknownNameError
+from lagrax.training.rundir import RunDir
 
 OPTUNA_MISSING = "lagrax sweep needs Optuna: pip install 'lagrax[sweep]'"
 # what a sweep writes into its directory; --force removes these (and nothing else)
@@ -490,7 +491,7 @@ def objective(trial, job: WorkerJob) -> float:
         trial.set_user_attr("seconds", time.perf_counter() - t0)
     if prune.pruned_at is not None:
         raise optuna.TrialPruned(f"pruned at epoch {prune.pruned_at}")
-    value = json.loads((run_dir / "summary.json").read_text()).get(space.metric)
+    value = RunDir(run_dir).read_summary().get(space.metric)
     if value is None or not math.isfinite(value):
         trial.set_user_attr("error", f"the run has no finite {space.metric} ({value})")
         raise SweepError(f"trial {trial.number}: the run has no finite {space.metric} ({value})")

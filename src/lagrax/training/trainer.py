@@ -56,7 +56,6 @@ from lagrax.training.batches import Batching, Data, device_arrays, full_batch, g
 from lagrax.training.checkpoint import (
     CheckpointError,
     RunCheckpoint,
-    atomic_write_text,
     check_resumable,
     load_checkpoint,
     save_checkpoint,
@@ -64,6 +63,7 @@ from lagrax.training.checkpoint import (
 from lagrax.training.config import TrainConfig
 from lagrax.training.optimizers import learning_rate_schedule, make_lbfgs, make_optimizer
 from lagrax.training.parallel import agree_on_stop, data_parallel, is_writer
+from lagrax.training.rundir import RunDir
 from lagrax.training.streaming import Stream, is_streamed, stream_epoch
 from lagrax.training.step import StepInfo, TrainState, make_epoch, make_step, tree_where
 
@@ -650,14 +650,12 @@ def _loop(run: _Run, saved: RunCheckpoint, book: Bookkeeping) -> tuple[RunCheckp
     return saved, stopped
 
 
-def _open_metrics(run_dir: Path | None, history: list[dict]):
+def _open_metrics(run_dir: RunDir | None, history: list[dict]):
     """``metrics.jsonl`` rewritten from the checkpoint's history, open for appending."""
     if run_dir is None:
         return None
-    run_dir.mkdir(parents=True, exist_ok=True)
     # epochs after the last checkpoint are redone, so their lines go
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in history))
-    return (run_dir / "metrics.jsonl").open("a")
+    return run_dir.open_history(history)
 
 
 def _warn_skipped(book: Bookkeeping) -> None:
@@ -746,8 +744,8 @@ def train(
     val_full = None
     if val_ds is not None:
         val_full = full_batch(device_arrays(val_ds, x.weights, config), batching.horizon)
-    run_dir = Path(run_dir) if run_dir is not None else None
-    ckpt_dir = run_dir / "checkpoints" if run_dir is not None else None
+    run_dir = RunDir(run_dir) if run_dir is not None else None
+    ckpt_dir = run_dir.checkpoints_path if run_dir is not None else None
     saved, book = _start(programs, params, config, ckpt_dir, resume)
     data = x.data
     if dp is not None:  # data and state replicated on the mesh; only process 0 writes

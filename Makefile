@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo lint test bench clean
+.PHONY: setup demo lint docs test bench clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "pip==26.3"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[robots,mujoco,ros,sweep,dev]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[robots,mujoco,ros,sweep,dev,docs]"
 	touch $(STAMP)
 
 demo: setup
@@ -28,7 +28,12 @@ lint: setup
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy $(TYPED)
 
-test: lint
+# the documentation site (mkdocs.yml): --strict fails on a broken link, a missing page or a
+# docstring the API reference cannot render
+docs: setup
+	$(BIN)/mkdocs build --strict --site-dir site
+
+test: lint docs
 	$(BIN)/python -m pytest -n 2 -q
 
 bench: setup

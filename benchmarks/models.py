@@ -1,6 +1,6 @@
 """Speed of the learned models: latency, throughput and the cost of a training step.
 
-The measurement functions behind ``benchmarks/run.py`` (issue 3, "Performance"). Each
+The measurement functions behind ``benchmarks/run.py`` (docs/results/performance.md). Each
 takes a model built by :func:`lagrax.models.make_model` and returns one number:
 
 * :func:`single_sample_latency`: one ``(q, qd, qdd) -> tau`` (or ``(q, qd, tau) -> qdd``)
@@ -51,7 +51,7 @@ GRAD_BATCH = 512
 CHUNK = 256  # path="chunked": vmap over chunks this big, so intermediates stay in cache
 # (measured on 2 cores: 128-256 best, 4x a whole-batch vmap at 65,536 for the 2-DoF DeLaN)
 
-# Issue 3 targets (2-DoF DeLaN, 2 cores) and the reference implementations' numbers
+# Performance targets (2-DoF DeLaN, 2 cores) and the reference implementations' numbers
 # (../shared/reference/RESULTS.md).
 TARGET_LATENCY_US = 20.0
 TARGET_THROUGHPUT = 1_000_000.0
@@ -211,7 +211,7 @@ QUICK = Settings(latency_repeats=300, batch_repeats=5, grad_repeats=5, batches=(
 
 
 def _reference(system: str, kind: str, metric: str) -> str:
-    """The target or reference number a row is read against (issue 3, RESULTS.md)."""
+    """The target or reference number a row is read against (the performance targets, RESULTS.md)."""
     two_link_delan = system == "two_link_arm" and kind == "delan"
     if metric.startswith("inverse dynamics, 1 sample"):
         ref = f"PyTorch DeLaN {REFERENCE_PYTORCH_LATENCY_US:.0f} us"

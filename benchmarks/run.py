@@ -12,7 +12,7 @@ Metrics (see ``benchmarks/models.py``): single-sample inverse and forward dynami
 latency under ``jax.jit`` (median, microseconds); batched throughput (samples/s) of
 the jitted ``vmap`` of the per-sample method and of the public batched method, the
 faster of the two reported and named; and one ``value_and_grad`` of the normalised
-inverse-dynamics MSE over a batch of 512 (milliseconds). Targets (issue 3) are for the
+inverse-dynamics MSE over a batch of 512 (milliseconds). Targets (docs/results/performance.md) are for the
 2-DoF DeLaN on 2 cores: <= 20 us single-sample, >= 1,000,000 samples/s batched; the
 references are the PyTorch DeLaN (660 us single-sample) and the reference JAX code
 (90 us per sample batched).
@@ -43,7 +43,7 @@ XLA_FLAGS = ""
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], epilog="Targets: issue 3, 'Performance'."
+        description=__doc__.split("\n\n")[0], epilog="Targets: docs/results/performance.md."
     )
     p.add_argument("--quick", action="store_true", help="fewer repetitions and sizes (< 1 minute)")
     p.add_argument("--out", type=Path, default=None, help="also write the markdown report to this file")

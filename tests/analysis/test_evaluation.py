@@ -420,7 +420,7 @@ def test_rollout_relative_error_is_scale_free_symmetric_and_bounded():
 
 def test_passive_data_reports_rollout_and_energy_errors_but_no_torque_terms():
     """Unforced double pendulum: the truth drifts by nothing, a wrong model by much more;
-    no torque, decomposition or power metric is reported (issue 11)."""
+    no torque, decomposition or power metric is reported (passive data)."""
     truth = lagrax.system("double_pendulum")
     ds = generate(truth, kind="passive", trajectories=3, duration=2.0, dt=0.05, seed=1)
     exact = evaluate(truth, ds, truth=truth, throughput=False)

@@ -1,4 +1,4 @@
-"""The LNN showcase benchmarks (issue 11) run end to end at --quick size, and the parts
+"""The LNN showcase benchmarks (benchmarks.lnn_*) run end to end at --quick size, and the parts
 with physics in them are right: the charged particle's circle, the chain's comparison."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """``lagrax rollout``: ground truths and trained models from initial states, compared with the
-truth (issue 11): what it writes, the physics of what it writes, and its errors."""
+truth: what it writes, the physics of what it writes, and its errors."""
 
 from __future__ import annotations
 

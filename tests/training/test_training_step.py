@@ -263,7 +263,7 @@ def test_each_schedule_starts_ends_and_warms_up_as_configured(schedule):
 
 
 def test_a_normaliser_never_multiplies_a_loss_by_more_than_its_cap():
-    """A constant (or almost constant) channel gets the cap, not 1 / 1e-24 (issue 11)."""
+    """A constant (or almost constant) channel gets the cap, not 1 / 1e-24 (the losses' MAX_NORMALISER)."""
     from lagrax.training.losses import MAX_NORMALISER, data_scales
 
     from lagrax.data.trajectories import generate

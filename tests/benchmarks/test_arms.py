@@ -1,4 +1,4 @@
-"""The 7-DoF recipe's parts (issue 9): DeLaN's armature prior, both dynamics directions
+"""The 7-DoF recipe's parts (benchmarks.robot_models): DeLaN's armature prior, both dynamics directions
 from one pass, the data-aware recipe, out-of-distribution excitation, and the robot
 benchmark's table (run with tiny data)."""
 

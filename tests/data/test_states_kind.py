@@ -1,4 +1,4 @@
-"""``kind="states"``: independent random states with analytic accelerations (issue 11)."""
+"""``kind="states"``: independent random states with analytic accelerations (the LNN paper's data)."""
 
 from __future__ import annotations
 

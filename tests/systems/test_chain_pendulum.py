@@ -1,5 +1,5 @@
 """``chain_pendulum``: N links that reduce to the pendulum (N = 1) and the double pendulum
-(N = 2), conserve energy, and have a positive definite mass matrix (issue 11)."""
+(N = 2), conserve energy, and have a positive definite mass matrix."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ import lagrax
 from lagrax.core.errors import LagraxError, UnknownNameError
 from lagrax.models import make_model
 from lagrax.data.trajectories import REGIONS, generate
-from lagrax.training import ARM_PRESETS, PRESETS, recipe
+from lagrax.models import DeLaNSpec, LNNSpec
+from lagrax.training import recipe
 from lagrax.training.losses import data_scales, forward_loss, inverse_and_forward_loss, inverse_loss
 
 jax.config.update("jax_enable_x64", True)
@@ -87,10 +88,11 @@ def test_recipe_gives_arms_the_arm_recipe_and_small_systems_the_character_one():
     arm = generate(lagrax.system("ur5"), "excitation", trajectories=1, duration=0.5, dt=0.05)
     small = generate(lagrax.system("pendulum"), "excitation", trajectories=1, duration=0.5, dt=0.05)
     settings_, options = recipe("delan", arm)
-    assert settings_ == ARM_PRESETS["delan"] and settings_["forward"] > 0 and settings_["inverse"] > 0
+    assert settings_ == dict(DeLaNSpec.RECIPE.arm.settings)
+    assert settings_["forward"] > 0 and settings_["inverse"] > 0
     assert options["friction"] == "coulomb"
-    assert recipe("delan", small) == (PRESETS["delan"], {})
-    assert recipe("lnn", arm)[0] == PRESETS.get("lnn", {})
+    assert recipe("delan", small) == (dict(DeLaNSpec.RECIPE.settings), {})
+    assert recipe("lnn", arm)[0] == dict(LNNSpec.RECIPE.settings)
 
 
 def test_faster_and_other_region_excitation_leave_the_training_distribution():

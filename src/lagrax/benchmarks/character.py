@@ -12,7 +12,7 @@ seeds next to the reference numbers of ``../shared/reference/RESULTS.md``.
     python -m benchmarks.delan_character --quick                # the same code, from a checkout
 
 Training settings are the training module's presets where they exist
-(:data:`lagrax.training.PRESETS`), else the defaults below; epochs are cut to fit the
+(:func:`lagrax.training.recipe`), else the defaults below; epochs are cut to fit the
 time budget (the reference trains 5,000 epochs of AdamW; here each model trains for its
 preset's AdamW epochs and L-BFGS refinement epochs, or ``EPOCHS`` without a preset). The
 benchmark skips with a message (exit code 0) when the data file is absent: give it
@@ -79,9 +79,9 @@ COLUMNS = (
 
 def train_config(model_name: str, seed: int, epochs: int | None, max_seconds: float, quick: bool = False):
     """The model's preset (else ``LOSSES`` and ``EPOCHS``); ``epochs`` overrides the AdamW epochs."""
-    from lagrax.training import PRESETS, TrainConfig
+    from lagrax.training import TrainConfig, recipe
 
-    base = dict(PRESETS.get(model_name, {})) or {**LOSSES.get(model_name, {}), "epochs": EPOCHS}
+    base = recipe(model_name, None)[0] or {**LOSSES.get(model_name, {}), "epochs": EPOCHS}
     if quick:
         base.update(epochs=QUICK_EPOCHS, lbfgs_epochs=min(base.get("lbfgs_epochs", 0), QUICK_EPOCHS))
     if epochs is not None:
@@ -98,10 +98,10 @@ def run_one(
     from lagrax.analysis.metrics import evaluate
     from lagrax.models import make_model
     from lagrax.training import train
-    from lagrax.training.config import PRESET_MODEL_OPTIONS
+    from lagrax.training import recipe
 
     config = train_config(model_name, seed, epochs, max_seconds, quick)
-    options = {"dtype": config.dtype.value, **PRESET_MODEL_OPTIONS.get(model_name, {})}
+    options = {"dtype": config.dtype.value, **recipe(model_name, None)[1]}
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(seed), **options)
     model = model.with_data_statistics(train_ds.q, train_ds.qd, train_ds.qdd, train_ds.tau)
     test_mse = _test_torque_mse(test_ds)
@@ -132,12 +132,11 @@ def run_ensemble(
 
     from lagrax.analysis.metrics import evaluate
     from lagrax.models import make_model
-    from lagrax.training import train
-    from lagrax.training.config import PRESET_MODEL_OPTIONS
+    from lagrax.training import recipe, train
 
     # the time budget is per run: the ensemble holds len(seeds) runs
     config = train_config(model_name, seeds[0], epochs, max_seconds * len(seeds), quick)
-    options = {"dtype": config.dtype.value, **PRESET_MODEL_OPTIONS.get(model_name, {})}
+    options = {"dtype": config.dtype.value, **recipe(model_name, None)[1]}
     model = make_model(model_name, train_ds.info, key=jax.random.PRNGKey(seeds[0]), **options)
     test_mse = _test_torque_mse(test_ds, members=True)
     reached: dict[int, tuple[float, int]] = {}

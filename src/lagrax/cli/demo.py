@@ -21,7 +21,7 @@ from lagrax.analysis.metrics import held_out_metrics
 from lagrax.analysis.plotting import plot_dataset
 from lagrax.analysis.report import report_run
 from lagrax.systems import system
-from lagrax.training import PRESETS, TrainConfig, run_training
+from lagrax.training import TrainConfig, recipe, run_training
 from lagrax.data.trajectories import generate
 
 DEMO_TEST_LETTERS = "eqv"  # the reference split of the DeLaN character benchmark
@@ -56,7 +56,7 @@ def _generate_data(out: Path, dt: float, seed: int, say: Callable[[str], None]) 
 
 def _train(data_path: Path, out: Path, epochs, seconds: float, seed: int, say) -> None:
     """Step 2: DeLaN with the training preset, the test letters held out."""
-    settings = {**PRESETS.get("delan", {}), "max_seconds": seconds, "seed": seed}
+    settings = {**recipe("delan", None)[0], "max_seconds": seconds, "seed": seed}
     if epochs is not None:
         settings["epochs"] = epochs
     config = TrainConfig.from_dict(settings)

@@ -13,7 +13,7 @@ tick (:func:`online_closed_loop`, one ``lax.scan``):
    steps on minibatches drawn from the buffer.
 
 The update is the training module's step (:func:`lagrax.training.make_step`) on the
-training module's loss (:func:`lagrax.training.losses.objective`, the inverse-dynamics
+training module's loss terms (a :class:`lagrax.training.losses.Loss`, the inverse-dynamics
 term by default): the same code as offline training, not a second copy.
 """
 
@@ -48,6 +48,9 @@ from lagrax.core.errors import OutOfRangeError
 from lagrax.systems import System
 from lagrax.training import losses as L
 from lagrax.training.step import TrainState, make_step
+
+
+REPLAY_FIELDS = ("q", "qd", "qdd", "tau")  # what a measured sample holds
 
 
 class Replay(eqx.Module):
@@ -91,7 +94,9 @@ class Replay(eqx.Module):
 class OnlineSettings:
     """Online learning: ``steps`` optimiser steps on minibatches of ``batch_size`` every
     ``every`` ticks, once ``warmup`` samples are held, from a buffer of ``capacity``
-    samples; AdamW at ``lr``; the loss weights ``losses`` (the training module's terms)."""
+    samples; AdamW at ``lr``; the loss ``losses``, the training module's terms
+    (``losses.combine(losses.Inverse(1.0), ...)``; the buffer holds ``q, qd, qdd, tau``,
+    so terms that read other fields or whole trajectories are refused)."""
 
     every: int = 1
     steps: int = 1
@@ -99,7 +104,7 @@ class OnlineSettings:
     capacity: int = 5000
     warmup: int = 64
     lr: float = 1e-3
-    losses: tuple[tuple[str, float], ...] = (("inverse", 1.0),)
+    losses: L.Loss = L.combine(L.Inverse(1.0))
 
     def __post_init__(self):
         for name in ("every", "steps", "batch_size", "capacity", "warmup"):
@@ -108,6 +113,15 @@ class OnlineSettings:
                 raise OutOfRangeError(f"online {name} must be a whole number >= 1, got {value!r}")
         if not (np.isfinite(self.lr) and self.lr > 0):
             raise OutOfRangeError(f"online lr must be positive, got {self.lr}")
+        if not isinstance(self.losses, L.Loss):
+            raise OutOfRangeError(f"online losses must be a lagrax.training.losses.Loss, got {self.losses!r}")
+        for term in self.losses.active:
+            if term.windows or not set(term.fields) <= set(REPLAY_FIELDS):
+                raise OutOfRangeError(
+                    f"online loss {term.name!r} reads {', '.join(term.fields)}"
+                    f"{' as whole trajectories' if term.windows else ''}; the replay buffer holds "
+                    f"single samples of {', '.join(REPLAY_FIELDS)}"
+                )
 
     def optimizer(self) -> optax.GradientTransformation:
         return optax.adamw(self.lr, weight_decay=0.0)
@@ -132,10 +146,9 @@ class Learning(NamedTuple):
 def make_update(static, scales: L.Scales, online: OnlineSettings):
     """``update(state, replay, key) -> (state, loss, updated)``: ``online.steps`` steps of
     the training module's step on minibatches drawn from ``replay``."""
-    weights = dict(online.losses)
 
     def loss_fn(params, batch):
-        return L.objective(eqx.combine(params, static), batch, None, scales, weights)[0]
+        return online.losses(eqx.combine(params, static), batch, None, scales)[0]
 
     step = make_step(loss_fn, online.optimizer())
 
@@ -226,6 +239,7 @@ def online_track(
     settings, online = settings or LoopSettings(), online or OnlineSettings()
     controller = Controller.parse(controller)
     check_model_matches(model, plant)
+    online.losses.check_model(model)
     q, qd, qdd = (np.asarray(a, dtype=np.float64).reshape((-1,) + np.shape(a)[-2:]) for a in reference)
     check_reference(plant.info, q, qd, qdd)
     if q.shape[0] != 1:

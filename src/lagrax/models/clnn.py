@@ -42,7 +42,15 @@ from lagrax.systems.base import StructuredSystem, SystemInfo
 from lagrax.systems.classic import PlanarChain
 from lagrax.models.delan import cholesky_from_raw
 from lagrax.models.nets import network
-from lagrax.models.spec import ModelSpec, SpecError, Specified, check_at_least, check_positive
+from lagrax.models.spec import (
+    CHARACTER_OPTIMISER,
+    ModelSpec,
+    Recipe,
+    SpecError,
+    Specified,
+    check_at_least,
+    check_positive,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +64,7 @@ class CLNNSpec(ModelSpec):
     """
 
     kind: ClassVar[str] = "clnn"
+    RECIPE = Recipe({**CHARACTER_OPTIMISER, "inverse": 1.0})  # DeLaN's, for a comparison of models
 
     width: int = 64
     depth: int = 2

@@ -64,7 +64,14 @@ from lagrax.core.options import Activation, Init, Option, Precision
 from lagrax.systems.base import LAGRANGIAN_QUANTITIES, StructuredSystem, System, SystemInfo
 from lagrax.models.delan import CholeskyMassNetwork, PotentialNetwork
 from lagrax.models.nets import feature_size, joint_features, network
-from lagrax.models.spec import ModelSpec, check_at_least, check_positive, Specified
+from lagrax.models.spec import (
+    CHARACTER_OPTIMISER,
+    ModelSpec,
+    Recipe,
+    Specified,
+    check_at_least,
+    check_positive,
+)
 
 
 class Momentum(Option):
@@ -132,6 +139,8 @@ class StructuredHNNSpec(ModelSpec):
     """
 
     kind: ClassVar[str] = "hnn_structured"
+    # DeLaN's optimiser recipe, fitting Hamilton's equations instead of the torques
+    RECIPE = Recipe({**CHARACTER_OPTIMISER, "inverse": 0.0, "canonical": 1.0})
 
     width: int = 64
     depth: int = 2

@@ -57,7 +57,7 @@ from lagrax.core.options import Activation, FrictionKind, Init, Precision
 from lagrax.systems.base import LagrangianSystem, SystemInfo
 from lagrax.models.friction import LearnedFriction, NoFriction, learned_friction
 from lagrax.models.nets import feature_size, joint_features, network
-from lagrax.models.spec import ModelSpec, SpecError, Specified, check_at_least
+from lagrax.models.spec import ModelSpec, Recipe, SpecError, Specified, check_at_least
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +86,22 @@ class LNNSpec(ModelSpec):
 
     kind: ClassVar[str] = "lnn"
     ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("velocity_scale", "free_particle")
+    # benchmarks/lnn_double_pendulum.py: AdamW at 3e-3 to a loss of ~1e-2, then full-batch
+    # L-BFGS, which does most of the fitting (double pendulum, 20,000 states, 64x2:
+    # normalised loss 8e-4 after ~5 min, 9e-5 after ~23 min on a busy 2-core machine).
+    # With the free-particle start (free_particle) the Hessian stays definite.
+    RECIPE = Recipe(
+        dict(
+            epochs=200,
+            batch_size=512,
+            lr=3e-3,
+            schedule="cosine",
+            lbfgs_epochs=30,
+            lbfgs_steps=25,
+            lbfgs_memory=100,
+            inverse=1.0,
+        )
+    )
 
     width: int = 64
     depth: int = 2

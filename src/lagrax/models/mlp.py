@@ -35,7 +35,15 @@ from lagrax.core.errors import NotProvidedError, ShapeError, UnknownNameError
 from lagrax.core.options import Activation, Init, Option, Precision
 from lagrax.systems.base import System, SystemInfo, Vec
 from lagrax.models.nets import feature_size, joint_features, network
-from lagrax.models.spec import Codec, ModelSpec, check_at_least, Specified
+from lagrax.models.spec import (
+    ARM_OPTIMISER,
+    CHARACTER_OPTIMISER,
+    Codec,
+    ModelSpec,
+    Recipe,
+    Specified,
+    check_at_least,
+)
 
 
 class Heads(Option):
@@ -171,6 +179,11 @@ class MLPSpec(ModelSpec):
     """
 
     kind: ClassVar[str] = "mlp"
+    # DeLaN's optimiser recipes, for a comparison of models; both heads, as rollouts use the forward one
+    RECIPE = Recipe(
+        {**CHARACTER_OPTIMISER, "inverse": 1.0, "forward": 1.0},
+        arm=Recipe({**ARM_OPTIMISER, "inverse": 1.0, "forward": 1.0}),
+    )
 
     width: int = 64
     depth: int = 2

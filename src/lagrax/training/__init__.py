@@ -3,8 +3,9 @@
 * :mod:`~lagrax.training.step`: :class:`TrainState` (a pytree), :func:`make_step`
   (``step(state, batch) -> (state, StepInfo)``, pure and jittable, for AdamW and
   L-BFGS alike), :func:`make_epoch` (a ``lax.scan`` of the step);
-* :mod:`~lagrax.training.losses`: the per-sample loss terms, against the public
-  per-sample protocol only;
+* :mod:`~lagrax.training.losses`: the loss terms as objects (``Inverse``, ``Forward``,
+  ``Power``, ``Rollout``, ``Canonical``) and their weighted sum (``combine``), against
+  the public per-sample protocol only;
 * :mod:`~lagrax.training.batches`: data on the device, minibatches and rollout windows;
 * :mod:`~lagrax.training.optimizers`: the AdamW schedule and chain, L-BFGS;
 * :mod:`~lagrax.training.trainer`: ``train(model, train_ds, val_ds, config)``, the loop
@@ -13,20 +14,19 @@
 * :mod:`~lagrax.training.rundir`: :class:`RunDir`, the files of a run directory, read
   and written in one place;
 * :mod:`~lagrax.training.run`: ``run_training`` (what ``lagrax train`` calls);
-* :mod:`~lagrax.training.config`: :class:`TrainConfig` and the presets.
+* :mod:`~lagrax.training.config`: :class:`TrainConfig` (frozen, typed) and ``recipe``,
+  which looks up the settings each model kind was tuned with (``Spec.RECIPE``).
 """
 
 from lagrax.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from lagrax.training.config import (
-    ARM_PRESETS,
-    PRESETS,
     ConfigError,
     TrainConfig,
     parse_loss_weights,
     read_toml,
     recipe,
 )
-from lagrax.training.losses import LossUnavailableError
+from lagrax.training.losses import Loss, LossUnavailableError, combine, parse_loss
 from lagrax.training.optimizers import learning_rate_schedule, make_optimizer
 from lagrax.training.run import Evaluator, run_training
 from lagrax.training.rundir import RUN_FILES, Run, RunDir, load_run
@@ -52,10 +52,11 @@ __all__ = [
     "LossUnavailableError",
     "CheckpointError",
     "ConfigError",
-    "ARM_PRESETS",
-    "PRESETS",
     "recipe",
     "parse_loss_weights",
+    "parse_loss",
+    "Loss",
+    "combine",
     "read_toml",
     "save_checkpoint",
     "load_checkpoint",

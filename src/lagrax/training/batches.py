@@ -24,7 +24,7 @@ from jaxtyping import Array, Int, PRNGKeyArray
 
 from lagrax.core.errors import DatasetError
 from lagrax.training.config import TrainConfig
-from lagrax.training.losses import NEEDS_DATA
+from lagrax.training.losses import Loss, as_loss
 from lagrax.training.parallel import constrain_rows
 
 Data = dict[str, jax.Array]
@@ -32,13 +32,10 @@ Data = dict[str, jax.Array]
 WINDOW_FIELDS = ("t", "window_starts")
 
 
-def data_fields(weights: Mapping[str, float]) -> list[str]:
-    """The per-sample dataset fields the active (positive-weight) terms read, rollout aside."""
-    names: list[str] = []
-    for term, w in weights.items():
-        if w > 0 and term != "rollout":
-            names += [f for f in NEEDS_DATA[term] if f not in names]
-    return names
+def data_fields(loss: Loss | Mapping[str, float]) -> list[str]:
+    """The per-sample dataset fields the active terms of ``loss`` (a :class:`~lagrax.training.losses.Loss`
+    or weights by name) read, window terms aside."""
+    return as_loss(loss).fields()
 
 
 def window_starts(ds, horizon: int) -> np.ndarray:
@@ -53,11 +50,12 @@ def window_starts(ds, horizon: int) -> np.ndarray:
     return np.flatnonzero(same)
 
 
-def device_arrays(ds, weights: Mapping[str, float], config: TrainConfig) -> Data:
-    """The arrays of ``ds`` the active terms need, in ``config.dtype``, on the device."""
+def device_arrays(ds, loss: Loss | Mapping[str, float], config: TrainConfig) -> Data:
+    """The arrays of ``ds`` the active terms of ``loss`` need, in ``config.dtype``, on the device."""
     dtype = config.dtype.dtype
-    data = {f: jnp.asarray(getattr(ds, f), dtype) for f in data_fields(weights)}
-    if weights.get("rollout", 0) > 0:
+    loss = as_loss(loss)
+    data = {f: jnp.asarray(getattr(ds, f), dtype) for f in loss.fields()}
+    if loss.reads_windows:
         for f in ("q", "qd", "tau"):
             data.setdefault(f, jnp.asarray(getattr(ds, f), dtype))
         data["t"] = jnp.asarray(ds.t, dtype)

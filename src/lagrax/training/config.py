@@ -1,9 +1,15 @@
-"""Training configuration: one dataclass, resolvable from defaults, a TOML file and overrides.
+"""Training configuration: one frozen record of typed settings, from defaults, TOML and overrides.
 
 :class:`TrainConfig` holds every setting of a run (optimiser, schedule, loss weights,
-validation, early stopping, checkpoints, budgets). It is saved with each run
-(``config.json``) so a run can be repeated or resumed. Named presets hold settings that
-were tuned for a model (see :data:`PRESETS`).
+validation, early stopping, checkpoints, budgets). It is built on the same machinery as
+the model specs (:class:`~lagrax.core.options.Settings`): the annotations are the types,
+checked on construction, and a config, once made, is never changed; ``config.replace(...)``
+(or ``dataclasses.replace``) gives a checked copy. It is saved with each run
+(``config.json``) so a run can be repeated or resumed. The loss weights become loss term
+objects with :meth:`TrainConfig.loss` (:mod:`lagrax.training.losses`).
+
+The settings tuned for a model kind live with the model (``Spec.RECIPE``, a
+:class:`~lagrax.models.spec.Recipe`); :func:`recipe` looks them up through the model registry.
 
 This module does not train anything (see :mod:`lagrax.training.trainer`).
 """
@@ -11,28 +17,42 @@ This module does not train anything (see :mod:`lagrax.training.trainer`).
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
-import typing
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-
+from lagrax.core.errors import UnknownNameError
+from lagrax.core.options import Precision, Schedule, Settings, SettingsError
 from lagrax.data.dataset import is_passive
-from lagrax.core.errors import LagraxError, UnknownNameError
-from lagrax.core.options import Option, Precision, Schedule
+from lagrax.models import spec_class
+from lagrax.training import losses as L
 
 SCHEDULES = tuple(s.value for s in Schedule)
-LOSS_NAMES = ("inverse", "forward", "power", "rollout", "canonical")
+LOSS_NAMES = L.LOSS_NAMES
 
 
-class ConfigError(LagraxError, ValueError):
-    """A training setting is unknown or out of range."""
+class ConfigError(SettingsError):
+    """A training setting is unknown, of the wrong type or out of range."""
 
 
-@dataclasses.dataclass
-class TrainConfig:
-    """Every setting of a training run.
+# the counts that must be at least 1
+POSITIVE_COUNTS = (
+    "epochs",
+    "val_every",
+    "checkpoint_every",
+    "rollout_horizon",
+    "rollout_substeps",
+    "rollout_batch_size",
+    "max_bad_epochs",
+    "lbfgs_steps",
+    "lbfgs_memory",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig(Settings):
+    """Every setting of a training run (frozen; change it with :meth:`replace`).
 
     Loss weights (``inverse``, ``forward``, ``power``, ``rollout``, ``canonical``): a
     weight of 0 switches the term off. ``inverse`` and ``forward`` are the torque and
@@ -40,7 +60,8 @@ class TrainConfig:
     Peters 2023, eq. 29); ``power`` compares ``dE/dt`` with ``qd^T (tau - friction)``;
     ``rollout`` integrates the model ``rollout_horizon`` steps from states of the data
     (RK4, ``rollout_substeps`` sub-steps per sample interval) and compares positions and
-    velocities; ``canonical`` fits ``(qd, pdot)`` for Hamiltonian models.
+    velocities; ``canonical`` fits ``(qd, pdot)`` for Hamiltonian models. :meth:`loss`
+    gives them as one :class:`~lagrax.training.losses.Loss`.
 
     ``schedule`` is a :class:`~lagrax.core.options.Schedule` and ``dtype`` a
     :class:`~lagrax.core.options.Precision`; their names (``"cosine"``, ``"float64"``) are
@@ -55,6 +76,10 @@ class TrainConfig:
     reaches in seconds the precision AdamW needs tens of thousands of steps for; it needs
     the whole training set in one batch, so it suits datasets of up to some 10^5 samples.
     """
+
+    ERROR: ClassVar[type[SettingsError]] = ConfigError
+    NOUN: ClassVar[str] = "config"
+    OPTION_NAMES: ClassVar[bool] = True  # TrainConfig(schedule="cosine"), as TOML writes it
 
     epochs: int = 1000
     batch_size: int = 512
@@ -88,42 +113,15 @@ class TrainConfig:
     lbfgs_steps: int = 50
     lbfgs_memory: int = 20
 
-    def __post_init__(self):
-        # names become options here, once; nothing downstream branches on a string
-        self.schedule = Schedule.parse(self.schedule)
-        self.dtype = Precision.parse(self.dtype)
-        self._check_types()
-        self.validate()
+    @classmethod
+    def label(cls) -> str:
+        """How messages name these settings ("unknown training option ...")."""
+        return "training"
 
-    def _check_types(self) -> None:
-        """Whole numbers where counts are meant, finite real numbers elsewhere (e.g. from TOML)."""
-        hints = typing.get_type_hints(type(self))
-        for f in dataclasses.fields(self):
-            value, hint = getattr(self, f.name), str(hints[f.name])
-            if value is None and "None" in hint:
-                continue
-            if "int" in hint and "float" not in hint:
-                if isinstance(value, bool) or not isinstance(value, int):
-                    raise ConfigError(f"{f.name} must be a whole number, got {value!r}")
-            elif "float" in hint:
-                if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-                    raise ConfigError(f"{f.name} must be a finite number, got {value!r}")
-                setattr(self, f.name, float(value))
-
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> None:
         """Check every setting's range; raise :class:`ConfigError` naming the first bad one."""
-        for name in (
-            "epochs",
-            "val_every",
-            "checkpoint_every",
-            "rollout_horizon",
-            "rollout_substeps",
-            "rollout_batch_size",
-            "max_bad_epochs",
-            "lbfgs_steps",
-            "lbfgs_memory",
-        ):
-            if int(getattr(self, name)) < 1:
+        for name in POSITIVE_COUNTS:
+            if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)!r}")
         if self.lbfgs_epochs < 0:
             raise ConfigError(f"lbfgs_epochs must be >= 0, got {self.lbfgs_epochs}")
@@ -141,50 +139,53 @@ class TrainConfig:
             raise ConfigError(f"loss weights must be >= 0, got {weights}")
         if not any(w > 0 for w in weights.values()):
             raise ConfigError(f"at least one loss weight must be positive, got {weights}")
-        return self
 
     def _check_ranges(self) -> None:
-        """The settings that may not be negative, and the fractions."""
+        """The settings that may not be negative, and the fractions: ``(ok, what it must be)``."""
         checks = {
-            "weight_decay": self.weight_decay >= 0,
-            "max_seconds": self.max_seconds is None or self.max_seconds > 0,
-            "patience": self.patience is None or self.patience >= 1,
-            "seed": 0 <= self.seed < 2**32,
-            "clip_norm": self.clip_norm is None or self.clip_norm > 0,
-            "b1": 0 <= self.b1 < 1,
-            "b2": 0 <= self.b2 < 1,
-            "final_lr_fraction": 0 <= self.final_lr_fraction <= 1,
-            "regularization": self.regularization >= 0,
+            "weight_decay": (self.weight_decay >= 0, "non-negative"),
+            "max_seconds": (self.max_seconds is None or self.max_seconds > 0, "positive"),
+            "patience": (self.patience is None or self.patience >= 1, "at least 1"),
+            "seed": (0 <= self.seed < 2**32, "in [0, 2**32)"),
+            "clip_norm": (self.clip_norm is None or self.clip_norm > 0, "positive (or none)"),
+            "b1": (0 <= self.b1 < 1, "in [0, 1)"),
+            "b2": (0 <= self.b2 < 1, "in [0, 1)"),
+            "final_lr_fraction": (0 <= self.final_lr_fraction <= 1, "in [0, 1]"),
+            "regularization": (self.regularization >= 0, "non-negative"),
         }
-        ranges = {"max_seconds": "positive", "patience": "at least 1", "seed": "in [0, 2**32)"}
-        for name, ok in checks.items():
+        for name, (ok, what) in checks.items():
             if not ok:
-                what = ranges.get(name, "in [0, 1)" if name in ("b1", "b2") else "non-negative")
-                if name == "final_lr_fraction":
-                    what = "in [0, 1]"
-                elif name == "clip_norm":
-                    what = "positive (or none)"
                 raise ConfigError(f"{name} must be {what}, got {getattr(self, name)!r}")
 
+    # ---- the losses ------------------------------------------------------------------------
     def loss_weights(self) -> dict[str, float]:
         """The weight of each loss term by name (``inverse``, ``forward``, ...)."""
         return {name: float(getattr(self, name)) for name in LOSS_NAMES}
 
+    def loss(self) -> L.Loss:
+        """The active loss terms as one :class:`~lagrax.training.losses.Loss` (the forward
+        term with ``regularization``, the rollout term with ``rollout_substeps``)."""
+        return L.Loss.of(
+            self.loss_weights(), regularization=self.regularization, substeps=self.rollout_substeps
+        )
+
+    # ---- the edges: JSON, TOML, strings -------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Every setting, options written as their names (what ``config.json`` holds)."""
-        return {k: (v.value if isinstance(v, Option) else v) for k, v in dataclasses.asdict(self).items()}
+        return self.to_json()
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        """Settings by name (as :meth:`to_dict` writes them); an unknown name is refused."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """Settings by name, typed as JSON and TOML hold them (options by name); those not
+        given keep their defaults, and an unknown name is refused."""
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(d) - set(known))
         if unknown:
             raise UnknownNameError.for_name("training option", unknown[0], known)
         return cls(**d)
 
     @classmethod
-    def from_toml(cls, path: str | Path, **overrides) -> "TrainConfig":
+    def from_toml(cls, path: str | Path, **overrides) -> TrainConfig:
         """Settings from a TOML file (top level or a ``[train]`` table), then ``overrides``.
 
         A ``[model]`` table is ignored here; :func:`read_toml` returns it.
@@ -192,9 +193,31 @@ class TrainConfig:
         train, _ = read_toml(path)
         return cls.from_dict({**train, **overrides})
 
-    def replace(self, **changes) -> "TrainConfig":
-        """A copy with ``changes`` applied (and checked)."""
-        return self.from_dict({**self.to_dict(), **changes})
+    @classmethod
+    def parse_overrides(cls, items: Iterable[str] | Mapping[str, Any]) -> dict[str, Any]:
+        """Typed settings by name from ``key=value`` strings (the CLI's ``-O``) or a mapping of
+        strings: ``["epochs=5", "lr=1e-3", "patience=none"]`` -> ``{"epochs": 5, "lr": 0.001,
+        "patience": None}``. A bad name or value is an error naming the setting."""
+        return cls.parse_options(items if isinstance(items, Mapping) else split_pairs(items))
+
+    @classmethod
+    def from_strings(
+        cls, items: Iterable[str] | Mapping[str, Any], base: Mapping[str, Any] | None = None
+    ) -> TrainConfig:
+        """The config of ``base`` (typed settings by name) with :meth:`parse_overrides` of
+        ``items`` on top."""
+        return cls.from_dict({**dict(base or {}), **cls.parse_overrides(items)})
+
+
+def split_pairs(items: Iterable[str]) -> dict[str, str]:
+    """``["a=1", "b=x"]`` -> ``{"a": "1", "b": "x"}``; an item without ``=`` is a :class:`ConfigError`."""
+    out = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"a training option must be written key=value, got {item!r}")
+        out[key.strip()] = value.strip()
+    return out
 
 
 def load_toml(path: Path, what: str, error: type[Exception]) -> dict[str, Any]:
@@ -229,82 +252,38 @@ def read_toml(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 def parse_loss_weights(spec: str) -> dict[str, float]:
-    """``"inverse=1,forward=0.1"`` -> ``{"inverse": 1.0, "forward": 0.1}``; unnamed terms get 0."""
-    weights = {name: 0.0 for name in LOSS_NAMES}
-    for part in filter(None, (p.strip() for p in spec.split(","))):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if name not in LOSS_NAMES:
-            raise UnknownNameError.for_name("loss", name, LOSS_NAMES)
-        try:
-            weights[name] = float(value) if sep else 1.0
-        except ValueError:
-            raise ConfigError(f"loss weight for {name!r} must be a number, got {value!r}") from None
-    return weights
+    """``"inverse=1,forward=0.1"`` -> ``{"inverse": 1.0, "forward": 0.1, ...}``, every term's
+    weight by name (unnamed terms 0): TrainConfig settings. The names are those of the loss
+    term objects (:data:`lagrax.training.losses.TERMS`; :func:`lagrax.training.losses.parse_loss`
+    gives the terms themselves), an unknown one an error with "did you mean"."""
+    try:
+        return L.parse_weights(spec)
+    except L.LossWeightError as e:
+        raise ConfigError(str(e)) from None
 
 
-# Settings tuned on the DeLaN character benchmark (benchmarks/delan_character.py; the
-# sweep is summarised in the README): 1,000 AdamW steps at a high learning rate bring
-# the model near the solution, then 2,500 full-batch L-BFGS iterations with a long
-# memory refine it. On the reference split this measured (DeLaN, 64x2 tanh, shared
-# trunk, seed 0): test torque MSE 2e-7 after ~60 s, 1.35e-5 after ~11 s, on a busy
-# 2-core machine; L-BFGS memory 20 / 50 / 100 / 200 gave 3e-6 / 7e-7 / 2e-7 / 1.8e-7.
-# The baselines get the same optimiser recipe, so the comparison is of models only.
-_RECIPE = dict(
-    epochs=200, batch_size=512, lr=1e-2, schedule="cosine", lbfgs_epochs=100, lbfgs_steps=25, lbfgs_memory=100
-)
-# The LNN (issue 11, benchmarks/lnn_double_pendulum.py): AdamW at 3e-3 to a loss of ~1e-2,
-# then full-batch L-BFGS, which does most of the fitting (double pendulum, 20,000 states,
-# 64x2: normalised loss 8e-4 after ~5 min, 9e-5 after ~23 min on a busy 2-core machine).
-# With the free-particle start (LNNSpec.free_particle) the Hessian stays definite.
-_LNN = dict(
-    epochs=200, batch_size=512, lr=3e-3, schedule="cosine", lbfgs_epochs=30, lbfgs_steps=25, lbfgs_memory=100
-)
-PRESETS: dict[str, dict[str, Any]] = {
-    "delan": dict(_RECIPE, inverse=1.0),
-    "clnn": dict(_RECIPE, inverse=1.0),
-    "lnn": dict(_LNN, inverse=1.0),
-    "mlp": dict(_RECIPE, inverse=1.0, forward=1.0),  # both heads: rollouts use the forward one
-    "hnn_structured": dict(_RECIPE, inverse=0.0, canonical=1.0),
-}
-PRESET_MODEL_OPTIONS: dict[str, dict[str, Any]] = {}
+# --------------------------------------------------------------------------------------
+# Recipes: each model kind's tuned settings live with the model (Spec.RECIPE)
+# --------------------------------------------------------------------------------------
 
-# From this many joints on, a dataset is an arm's, and the arm recipes below apply.
+# From this many joints on, a dataset is an arm's, and a kind's arm recipe applies.
 ARM_DOF = 4
-# The 7-DoF recipe (issue 9; benchmarks/robot_models.py). On arms the inverse-only loss
-# leaves the directions of M that the data excite little unconstrained, and forward
-# dynamics divides by them: training both directions fixes that (smallest eigenvalue of
-# M within ~1 % of the truth). Full-batch L-BFGS costs seconds per epoch at 7 DoF and
-# paid off late if at all, so AdamW alone, sized to about two minutes on 2 cores (about
-# 19 ms per step for the 128-wide DeLaN with both losses). Learned viscous + Coulomb
-# friction: every geared arm has it, and the coefficients go to ~0 where there is none.
-# The MLP baseline gets the same optimiser recipe, so the comparison is of models only.
-_ARM = dict(epochs=150, batch_size=512, lr=1e-2, schedule="cosine", lbfgs_epochs=0)
-ARM_PRESETS: dict[str, dict[str, Any]] = {
-    "delan": dict(_ARM, inverse=1.0, forward=1.0),
-    "mlp": dict(_ARM, inverse=1.0, forward=1.0),
-}
-ARM_MODEL_OPTIONS: dict[str, dict[str, Any]] = {"delan": dict(width=128, friction="coulomb")}
-
-
 # the loss terms whose target is the torque: meaningless on passive (torque-free) data
-TORQUE_LOSSES = ("inverse", "power")
+TORQUE_LOSSES = tuple(name for name, term in L.TERMS.items() if term.target == "tau")
 
 
 def recipe(model_name: str, dataset) -> tuple[dict[str, Any], dict[str, Any]]:
     """The default ``(training settings, model options)`` of ``model_name`` on ``dataset``.
 
-    Arms (at least :data:`ARM_DOF` joints) get :data:`ARM_PRESETS` /
-    :data:`ARM_MODEL_OPTIONS` where a model has one; everything else the presets tuned
-    on the DeLaN character data (:data:`PRESETS`, :data:`PRESET_MODEL_OPTIONS`). On
-    passive data (:func:`lagrax.data.dataset.is_passive`) the torque losses are off and the forward
-    (acceleration) loss is on, for every model.
+    The model kind's :class:`~lagrax.models.spec.Recipe` (``Spec.RECIPE``, looked up in the
+    model registry): its ``arm`` variant on arms (at least :data:`ARM_DOF` joints) where the
+    kind has one. On passive data (:func:`lagrax.data.dataset.is_passive`) the torque losses
+    are off and the forward (acceleration) loss is on, for every model.
     """
-    if dataset is not None and dataset.dof >= ARM_DOF and model_name in ARM_PRESETS:
-        settings, options = dict(ARM_PRESETS[model_name]), dict(ARM_MODEL_OPTIONS.get(model_name, {}))
-    else:
-        settings = dict(PRESETS.get(model_name, {}))
-        options = dict(PRESET_MODEL_OPTIONS.get(model_name, {}))
+    tuned = spec_class(model_name).RECIPE
+    if dataset is not None and dataset.dof >= ARM_DOF and tuned.arm is not None:
+        tuned = tuned.arm
+    settings, options = dict(tuned.settings), dict(tuned.options)
     if dataset is not None and is_passive(dataset):
         settings.update({name: 0.0 for name in TORQUE_LOSSES})
         settings["forward"] = settings.get("forward") or 1.0

@@ -1,9 +1,13 @@
-"""Training losses: per-sample residuals of a model against recorded motion.
+"""Training losses: per-sample residuals of a model against recorded motion, as objects.
 
-Each term is a per-sample function of the model and one sample (a dict of ``(n,)``
-arrays), normalised per joint by the training set's variance so that joints with
-large torques do not dominate (Lutter & Peters 2023, eq. 29), and batched with
-``vmap`` by :func:`batch_losses`. The terms:
+A loss term is a small frozen object (:class:`Term`): its name, its weight, the dataset
+fields it reads, the field it fits (its target), the quantities the model must provide
+(names from :data:`lagrax.systems.base.QUANTITIES`, asked with ``model.provides``) and its
+per-sample residual, normalised per joint by the training set's variance so that joints
+with large torques do not dominate (Lutter & Peters 2023, eq. 29). Terms compose as
+Optax's transformations chain: ``combine(Inverse(1.0), Power(0.1))`` is a :class:`Loss`,
+the weighted sum, which batches each term with ``vmap`` and checks a model and a dataset
+against what its terms need. The terms:
 
 * ``inverse``: ``tau_model(q, qd, qdd) - tau``;
 * ``forward``: ``qdd_model(q, qd, tau) - qdd`` (LNNs: the Hessian solve's singular
@@ -19,7 +23,10 @@ The per-sample terms are public and use only the public per-sample protocol of
 outside the trainer (an online one in a control loop, an ensemble) can reuse them.
 
 A term whose quantity the model cannot provide raises :class:`LossUnavailableError`
-naming the term and the model, before any training starts (:func:`check_losses`).
+naming the term and the model, before any training starts (:meth:`Loss.check_model`,
+:meth:`Loss.check_traced`); a dataset that lacks a field, or whose target is constant,
+a :class:`~lagrax.core.errors.DatasetError` (:meth:`Loss.check_data`). The string edge
+is :func:`parse_loss` (``"inverse=1,power=0.1"``) and :meth:`Loss.of` (weights by name).
 
 This module does not optimise anything (see :mod:`lagrax.training.step`) and does not
 choose batches (see :mod:`lagrax.training.batches`).
@@ -27,12 +34,11 @@ choose batches (see :mod:`lagrax.training.batches`).
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import warnings
-
-import typing
-
 from collections.abc import Mapping
-from typing import NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -40,28 +46,14 @@ import numpy as np
 from jaxtyping import Array, Bool, Float, Scalar
 
 from lagrax.data.dataset import has_motion
-from lagrax.core.errors import DatasetError, LagraxError, NotProvidedError
+from lagrax.core.errors import DatasetError, LagraxError, NotProvidedError, OutOfRangeError, UnknownNameError
 from lagrax.systems.rollout import rk4_rollout
-from lagrax.systems.base import System
+from lagrax.systems.base import QUANTITIES, System
 
 Sample = Mapping[str, Float[Array, " n"]]
 Window = Mapping[str, Array]  # q, qd, tau: (H + 1, n); dt: scalar
 
-# which dataset fields each term reads, and what it needs from the model
-NEEDS_DATA = {
-    "inverse": ("q", "qd", "qdd", "tau"),
-    "forward": ("q", "qd", "qdd", "tau"),
-    "power": ("q", "qd", "qdd", "tau"),
-    "rollout": ("q", "qd", "tau"),
-    "canonical": ("q", "qd", "p", "pdot", "tau"),
-}
-NEEDS_MODEL = {
-    "inverse": "inverse dynamics",
-    "forward": "forward dynamics",
-    "power": "an energy",
-    "rollout": "forward dynamics",
-    "canonical": "Hamilton's equations (canonical_time_derivative)",
-}
+# how messages name a dataset field
 FIELD_NAMES = {
     "tau": "joint torques 'tau'",
     "p": "momenta 'p'",
@@ -72,6 +64,10 @@ FIELD_NAMES = {
 
 class LossUnavailableError(LagraxError, ValueError):
     """A loss term needs a quantity that the model or the dataset does not provide."""
+
+
+class LossWeightError(LagraxError, ValueError):
+    """A loss weight is not a number."""
 
 
 class Scales(NamedTuple):
@@ -190,98 +186,194 @@ def rollout_loss(
 
 
 # --------------------------------------------------------------------------------------
-# Batched
+# Terms as objects
 # --------------------------------------------------------------------------------------
 
 
-def batch_losses(
-    model,
-    batch: Mapping,
-    windows: Mapping | None,
-    scales: Scales,
-    weights: Mapping[str, float],
-    *,
-    regularization: float = 0.0,
-    substeps: int = 1,
-):
-    """Mean of each active term over a batch, and the number of singular samples.
+@dataclasses.dataclass(frozen=True)
+class Term:
+    """One weighted loss term. A weight of 0 switches it off.
 
-    Returns ``(terms, singular)`` with ``terms[name]`` a scalar for each term whose
-    weight is positive. Singular samples (LNN Hessian) are excluded from the mean.
+    Class attributes say what the term is: ``name``; ``fields``, the dataset fields it
+    reads; ``target``, the field it fits (a constant target leaves nothing to learn);
+    ``needs``, the quantities the model must provide; ``needs_text``, how messages say
+    that; ``windows``, whether it reads rollout windows (whole trajectories) instead of
+    samples. :meth:`per_sample` is its residual on one sample (or window), and
+    :meth:`batch` its mean over a batch with the number of samples it had to mask.
     """
-    terms = {}
-    singular = jnp.zeros((), jnp.int32)
-    both = weights.get("inverse", 0) > 0 and weights.get("forward", 0) > 0
-    if both:
-        pair = jax.vmap(lambda s: inverse_and_forward_loss(model, s, scales, regularization))
-        inv, vals, sing = pair(batch)
-        terms["inverse"] = jnp.mean(inv)
-    elif weights.get("inverse", 0) > 0:
-        terms["inverse"] = jnp.mean(jax.vmap(lambda s: inverse_loss(model, s, scales))(batch))
-    if weights.get("forward", 0) > 0:
-        if not both:
-            vals, sing = jax.vmap(lambda s: forward_loss(model, s, scales, regularization))(batch)
-        terms["forward"] = jnp.sum(vals) / jnp.maximum(jnp.sum(~sing), 1)
-        singular = singular + jnp.sum(sing)
-    if weights.get("power", 0) > 0:
-        terms["power"] = jnp.mean(jax.vmap(lambda s: power_loss(model, s, scales))(batch))
-    if weights.get("canonical", 0) > 0:
-        terms["canonical"] = jnp.mean(jax.vmap(lambda s: canonical_loss(model, s, scales))(batch))
-    if weights.get("rollout", 0) > 0 and windows is not None:
-        vals, sing = jax.vmap(lambda w: rollout_loss(model, w, scales, substeps))(windows)
-        terms["rollout"] = jnp.sum(vals) / jnp.maximum(jnp.sum(~sing), 1)
-        singular = singular + jnp.sum(sing)
-    return terms, singular
 
+    weight: float = 1.0
 
-def weighted_total(terms: Mapping[str, Scalar], weights: Mapping[str, float]) -> Scalar:
-    """``sum_k weights[k] * terms[k]``."""
-    return typing.cast(Scalar, sum(weights[k] * v for k, v in terms.items()))
+    name: ClassVar[str] = ""
+    fields: ClassVar[tuple[str, ...]] = ("q", "qd", "qdd", "tau")
+    target: ClassVar[str | None] = None
+    needs: ClassVar[tuple[str, ...]] = ()
+    needs_text: ClassVar[str] = ""
+    hint: ClassVar[str] = ""  # what the term is for, when a model lacks what it needs
+    windows: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        unknown = [q for q in cls.needs if q not in QUANTITIES]
+        if unknown:
+            raise TypeError(f"loss term {cls.__name__} needs unknown quantities {unknown}; see QUANTITIES")
 
-def objective(
-    model: System,
-    batch: Mapping,
-    windows: Mapping | None,
-    scales: Scales,
-    weights: Mapping[str, float],
-    *,
-    regularization: float = 0.0,
-    substeps: int = 1,
-):
-    """The training objective of a batch: ``(weighted total, (terms, singular))``."""
-    terms, singular = batch_losses(
-        model, batch, windows, scales, weights, regularization=regularization, substeps=substeps
-    )
-    return weighted_total(terms, weights), (terms, singular)
+    def __post_init__(self):
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not (math.isfinite(w) and w >= 0):
+            raise OutOfRangeError(f"loss {self.name!r}: the weight must be a finite number >= 0, got {w!r}")
+        object.__setattr__(self, "weight", float(w))
 
+    @property
+    def active(self) -> bool:
+        """Whether the term counts (a positive weight)."""
+        return self.weight > 0
 
-def check_data(ds, weights: Mapping[str, float], what: str = "training set") -> None:
-    """Raise :class:`~lagrax.core.errors.DatasetError` if an active term needs a field ``ds`` lacks."""
-    for name, w in weights.items():
-        if w <= 0:
-            continue
-        for field in NEEDS_DATA[name]:
+    def per_sample(self, model: System, s: Mapping, scales: Scales) -> Any:
+        """The residual on one sample ``s`` (one window for a window term)."""
+        raise NotImplementedError
+
+    def batch(self, model: System, batch: Mapping, windows: Mapping | None, scales: Scales):
+        """``(mean over the batch, singular samples or None)``; ``(None, None)`` when a
+        window term gets no windows."""
+        return jnp.mean(jax.vmap(lambda s: self.per_sample(model, s, scales))(batch)), None
+
+    # ---- checks, from what the term declares ----------------------------------------------
+    def check_model(self, model: System) -> None:
+        """Raise :class:`LossUnavailableError` unless ``model`` provides every quantity needed."""
+        for quantity in self.needs:
+            if not model.provides(quantity):
+                why = self.hint or f"it does not provide {quantity}"
+                raise LossUnavailableError(
+                    f"loss {self.name!r} needs {self.needs_text}; the {model.kind} model has none ({why})"
+                )
+
+    def check_data(self, ds, what: str) -> None:
+        """Raise :class:`~lagrax.core.errors.DatasetError` if ``ds`` (the ``what``) lacks a field
+        the term reads, or holds a constant target."""
+        for field in self.fields:
             if getattr(ds, field, None) is None:
                 raise DatasetError(
-                    f"loss {name!r} needs {FIELD_NAMES.get(field, repr(field))}, but the {what} has none; "
-                    f"set its weight to 0 or use a dataset that has it"
+                    f"loss {self.name!r} needs {FIELD_NAMES.get(field, repr(field))}, but the {what} has "
+                    "none; set its weight to 0 or use a dataset that has it"
                 )
-        _check_target_varies(ds, name, what)
-    if weights.get("rollout", 0) > 0 and not has_motion(ds):
-        raise DatasetError(
-            f"loss 'rollout' needs trajectories in time, but the {what} holds independent states "
-            "(kind 'states'); set its weight to 0"
-        )
+        _check_target_varies(ds, self, what)
+        if self.windows and not has_motion(ds):
+            raise DatasetError(
+                f"loss {self.name!r} needs trajectories in time, but the {what} holds independent states "
+                "(kind 'states'); set its weight to 0"
+            )
+
+    def check_traced(self, model: System, sample: Mapping, window: Mapping | None, scales: Scales) -> None:
+        """Trace :meth:`per_sample` once (no computation), so that a quantity the model cannot
+        give after all fails now, naming the term and the model."""
+        s = (window or {}) if self.windows else sample
+        try:
+            jax.eval_shape(lambda: self.per_sample(model, s, scales))
+        except NotProvidedError as e:
+            raise LossUnavailableError(
+                f"loss {self.name!r} needs {self.needs_text}; the {model.kind} model has none ({e})"
+            ) from None
 
 
-# The quantity each loss term fits: a term whose target is constant has nothing to learn
-# (and its 1/variance normaliser would blow the loss up to ~1e24).
-TARGETS = {"inverse": "tau", "power": "tau", "forward": "qdd", "canonical": "pdot"}
+def _masked_mean(values, singular):
+    """The mean over the samples that are not ``singular`` (0 if all are)."""
+    return jnp.sum(values) / jnp.maximum(jnp.sum(~singular), 1)
 
 
-def _check_target_varies(ds, name: str, what: str) -> None:
-    field = TARGETS.get(name)
+@dataclasses.dataclass(frozen=True)
+class Inverse(Term):
+    """The torque residual, :func:`inverse_loss`."""
+
+    name: ClassVar[str] = "inverse"
+    target: ClassVar[str | None] = "tau"
+    needs: ClassVar[tuple[str, ...]] = ("inverse_dynamics",)
+    needs_text: ClassVar[str] = "inverse dynamics"
+
+    def per_sample(self, model, s, scales):
+        return inverse_loss(model, s, scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class Forward(Term):
+    """The acceleration residual, :func:`forward_loss` (singular samples masked and counted);
+    ``regularization`` is the Tikhonov lambda of a Hessian solve (LNN)."""
+
+    regularization: float = 0.0
+
+    name: ClassVar[str] = "forward"
+    target: ClassVar[str | None] = "qdd"
+    needs: ClassVar[tuple[str, ...]] = ("forward_dynamics",)
+    needs_text: ClassVar[str] = "forward dynamics"
+
+    def per_sample(self, model, s, scales):
+        return forward_loss(model, s, scales, self.regularization)
+
+    def batch(self, model, batch, windows, scales):
+        values, singular = jax.vmap(lambda s: self.per_sample(model, s, scales))(batch)
+        return _masked_mean(values, singular), jnp.sum(singular)
+
+
+@dataclasses.dataclass(frozen=True)
+class Power(Term):
+    """Energy balance with friction, :func:`power_loss`."""
+
+    name: ClassVar[str] = "power"
+    target: ClassVar[str | None] = "tau"
+    needs: ClassVar[tuple[str, ...]] = ("energy_rate", "power")
+    needs_text: ClassVar[str] = "an energy"
+
+    def per_sample(self, model, s, scales):
+        return power_loss(model, s, scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class Canonical(Term):
+    """Hamilton's equations against ``(qd, pdot)``, :func:`canonical_loss`."""
+
+    name: ClassVar[str] = "canonical"
+    fields: ClassVar[tuple[str, ...]] = ("q", "qd", "p", "pdot", "tau")
+    target: ClassVar[str | None] = "pdot"
+    needs: ClassVar[tuple[str, ...]] = ("canonical_time_derivative",)
+    needs_text: ClassVar[str] = "Hamilton's equations (canonical_time_derivative)"
+    hint: ClassVar[str] = "it is for Hamiltonian models: hnn, hnn_structured"
+
+    def per_sample(self, model, s, scales):
+        return canonical_loss(model, s, scales)
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout(Term):
+    """Short rollouts against the recorded states, :func:`rollout_loss`, on windows of
+    whole trajectories (``substeps`` RK4 sub-steps per sample interval)."""
+
+    substeps: int = 1
+
+    name: ClassVar[str] = "rollout"
+    fields: ClassVar[tuple[str, ...]] = ("q", "qd", "tau")
+    needs: ClassVar[tuple[str, ...]] = ("forward_dynamics",)
+    needs_text: ClassVar[str] = "forward dynamics"
+    windows: ClassVar[bool] = True
+
+    def per_sample(self, model, s, scales):
+        return rollout_loss(model, s, scales, self.substeps)
+
+    def batch(self, model, batch, windows, scales):
+        if windows is None:
+            return None, None
+        values, singular = jax.vmap(lambda w: self.per_sample(model, w, scales))(windows)
+        return _masked_mean(values, singular), jnp.sum(singular)
+
+
+# every term by name, in the order a Loss built from weights evaluates and sums them
+TERMS: dict[str, type[Term]] = {t.name: t for t in (Inverse, Forward, Power, Canonical, Rollout)}
+LOSS_NAMES = tuple(TERMS)
+
+
+def _check_target_varies(ds, term: Term, what: str) -> None:
+    """A term whose target is the same in every sample has nothing to learn (and its
+    1/variance normaliser would blow the loss up to ~1e24)."""
+    field = term.target
     if field is None:
         return
     target = getattr(ds, field, None)
@@ -293,48 +385,201 @@ def _check_target_varies(ds, name: str, what: str) -> None:
     if np.all(variance == 0):
         hint = " (passive data?): train with --loss forward=1" if field == "tau" else ""
         raise DatasetError(
-            f"loss {name!r} fits {FIELD_NAMES.get(field, repr(field))}, but it is the same in every "
+            f"loss {term.name!r} fits {FIELD_NAMES.get(field, repr(field))}, but it is the same in every "
             f"sample of the {what}, so there is nothing to learn{hint}"
         )
 
 
-def check_model(model, weights: Mapping[str, float]) -> None:
-    """Raise :class:`LossUnavailableError` for terms that this kind of model has no hook for."""
-    if weights.get("canonical", 0) > 0 and not model.provides("canonical_time_derivative"):
-        kind = model.kind
-        raise LossUnavailableError(
-            f"loss 'canonical' needs {NEEDS_MODEL['canonical']}; the {kind} model has none "
-            f"(it is for Hamiltonian models: hnn, hnn_structured)"
+# --------------------------------------------------------------------------------------
+# The weighted sum
+# --------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Loss:
+    """The weighted sum of ``terms`` (each name at most once), in their order.
+
+    ``loss(model, batch, windows, scales)`` is the training objective of a batch:
+    ``(sum_k weight_k * mean_k, (means by name, singular samples))``, over the active
+    (positive-weight) terms. When both the inverse and the forward term are active, one
+    :func:`inverse_and_forward_loss` call gives both (a structured model derives ``M``,
+    ``c`` and ``g`` once). Frozen and hashable, so it can be a static argument of ``jit``.
+    """
+
+    terms: tuple[Term, ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "terms", tuple(self.terms))
+        names = [t.name for t in self.terms]
+        for t in self.terms:
+            if not isinstance(t, Term):
+                raise TypeError(f"a Loss is made of loss terms (lagrax.training.losses.Term), got {t!r}")
+            if names.count(t.name) > 1:
+                raise LagraxError(f"loss {t.name!r} is given twice; give each term once, with its weight")
+
+    @classmethod
+    def of(cls, weights: Mapping[str, float], *, regularization: float = 0.0, substeps: int = 1) -> Loss:
+        """The terms of positive weight in ``weights`` (names as in :data:`TERMS`), in the
+        order of :data:`TERMS`; the forward term with ``regularization``, the rollout term
+        with ``substeps``. An unknown name is an :class:`~lagrax.core.errors.UnknownNameError`."""
+        for name in weights:
+            if name not in TERMS:
+                raise UnknownNameError.for_name("loss", str(name), TERMS)
+        settings: dict[str, dict[str, Any]] = {
+            "forward": {"regularization": regularization},
+            "rollout": {"substeps": substeps},
+        }
+        return cls(
+            tuple(
+                term(weights[name], **settings.get(name, {}))
+                for name, term in TERMS.items()
+                if weights.get(name, 0) > 0
+            )
         )
 
+    @property
+    def active(self) -> tuple[Term, ...]:
+        """The terms of positive weight."""
+        return tuple(t for t in self.terms if t.active)
 
-def check_losses(
-    model,
-    weights: Mapping[str, float],
-    sample: Mapping,
-    window: Mapping | None,
-    scales: Scales,
-    *,
-    regularization: float = 0.0,
-    substeps: int = 1,
-) -> None:
-    """Trace every active term once (no computation) so that a term the model cannot
-    provide fails now, with a message naming the term and the model."""
-    check_model(model, weights)
-    fns = {
-        "inverse": lambda: inverse_loss(model, sample, scales),
-        "forward": lambda: forward_loss(model, sample, scales, regularization),
-        "power": lambda: power_loss(model, sample, scales),
-        "canonical": lambda: canonical_loss(model, sample, scales),
-        "rollout": lambda: rollout_loss(model, window or {}, scales, substeps),
-    }
-    for name, w in weights.items():
-        if w <= 0:
-            continue
+    def get(self, name: str) -> Term | None:
+        """The active term called ``name``, or None."""
+        return next((t for t in self.active if t.name == name), None)
+
+    def weights(self) -> dict[str, float]:
+        """The weight of each term by name."""
+        return {t.name: t.weight for t in self.terms}
+
+    @property
+    def reads_windows(self) -> bool:
+        """Whether an active term reads rollout windows (whole trajectories)."""
+        return any(t.windows for t in self.active)
+
+    def fields(self) -> list[str]:
+        """The per-sample dataset fields the active terms read (window terms aside)."""
+        names: list[str] = []
+        for t in self.active:
+            if not t.windows:
+                names += [f for f in t.fields if f not in names]
+        return names
+
+    # ---- values -----------------------------------------------------------------------------
+    def per_sample(self, model: System, s: Mapping, scales: Scales) -> Scalar:
+        """One per-sample loss: ``sum_k weight_k * residual_k(s)`` over the active sample terms
+        (window terms read windows, not samples, and are left out)."""
+        total = jnp.zeros(())
+        for t in self.active:
+            if not t.windows:
+                value = t.per_sample(model, s, scales)
+                total = total + t.weight * (value[0] if isinstance(value, tuple) else value)
+        return total
+
+    def values(self, model: System, batch: Mapping, windows: Mapping | None, scales: Scales):
+        """``(means by name, singular samples)``: each active term's mean over the batch, and
+        the number of samples masked as singular (excluded from the means)."""
+        done: dict[str, Any] = {}
+        singular = jnp.zeros((), jnp.int32)
+        inv, fwd = self.get("inverse"), self.get("forward")
+        if inv is not None and isinstance(fwd, Forward):
+            pair = jax.vmap(lambda s: inverse_and_forward_loss(model, s, scales, fwd.regularization))
+            inv_values, fwd_values, sing = pair(batch)
+            done["inverse"] = (jnp.mean(inv_values), None)
+            done["forward"] = (_masked_mean(fwd_values, sing), jnp.sum(sing))
+        terms = {}
+        for t in self.active:
+            value, sing = done[t.name] if t.name in done else t.batch(model, batch, windows, scales)
+            if value is None:
+                continue
+            terms[t.name] = value
+            if sing is not None:
+                singular = singular + sing
+        return terms, singular
+
+    def total(self, values: Mapping[str, Scalar]) -> Scalar:
+        """``sum_k weight_k * values[k]`` over the terms in ``values``."""
+        weights = self.weights()
+        return sum(weights[k] * v for k, v in values.items())  # type: ignore[return-value]
+
+    def __call__(self, model: System, batch: Mapping, windows: Mapping | None, scales: Scales):
+        """The objective of a batch: ``(weighted total, (means by name, singular samples))``."""
+        values, singular = self.values(model, batch, windows, scales)
+        return self.total(values), (values, singular)
+
+    # ---- checks, from the terms ---------------------------------------------------------
+    def check_model(self, model: System) -> None:
+        """Raise :class:`LossUnavailableError` for the first active term ``model`` cannot serve."""
+        for t in self.active:
+            t.check_model(model)
+
+    def check_data(self, ds, what: str = "training set") -> None:
+        """Raise :class:`~lagrax.core.errors.DatasetError` for the first active term ``ds`` cannot serve."""
+        for t in self.active:
+            t.check_data(ds, what)
+
+    def check_traced(self, model: System, sample: Mapping, window: Mapping | None, scales: Scales) -> None:
+        """Trace every active term once on one sample (and window), so a missing quantity fails now."""
+        for t in self.active:
+            t.check_traced(model, sample, window, scales)
+
+
+def combine(*terms: Term) -> Loss:
+    """The weighted sum of ``terms``: ``combine(Inverse(1.0), Power(0.1))``."""
+    return Loss(terms)
+
+
+def as_loss(loss: Loss | Mapping[str, float]) -> Loss:
+    """``loss`` itself, or the :class:`Loss` of weights by name (:meth:`Loss.of`)."""
+    return loss if isinstance(loss, Loss) else Loss.of(loss)
+
+
+def parse_loss(spec: str, *, regularization: float = 0.0, substeps: int = 1) -> Loss:
+    """``"inverse=1,forward=0.1"`` -> ``combine(Inverse(1.0), Forward(0.1))`` (a name alone
+    has weight 1); unknown names are an :class:`~lagrax.core.errors.UnknownNameError`."""
+    return Loss.of(parse_weights(spec), regularization=regularization, substeps=substeps)
+
+
+def parse_weights(spec: str) -> dict[str, float]:
+    """``"inverse=1,forward=0.1"`` -> every term's weight by name, 0 for the terms not named."""
+    weights = {name: 0.0 for name in TERMS}
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if name not in TERMS:
+            raise UnknownNameError.for_name("loss", name, TERMS)
         try:
-            jax.eval_shape(fns[name])
-        except NotProvidedError as e:
-            kind = model.kind
-            raise LossUnavailableError(
-                f"loss {name!r} needs {NEEDS_MODEL[name]}; the {kind} model has none ({e})"
-            ) from None
+            weights[name] = float(value) if sep else 1.0
+        except ValueError:
+            raise LossWeightError(f"loss weight for {name!r} must be a number, got {value!r}") from None
+    return weights
+
+
+def check_data(ds, loss: Loss | Mapping[str, float], what: str = "training set") -> None:
+    """:meth:`Loss.check_data` of ``loss`` (a :class:`Loss`, or weights by name)."""
+    as_loss(loss).check_data(ds, what)
+
+
+__all__ = [
+    "Term",
+    "Inverse",
+    "Forward",
+    "Power",
+    "Canonical",
+    "Rollout",
+    "TERMS",
+    "LOSS_NAMES",
+    "Loss",
+    "combine",
+    "as_loss",
+    "parse_loss",
+    "parse_weights",
+    "check_data",
+    "Scales",
+    "data_scales",
+    "LossUnavailableError",
+    "inverse_loss",
+    "forward_loss",
+    "inverse_and_forward_loss",
+    "power_loss",
+    "canonical_loss",
+    "rollout_loss",
+]

@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 
 from lagrax.core.errors import DatasetError
-from lagrax.training.batches import Batching, data_fields
+from lagrax.training.batches import Batching
 from lagrax.training.config import TrainConfig
+from lagrax.training.losses import Loss, as_loss
 
 STATISTICS_SAMPLES = 100_000  # samples read for the statistics and checks of a streamed run
 CHUNK_SAMPLES = 65_536  # samples per chunk (rounded to whole batches)
@@ -58,9 +59,12 @@ class Stream:
     dtype: Any
 
     @classmethod
-    def of(cls, source, weights: Mapping[str, float], config: TrainConfig) -> Stream:
-        """The plan for ``source`` under ``config``; a clear error for what streaming cannot do."""
-        if weights.get("rollout", 0) > 0:
+    def of(cls, source, loss: Loss | Mapping[str, float], config: TrainConfig) -> Stream:
+        """The plan for ``source`` under ``config`` with ``loss`` (a
+        :class:`~lagrax.training.losses.Loss`, or weights by name); a clear error for what
+        streaming cannot do."""
+        loss = as_loss(loss)
+        if loss.reads_windows:
             raise DatasetError(
                 "the rollout loss needs whole trajectories in memory; streamed (sharded) data has none"
             )
@@ -69,13 +73,13 @@ class Stream:
                 f"full-batch L-BFGS needs every sample at once; with streamed (sharded) data set "
                 f"lbfgs_epochs = 0 (it is {config.lbfgs_epochs})"
             )
-        missing = [f for f in data_fields(weights) if f not in source.fields]
+        missing = [f for f in loss.fields() if f not in source.fields]
         if missing:
             raise DatasetError(f"the sharded dataset {source.path} lacks {', '.join(missing)}")
         batch = config.batch_size if config.batch_size > 0 else CHUNK_SAMPLES
         batch = min(batch, len(source))
         chunk = max(1, CHUNK_SAMPLES // batch) * batch
-        return cls(source, tuple(data_fields(weights)), chunk, batch, config.seed, config.dtype.dtype)
+        return cls(source, tuple(loss.fields()), chunk, batch, config.seed, config.dtype.dtype)
 
     @property
     def n_chunks(self) -> int:

@@ -157,7 +157,7 @@ class Programs:
         self.members = members
         # an AdamW epoch's minibatch steps: ``chunks`` scans of ``batching`` (streamed data)
         self.epoch_steps = batching.steps * chunks
-        self.weights = {k: w for k, w in config.loss_weights().items() if w > 0}
+        self.objective = config.loss()
         total_steps = config.epochs * self.epoch_steps
         self.schedule = learning_rate_schedule(config, total_steps)
         self.optimizers = (make_optimizer(config, total_steps), make_lbfgs(config))
@@ -209,13 +209,10 @@ class Programs:
 
     def loss(self, params, batch: tuple[Data, Data | None]):
         """``(objective, (terms, singular samples))`` of a ``(samples, windows)`` batch."""
-        return L.objective(
+        return self.objective(
             eqx.combine(params, self.static),
             *self.batching.constrain(batch),  # split over the devices when data-parallel
             self.scales,
-            self.weights,
-            regularization=self.config.regularization,
-            substeps=self.config.rollout_substeps,
         )
 
     def steps_in(self, epoch: int) -> int:
@@ -315,13 +312,13 @@ def _check_model_data(model, ds, what: str) -> None:
 
 
 def _check_inputs(model, train_ds, val_ds, config: TrainConfig) -> None:
-    weights = config.loss_weights()
+    loss = config.loss()
     _check_model_data(model, train_ds, "training set")
-    L.check_model(model, weights)
-    L.check_data(train_ds, weights, "training set")
+    loss.check_model(model)
+    loss.check_data(train_ds, "training set")
     if val_ds is not None:
         _check_model_data(model, val_ds, "validation set")
-        L.check_data(val_ds, weights, "validation set")
+        loss.check_data(val_ds, "validation set")
     if config.dtype is Precision.FLOAT64 and not jax.config.jax_enable_x64:
         raise TrainingError("dtype 'float64' needs 64-bit JAX: jax.config.update('jax_enable_x64', True)")
 
@@ -342,15 +339,7 @@ def _check_losses_trace(model, data: Data, scales: L.Scales, config: TrainConfig
     if "window_starts" in data:
         windows = gather_windows(data, data["window_starts"][:1], config.rollout_horizon)
         window = jax.tree_util.tree_map(lambda a: a[0], windows)
-    L.check_losses(
-        model,
-        config.loss_weights(),
-        sample,
-        window,
-        scales,
-        regularization=config.regularization,
-        substeps=config.rollout_substeps,
-    )
+    config.loss().check_traced(model, sample, window, scales)
 
 
 @dataclasses.dataclass
@@ -361,7 +350,7 @@ class _Inputs:
     single: Any  # the model, or the ensemble's first member (for the checks)
     members: int | None
     config: TrainConfig
-    weights: dict
+    loss: L.Loss
     scales: L.Scales
     data: Data  # on the device: every sample, or one chunk of streamed data
     stream: Stream | None
@@ -372,7 +361,7 @@ def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) 
     stream = None
     stats_ds = train_ds
     if is_streamed(train_ds):
-        stream = Stream.of(train_ds, config.loss_weights(), config)
+        stream = Stream.of(train_ds, config.loss(), config)
         stats_ds = stream.sample()
     if ensemble is not None:
         model = ensemble_of(model, ensemble, config.seed, stats_ds)
@@ -382,11 +371,11 @@ def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) 
     if stream is not None:
         stream = dataclasses.replace(stream, dtype=config.dtype.dtype)
     _check_inputs(single, stats_ds, val_ds, config)
-    weights = config.loss_weights()
+    loss = config.loss()
     scales = L.data_scales(stats_ds, config.dtype.dtype)
-    data = stream.first() if stream is not None else device_arrays(train_ds, weights, config)
+    data = stream.first() if stream is not None else device_arrays(train_ds, loss, config)
     _check_losses_trace(single, data, scales, config)
-    return _Inputs(model, single, members, config, weights, scales, data, stream)
+    return _Inputs(model, single, members, config, loss, scales, data, stream)
 
 
 def ensemble_of(model, size: int, seed: int, train_ds) -> Ensemble:
@@ -730,7 +719,7 @@ def train(
     values under ``"members"``; a member whose steps are not finite is skipped alone;
     early stopping waits until no member improves; the result is an ``Ensemble``.
     """
-    x = _inputs(model, train_ds, val_ds, (config or TrainConfig()).validate(), ensemble)
+    x = _inputs(model, train_ds, val_ds, config or TrainConfig(), ensemble)  # frozen: valid
     config = x.config
     params, static = eqx.partition(x.model.members if x.members else x.model, eqx.is_inexact_array)
     dp = data_parallel(devices)  # None: the single-device path
@@ -738,12 +727,12 @@ def train(
     if x.stream is not None:
         batching = x.stream.batching(sharding=rows)
     else:
-        batching = Batching.of(config, len(train_ds), rollout=x.weights["rollout"] > 0, sharding=rows)
+        batching = Batching.of(config, len(train_ds), rollout=x.loss.reads_windows, sharding=rows)
     chunks = x.stream.n_chunks if x.stream is not None else 1
     programs = Programs(static, config, x.scales, batching, x.members, chunks)
     val_full = None
     if val_ds is not None:
-        val_full = full_batch(device_arrays(val_ds, x.weights, config), batching.horizon)
+        val_full = full_batch(device_arrays(val_ds, x.loss, config), batching.horizon)
     run_dir = RunDir(run_dir) if run_dir is not None else None
     ckpt_dir = run_dir.checkpoints_path if run_dir is not None else None
     saved, book = _start(programs, params, config, ckpt_dir, resume)

@@ -18,7 +18,8 @@ import pytest
 
 import lagrax
 from lagrax.core.errors import LagraxError, NotProvidedError, UnknownNameError
-from lagrax.systems.base import QUANTITIES
+from lagrax.models.spec import ModelSpec
+from lagrax.systems.base import CAPABILITIES, QUANTITIES
 
 KP, KD = 100.0, 20.0  # critically damped: e'' + 20 e' + 100 e = 0, double pole at -10
 DT, STEPS = 1e-3, 1500
@@ -192,3 +193,50 @@ def test_provides_matches_what_the_methods_do(kind):
         assert model.provides(quantity) == traced, f"{kind}.{quantity}"
     with pytest.raises(UnknownNameError, match="mass_matrix"):
         model.provides("mass_matrixx")
+
+
+# --------------------------------------------------------------------------------------
+# Capabilities: declared, never probed
+# --------------------------------------------------------------------------------------
+
+#: The attribute each capability stands for.
+CAPABILITY_ATTRIBUTES = {
+    "forward_kinematics": "forward_kinematics",
+    "inverse_kinematics": "inverse_kinematics",
+    "kinematics": "kinematics",
+    "rigid_body_tree": "rigid_body_tree",
+    "payload": "with_payload",
+    "simulate_excitation": "simulate_excitation",
+    "spec": "spec",
+}
+
+
+def _has(system, capability: str) -> bool:
+    """What a probe would find: the method (a CLNN's ``kinematics`` field is no method),
+    or for ``spec`` a model spec."""
+    value = getattr(system, CAPABILITY_ATTRIBUTES[capability], None)
+    return isinstance(value, ModelSpec) if capability == "spec" else callable(value)
+
+
+def _capability_cases():
+    chain = lagrax.system("chain_pendulum", n=2)
+    systems = [lagrax.system(name) for name, _ in lagrax.list_systems() if name in TEXTBOOK]
+    models = [
+        lagrax.make_model(kind, chain.info, key=jax.random.PRNGKey(0))
+        for kind in ("delan", "lnn", "mlp", "hnn", "hnn_structured", "clnn")
+    ]
+    return [*systems, chain, *models]
+
+
+TEXTBOOK = ("pendulum", "double_pendulum", "two_link_arm", "cartpole", "furuta", "relativistic_particle")
+
+
+def test_capabilities_are_declared_exactly_where_they_are():
+    assert set(CAPABILITY_ATTRIBUTES) == set(CAPABILITIES)
+    for system in _capability_cases():
+        for capability in CAPABILITIES:
+            assert system.provides(capability) == _has(system, capability), (system, capability)
+    assert lagrax.system("two_link_arm").provides("inverse_kinematics")
+    assert lagrax.system("pendulum").provides("kinematics")
+    with pytest.raises(UnknownNameError, match="quantity or capability 'payloads'. Did you mean 'payload'"):
+        lagrax.system("pendulum").provides("payloads")

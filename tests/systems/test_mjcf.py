@@ -207,6 +207,7 @@ def test_info(pusher, arm_file):
     params = dict(arm.info.params)
     assert params["joints"] == ("shoulder", "elbow", "slider") and params["path"] == str(arm_file)
     hash(arm.info)
+    assert arm.provides("simulate_excitation") and not arm.provides("rigid_body_tree")
 
 
 def test_other_joints_are_welded_at_their_reference(tmp_path):

@@ -65,6 +65,10 @@ def test_registry_and_info():
     assert all(panda.info.actuated)
     assert panda.info.params[0][0] == "urdf" and panda.info.params[0][1].endswith("panda.urdf")
     assert isinstance(panda, lagrax.StructuredSystem)
+    # its capabilities: a pure-JAX rigid-body tree, which can carry a payload
+    assert panda.provides("rigid_body_tree") and not panda.provides("payload")
+    assert not panda.core_system().provides("rigid_body_tree")
+    assert panda.rigid_body_tree().provides("payload")
 
 
 def test_mass_matrix_symmetric_positive_definite(robot):

@@ -1,9 +1,11 @@
-"""The rollout module: solver names and objects, the shared validation, and singular solves.
+"""The rollout module: solver names and objects, the shared validation, singular solves,
+and the one fixed-step RK4 step against diffrax.
 
 (The fixed-step RK4 scan against diffrax's RK4 is checked in test_evaluation.py.)
 """
 
 import diffrax
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -17,7 +19,7 @@ from lagrax.core.errors import (
     SingularHessianError,
     UnknownNameError,
 )
-from lagrax.systems.rollout import RK4, SolverName, parse_solver, simulate, simulate_canonical
+from lagrax.systems.rollout import RK4, SolverName, parse_solver, rk4_step, simulate, simulate_canonical
 
 TS = np.linspace(0.0, 0.5, 6)
 
@@ -126,3 +128,45 @@ def test_a_rollout_that_blows_up_stops_with_the_part_computed_so_far():
     q = np.asarray(err.partial.q)[:, 0]
     assert np.isfinite(q[0]) and q[0] == 1.0 and np.isnan(q[-1])
     assert np.all(np.diff(q[np.isfinite(q)]) > 0)  # the computed part: an accelerating escape
+
+
+# --------------------------------------------------------------------------------------
+# The one fixed-step RK4 step (rollout loss, valid prediction time, control plant)
+# --------------------------------------------------------------------------------------
+
+
+def _rk4_steps(system, q0, qd0, tau, h, steps):
+    """``steps`` scanned :func:`rk4_step` under a constant torque; the states after each."""
+
+    def step(state, _):
+        state = rk4_step(system, state, (tau, tau, tau), h)
+        return state, state
+
+    _, (q, qd) = jax.lax.scan(step, (q0, qd0), None, length=steps)
+    return q, qd
+
+
+@pytest.mark.parametrize("name", ["pendulum", "double_pendulum"])
+def test_the_rk4_step_agrees_with_diffrax(name):
+    """Scanned, the one RK4 step is diffrax's RK4 tableau (to rounding) and close to an
+    adaptive Tsit5 reference (to RK4's truncation error)."""
+    system = lagrax.system(name, damping=0.1)
+    n = system.dof
+    q0, qd0 = jnp.linspace(0.4, -0.3, n), jnp.linspace(-0.5, 1.0, n)
+    tau = jnp.linspace(0.2, -0.1, n)
+    h, steps = 1e-3, 400
+    ts = h * np.arange(steps + 1)
+    q, qd = eqx.filter_jit(_rk4_steps)(system, q0, qd0, tau, h, steps)
+    fixed = simulate(system, q0, qd0, ts, tau, solver="rk4", dt=h)
+    np.testing.assert_allclose(q, fixed.q[1:], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(qd, fixed.qd[1:], rtol=0, atol=1e-12)
+    adaptive = simulate(system, q0, qd0, ts, tau, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(q, adaptive.q[1:], rtol=0, atol=1e-10)
+    np.testing.assert_allclose(qd, adaptive.qd[1:], rtol=0, atol=1e-10)
+
+
+def test_the_rk4_step_gives_nan_states_at_a_singular_solve():
+    """Per sample and unchecked: a singular Hessian ends in NaN states, not an exception."""
+    free = lagrax.lagrangian_system(lambda q, qd: 0.0 * qd @ qd - q @ q, dof=2)
+    q, qd = rk4_step(free, (jnp.ones(2), jnp.ones(2)), (jnp.zeros(2),) * 3, 0.01)
+    assert np.all(np.isnan(q)) and np.all(np.isnan(qd))

@@ -8,6 +8,8 @@ balance. Closed forms pin each system to its textbook equations of motion.
 
 import functools
 import math
+import subprocess
+import sys
 
 import equinox as eqx
 import jax
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 from scipy.integrate import simpson
 
 import lagrax
-from lagrax.core.errors import LagraxError, NotProvidedError, UnknownNameError
+from lagrax.core.errors import LagraxError, NotProvidedError, ShapeError, UnknownNameError
 from lagrax.systems.rollout import simulate
 from lagrax.systems import SystemInfo
 from lagrax.systems.parameters import ParameterError
@@ -472,3 +474,52 @@ def test_bad_parameter_values_raise_clear_errors(name, params, match):
 def test_unknown_variant():
     with pytest.raises(UnknownNameError, match="variant"):
         lagrax.system("relativistic_particle", variant="lnnn")
+
+
+def test_parameters_are_checked_against_the_factory_by_name():
+    with pytest.raises(UnknownNameError, match="unknown parameter 'dampin' .did you mean 'damping'"):
+        lagrax.system("pendulum", dampin=0.1)
+    with pytest.raises(UnknownNameError, match="bad parameters for system 'urdf': missing 'path'"):
+        lagrax.system("urdf")
+
+
+def test_a_type_error_inside_a_factory_is_not_hidden(monkeypatch):
+    """A bug in a factory (here a TypeError) reaches the caller as it is, not as a bad name."""
+
+    def broken(m: float = 1.0):
+        return len(m)  # TypeError: a float has no len()
+
+    monkeypatch.setitem(lagrax.systems.REGISTRY, "broken", (broken, "a factory with a bug"))
+    with pytest.raises(TypeError, match="has no len") as info:
+        lagrax.system("broken", m=2.0)
+    assert not isinstance(info.value, UnknownNameError)
+
+
+def test_the_registry_holds_factories_and_importing_lagrax_stays_light():
+    """Factories, not "module:function" strings; Pinocchio and MuJoCo are imported only by
+    the factories that need them."""
+    assert all(callable(factory) for factory, _ in lagrax.systems.REGISTRY.values())
+    code = "import sys, lagrax; print(sorted(m for m in ('pinocchio', 'mujoco') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("method", ["forward_dynamics", "inverse_dynamics", "gravity", "energy", "momentum"])
+@pytest.mark.parametrize("name", ["double_pendulum", "relativistic_particle"])
+def test_a_batch_given_to_a_per_sample_method_is_a_shape_error(name, method):
+    """A batch where one state belongs names the way to a batch (not JAX's jvp shape error)."""
+    system = lagrax.system(name)
+    X = jnp.zeros((4, system.dof))
+    args = {"forward_dynamics": 3, "inverse_dynamics": 3, "gravity": 1, "energy": 2, "momentum": 2}[method]
+    with pytest.raises(ShapeError, match=r"has shape \(4, .*lagrax\.batched.*jax\.vmap"):
+        getattr(system, method)(*[X] * args)
+    with pytest.raises(ShapeError, match=f"expected \\({system.dof},\\)"):
+        getattr(system, method)(*[jnp.zeros(system.dof + 1)] * args)
+
+
+def test_the_mechanics_core_rejects_a_batch_by_name():
+    """A user's function reaching the core with a batch gets the same hint."""
+    from lagrax.core import mechanics
+
+    with pytest.raises(ShapeError, match="lagrax.batched.*jax.vmap"):
+        mechanics.value_and_jacfwd(jnp.sum, jnp.zeros((3, 2)))

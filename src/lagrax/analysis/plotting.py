@@ -39,7 +39,7 @@ def end_effector_paths(ds: Dataset, system=None) -> np.ndarray | None:
             if info.name not in REGISTRY:
                 return None
             s = make_system(info.name, **dict(info.params))
-        if not hasattr(s, "forward_kinematics"):
+        if not s.provides("forward_kinematics"):
             return None
         xy = np.asarray(s.forward_kinematics(ds.q))
     except (LagraxError, ImportError, AttributeError, TypeError, ValueError):

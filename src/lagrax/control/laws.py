@@ -33,6 +33,7 @@ from jaxtyping import Array, Float, PRNGKeyArray
 from lagrax.core.errors import LagraxError, OutOfRangeError, ShapeError
 from lagrax.core.options import Option
 from lagrax.systems import System
+from lagrax.systems.rollout import rk4_step
 
 Vec = Float[Array, " n"]
 
@@ -126,21 +127,15 @@ def controller_torque(
 
 
 def plant_step(plant: System, q: Vec, qd: Vec, tau: Vec, dt: float, substeps: int = 1) -> tuple[Vec, Vec]:
-    """The plant's state after ``dt`` under constant ``tau``: ``substeps`` RK4 steps."""
+    """The plant's state after ``dt`` under constant ``tau``: ``substeps`` steps of
+    :func:`~lagrax.systems.rollout.rk4_step` (zero-order hold: ``tau`` over the whole step)."""
     h = dt / substeps
 
-    def f(x):
-        return jnp.stack([x[1], plant.forward_dynamics(x[0], x[1], tau)])
+    def step(state, _):
+        return rk4_step(plant, state, (tau, tau, tau), h), None
 
-    def rk4(x, _):
-        k1 = f(x)
-        k2 = f(x + 0.5 * h * k1)
-        k3 = f(x + 0.5 * h * k2)
-        k4 = f(x + h * k3)
-        return x + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4), None
-
-    x, _ = jax.lax.scan(rk4, jnp.stack([q, qd]), None, length=substeps)
-    return x[0], x[1]
+    (q, qd), _ = jax.lax.scan(step, (q, qd), None, length=substeps)
+    return q, qd
 
 
 @dataclasses.dataclass(frozen=True)

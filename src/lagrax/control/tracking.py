@@ -101,7 +101,7 @@ class ControlJob:
         """The payload change of the plant, if any."""
         if self.payload == 0:
             return None
-        if not hasattr(plant, "with_payload"):
+        if not plant.provides("payload"):
             raise LagraxError(
                 f"--payload needs a robot from a URDF (a rigid-body tree), not {plant.info.name}"
             )

@@ -37,9 +37,25 @@ import jax.numpy as jnp
 from jax.scipy.linalg import cho_solve, lu_factor, lu_solve
 from jaxtyping import Array, Bool, Float, Scalar
 
+from lagrax.core.errors import ShapeError
+
 MassFn = Callable[[Float[Array, " n"]], Float[Array, "n n"]]
 PotentialFn = Callable[[Float[Array, " n"]], Scalar]
 LagrangianFn = Callable[[Float[Array, " n"], Float[Array, " n"]], Scalar]
+
+
+BATCH_HINT = (
+    "per-sample functions take one state, arrays of shape (n,); for a batch (N, n) wrap the "
+    "system at the edge, lagrax.batched(system).method(...), or map it with jax.vmap"
+)
+
+
+def check_per_sample(**arrays) -> None:
+    """A :class:`~lagrax.core.errors.ShapeError` naming ``lagrax.batched`` and ``jax.vmap``
+    unless every array is one state, of shape ``(n,)`` (static shapes: free at trace time)."""
+    for name, a in arrays.items():
+        if jnp.ndim(a) != 1:
+            raise ShapeError(f"{name} has shape {jnp.shape(a)}: {BATCH_HINT}")
 
 
 def value_and_jacfwd(f: Callable, x: Float[Array, " n"]):
@@ -48,6 +64,7 @@ def value_and_jacfwd(f: Callable, x: Float[Array, " n"]):
     The derivative direction is the *last* axis of every output leaf:
     ``jac[..., k] = d f(x)[...] / d x_k``.
     """
+    check_per_sample(q=x)
     basis = jnp.eye(x.shape[-1], dtype=x.dtype)
 
     def push(v):
@@ -136,6 +153,7 @@ def general_terms(lagrangian: LagrangianFn, q, qd) -> GeneralTerms:
     ``(0, e_i)`` give the columns of ``d^2L/dqd^2`` and ``(qd, 0)`` gives the mixed
     term ``(d^2 L/ dqd dq) qd``.
     """
+    check_per_sample(q=q, qd=qd)
     n = q.shape[-1]
     grad_fn = jax.grad(lagrangian, argnums=(0, 1))
     eye = jnp.eye(n, dtype=q.dtype)
@@ -181,6 +199,13 @@ def general_forward_dynamics(terms: GeneralTerms, tau, friction, regularization:
     return SolveResult(qdd, singular)
 
 
+def definite(matrix: Float[Array, "n n"]) -> Bool[Array, ""]:
+    """Whether the symmetric ``matrix`` is positive or negative definite (``-L`` has the same
+    motion as ``L``, so a negative definite Hessian of a Lagrangian is as good)."""
+    eig = jnp.linalg.eigvalsh(0.5 * (matrix + matrix.T))
+    return jnp.all(eig > 0) | jnp.all(eig < 0)
+
+
 def general_energy(lagrangian: LagrangianFn, q, qd) -> Scalar:
     """Energy function (Hamiltonian by the Legendre transform) ``E = p . qd - L``."""
     L, p = jax.value_and_grad(lagrangian, argnums=1)(q, qd)
@@ -199,4 +224,5 @@ def general_gravity(lagrangian: LagrangianFn, q) -> Float[Array, " n"]:
 
 def energy_rate(energy_fn: Callable, q, qd, qdd) -> Scalar:
     """``dE/dt`` along a motion ``(q, qd, qdd)``: one jvp of the energy."""
+    check_per_sample(q=q, qd=qd, qdd=qdd)
     return jax.jvp(energy_fn, (q, qd), (qd, qdd))[1]

@@ -351,7 +351,7 @@ def excitation(
         return _driven(system, ts, rng, B, L, omega, settings, progress)
 
     q, qd, qdd = _references(info, ts, rng, (B, n, L), omega, speed, region)
-    if hasattr(system, "simulate_excitation"):  # a simulator of its own (MuJoCo) tracks the references
+    if system.provides("simulate_excitation"):  # a simulator of its own (MuJoCo) tracks the references
         sim = system.simulate_excitation(ts, q, qd, qdd, progress=progress)
         out = _stack(ts, sim["q"], sim["qd"], sim["qdd"], sim["tau"])
         out["settings"] = dict(settings, **sim["settings"])
@@ -519,7 +519,7 @@ def _min_jerk(tau: Float[Array, ""]) -> Float[Array, ""]:
 
 def _check_character_args(system, letters: str, trajectories: int | None) -> list[str]:
     """The letter drawn by each trajectory, or a LagraxError naming the bad argument."""
-    if not (hasattr(system, "inverse_kinematics") and hasattr(system, "l1") and hasattr(system, "l2")):
+    if not system.provides("inverse_kinematics"):
         raise LagraxError(
             f"kind 'characters' needs a planar two-link arm with inverse_kinematics (system "
             f"'two_link_arm'); {system.info.name!r} is not one"

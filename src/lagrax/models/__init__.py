@@ -11,31 +11,31 @@ dataclass whose typed fields are its hyper-parameters. Two ways to build one:
   line, the trainer and the benchmarks: options arrive as strings and numbers
   (``dtype="float32"``, ``friction="viscous"``) and are parsed by ``Spec.from_options``.
 
-The specs are imported lazily (by name, from :data:`MODELS`), so importing this
-package does not import every model.
+The registry :data:`MODELS` holds the spec classes themselves.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
 from lagrax.core.errors import UnknownNameError
+from lagrax.models.clnn import CLNNSpec
+from lagrax.models.delan import DeLaNSpec
+from lagrax.models.hnn import HNNSpec, StructuredHNNSpec
+from lagrax.models.lnn import LNNSpec
+from lagrax.models.mlp import MLPSpec
 
-# name -> ("module:SpecClass", one-line description)
-MODELS: dict[str, tuple[str, str]] = {
-    "delan": ("lagrax.models.delan:DeLaNSpec", "Deep Lagrangian Network: learned M(q) = L L^T and V(q)"),
-    "lnn": ("lagrax.models.lnn:LNNSpec", "Lagrangian Neural Network: black-box L(q, qd)"),
-    "mlp": ("lagrax.models.mlp:MLPSpec", "feed-forward baseline: forward and inverse heads"),
-    "hnn": ("lagrax.models.hnn:HNNSpec", "Hamiltonian Neural Network: black-box H(q, p)"),
+# name -> (spec class, one-line description)
+MODELS: dict[str, tuple[type, str]] = {
+    "delan": (DeLaNSpec, "Deep Lagrangian Network: learned M(q) = L L^T and V(q)"),
+    "lnn": (LNNSpec, "Lagrangian Neural Network: black-box L(q, qd)"),
+    "mlp": (MLPSpec, "feed-forward baseline: forward and inverse heads"),
+    "hnn": (HNNSpec, "Hamiltonian Neural Network: black-box H(q, p)"),
     "clnn": (
-        "lagrax.models.clnn:CLNNSpec",
+        CLNNSpec,
         "constrained Lagrangian network (Finzi et al. 2020): known kinematics, learned masses and V(x)",
     ),
-    "hnn_structured": (
-        "lagrax.models.hnn:StructuredHNNSpec",
-        "structured HNN: H = 1/2 p^T M^-1(q) p + V(q)",
-    ),
+    "hnn_structured": (StructuredHNNSpec, "structured HNN: H = 1/2 p^T M^-1(q) p + V(q)"),
 }
 
 
@@ -43,8 +43,7 @@ def spec_class(name: str) -> type:
     """The spec class of model ``name`` (an :class:`UnknownNameError` with did-you-mean if unknown)."""
     if name not in MODELS:
         raise UnknownNameError.for_name("model", str(name), MODELS)
-    module, cls = MODELS[name][0].split(":")
-    return getattr(importlib.import_module(module), cls)
+    return MODELS[name][0]
 
 
 def make_spec(name: str, **options: Any):
@@ -91,13 +90,15 @@ def _prng_key(key):
     raise SpecError(f"key must be one JAX PRNG key, e.g. jax.random.PRNGKey(0), got {key!r}")
 
 
-def __getattr__(name: str):
-    """The spec classes by name, imported on first use (``from lagrax.models import DeLaNSpec``)."""
-    for path, _ in MODELS.values():
-        module, cls = path.split(":")
-        if cls == name:
-            return getattr(importlib.import_module(module), cls)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-__all__ = ["MODELS", "spec_class", "make_spec", "make_model"]
+__all__ = [
+    "MODELS",
+    "spec_class",
+    "make_spec",
+    "make_model",
+    "CLNNSpec",
+    "DeLaNSpec",
+    "HNNSpec",
+    "LNNSpec",
+    "MLPSpec",
+    "StructuredHNNSpec",
+]

@@ -46,7 +46,7 @@ def save_model(model: System, run_dir, *, force: bool = False) -> Path:
     Raises :class:`~lagrax.core.errors.FileExistsLagraxError` if a model is already saved
     there and ``force`` is false.
     """
-    spec = getattr(model, "spec", None)  # the JSON edge: only a lagrax model has a spec
+    spec = model.spec if isinstance(model, System) and model.provides("spec") else None
     if not isinstance(spec, ModelSpec) or spec.kind not in MODELS:
         raise LagraxError(
             f"cannot save a {type(model).__name__}: only lagrax models (with a static field "

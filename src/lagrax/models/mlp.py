@@ -33,7 +33,7 @@ from jaxtyping import Array, Float, PRNGKeyArray, Scalar
 
 from lagrax.core.errors import NotProvidedError, ShapeError, UnknownNameError
 from lagrax.core.options import Activation, Init, Option, Precision
-from lagrax.systems.base import System, SystemInfo, Vec
+from lagrax.systems.base import CAPABILITIES, System, SystemInfo, Vec
 from lagrax.models.nets import feature_size, joint_features, network
 from lagrax.models.spec import (
     ARM_OPTIMISER,
@@ -243,6 +243,8 @@ class MLPModel(Specified, System):
     # ---- what a black box cannot give ------------------------------------------------
     def provides(self, quantity: str) -> bool:
         """Forward and inverse dynamics, as far as the heads it was built with go; nothing else."""
+        if quantity in CAPABILITIES:
+            return super().provides(quantity)
         super().provides(quantity)  # an unknown name is an error
         heads = {
             Heads.BOTH: ("forward_dynamics", "inverse_dynamics"),

@@ -142,6 +142,8 @@ class Specified:
     """Mixin of every model built from a spec (a static ``spec`` field): its kind and settings."""
 
     spec: ModelSpec
+    #: A learned model is built from its spec (``spec.build(info, key=...)``).
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"spec"})
 
     @property
     def kind(self) -> str:

@@ -159,6 +159,18 @@ QUANTITIES = (
 #: canonical (Hamiltonian) pair, which needs the momentum as an input.
 LAGRANGIAN_QUANTITIES = frozenset(QUANTITIES) - {"hamiltonian", "canonical_time_derivative"}
 
+#: Every capability beyond the quantities: what only some systems can do, each named
+#: after the method (or field) it stands for.
+CAPABILITIES = (
+    "forward_kinematics",  # forward_kinematics(q) -> end-effector (x, y): a planar arm
+    "inverse_kinematics",  # inverse_kinematics(xy) and the link lengths l1, l2: a planar two-link arm
+    "kinematics",  # kinematics() -> PlanarChain, the bodies' positions: the pendulum chains
+    "rigid_body_tree",  # rigid_body_tree() -> the same dynamics in pure JAX: a Pinocchio robot
+    "payload",  # with_payload(mass, offset, link) -> the plant carrying a payload: a rigid-body tree
+    "simulate_excitation",  # simulate_excitation(ts, q, qd, qdd): steps its own simulator (MuJoCo)
+    "spec",  # a static ModelSpec field with spec.build(info, key=...): a learned model
+)
+
 
 class System(eqx.Module):
     """Anything with dynamics: a ground-truth system or a learned model.
@@ -171,9 +183,11 @@ class System(eqx.Module):
     ``lagrax.batched(system).mass_matrix(Q)`` (see :mod:`lagrax.systems.batching`).
 
     **Capabilities.** :meth:`provides` says which quantities a system can give (the names
-    of :data:`QUANTITIES`); asking for another raises
-    :class:`~lagrax.core.errors.NotProvidedError` naming it, when traced. Callers ask a
-    capability, never a class.
+    of :data:`QUANTITIES`, declared per class in ``PROVIDES``); asking for another raises
+    :class:`~lagrax.core.errors.NotProvidedError` naming it, when traced. It also says
+    what else a system can do (the names of :data:`CAPABILITIES`, declared per class in
+    ``CAPABLE_OF``: kinematics, a pure-JAX rigid-body tree, a simulator of its own ...).
+    Callers ask a capability, never a class, and never probe for attributes.
 
     **Singularity** is a value: :meth:`solve_forward_dynamics` returns a flag with the
     accelerations, and :meth:`forward_dynamics` is NaN exactly where it is set.
@@ -183,6 +197,8 @@ class System(eqx.Module):
 
     #: Quantities this class provides (see :meth:`provides`); subclasses set it.
     PROVIDES: ClassVar[frozenset[str]] = frozenset({"friction"})
+    #: Capabilities this class has (names from :data:`CAPABILITIES`); subclasses set it.
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset()
     #: Why a forward-dynamics solve can be flagged singular (the batched edge's message).
     SINGULAR_MESSAGE: ClassVar[str] = "the forward dynamics are not finite at this state"
     #: Methods besides forward dynamics whose non-finite result means that solve failed.
@@ -220,10 +236,24 @@ class System(eqx.Module):
         return jnp.asarray(eye[:, [i for i, a in enumerate(self.info.actuated) if a]])
 
     def provides(self, quantity: str) -> bool:
-        """Whether this system can give ``quantity`` (a name from :data:`QUANTITIES`)."""
+        """Whether this system can give ``quantity`` (a name from :data:`QUANTITIES`) or has
+        the capability ``quantity`` (a name from :data:`CAPABILITIES`)."""
+        if quantity in CAPABILITIES:
+            return quantity in self.CAPABLE_OF
         if quantity not in QUANTITIES:
-            raise UnknownNameError.for_name("quantity", quantity, QUANTITIES)
+            raise UnknownNameError.for_name("quantity or capability", quantity, QUANTITIES + CAPABILITIES)
         return quantity in self.PROVIDES
+
+    def check_sample(self, **arrays) -> None:
+        """Raise :class:`~lagrax.core.errors.ShapeError` unless every array is one state of
+        this system, shape ``(n,)``. Only static shapes are read, so it costs nothing under
+        ``jit``; a batch gets the hint to ``lagrax.batched`` and ``jax.vmap``."""
+        n = self.info.dof
+        for name, a in arrays.items():
+            shape = jnp.shape(a)
+            if shape != (n,):
+                hint = mechanics.BATCH_HINT if len(shape) > 1 else f"expected ({n},) for its {n} joints"
+                raise ShapeError(f"{self.info.name}: {name} has shape {shape}; {hint}")
 
     def not_provided(self, what: str) -> NotProvidedError:
         """The error for a quantity this system cannot give (raise it)."""
@@ -252,6 +282,16 @@ class System(eqx.Module):
         """
         qdd = self.forward_dynamics(q, qd, tau)
         return SolveResult(qdd, ~jnp.all(jnp.isfinite(qdd)))
+
+    def solve_motion(self, q: Vec, qd: Vec, tau: Vec) -> SolveResult:
+        """Accelerations to integrate a motion with, flagged where they do not define one.
+
+        As :meth:`solve_forward_dynamics` (no regularisation), flagged also where the
+        accelerations are not finite; a general Lagrangian also flags a Hessian that is not
+        definite. Rollouts (:func:`lagrax.systems.rollout.simulate`) stop at a flag.
+        """
+        qdd, singular = self.solve_forward_dynamics(q, qd, tau)
+        return SolveResult(qdd, singular | ~jnp.all(jnp.isfinite(qdd)))
 
     def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
         """Accelerations ``qdd`` under generalised joint forces ``tau`` (NaN where singular)."""
@@ -323,10 +363,12 @@ class System(eqx.Module):
 
     def power(self, q: Vec, qd: Vec, tau: Vec) -> Scalar:
         """Power into the system, ``qd^T (tau - friction)`` (= dE/dt along the motion)."""
+        self.check_sample(q=q, qd=qd, tau=tau)
         return qd @ (tau - self.friction(q, qd))
 
     def energy_rate(self, q: Vec, qd: Vec, qdd: Vec) -> Scalar:
         """``dE/dt`` along a motion, from the system's own energy: ``dE/dq qd + dE/dqd qdd``."""
+        self.check_sample(q=q, qd=qd, qdd=qdd)
         return mechanics.energy_rate(self.energy, q, qd, qdd)
 
     def decomposition(self, q: Vec, qd: Vec, qdd: Vec) -> dict[str, Vec]:
@@ -359,17 +401,21 @@ class StructuredSystem(System):
 
     def terms(self, q: Vec, qd: Vec) -> mechanics.StructuredTerms:
         """``M``, ``c``, ``g`` and ``V`` at one state, from one forward-mode pass."""
+        self.check_sample(q=q, qd=qd)
         return mechanics.structured_terms(self.mass_matrix, self.potential_energy, q, qd)
 
     def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
+        self.check_sample(q=q, qd=qd, tau=tau)
         return mechanics.structured_forward_dynamics(self.terms(q, qd), tau, self.friction(q, qd))
 
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
+        self.check_sample(q=q, qd=qd, qdd=qdd)
         return mechanics.structured_inverse_dynamics(self.terms(q, qd), qdd, self.friction(q, qd))
 
     def inverse_and_forward_dynamics(
         self, q: Vec, qd: Vec, qdd: Vec, tau: Vec, regularization: float = 0.0
     ) -> tuple[Vec, SolveResult]:
+        self.check_sample(q=q, qd=qd, qdd=qdd, tau=tau)
         terms, friction = self.terms(q, qd), self.friction(q, qd)
         forward = mechanics.structured_forward_dynamics(terms, tau, friction)
         return (
@@ -381,18 +427,22 @@ class StructuredSystem(System):
         return self.terms(q, qd).coriolis
 
     def coriolis_matrix(self, q: Vec, qd: Vec) -> Mat:
+        self.check_sample(q=q, qd=qd)
         return mechanics.coriolis_matrix(self.mass_matrix, q, qd)
 
     def gravity(self, q: Vec) -> Vec:
+        self.check_sample(q=q)
         return mechanics.value_and_jacfwd(self.potential_energy, q)[1]
 
     def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
+        self.check_sample(q=q, qd=qd)
         return mechanics.structured_kinetic_energy(self.mass_matrix, q, qd)
 
     def lagrangian(self, q: Vec, qd: Vec) -> Scalar:
         return self.kinetic_energy(q, qd) - self.potential_energy(q)
 
     def momentum(self, q: Vec, qd: Vec) -> Vec:
+        self.check_sample(q=q, qd=qd)
         return self.mass_matrix(q) @ qd
 
     def decomposition(self, q: Vec, qd: Vec, qdd: Vec) -> dict[str, Vec]:
@@ -426,24 +476,37 @@ class LagrangianSystem(System):
 
     def terms(self, q: Vec, qd: Vec) -> mechanics.GeneralTerms:
         """Hessian, mixed term, ``dL/dq`` and momentum at one state (forward over reverse)."""
+        self.check_sample(q=q, qd=qd)
         return mechanics.general_terms(self.lagrangian, q, qd)
 
     def solve_forward_dynamics(self, q: Vec, qd: Vec, tau: Vec, regularization: float = 0.0) -> SolveResult:
+        self.check_sample(q=q, qd=qd, tau=tau)
         qdd, singular = mechanics.general_forward_dynamics(
             self.terms(q, qd), tau, self.friction(q, qd), regularization
         )
         return SolveResult(qdd, singular)
+
+    def solve_motion(self, q: Vec, qd: Vec, tau: Vec) -> SolveResult:
+        """As :meth:`System.solve_motion`, flagged also where the Hessian is not definite: an
+        indefinite ``d^2L/dqd^2`` solves, but its motion is not that of a Lagrangian system."""
+        self.check_sample(q=q, qd=qd, tau=tau)
+        terms = self.terms(q, qd)
+        qdd, singular = mechanics.general_forward_dynamics(terms, tau, self.friction(q, qd))
+        singular = singular | ~mechanics.definite(terms.hessian)
+        return SolveResult(qdd, singular | ~jnp.all(jnp.isfinite(qdd)))
 
     def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
         qdd, singular = self.solve_forward_dynamics(q, qd, tau)
         return jnp.where(singular, jnp.nan, qdd)
 
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
+        self.check_sample(q=q, qd=qd, qdd=qdd)
         return mechanics.general_inverse_dynamics(self.terms(q, qd), qdd, self.friction(q, qd))
 
     def inverse_and_forward_dynamics(
         self, q: Vec, qd: Vec, qdd: Vec, tau: Vec, regularization: float = 0.0
     ) -> tuple[Vec, SolveResult]:
+        self.check_sample(q=q, qd=qd, qdd=qdd, tau=tau)
         terms, friction = self.terms(q, qd), self.friction(q, qd)
         return (
             mechanics.general_inverse_dynamics(terms, qdd, friction),
@@ -455,6 +518,7 @@ class LagrangianSystem(System):
         return self.terms(q, qd).hessian
 
     def gravity(self, q: Vec) -> Vec:
+        self.check_sample(q=q)
         return -jax.grad(self.lagrangian, argnums=0)(q, jnp.zeros_like(q))
 
     def coriolis(self, q: Vec, qd: Vec) -> Vec:
@@ -462,15 +526,18 @@ class LagrangianSystem(System):
         return t.mixed_qd - t.dL_dq - self.gravity(q)
 
     def potential_energy(self, q: Vec) -> Scalar:
+        self.check_sample(q=q)
         return mechanics.general_potential_energy(self.lagrangian, q)
 
     def energy(self, q: Vec, qd: Vec) -> Scalar:
+        self.check_sample(q=q, qd=qd)
         return mechanics.general_energy(self.lagrangian, q, qd)
 
     def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
         return self.energy(q, qd) - self.potential_energy(q)
 
     def momentum(self, q: Vec, qd: Vec) -> Vec:
+        self.check_sample(q=q, qd=qd)
         return jax.grad(self.lagrangian, argnums=1)(q, qd)
 
     def decomposition(self, q: Vec, qd: Vec, qdd: Vec) -> dict[str, Vec]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -69,6 +70,8 @@ WITH_KINEMATICS = ("pendulum", "double_pendulum", "chain_pendulum")
 class Pendulum(_WithFriction):
     """Point mass ``m`` on a massless rod of length ``l``: ``M = m l^2``, ``V = -m g l cos q``."""
 
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"kinematics"})
+
     m: float
     l: float
     g: float
@@ -100,6 +103,8 @@ def pendulum(m: float = 1.0, l: float = 1.0, g: float = 9.81, damping: float = 0
 
 class DoublePendulum(_WithFriction):
     """Two point masses on massless rods; both angles from the downward vertical."""
+
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"kinematics"})
 
     m1: float
     m2: float
@@ -160,6 +165,8 @@ class ChainPendulum(_WithFriction):
     ``M_ij = tail[max(i, j)] l_i l_j cos(q_i - q_j)`` and
     ``V = -g sum_i tail[i] l_i cos q_i``.
     """
+
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"kinematics"})
 
     masses: tuple[float, ...]
     lengths: tuple[float, ...]
@@ -248,6 +255,8 @@ class TwoLinkArm(_WithFriction):
     down. Link ``i`` has mass ``m_i``, length ``l_i``, centre of mass at ``lc_i`` along
     the link and inertia ``I_i`` about its centre of mass.
     """
+
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"forward_kinematics", "inverse_kinematics"})
 
     m1: float
     m2: float

@@ -58,7 +58,6 @@ import importlib.util
 import math
 import threading
 from collections.abc import Callable, Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -66,12 +65,23 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Scalar
+from jaxtyping import Array, Scalar
 
 from lagrax.core.errors import LagraxError, NumericalError, UnknownNameError
 from lagrax.core.friction import JointFriction
 from lagrax.core.mechanics import StructuredTerms
 from lagrax.systems.base import LAGRANGIAN_QUANTITIES, Mat, StructuredSystem, SystemInfo, Vec
+from lagrax.systems.bridge import (
+    Kernel,
+    Shape,
+    by_jacobians,
+    by_tangent,
+    engine_call,
+    host_function,
+    matrix,
+    scalar,
+    vector,
+)
 
 _EXTRA = "pip install 'lagrax[mujoco]'"
 #: Internal MuJoCo timestep bound [s] of :meth:`MjcfSystem.simulate_excitation`.
@@ -300,64 +310,36 @@ def _christoffel(mj, m, d, v) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# JAX side
+# JAX side (see lagrax.systems.bridge)
 # --------------------------------------------------------------------------------------
 
-
-def _call(kernel: Callable, out_shapes: Sequence[tuple[int, ...]], *args: Array) -> tuple[Array, ...]:
-    """Run a batched numpy kernel on per-sample JAX arrays via ``pure_callback``.
-
-    Under ``vmap`` the callback sees every batch axis at once (``broadcast_all``): a batch
-    of states is one Python call and one loop over MuJoCo, not one call per sample.
-    """
-    dtype = jnp.result_type(*args)
-    shapes = tuple(jax.ShapeDtypeStruct(s, dtype) for s in out_shapes)
-
-    def host(*xs):
-        xs = [np.asarray(x, dtype=np.float64) for x in xs]
-        batch = xs[0].shape[:-1]
-        outs = kernel(*(x.reshape(-1, x.shape[-1]) for x in xs))
-        return tuple(np.asarray(o, dtype=dtype).reshape(batch + s) for o, s in zip(outs, out_shapes))
-
-    return jax.pure_callback(host, shapes, *args, vmap_method="broadcast_all")
+#: ``M(q)``; tangent ``dM[w] = C(q, w) + C(q, w)^T`` from MuJoCo.
+_mass_matrix = host_function(
+    MujocoModel.mass_matrix,
+    [matrix],
+    by_tangent(MujocoModel.mass_matrix, [matrix], MujocoModel.mass_matrix_tangent, matrix),
+)
+#: ``V(q)``; tangent ``g . w``.
+_potential_energy = host_function(
+    MujocoModel.potential_and_gravity,
+    [scalar, vector],
+    by_jacobians(MujocoModel.potential_and_gravity, scalar),
+)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _mass_matrix(engine: MujocoModel, q: Float[Array, " n"]) -> Float[Array, "n n"]:
-    n = engine.nv
-    return _call(engine.mass_matrix, [(n, n)], q)[0]
-
-
-@_mass_matrix.defjvp
-def _mass_matrix_jvp(engine, primals, tangents):
-    (q,), (w,) = primals, tangents
-    n = engine.nv
-    # the value from q alone: jacfwd vmaps this rule over tangents with an unbatched primal
-    return _mass_matrix(engine, q), _call(engine.mass_matrix_tangent, [(n, n)], q, w)[0]
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _potential_energy(engine: MujocoModel, q: Float[Array, " n"]) -> Scalar:
-    return _call(engine.potential_and_gravity, [(), (engine.nv,)], q)[0]
-
-
-@_potential_energy.defjvp
-def _potential_energy_jvp(engine, primals, tangents):
-    (q,), (w,) = primals, tangents
-    V, g = _call(engine.potential_and_gravity, [(), (engine.nv,)], q)
-    return V, g @ w
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _kinetic_energy(engine: MujocoModel, q, qd) -> Scalar:
-    return _call(engine.kinetic_energy, [()], q, qd)[0]
-
-
-@_kinetic_energy.defjvp
 def _kinetic_energy_jvp(engine, primals, tangents):
     # T = 1/2 qd^T M(q) qd, differentiated through M's own rule
     _, dT = jax.jvp(lambda q, qd: 0.5 * qd @ _mass_matrix(engine, q) @ qd, primals, tangents)
     return _kinetic_energy(engine, *primals), dT
+
+
+#: ``T(q, qd)``; tangent through ``M``'s rule.
+_kinetic_energy = host_function(MujocoModel.kinetic_energy, [scalar], _kinetic_energy_jvp)
+
+
+def _call(system: "MjcfSystem", kernel: Kernel, shapes: Sequence[Shape], *args: Array) -> Array:
+    """The first output of ``system``'s MuJoCo ``kernel`` (no derivative rule)."""
+    return engine_call(system.engine, kernel, shapes, *args)[0]
 
 
 class MjcfSystem(StructuredSystem):
@@ -367,6 +349,7 @@ class MjcfSystem(StructuredSystem):
     friction_model: JointFriction | None = None
 
     PROVIDES: ClassVar[frozenset[str]] = LAGRANGIAN_QUANTITIES
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"simulate_excitation"})
 
     def mass_matrix(self, q: Vec) -> Mat:
         return _mass_matrix(self.engine, q)
@@ -381,20 +364,19 @@ class MjcfSystem(StructuredSystem):
         return jnp.zeros_like(qd) if self.friction_model is None else self.friction_model(qd)
 
     def gravity(self, q: Vec) -> Vec:
-        return _call(self.engine.gravity, [(self.dof,)], q)[0]
+        return _call(self, MujocoModel.gravity, [vector], q)
 
     def coriolis(self, q: Vec, qd: Vec) -> Vec:
-        return _call(self.engine.coriolis, [(self.dof,)], q, qd)[0]
+        return _call(self, MujocoModel.coriolis, [vector], q, qd)
 
     def coriolis_matrix(self, q: Vec, qd: Vec) -> Mat:
-        n = self.dof
-        return _call(self.engine.coriolis_matrix, [(n, n)], q, qd)[0]
+        return _call(self, MujocoModel.coriolis_matrix, [matrix], q, qd)
 
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
-        return _call(self.engine.inverse_dynamics, [(self.dof,)], q, qd, qdd)[0]
+        return _call(self, MujocoModel.inverse_dynamics, [vector], q, qd, qdd)
 
     def forward_dynamics(self, q: Vec, qd: Vec, tau: Vec) -> Vec:
-        return _call(self.engine.forward_dynamics, [(self.dof,)], q, qd, tau)[0]
+        return _call(self, MujocoModel.forward_dynamics, [vector], q, qd, tau)
 
     def energy_rate(self, q: Vec, qd: Vec, qdd: Vec) -> Scalar:
         # dE/dt = qd . (M qdd + c + g) exactly, for any Lagrangian T - V
@@ -402,8 +384,7 @@ class MjcfSystem(StructuredSystem):
 
     def terms(self, q: Vec, qd: Vec) -> StructuredTerms:
         """``M``, ``c``, ``g`` and ``V`` from one MuJoCo position stage (no forward-mode pass)."""
-        n = self.dof
-        M, c, g, V = _call(self.engine.terms, [(n, n), (n,), (n,), ()], q, qd)
+        M, c, g, V = engine_call(self.engine, MujocoModel.terms, [matrix, vector, vector, scalar], q, qd)
         return StructuredTerms(M, c, g, V)
 
     @property

@@ -19,6 +19,8 @@ adds a point mass to a link, for a changed payload.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -72,6 +74,8 @@ class RigidBodyTree(StructuredSystem):
     Link ``i`` has ``masses[i]``, centre of mass ``coms[i]`` and rotational inertia
     ``inertias[i]`` about it, in the joint's frame.
     """
+
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"payload"})
 
     parents: tuple[int, ...] = eqx.field(static=True)
     kinds: tuple[str, ...] = eqx.field(static=True)
@@ -243,4 +247,4 @@ def plant_of(system):
     """The plant the loop integrates: a Pinocchio robot as its pure-JAX
     :class:`~lagrax.systems.rigid_body.RigidBodyTree` (same dynamics, compiles into the
     loop), anything else as it is."""
-    return system.rigid_body_tree() if hasattr(system, "rigid_body_tree") else system
+    return system.rigid_body_tree() if system.provides("rigid_body_tree") else system

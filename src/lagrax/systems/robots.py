@@ -63,19 +63,19 @@ import sys
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from pathlib import Path
+from typing import ClassVar
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, Scalar
+from jaxtyping import Scalar
 
 from lagrax.core.errors import LagraxError, UnknownNameError
 from lagrax.core.friction import JointFriction
 from lagrax.core.mechanics import StructuredTerms
 from lagrax.systems.base import Mat, StructuredSystem, SystemInfo, Vec
+from lagrax.systems.bridge import by_jacobians, engine_call, host_function, matrix, scalar, vector
 from lagrax.systems.parameters import ParameterError
 
 _EXTRA = "install the optional extra: pip install 'lagrax[robots]'"
@@ -286,119 +286,43 @@ def _symmetrise(M: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# JAX side: callbacks with first-derivative rules
+# JAX side: callbacks with first-derivative rules (see lagrax.systems.bridge)
 # --------------------------------------------------------------------------------------
 
-
-def _call(kernel: Callable, out_shapes: Sequence[tuple[int, ...]], *args: Array) -> tuple[Array, ...]:
-    """Run a batched numpy kernel on per-sample JAX arrays via ``pure_callback``.
-
-    Under ``vmap`` the callback sees every batch axis at once (``broadcast_all``), so a
-    batch of states is one Python call and one loop in numpy, not one call per sample.
-    """
-    dtype = jnp.result_type(*args)
-    shapes = tuple(jax.ShapeDtypeStruct(s, dtype) for s in out_shapes)
-
-    def host(*xs):
-        xs = [np.asarray(x, dtype=np.float64) for x in xs]
-        batch = xs[0].shape[:-1]
-        outs = kernel(*(x.reshape(-1, x.shape[-1]) for x in xs))
-        return tuple(np.asarray(o, dtype=dtype).reshape(batch + s) for o, s in zip(outs, out_shapes))
-
-    return jax.pure_callback(host, shapes, *args, vmap_method="broadcast_all")
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _mass_matrix(robot: PinocchioModel, q: Float[Array, " n"]) -> Float[Array, "n n"]:
-    n = robot.nv
-    return _call(robot.mass_matrix, [(n, n)], q)[0]
-
-
-@_mass_matrix.defjvp
-def _mass_matrix_jvp(robot, primals, tangents):
-    (q,), (v,) = primals, tangents
-    n = robot.nv
-    M, dM = _call(robot.mass_matrix_derivative, [(n, n), (n, n, n)], q)
-    return M, dM @ v
+#: ``M(q)``; tangent ``dM/dq . v`` from RNEA derivatives.
+_mass_matrix = host_function(
+    PinocchioModel.mass_matrix, [matrix], by_jacobians(PinocchioModel.mass_matrix_derivative, matrix)
+)
+#: ``V(q)``; tangent ``g . v``.
+_potential_energy = host_function(
+    PinocchioModel.potential_and_gravity,
+    [scalar, vector],
+    by_jacobians(PinocchioModel.potential_and_gravity, scalar),
+)
+#: ``g(q)``; tangent from the gravity derivatives.
+_gravity = host_function(
+    PinocchioModel.gravity, [vector], by_jacobians(PinocchioModel.gravity_derivative, vector)
+)
+#: ``rnea(q, qd, qdd)``; tangent from the RNEA derivatives (``dtau/dqdd = M``).
+_rnea = host_function(PinocchioModel.rnea, [vector], by_jacobians(PinocchioModel.rnea_derivatives, vector))
+#: ``aba(q, qd, tau)``; tangent from the ABA derivatives (``dqdd/dtau = M^-1``).
+_aba = host_function(PinocchioModel.aba, [vector], by_jacobians(PinocchioModel.aba_derivatives, vector))
+#: ``c(q, qd)``; tangent from the RNEA and gravity derivatives.
+_coriolis = host_function(
+    PinocchioModel.coriolis, [vector], by_jacobians(PinocchioModel.coriolis_derivative, vector)
+)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _potential_energy(robot: PinocchioModel, q: Float[Array, " n"]) -> Scalar:
-    return _call(robot.potential_and_gravity, [(), (robot.nv,)], q)[0]
-
-
-@_potential_energy.defjvp
-def _potential_energy_jvp(robot, primals, tangents):
-    (q,), (v,) = primals, tangents
-    V, g = _call(robot.potential_and_gravity, [(), (robot.nv,)], q)
-    return V, g @ v
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _gravity(robot: PinocchioModel, q: Float[Array, " n"]) -> Float[Array, " n"]:
-    return _call(robot.gravity, [(robot.nv,)], q)[0]
-
-
-@_gravity.defjvp
-def _gravity_jvp(robot, primals, tangents):
-    (q,), (v,) = primals, tangents
-    n = robot.nv
-    g, dg = _call(robot.gravity_derivative, [(n,), (n, n)], q)
-    return g, dg @ v
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _rnea(robot: PinocchioModel, q, qd, qdd) -> Float[Array, " n"]:
-    return _call(robot.rnea, [(robot.nv,)], q, qd, qdd)[0]
-
-
-@_rnea.defjvp
-def _rnea_jvp(robot, primals, tangents):
-    n = robot.nv
-    tau, dq, dv, M = _call(robot.rnea_derivatives, [(n,), (n, n), (n, n), (n, n)], *primals)
-    tq, tv, ta = tangents
-    return tau, dq @ tq + dv @ tv + M @ ta
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _aba(robot: PinocchioModel, q, qd, tau) -> Float[Array, " n"]:
-    return _call(robot.aba, [(robot.nv,)], q, qd, tau)[0]
-
-
-@_aba.defjvp
-def _aba_jvp(robot, primals, tangents):
-    n = robot.nv
-    qdd, dq, dv, Minv = _call(robot.aba_derivatives, [(n,), (n, n), (n, n), (n, n)], *primals)
-    tq, tv, tt = tangents
-    return qdd, dq @ tq + dv @ tv + Minv @ tt
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _coriolis(robot: PinocchioModel, q, qd) -> Float[Array, " n"]:
-    return _call(robot.coriolis, [(robot.nv,)], q, qd)[0]
-
-
-@_coriolis.defjvp
-def _coriolis_jvp(robot, primals, tangents):
-    n = robot.nv
-    c, dq, dv = _call(robot.coriolis_derivative, [(n,), (n, n), (n, n)], *primals)
-    tq, tv = tangents
-    return c, dq @ tq + dv @ tv
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(0,))
-def _kinetic_energy(robot: PinocchioModel, q, qd) -> Scalar:
-    return _call(robot.kinetic_energy, [()], q, qd)[0]
-
-
-@_kinetic_energy.defjvp
 def _kinetic_energy_jvp(robot, primals, tangents):
     (q, qd), (tq, tv) = primals, tangents
-    n = robot.nv
-    T = _call(robot.kinetic_energy, [()], q, qd)[0]
-    M, dM = _call(robot.mass_matrix_derivative, [(n, n), (n, n, n)], q)
+    T = engine_call(robot, PinocchioModel.kinetic_energy, [scalar], q, qd)[0]
+    M, dM = engine_call(robot, PinocchioModel.mass_matrix_derivative, [matrix, lambda n: (n, n, n)], q)
     # dT = (M qd) . dqd + 1/2 qd^T (dM/dq . dq) qd
     return T, (M @ qd) @ tv + 0.5 * qd @ (dM @ tq) @ qd
+
+
+#: ``T(q, qd)``; tangent from ``M`` and ``dM/dq``.
+_kinetic_energy = host_function(PinocchioModel.kinetic_energy, [scalar], _kinetic_energy_jvp)
 
 
 # --------------------------------------------------------------------------------------
@@ -435,6 +359,8 @@ class PinocchioCore(StructuredSystem):
 class PinocchioRobot(PinocchioCore):
     """A robot whose dynamics are Pinocchio's ``rnea`` / ``aba`` / ``crba`` ... (see module doc)."""
 
+    CAPABLE_OF: ClassVar[frozenset[str]] = frozenset({"rigid_body_tree"})
+
     def inverse_dynamics(self, q: Vec, qd: Vec, qdd: Vec) -> Vec:
         return _rnea(self.robot, q, qd, qdd) + self.friction(q, qd)
 
@@ -449,8 +375,7 @@ class PinocchioRobot(PinocchioCore):
 
     def coriolis_matrix(self, q: Vec, qd: Vec) -> Mat:
         # No derivative rule: C is returned for analysis (skew-symmetry, passivity), not for training.
-        n = self.robot.nv
-        return _call(self.robot.coriolis_matrix, [(n, n)], q, qd)[0]
+        return engine_call(self.robot, PinocchioModel.coriolis_matrix, [matrix], q, qd)[0]
 
     def kinetic_energy(self, q: Vec, qd: Vec) -> Scalar:
         return _kinetic_energy(self.robot, q, qd)

@@ -7,9 +7,17 @@ alike (anything with per-sample ``solve_forward_dynamics`` or
 * :func:`simulate`: ``(q, qd)`` under ``qdd = forward_dynamics(q, qd, tau)``, with
   diffrax (adaptive Tsit5 / Dormand-Prince by default, or fixed steps ``dt=...``);
 * :func:`simulate_canonical`: ``(q, p)`` under Hamilton's equations, the same way;
-* :func:`rk4_rollout`: one state, classical RK4 as a single ``lax.scan`` with no
-  checks, per sample: the fast path that training losses and the valid prediction
-  time use inside ``jit`` (a singular solve gives NaN states there).
+* :func:`rk4_step`: one classical RK4 step, pure and per sample, and
+  :func:`rk4_rollout`, those steps as a single ``lax.scan`` with no checks.
+
+**One integrator library.** Diffrax integrates (:func:`simulate`, with the classical
+RK4 tableau :class:`RK4` among its solvers). The fixed-step :func:`rk4_step` exists for
+use *inside* ``lax.scan``, ``jit`` and ``grad``: the rollout loss differentiates through
+it, the valid prediction time scans it and the control loop's plant
+(:func:`lagrax.control.laws.plant_step`) steps it once per tick, where diffrax's
+save-time bookkeeping and checks would cost several times more. A singular solve gives
+NaN states there; ``tests/systems/test_rollout.py`` checks that it agrees with
+:func:`simulate`.
 
 :func:`simulate` and :func:`simulate_canonical` are the checked edge: they share one
 validation of the initial states, times and torques, take a solver as a diffrax solver
@@ -44,9 +52,7 @@ from lagrax.core.errors import (
     ShapeError,
     SingularHessianError,
 )
-from lagrax.core import mechanics
 from lagrax.core.options import Option
-from lagrax.systems.base import LagrangianSystem
 
 
 class RK4(diffrax.AbstractERK):
@@ -324,25 +330,6 @@ class Rollout(NamedTuple):
     qdd: Float[Array, "*batch T n"]
 
 
-def _definite(h: Array) -> Array:
-    """Whether the symmetric matrix ``h`` is positive or negative definite (``-L`` has
-    the same motion as ``L``, so a negative definite Hessian is as good)."""
-    eig = jnp.linalg.eigvalsh(0.5 * (h + h.T))
-    return jnp.all(eig > 0) | jnp.all(eig < 0)
-
-
-def _checked_accelerations(system, q, qd, tau):
-    """Accelerations and whether they are unusable: a singular solve, a non-finite
-    result, or (for a general Lagrangian) a Hessian d^2L/dqd^2 that is not definite."""
-    if isinstance(system, LagrangianSystem):
-        terms = system.terms(q, qd)
-        qdd, singular = mechanics.general_forward_dynamics(terms, tau, system.friction(q, qd))
-        singular = singular | ~_definite(terms.hessian)
-    else:
-        qdd, singular = system.solve_forward_dynamics(q, qd, tau)
-    return qdd, singular | ~jnp.all(jnp.isfinite(qdd))
-
-
 @eqx.filter_jit
 def _simulate(system, inputs: _Inputs, stepping: Stepping):
     ts = inputs.ts
@@ -350,7 +337,7 @@ def _simulate(system, inputs: _Inputs, stepping: Stepping):
     def one(q0, qd0, torque):
         def flow(t, y):
             q, qd = y
-            qdd, bad = _checked_accelerations(system, q, qd, torque(t, q, qd))
+            qdd, bad = system.solve_motion(q, qd, torque(t, q, qd))
             return (qd, qdd), bad
 
         (q, qd), stop = _integrate(flow, (q0, qd0), ts, stepping)
@@ -463,7 +450,7 @@ def simulate_canonical(
 
 
 # --------------------------------------------------------------------------------------
-# A fixed-step RK4 scan (training losses, valid prediction time)
+# Fixed-step RK4 inside scan and grad (training losses, valid prediction time, control)
 # --------------------------------------------------------------------------------------
 
 
@@ -474,6 +461,39 @@ def _accelerations(model, q, qd, tau):
     qdd = jnp.where(singular, jnp.nan, qdd)
     # the state keeps its dtype whatever the model's parameters are (scan carries are typed)
     return qdd.astype(q.dtype)
+
+
+def _axpy(a, x, y):
+    """``y + a x`` on the pytrees ``x, y``."""
+    return jax.tree_util.tree_map(lambda xi, yi: yi + a * xi, x, y)
+
+
+def rk4_step(
+    model,
+    state: tuple[Float[Array, " n"], Float[Array, " n"]],
+    taus: tuple[Float[Array, " n"], Float[Array, " n"], Float[Array, " n"]],
+    h: Float[Array, ""] | float,
+) -> tuple[Float[Array, " n"], Float[Array, " n"]]:
+    """One classical RK4 step of ``(q, qd)`` under ``qdd = model``'s forward dynamics.
+
+    ``state = (q, qd)``, each ``(n,)``; ``taus = (tau_start, tau_middle, tau_end)``, the
+    joint forces at the step's start, middle and end (the same array three times for a
+    torque held over the step); ``h`` the step. Returns ``(q, qd)`` after ``h``.
+    Pure and per sample, with no checks: a body for ``lax.scan`` that ``jit``, ``vmap``
+    and ``grad`` go through. A singular solve gives NaN states.
+    """
+    u0, um, u1 = taus
+
+    def f(s, u):
+        q, qd = s
+        return qd, _accelerations(model, q, qd, u)
+
+    k1 = f(state, u0)
+    k2 = f(_axpy(h / 2, k1, state), um)
+    k3 = f(_axpy(h / 2, k2, state), um)
+    k4 = f(_axpy(h, k3, state), u1)
+    incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
+    return _axpy(h, incr, state)
 
 
 def rk4_rollout(
@@ -487,30 +507,16 @@ def rk4_rollout(
     """Classical RK4 from ``(q0, qd0)`` with step ``dt / substeps``, the torque linearly
     interpolated between the samples ``tau`` taken every ``dt``; states at the samples.
 
-    Per sample and unchecked (call it inside ``jit``/``vmap``): a singular solve gives
-    NaN states from there on. The same integration as
-    ``simulate(..., solver="rk4", dt=dt/substeps)`` with torque samples; this second
-    path exists because one ``lax.scan`` without diffrax's save-time bookkeeping is
-    several times faster. ``tests/test_evaluation.py`` checks that the two agree.
+    Per sample and unchecked (call it inside ``jit``/``vmap``): :func:`rk4_step` scanned,
+    so a singular solve gives NaN states from there on. The same integration as
+    ``simulate(..., solver="rk4", dt=dt/substeps)`` with torque samples
+    (``tests/analysis/test_evaluation.py`` checks that the two agree).
     """
     h = dt / substeps
     frac = jnp.arange(substeps + 1, dtype=q0.dtype) / substeps
 
-    def f(state, u):
-        q, qd = state
-        return qd, _accelerations(model, q, qd, u)
-
-    def axpy(a, x, y):
-        return jax.tree_util.tree_map(lambda xi, yi: yi + a * xi, x, y)
-
     def substep(s, us):
-        u0, um, u1 = us
-        k1 = f(s, u0)
-        k2 = f(axpy(h / 2, k1, s), um)
-        k3 = f(axpy(h / 2, k2, s), um)
-        k4 = f(axpy(h, k3, s), u1)
-        incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
-        return axpy(h, incr, s), None
+        return rk4_step(model, s, us, h), None
 
     def sample_interval(state, taus):
         tau_a, tau_b = taus
@@ -531,6 +537,7 @@ __all__ = [
     "Torque",
     "parse_solver",
     "rk4_rollout",
+    "rk4_step",
     "simulate",
     "simulate_canonical",
 ]

@@ -386,9 +386,9 @@ def ensemble_of(model, size: int, seed: int, train_ds) -> Ensemble:
         model = model.member(0)
     if not (isinstance(size, int) and size >= 1):
         raise LagraxError(f"ensemble must be a positive number of members, got {size!r}")
-    spec = getattr(model, "spec", None)
-    if spec is None or not hasattr(spec, "build"):
+    if not model.provides("spec"):
         raise LagraxError(f"ensemble: a {type(model).__name__} has no spec to build members from")
+    spec = model.spec
     ds = train_ds
 
     def member(key):

@@ -188,7 +188,7 @@ def option_cases() -> list[tuple[str, list]]:
     for name in [*TOML_FILES, "bin.toml", "dir.toml", "nope.toml"]:
         cases.append((f"train --config {name}", [*train, "--out", f"t_{name}", "--config", name]))
     cases += [
-        (f"generate {' '.join(map(str, o[:2]))}", ["generate", "pendulum", "--out", f"g{i}.npz", *o])
+        (f"generate {' '.join(map(str, o[:2]))}", ["generate", "-s", "pendulum", "--out", f"g{i}.npz", *o])
         for i, o in enumerate(GENERATE_OPTIONS)
     ]
     return cases
@@ -202,14 +202,14 @@ def misc_cases() -> list[tuple[str, list]]:
             "train --out below a file",
             ["train", "--model", "delan", "--data", "dp.npz", "--out", "afile/run", *FAST],
         ),
-        ("generate --out below a file", ["generate", "pendulum", "--out", "afile/x.npz", *GEN]),
-        ("generate --out a directory", ["generate", "pendulum", "--out", "dirdata.npz", *GEN]),
+        ("generate --out below a file", ["generate", "--system", "pendulum", "--out", "afile/x.npz", *GEN]),
+        ("generate --out a directory", ["generate", "--system", "pendulum", "--out", "dirdata.npz", *GEN]),
         ("plot --out a directory", ["plot", "dp.npz", "--out", "dirdata.npz"]),
         ("plot --out x.xyz", ["plot", "dp.npz", "--out", "x.xyz"]),
-        ("generate system nope", ["generate", "nope", "--out", "g_nope.npz"]),
+        ("generate system nope", ["generate", "--system", "nope", "--out", "g_nope.npz"]),
         (
             "generate urdf: a bad URDF",
-            ["generate", "urdf", "-p", "path=bad.urdf", "--out", "g_urdf.npz", *GEN],
+            ["generate", "--system", "urdf", "-p", "path=bad.urdf", "--out", "g_urdf.npz", *GEN],
         ),
         ("demo --epochs 0", ["demo", "--out", "demo0", "--epochs", 0]),
         ("demo --seconds -1", ["demo", "--out", "demo1", "--seconds", -1]),
@@ -315,7 +315,7 @@ def run_sweep(work: Path) -> list[tuple[str, str, str]]:
         ("arm2", "two_link_arm", "excitation"),
         ("passive", "double_pendulum", "passive"),
     ]:
-        must_pass(["generate", system, "--out", f"{name}.npz", "--kind", kind, *GEN, "--seed", 4])
+        must_pass(["generate", "--system", system, "--out", f"{name}.npz", "--kind", kind, *GEN, "--seed", 4])
     must_pass(["train", "--model", "delan", "--data", "dp.npz", "--out", "run", "--test-labels", "0", *FAST])
     files = make_inputs(dict(np.load("dp.npz")))
     results = [(name, *call(argv)) for name, argv in dataset_cases(files) + option_cases() + misc_cases()]

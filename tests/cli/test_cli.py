@@ -35,6 +35,7 @@ def small_dataset(tmp_path_factory):
         main(
             [
                 "generate",
+                "--system",
                 "double_pendulum",
                 "--out",
                 str(path),
@@ -65,14 +66,14 @@ def test_systems_without_pinocchio(monkeypatch, capsys):
     """A system whose optional dependency is missing is listed with a hint, not a crash."""
     from rich.console import Console
 
-    import lagrax.cli.app
+    import lagrax.cli.systems
     from lagrax import systems
 
     def needs_pinocchio():
         raise ModuleNotFoundError("No module named 'pinocchio'", name="pinocchio")
 
     monkeypatch.setitem(systems.REGISTRY, "panda", (needs_pinocchio, "Franka Emika Panda arm"))
-    monkeypatch.setattr(lagrax.cli.app, "console", Console(width=200))
+    monkeypatch.setattr(lagrax.cli.systems, "console", Console(width=200))
     code, out, _ = run(capsys, "systems")
     assert code == 0
     panda = next(line for line in out.splitlines() if "panda" in line)
@@ -94,6 +95,7 @@ def test_generate_summary_and_params(tmp_path, capsys):
     code, out, _ = run(
         capsys,
         "generate",
+        "--system",
         "pendulum",
         "--out",
         str(path),
@@ -118,22 +120,22 @@ def test_generate_summary_and_params(tmp_path, capsys):
 
 def test_generate_refuses_to_overwrite(small_dataset, capsys):
     before = small_dataset.read_bytes()
-    code, _, err = run(capsys, "generate", "pendulum", "--out", str(small_dataset))
+    code, _, err = run(capsys, "generate", "--system", "pendulum", "--out", str(small_dataset))
     assert_user_error(code, err, "exists", "--force")
     assert small_dataset.read_bytes() == before
 
 
 def test_generate_bad_input(tmp_path, capsys):
     out = str(tmp_path / "x.npz")
-    code, _, err = run(capsys, "generate", "double_pendulun", "--out", out)
+    code, _, err = run(capsys, "generate", "--system", "double_pendulun", "--out", out)
     assert_user_error(code, err, "unknown system 'double_pendulun'", "Did you mean 'double_pendulum'?")
-    code, _, err = run(capsys, "generate", "pendulum", "--out", out, "--kind", "spiral")
+    code, _, err = run(capsys, "generate", "--system", "pendulum", "--out", out, "--kind", "spiral")
     assert_user_error(code, err, "unknown dataset kind 'spiral'")
-    code, _, err = run(capsys, "generate", "pendulum", "--out", out, "--kind", "characters")
+    code, _, err = run(capsys, "generate", "--system", "pendulum", "--out", out, "--kind", "characters")
     assert_user_error(code, err, "two_link_arm")
-    code, _, err = run(capsys, "generate", "pendulum", "--out", out, "--trajectories", "many")
+    code, _, err = run(capsys, "generate", "--system", "pendulum", "--out", out, "--trajectories", "many")
     assert_user_error(code, err, "--trajectories")
-    code, _, err = run(capsys, "generate", "pendulum", "--out", out, "--param", "mass=2")
+    code, _, err = run(capsys, "generate", "--system", "pendulum", "--out", out, "--param", "mass=2")
     assert_user_error(code, err, "bad parameters for system 'pendulum'")
     assert not (tmp_path / "x.npz").exists()
 
@@ -197,6 +199,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
             "-c",
             "from lagrax.cli.app import main; main()",
             "generate",
+            "--system",
             "nosuch",
             "--out",
             str(tmp_path / "x.npz"),

@@ -233,13 +233,15 @@ def test_generate_shards_gives_inverse_dynamics_torques(tmp_path):
 
 def test_cli_generate_with_shard_size(cli, tmp_path):
     out = tmp_path / "states"
-    argv = ["generate", "double_pendulum", "--kind", "states", "--samples", "500", "--out", out]
+    argv = ["generate", "--system", "double_pendulum", "--kind", "states", "--samples", "500", "--out", out]
     code, stdout, err = cli(*argv, "--shard-size", "200", "--qdd-range", "-2,2")
     assert code == 0, err
     data = ShardedDataset.open(out)
     assert len(data) == 500 and data.n_shards == 3 and "3 shards" in stdout
     assert_clean_error(*cli(*argv, "--shard-size", "200")[::2], "exists")
-    code, _, err = cli("generate", "double_pendulum", "--kind", "passive", "--shard-size", "9", "--out", out)
+    code, _, err = cli(
+        "generate", "-s", "double_pendulum", "--kind", "passive", "--shard-size", "9", "--out", out
+    )
     assert_clean_error(code, err, "--kind states")
     assert_clean_error(*cli(*argv, "--qdd-range", "0,1")[::2], "--shard-size")
     assert_clean_error(*cli(*argv, "--shard-size", "9", "--noise", "0.1", "--force")[::2], "--noise")

@@ -59,25 +59,25 @@ def test_bad_state_settings_are_refused(truth, options, fragment):
 def test_the_cli_writes_states_and_refuses_options_of_other_kinds(cli, tmp_path):
     out = tmp_path / "s.npz"
     code, _, err = cli(
-        "generate", "double_pendulum", "--kind", "states", "--samples", "200",
+        "generate", "--system", "double_pendulum", "--kind", "states", "--samples", "200",
         "--q-range", "0,6.2832", "--qd-range", "-10,10", "--qd-range", "-5,5", "--out", out,
     )  # fmt: skip
     assert code == 0, err
     ds = load_dataset(out)
     assert ds.metadata["kind"] == "states" and np.max(np.abs(ds.qd[:, 1])) <= 5
     code, _, err = cli(
-        "generate", "pendulum", "--kind", "passive", "--samples", "3", "--out", tmp_path / "p.npz"
+        "generate", "--system", "pendulum", "--kind", "passive", "--samples", "3", "--out", tmp_path / "p.npz"
     )
     assert_clean_error(code, err, "--samples is an option of --kind states")
     code, _, err = cli(
-        "generate", "pendulum", "--kind", "states", "--q-range", "0", "--out", tmp_path / "p.npz"
+        "generate", "--system", "pendulum", "--kind", "states", "--q-range", "0", "--out", tmp_path / "p.npz"
     )
     assert_clean_error(code, err, "--q-range takes LO,HI")
 
 
 def test_an_lnn_trains_on_states(cli, tmp_path):
     out = tmp_path / "s.npz"
-    assert cli("generate", "pendulum", "--kind", "states", "--samples", "400", "--out", out)[0] == 0
+    assert cli("generate", "-s", "pendulum", "--kind", "states", "--samples", "400", "--out", out)[0] == 0
     code, text, err = cli(
         "train", "--model", "lnn", "--data", out, "--out", tmp_path / "run", "--epochs", "2",
         "--test-fraction", "0.2", "--no-progress",
@@ -88,7 +88,7 @@ def test_an_lnn_trains_on_states(cli, tmp_path):
 
 def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, tmp_path):
     out = tmp_path / "s.npz"
-    assert cli("generate", "pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
+    assert cli("generate", "-s", "pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
     code, _, err = cli(
         "train", "--model", "delan", "--data", out, "--out", tmp_path / "bad",
         "--loss", "forward=1,rollout=1",
@@ -110,7 +110,8 @@ def test_states_plot_as_points_without_warnings(cli, tmp_path):
     import warnings
 
     out = tmp_path / "s.npz"
-    assert cli("generate", "double_pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
+    argv = ["generate", "-s", "double_pendulum", "--kind", "states", "--samples", "300", "--out", out]
+    assert cli(*argv)[0] == 0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         code, _, err = cli("plot", out, "--out", tmp_path / "s.png")

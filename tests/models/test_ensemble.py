@@ -159,7 +159,8 @@ def test_bad_ensembles_are_refused(split):
 
 def test_cli_trains_and_evaluates_an_ensemble(cli, tmp_path):
     data = tmp_path / "p.npz"
-    assert cli("generate", "pendulum", "--trajectories", "5", "--duration", "1", "--out", str(data))[0] == 0
+    argv = ["generate", "-s", "pendulum", "--trajectories", "5", "--duration", "1", "--out", str(data)]
+    assert cli(*argv)[0] == 0
     run = tmp_path / "run"
     args = ["-m", "delan", "-d", str(data), "-o", str(run), "--epochs", "3", "--lbfgs-epochs", "1"]
     code, out, _ = cli("train", *args, "--width", "8", "--ensemble", "2", "--test-fraction", "0.4")

@@ -65,7 +65,7 @@ def test_unknown_parameters_and_systems_are_named():
 @pytest.mark.parametrize("value", ["-1", "0", "nan", "abc"])
 def test_generate_fails_fast_on_bad_parameters(tmp_path, cli, value):
     out = tmp_path / "x.npz"
-    code, _, err = cli("generate", "pendulum", "-p", f"m={value}", "--out", out)
+    code, _, err = cli("generate", "--system", "pendulum", "-p", f"m={value}", "--out", out)
     assert_clean_error(code, err, "m=")
     assert not out.exists()
 
@@ -151,7 +151,7 @@ def test_a_bad_urdf_is_one_line_without_the_parsers_own_output(tmp_path, capfd):
 
     bad = tmp_path / "bad.urdf"
     bad.write_text("<robot name='x'><link name='a'></robot>")
-    code = main(["generate", "urdf", "-p", f"path={bad}", "--out", str(tmp_path / "x.npz")])
+    code = main(["generate", "--system", "urdf", "-p", f"path={bad}", "--out", str(tmp_path / "x.npz")])
     _, err = capfd.readouterr()
     assert_clean_error(code, err, "cannot read URDF", "XML")
 

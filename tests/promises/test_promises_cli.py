@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from tests.helpers import assert_clean_error
 
-import lagrax.cli.app as cli_module
+from lagrax.cli.app import abort_message
 from lagrax.core.fileio import tree_digest
 
 GEN = ["--trajectories", "3", "--duration", "0.5", "--dt", "0.05"]
@@ -22,7 +22,7 @@ def workspace(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("promises")
     for name, system in (("dp.npz", "double_pendulum"), ("arm.npz", "two_link_arm")):
-        assert main(["generate", system, "--out", str(root / name), *GEN, "--seed", "4"]) == 0
+        assert main(["generate", "--system", system, "--out", str(root / name), *GEN, "--seed", "4"]) == 0
     argv = ["train", "--model", "delan", "--data", str(root / "dp.npz"), "--out", str(root / "run")]
     assert main([*argv, "--test-labels", "0", *FAST]) == 0
     return root
@@ -30,14 +30,14 @@ def workspace(tmp_path_factory):
 
 def test_os_errors_are_one_line(workspace, tmp_path, cli):
     (tmp_path / "file").write_text("x")
-    code, _, err = cli("generate", "pendulum", "--out", tmp_path / "file" / "x.npz", *GEN)
+    code, _, err = cli("generate", "--system", "pendulum", "--out", tmp_path / "file" / "x.npz", *GEN)
     assert_clean_error(code, err, "file")
     code, _, err = cli(
         "train", "--model", "delan", "--data", workspace / "dp.npz", "--out", tmp_path / "file" / "r"
     )
     assert_clean_error(code, err)
     (tmp_path / "folder.npz").mkdir()
-    code, _, err = cli("generate", "pendulum", "--out", tmp_path / "folder.npz", *GEN)
+    code, _, err = cli("generate", "--system", "pendulum", "--out", tmp_path / "folder.npz", *GEN)
     assert_clean_error(code, err, "folder.npz")
 
 
@@ -51,7 +51,7 @@ def test_a_full_disk_or_a_read_only_folder_is_one_line(workspace, tmp_path, cli,
         raise OSError(number, os.strerror(number), str(tmp_path / "x.npz"))
 
     monkeypatch.setattr("lagrax.core.fileio.tempfile.mkstemp", refuse)
-    code, _, err = cli("generate", "pendulum", "--out", tmp_path / "x.npz", *GEN)
+    code, _, err = cli("generate", "--system", "pendulum", "--out", tmp_path / "x.npz", *GEN)
     assert_clean_error(code, err, words, "x.npz")
     assert list(tmp_path.iterdir()) == []
 
@@ -74,7 +74,7 @@ def test_an_eof_is_not_called_an_abort():
         except EOFError as e:
             raise typer.Abort() from e
     except typer.Abort as abort:
-        message, code = cli_module.abort_message(abort)
+        message, code = abort_message(abort)
     assert code == 2 and "end of input" in message
 
 

@@ -159,7 +159,7 @@ def test_bad_files_through_the_cli(good, tmp_path, cli, name, command):
 )
 def test_generate_refuses_bad_settings_before_writing(tmp_path, cli, option, value):
     out = tmp_path / "x.npz"
-    code, _, err = cli("generate", "pendulum", "--out", out, option, value, "--measured", "q,tau")
+    code, _, err = cli("generate", "--system", "pendulum", "--out", out, option, value, "--measured", "q,tau")
     assert_clean_error(code, err, {"--savgol-window": "window"}.get(option, option.lstrip("-")))
     assert not out.exists()
 

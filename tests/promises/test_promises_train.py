@@ -22,12 +22,10 @@ def data(tmp_path_factory):
     from lagrax.cli.app import main
 
     root = tmp_path_factory.mktemp("train")
-    assert main(["generate", "double_pendulum", "--out", str(root / "dp.npz"), *GEN]) == 0
-    assert main(["generate", "double_pendulum", "--out", str(root / "other.npz"), *GEN[:-1], "5"]) == 0
-    assert (
-        main(["generate", "double_pendulum", "--kind", "passive", "--out", str(root / "passive.npz"), *GEN])
-        == 0
-    )
+    generate = ["generate", "--system", "double_pendulum"]
+    assert main([*generate, "--out", str(root / "dp.npz"), *GEN]) == 0
+    assert main([*generate, "--out", str(root / "other.npz"), *GEN[:-1], "5"]) == 0
+    assert main([*generate, "--kind", "passive", "--out", str(root / "passive.npz"), *GEN]) == 0
     return root
 
 

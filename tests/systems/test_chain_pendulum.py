@@ -86,7 +86,7 @@ def test_bad_parameters_are_named(params, fragment):
 def test_the_cli_takes_per_link_lists(cli, tmp_path):
     out = tmp_path / "c.npz"
     code, _, err = cli(
-        "generate", "chain_pendulum", "-p", "n=3", "-p", "masses=1,2,3", "--kind", "passive",
+        "generate", "--system", "chain_pendulum", "-p", "n=3", "-p", "masses=1,2,3", "--kind", "passive",
         "--trajectories", "2", "--duration", "0.5", "--out", out,
     )  # fmt: skip
     assert code == 0, err

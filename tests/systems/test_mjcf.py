@@ -349,7 +349,7 @@ def cli(capsys, *argv):
 def test_cli(tmp_path, arm_file, capsys):
     out = tmp_path / "arm.npz"
     code, _, err = cli(
-        capsys, "generate", "mjcf", "-p", f"path={arm_file}", "-p", "gravity=0,0,-3", "--out", str(out),
+        capsys, "generate", "-s", "mjcf", "-p", f"path={arm_file}", "-p", "gravity=0,0,-3", "--out", str(out),
         "--trajectories", "1", "--duration", "0.2", "--dt", "0.02",
     )  # fmt: skip
     assert code == 0, err
@@ -362,7 +362,7 @@ def test_cli(tmp_path, arm_file, capsys):
         ([f"path={arm_file}", "joints=shoulder,elbw"], "unknown joint 'elbw'"),
         ([f"path={arm_file}", "gravity=up"], "gravity must be 3 finite numbers"),
     ):
-        argv = ["generate", "mjcf", "--out", str(tmp_path / "x.npz")]
+        argv = ["generate", "--system", "mjcf", "--out", str(tmp_path / "x.npz")]
         for p in params:
             argv += ["-p", p]
         code, _, err = cli(capsys, *argv)

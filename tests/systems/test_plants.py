@@ -16,7 +16,7 @@ pin = pytest.importorskip("pinocchio")
 
 import lagrax  # noqa: E402
 from lagrax.systems.batching import batched  # noqa: E402
-from lagrax.cli.app import main, parse_system_params  # noqa: E402
+from lagrax.cli.app import main  # noqa: E402
 from lagrax.data.dataset import load_dataset  # noqa: E402
 from lagrax.core.errors import LagraxError, UnknownNameError  # noqa: E402
 from lagrax.systems import robots  # noqa: E402
@@ -245,13 +245,13 @@ def cli_error(capfd, *argv):
 def test_cli_bad_urdfs_and_params(tmp_path, toy_path, capfd):
     out = str(tmp_path / "x.npz")
     assert "URDF file not found: 'bad.urdf'" in cli_error(
-        capfd, "generate", "urdf", "-p", "path=bad.urdf", "--out", out
+        capfd, "generate", "--system", "urdf", "-p", "path=bad.urdf", "--out", out
     )
     garbage = tmp_path / "garbage.urdf"
     garbage.write_text("<robot")
-    err = cli_error(capfd, "generate", "urdf", "-p", f"path={garbage}", "--out", out)
+    err = cli_error(capfd, "generate", "--system", "urdf", "-p", f"path={garbage}", "--out", out)
     assert "cannot read URDF" in err and "not well-formed XML" in err
-    toy = ["generate", "urdf", "-p", f"path={toy_path}", "--out", out]
+    toy = ["generate", "--system", "urdf", "-p", f"path={toy_path}", "--out", out]
     assert "damping must be non-negative" in cli_error(capfd, *toy, "-p", "damping=-1")
     assert "one per joint (2), got 3" in cli_error(capfd, *toy, "-p", "armature=0.1,0.2,0.3")
     assert "empty entry" in cli_error(capfd, *toy, "-p", "coulomb=0.1,,0.2")
@@ -261,20 +261,6 @@ def test_cli_bad_urdfs_and_params(tmp_path, toy_path, capfd):
     assert "must include q and tau" in cli_error(capfd, *toy, "--measured", "q")
     assert "unknown measured signal 'qdot'" in cli_error(capfd, *toy, "--measured", "q,qdot,tau")
     assert not (tmp_path / "x.npz").exists()
-
-
-number = st.floats(allow_nan=False, allow_infinity=False, width=64)
-
-
-@given(values=st.lists(number, min_size=1, max_size=8), flag=st.booleans())
-def test_cli_parameter_values_parse_to_types(values, flag):
-    text = ",".join(repr(v) for v in values)
-    parsed = parse_system_params(
-        [f"damping={text}", f"realistic={str(flag).lower()}", "path=a/b.urdf", "n=3"]
-    )
-    expected = tuple(values) if len(values) > 1 else values[0]
-    assert parsed == {"damping": expected, "realistic": flag, "path": "a/b.urdf", "n": 3}
-    assert parse_system_params(["x=TRUE", "y=none", "z=1e-3"]) == {"x": True, "y": None, "z": 1e-3}
 
 
 # ---- sensors in generate -----------------------------------------------------------------
@@ -367,7 +353,8 @@ def test_measured_q_and_tau_reestimates_derivatives(ur5_clean):
 
 def test_cli_rate_noise_and_measured(tmp_path, toy_path, capfd):
     out = tmp_path / "toy.npz"
-    argv = ["generate", "urdf", "-p", f"path={toy_path}", "-p", "armature=0.05,0.02", "-p", "coulomb=0.1"]
+    argv = ["generate", "-s", "urdf", "-p", f"path={toy_path}"]
+    argv += ["-p", "armature=0.05,0.02", "-p", "coulomb=0.1"]
     argv += ["--out", str(out), "--trajectories", "2", "--duration", "0.2", "--rate", "1000"]
     argv += ["--q-noise", "1e-4", "--tau-noise", "0.01", "--measured", "q,tau", "--savgol-window", "7"]
     assert main(argv) == 0, capfd.readouterr().err

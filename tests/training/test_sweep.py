@@ -52,7 +52,7 @@ def pendulum(tmp_path_factory):
     from lagrax.cli.app import main
 
     path = tmp_path_factory.mktemp("sweep_data") / "pendulum.npz"
-    argv = ["generate", "pendulum", "--out", path, "--trajectories", "4", "--duration", "0.5"]
+    argv = ["generate", "--system", "pendulum", "--out", path, "--trajectories", "4", "--duration", "0.5"]
     assert main([str(a) for a in [*argv, "--dt", "0.05", "--seed", "1"]]) == 0
     return path
 

@@ -4,25 +4,24 @@
 (:mod:`lagrax.data.trajectories`), saves and plots it (:mod:`lagrax.data.dataset`,
 :mod:`lagrax.analysis.plotting`), trains DeLaN with its training preset
 (:func:`lagrax.training.run_training`), evaluates it on the held-out letters and writes
-the report (:func:`lagrax.analysis.report.report_run`). ``lagrax demo`` and ``make demo`` call it.
+the report (:func:`lagrax.analysis.report.report_run`). ``lagrax demo`` (:func:`run`, of a
+:class:`DemoRequest`) and ``make demo`` call it.
 
-This module only wires those steps together; each step lives in its own module.
+This module only wires those steps together; each step lives in its own module (imported
+when the demo runs, so that ``lagrax --help`` stays fast).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 
-from lagrax.data.dataset import save_dataset
+from lagrax.cli.command import as_command, option, request
+from lagrax.cli import common
+from lagrax.cli.common import console, enable_x64, metrics_table
 from lagrax.core.errors import FileExistsLagraxError, LagraxError
-from lagrax.analysis.metrics import held_out_metrics
-from lagrax.analysis.plotting import plot_dataset
-from lagrax.analysis.report import report_run
-from lagrax.systems import system
-from lagrax.training import TrainConfig, recipe, run_training
-from lagrax.data.trajectories import generate
 
 DEMO_TEST_LETTERS = "eqv"  # the reference split of the DeLaN character benchmark
 DEMO_SYSTEM = "two_link_arm"
@@ -45,6 +44,11 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 def _generate_data(out: Path, dt: float, seed: int, say: Callable[[str], None]) -> Path:
     """Step 1: the 26 letters drawn by the arm, saved as ``out/characters.npz`` and plotted."""
+    from lagrax.analysis.plotting import plot_dataset
+    from lagrax.data.dataset import save_dataset
+    from lagrax.data.trajectories import generate
+    from lagrax.systems import system
+
     data_path = out / "characters.npz"
     say(f"[1/4] generating character trajectories for {DEMO_SYSTEM} (26 letters) ...")
     ds = generate(system(DEMO_SYSTEM), kind="characters", dt=dt, seed=seed)
@@ -56,6 +60,9 @@ def _generate_data(out: Path, dt: float, seed: int, say: Callable[[str], None]) 
 
 def _train(data_path: Path, out: Path, epochs, seconds: float, seed: int, say) -> None:
     """Step 2: DeLaN with the training preset, the test letters held out."""
+    from lagrax.analysis.metrics import held_out_metrics
+    from lagrax.training import TrainConfig, recipe, run_training
+
     settings = {**recipe("delan", None)[0], "max_seconds": seconds, "seed": seed}
     if epochs is not None:
         settings["epochs"] = epochs
@@ -87,6 +94,8 @@ def run_demo(
     letters and writes ``report.md`` and the figures into ``out``. ``say`` receives the
     progress lines. Refuses a non-empty ``out`` unless ``force``. Returns the report's path.
     """
+    from lagrax.analysis.report import report_run
+
     out = Path(out)
     _check_settings(epochs, seconds, dt)
     _prepare_out(out, force)
@@ -98,4 +107,36 @@ def run_demo(
     return path
 
 
-__all__ = ["DEMO_TEST_LETTERS", "run_demo"]
+@request
+class DemoRequest:
+    """What ``lagrax demo`` was asked: the output directory, the training budget, the seed."""
+
+    out: Path = option(Path("runs/demo"), "--out", "-o", help="output directory")
+    force: bool = option(False, "--force", help="overwrite an existing demo directory")
+    epochs: int | None = option(None, help="AdamW epochs (default: the DeLaN training preset)")
+    seconds: float = option(90.0, help="stop training after this many seconds")
+    seed: int = option(0, help="random seed (data and model)")
+
+
+def run(request: DemoRequest) -> None:
+    """Generate character data for the two-link arm, train DeLaN, evaluate on held-out letters, report."""
+    enable_x64()
+    start = time.perf_counter()
+    path = run_demo(
+        request.out,
+        force=request.force,
+        epochs=request.epochs,
+        seconds=request.seconds,
+        seed=request.seed,
+        say=common.say,
+    )
+    from lagrax.training.rundir import RunDir
+
+    metrics = RunDir(path.parent).read_report_metrics()
+    console.print(metrics_table(metrics, "DeLaN on the held-out letters e, q, v"))
+    console.print(f"demo done in {time.perf_counter() - start:.0f} s: open {path}", soft_wrap=True)
+
+
+command = as_command(DemoRequest, run)
+
+__all__ = ["DEMO_TEST_LETTERS", "DemoRequest", "run_demo", "run"]

@@ -184,7 +184,7 @@ OURS = ("DeLaN", "LNN", "CLNN")
 
 
 def run_links(n: int, args) -> list[dict]:
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     truth = chain(n)
     lengths = np.asarray(truth.lengths, float)

@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import lagrax  # noqa: E402
 from lagrax.systems.batching import batched  # noqa: E402
 from lagrax.systems.rollout import simulate  # noqa: E402
-from lagrax.data.trajectories import generate, position_ranges, velocity_ranges  # noqa: E402
+from lagrax.data.generators import generate, position_ranges, velocity_ranges  # noqa: E402
 
 SYSTEMS = (
     "pendulum",

@@ -60,7 +60,7 @@ def run(args) -> tuple[str, list[dict]]:
     import lagrax
     from lagrax.analysis.metrics import normalised_mse
     from lagrax.analysis.prediction import predict
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     truth = lagrax.system("charged_particle")
     states = dict(q_range=(-1.0, 1.0), qd_range=(-1.0, 1.0))

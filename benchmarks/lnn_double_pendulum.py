@@ -71,7 +71,7 @@ def contenders(lnn_seconds: float, other_seconds: float) -> list[tuple[Contender
 
 
 def datasets(truth, samples: int, quick: bool) -> dict:
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     states = dict(samples=samples, q_range=(0.0, 2 * math.pi), qd_range=(-10.0, 10.0))
     out = {}

@@ -54,7 +54,7 @@ def contenders(seconds: float) -> list[Contender]:
 
 
 def _data(truth, samples: int, seed: int):
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     return generate(
         truth, kind="states", samples=samples, q_range=(-1.0, 1.0), qd_range=(-0.9, 0.9), seed=seed

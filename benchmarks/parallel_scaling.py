@@ -39,7 +39,7 @@ def measure(devices: int, samples: int, batch_size: int, epochs: int, width: int
     from lagrax.models import make_model
     from lagrax.systems import system
     from lagrax.training import TrainConfig, train
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     ds = generate(system("chain_pendulum", n=7), kind="states", trajectories=8, samples=samples, seed=0)
     model = make_model("delan", ds.info, key=jax.random.PRNGKey(0), width=width, depth=2)

@@ -67,7 +67,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def train_models(truth, args) -> dict:
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     data = dict(duration=8.0, dt=0.02)
     train = generate(truth, "excitation", trajectories=args.trajectories, seed=0, **data)
@@ -83,7 +83,7 @@ def train_models(truth, args) -> dict:
 def tracking(truth, models: dict, args, figures: Path | None) -> list[dict]:
     from lagrax.control.laws import LoopSettings
     from lagrax.control.tracking import ControlJob, metrics_rows, run_control, write_control
-    from lagrax.data.trajectories import reference_trajectories
+    from lagrax.data.generators import reference_trajectories
 
     ref = reference_trajectories(truth.info, args.duration, 1.0 / args.rate, args.references, seed=100)
     out = (figures or Path(".")) / f"control_{truth.info.name}.npz"
@@ -111,7 +111,7 @@ def _timed(fn, repeats: int = 3) -> float:
 
 def loop_speed(truth, model, args) -> dict:
     from lagrax.control.laws import Gains, LoopSettings, track
-    from lagrax.data.trajectories import reference_trajectories
+    from lagrax.data.generators import reference_trajectories
 
     plant, seconds = truth.rigid_body_tree(), 1.0 if args.quick else 10.0
     gains = Gains.critical(plant.info.dof, 10.0)
@@ -177,7 +177,7 @@ def update_speed(truth, model, calls: int) -> dict:
 
 
 def repeated_reference(info, seconds: float, rate: float, period: float):
-    from lagrax.data.trajectories import reference_trajectories
+    from lagrax.data.generators import reference_trajectories
 
     one = reference_trajectories(info, period, 1.0 / rate, 1, seed=7)
     reps = int(np.ceil(seconds / period))

@@ -14,7 +14,7 @@ Data (per arm): training, ``--trajectories`` excitation trajectories of 8 s at 5
 (seed 0); "held out", 10 more from the same distribution (seed 1); "2x faster", 10
 trajectories of the same extent at twice the frequency and velocity cap (four times the
 accelerations); "other region", 10 trajectories centred towards the joints' upper
-limits, where the training set never centres (:data:`lagrax.data.trajectories.REGIONS`).
+limits, where the training set never centres (:data:`lagrax.data.generators.REGIONS`).
 
 Models: ``delan`` (the default recipe: inverse and forward losses, learned viscous +
 Coulomb friction), ``delan-nofriction`` (the same without friction) and ``mlp`` (the
@@ -73,7 +73,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def datasets(system, quick: bool, trajectories: int) -> dict:
     """Training, held-out and out-of-distribution excitation data of one arm."""
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     n_train, n_test, duration = (4, 2, 2.0) if quick else (trajectories, 10, DURATION)
     common = dict(duration=duration, dt=DT)

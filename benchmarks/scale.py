@@ -49,7 +49,7 @@ def _character_split(quick: bool):
     from lagrax.benchmarks.character import TEST_LABELS
     from lagrax.data.dataset import load_dataset
     from lagrax.systems import system
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     if CHARACTER.exists() and not quick:
         return load_dataset(CHARACTER).split(test_labels=list(TEST_LABELS)), "DeLaN character data"
@@ -223,7 +223,7 @@ def sweep_section(quick: bool, trials: int) -> tuple[str, dict]:
     from lagrax.data.dataset import save_dataset
     from lagrax.training.sweep import run_sweep
     from lagrax.systems import system
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="lagrax-scale-sweep-"))
     ds = generate(system("double_pendulum"), kind="excitation", trajectories=8, duration=2.0, seed=3)

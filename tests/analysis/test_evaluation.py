@@ -24,7 +24,7 @@ from lagrax.analysis.metrics import (
 )
 from lagrax.training.rundir import RUN_FILES, Run, RunDir
 from lagrax.systems.rollout import rk4_rollout, simulate
-from lagrax.data.trajectories import generate
+from lagrax.data.generators import generate
 from lagrax.systems.batching import batched
 
 DT = 0.02

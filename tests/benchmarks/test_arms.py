@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import lagrax
 from lagrax.core.errors import LagraxError, UnknownNameError
 from lagrax.models import make_model
-from lagrax.data.trajectories import REGIONS, generate
+from lagrax.data.generators import REGIONS, generate
 from lagrax.models import DeLaNSpec, LNNSpec
 from lagrax.training import recipe
 from lagrax.training.losses import data_scales, forward_loss, inverse_and_forward_loss, inverse_loss

@@ -53,7 +53,7 @@ def test_the_truth_replays_recorded_driven_data(cli, tmp_path):
     """From a dataset: its first states, driven by its torques; the generating system
     reproduces the recorded motion."""
     from lagrax.data.dataset import save_dataset
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     system = lagrax.system("two_link_arm")
     ds = generate(system, kind="excitation", trajectories=2, duration=1.0, dt=0.01, seed=3)
@@ -82,7 +82,7 @@ def test_the_truth_replays_recorded_driven_data(cli, tmp_path):
 
 def test_a_trained_model_is_compared_with_the_truth_of_its_data(cli, tmp_path):
     from lagrax.data.dataset import save_dataset
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     ds = generate(lagrax.system("pendulum"), kind="passive", trajectories=6, duration=2.0, dt=0.05)
     save_dataset(ds, tmp_path / "p.npz")

@@ -22,7 +22,7 @@ from lagrax.control.laws import (
 from lagrax.core.errors import OutOfRangeError, ShapeError
 from lagrax.control.online import OnlineSettings, Replay, online_track
 from lagrax.systems.robots import example_robot_data_path
-from lagrax.data.trajectories import reference_trajectories
+from lagrax.data.generators import reference_trajectories
 
 pin = pytest.importorskip("pinocchio")
 

@@ -1,5 +1,6 @@
 """Datasets: file round trip and validation, the DeLaN reference file, trajectory splits,
-and the generators (excitation, passive, driven, characters) against the physics."""
+the generators (excitation, passive, driven, characters) against the physics, and the
+registry of kinds with their settings objects."""
 
 import dataclasses
 import os
@@ -13,7 +14,15 @@ from lagrax.data.dataset import Dataset, load_dataset, save_dataset
 from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError, UnknownNameError
 from lagrax.systems import system
 from lagrax.data.signals import savgol_derivatives
-from lagrax.data.trajectories import generate
+from lagrax.data.generators import (
+    KINDS,
+    CharacterSettings,
+    ExcitationSettings,
+    PassiveSettings,
+    Sensors,
+    StatesSettings,
+    generate,
+)
 from lagrax.systems.batching import batched
 
 
@@ -342,6 +351,71 @@ def test_generate_rejects_bad_options(arm):
         generate(arm, kind="characters", letters="A")
     with pytest.raises(LagraxError, match="positive"):
         generate(dp, kind="excitation", duration=-1.0)
+
+
+def test_an_option_of_another_kind_is_named_with_the_kind():
+    dp = system("double_pendulum")
+    with pytest.raises(UnknownNameError, match=r"\['harmonics'\] for kind 'passive'"):
+        generate(dp, kind="passive", harmonics=3)
+    with pytest.raises(UnknownNameError, match="Did you mean 'harmonics'"):
+        generate(dp, kind="excitation", harmonic=3)
+    with pytest.raises(UnknownNameError, match="Did you mean 'passive'"):
+        generate(dp, kind="pasive")
+    # states have no time axis: no duration, dt or rate (None keeps a kind's default)
+    for option in ("duration", "dt", "rate"):
+        with pytest.raises(UnknownNameError, match=rf"\['{option}'\] for kind 'states'"):
+            generate(dp, kind="states", samples=10, **{option: 1.0})
+    with pytest.raises(LagraxError, match="not both"):
+        generate(dp, kind="passive", dt=0.01, rate=100.0)
+
+
+def test_the_registry_holds_each_kind_with_its_settings():
+    assert tuple(KINDS) == ("passive", "excitation", "characters", "states")
+    settings = {name: kind.settings for name, kind in KINDS.items()}
+    assert settings == dict(
+        passive=PassiveSettings,
+        excitation=ExcitationSettings,
+        characters=CharacterSettings,
+        states=StatesSettings,
+    )
+    assert "harmonics" in KINDS["excitation"].options and "harmonics" not in KINDS["passive"].options
+    assert "duration" not in KINDS["states"].options and "letters" in KINDS["characters"].options
+
+
+@pytest.mark.parametrize(
+    "make, fragment",
+    [
+        (lambda: PassiveSettings(trajectories=0), "at least 1"),
+        (lambda: PassiveSettings(trajectories=2.5), "whole number"),
+        (lambda: PassiveSettings(duration=0.01, dt=0.01), "need at least 3"),
+        (lambda: ExcitationSettings(harmonics=0), "harmonics"),
+        (lambda: ExcitationSettings(base_frequency=-1.0), "base_frequency"),
+        (lambda: ExcitationSettings(speed=0.0), "speed"),
+        (lambda: ExcitationSettings(region="left"), "region"),
+        (lambda: CharacterSettings(letters="aB"), "lowercase"),
+        (lambda: CharacterSettings(dt=-0.1), "dt must be a positive"),
+        (lambda: StatesSettings(samples=0), "samples"),
+        (lambda: Sensors.from_options(noise=-1.0), "noise must be a non-negative"),
+        (lambda: Sensors(measured="q"), "must include q and tau"),
+        (lambda: Sensors(measured="q,tau", window=10), "odd number"),
+    ],
+)
+def test_settings_are_checked_on_construction(make, fragment):
+    with pytest.raises(LagraxError, match=fragment):
+        make()
+
+
+def test_a_settings_object_gives_the_same_data_as_keywords():
+    pendulum = system("pendulum")
+    by_name = generate(pendulum, "states", samples=20, trajectories=4, q_range=(-1, 1), seed=3, noise=0.1)
+    settings = StatesSettings(samples=20, trajectories=4, q_range=(-1, 1))
+    by_object = generate(pendulum, settings, seed=3, noise=0.1)
+    for name in ("t", "q", "qd", "qdd", "tau", "trajectory", "energy"):
+        np.testing.assert_array_equal(getattr(by_object, name), getattr(by_name, name))
+    assert by_object.metadata["generator"] == by_name.metadata["generator"]
+    assert by_object.metadata["kind"] == "states" and by_object.metadata["dt"] == 1.0
+    with pytest.raises(LagraxError, match="in its settings object; got also samples"):
+        generate(pendulum, settings, samples=30)
 
 
 def test_written_files_get_normal_permissions(tmp_path):

@@ -11,7 +11,7 @@ from lagrax.systems.batching import batched
 from lagrax.data.dataset import has_motion, load_dataset
 from lagrax.core.errors import LagraxError
 from lagrax.analysis.metrics import evaluate
-from lagrax.data.trajectories import generate
+from lagrax.data.generators import generate
 
 
 @pytest.fixture(scope="module")

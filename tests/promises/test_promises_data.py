@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from lagrax.data.dataset import Dataset, load_dataset, save_dataset
 from lagrax.core.errors import DatasetError, LagraxError
 from lagrax.systems import system
-from lagrax.data.trajectories import generate
+from lagrax.data.generators import generate
 
 
 @pytest.fixture(scope="module")

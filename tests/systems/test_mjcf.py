@@ -21,7 +21,7 @@ from lagrax.cli.app import main  # noqa: E402
 from lagrax.data.dataset import load_dataset  # noqa: E402
 from lagrax.core.errors import LagraxError, UnknownNameError  # noqa: E402
 from lagrax.systems import mjcf  # noqa: E402
-from lagrax.data.trajectories import generate  # noqa: E402
+from lagrax.data.generators import generate  # noqa: E402
 
 ARM = dict(m1=1.2, m2=0.8, l1=0.9, l2=0.7, lc1=0.4, lc2=0.35, I1=0.05, I2=0.03, g=9.81)
 

@@ -21,7 +21,7 @@ from lagrax.data.dataset import load_dataset  # noqa: E402
 from lagrax.core.errors import LagraxError, UnknownNameError  # noqa: E402
 from lagrax.systems import robots  # noqa: E402
 from lagrax.systems.parameters import ParameterError  # noqa: E402
-from lagrax.data.trajectories import generate  # noqa: E402
+from lagrax.data.generators import generate  # noqa: E402
 
 try:
     robots.example_robot_data_path()

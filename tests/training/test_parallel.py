@@ -47,7 +47,7 @@ def tiny_problem():
     from tests.helpers import pendulum_model
 
     from lagrax.systems import system
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     model = pendulum_model(2.0, 3.0)
     ds = generate(system("pendulum"), trajectories=3, duration=0.5, dt=0.05, seed=4)

@@ -266,7 +266,7 @@ def test_a_normaliser_never_multiplies_a_loss_by_more_than_its_cap():
     """A constant (or almost constant) channel gets the cap, not 1 / 1e-24 (the losses' MAX_NORMALISER)."""
     from lagrax.training.losses import MAX_NORMALISER, data_scales
 
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     ds = generate(lagrax.system("pendulum"), kind="passive", trajectories=2, duration=0.5, dt=0.05)
     scales = data_scales(ds)
@@ -279,7 +279,7 @@ def test_a_constant_nonzero_target_is_weighed_by_its_size():
     """pdot = -m g everywhere (a particle in a uniform field): the normaliser is
     1 / (1e-3 * mean square), not the cap."""
     from lagrax.training.losses import MIN_VARIANCE_FRACTION, data_scales
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     ds = generate(
         lagrax.system("relativistic_particle", g=2.0), kind="states", samples=200, qd_range=(-0.5, 0.5)

@@ -42,7 +42,7 @@ from lagrax.analysis.metrics import (
 )
 from lagrax.core.fileio import atomic_write
 from lagrax.systems.rollout import simulate
-from lagrax.data.trajectories import position_ranges, velocity_ranges
+from lagrax.data.generators import position_ranges, velocity_ranges
 
 
 @dataclasses.dataclass

@@ -126,7 +126,7 @@ def _reference(request: ControlRequest, info):
         from lagrax.control.tracking import load_reference
 
         return load_reference(Path(request.trajectory), info.dof)
-    from lagrax.data.trajectories import reference_trajectories
+    from lagrax.data.generators import reference_trajectories
 
     return reference_trajectories(
         info, request.duration, 1.0 / request.rate, request.count, request.seed, speed=request.speed

@@ -1,7 +1,7 @@
 """The end-to-end demo: the whole pipeline of lagrax, in the order the data flows.
 
 :func:`run_demo` generates character data for the two-link arm
-(:mod:`lagrax.data.trajectories`), saves and plots it (:mod:`lagrax.data.dataset`,
+(:mod:`lagrax.data.generators`), saves and plots it (:mod:`lagrax.data.dataset`,
 :mod:`lagrax.analysis.plotting`), trains DeLaN with its training preset
 (:func:`lagrax.training.run_training`), evaluates it on the held-out letters and writes
 the report (:func:`lagrax.analysis.report.report_run`). ``lagrax demo`` (:func:`run`, of a
@@ -46,7 +46,7 @@ def _generate_data(out: Path, dt: float, seed: int, say: Callable[[str], None]) 
     """Step 1: the 26 letters drawn by the arm, saved as ``out/characters.npz`` and plotted."""
     from lagrax.analysis.plotting import plot_dataset
     from lagrax.data.dataset import save_dataset
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
     from lagrax.systems import system
 
     data_path = out / "characters.npz"

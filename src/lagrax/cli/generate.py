@@ -1,6 +1,6 @@
 """``lagrax generate``: a ground-truth system's motion, or its states, as a dataset file.
 
-The work is :func:`lagrax.data.trajectories.generate` (one ``.npz`` file) and, with
+The work is :func:`lagrax.data.generators.generate` (one ``.npz`` file) and, with
 ``--shard-size``, :func:`lagrax.data.shards.generate_shards` (a directory of shards).
 """
 
@@ -106,7 +106,7 @@ def run(request: GenerateRequest) -> None:
 def _generate_file(request: GenerateRequest, truth, kind_options: dict):
     """The dataset of ``truth`` (a System), written to ``request.out``."""
     from lagrax.data.dataset import save_dataset
-    from lagrax.data.trajectories import generate
+    from lagrax.data.generators import generate
 
     name, kind = request.system, request.kind
     with console.status(f"generating {kind} data for {name} ...") as status:

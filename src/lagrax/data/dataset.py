@@ -15,7 +15,7 @@ ground truth ``mass_matrix (N, n, n)``, ``inertial, coriolis, gravity (N, n)``,
 names trajectory ``id``); ``metadata``: a 0-d string array holding JSON (system info
 under ``"system"``, ``dt``, generator settings, seed, lagrax version).
 
-This module does not generate data (:mod:`lagrax.data.trajectories`), estimate derivatives
+This module does not generate data (:mod:`lagrax.data.generators`), estimate derivatives
 (:mod:`lagrax.data.signals`) or plot (:mod:`lagrax.analysis.plotting`); it imports none of them but
 :mod:`lagrax.data.signals`.
 """

@@ -598,7 +598,7 @@ def is_sharded(path: str | Path) -> bool:
 
 
 def _state_ranges(info: SystemInfo, q_range, qd_range, qdd_range) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    from lagrax.data.trajectories import joint_ranges, position_ranges, velocity_ranges
+    from lagrax.data.generators import joint_ranges, position_ranges, velocity_ranges
 
     vmax = velocity_ranges(info)
     amax = np.full(info.dof, DEFAULT_ACCELERATION)
@@ -627,8 +627,8 @@ def generate_shards(
     """Write ``samples`` independent random states of ``system`` as a sharded dataset.
 
     ``q, qd, qdd`` are uniform per joint in ``q_range`` (default
-    :func:`~lagrax.data.trajectories.position_ranges`: the joint limits, else ``+-pi``),
-    ``qd_range`` (default ``+-`` :func:`~lagrax.data.trajectories.velocity_ranges`) and
+    :func:`~lagrax.data.generators.position_ranges`: the joint limits, else ``+-pi``),
+    ``qd_range`` (default ``+-`` :func:`~lagrax.data.generators.velocity_ranges`) and
     ``qdd_range`` (default ``+-DEFAULT_ACCELERATION``): one ``(low, high)`` pair for all
     joints or one per joint. ``tau`` is the system's inverse dynamics (for a Pinocchio
     robot its pure-JAX :class:`~lagrax.systems.rigid_body.RigidBodyTree`, see

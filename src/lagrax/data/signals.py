@@ -3,7 +3,7 @@
 :func:`savgol_derivatives` estimates ``qd, qdd`` from sampled positions ``q`` for logs
 that hold only positions (a real robot's encoders); :meth:`lagrax.data.dataset.Dataset.from_positions`
 uses it. It sits in a module of its own so that :mod:`lagrax.data.dataset` (the file format)
-and :mod:`lagrax.data.trajectories` (the generators) need not import each other.
+and :mod:`lagrax.data.generators` need not import each other.
 
 This module does not filter noise out of ``q`` itself, and it never differentiates
 across a trajectory boundary.

@@ -41,7 +41,7 @@ callbacks (``g, c, C``, inverse and forward dynamics) have no derivatives: the l
 models never differentiate the ground truth.
 
 **Data.** :meth:`MjcfSystem.simulate_excitation` steps MuJoCo itself along reference
-trajectories (see there); :func:`lagrax.data.trajectories.excitation` uses it for every fully
+trajectories (see there); :mod:`lagrax.data.generators.excitation` uses it for every fully
 actuated system that has it. A selection with unactuated joints (``info.actuated``
 follows the model's joint actuators) takes excitation's torque-driven path instead, which
 integrates MuJoCo's forward dynamics with lagrax's own (adaptive, slow through the

@@ -27,7 +27,7 @@ integration stops at the first such step instead of rejecting steps until
 ``max_steps``) or :class:`~lagrax.core.errors.NumericalError` when it does not reach the last
 time, never handing back a NaN trajectory.
 
-This module does not generate datasets (see :mod:`lagrax.data.trajectories`) or score
+This module does not generate datasets (see :mod:`lagrax.data.generators`) or score
 rollouts (see :mod:`lagrax.analysis.metrics`).
 """
 

@@ -181,11 +181,18 @@ def generate(
     say(progress, "ground truth")
     truth = ground_truth(system, raw["q"], raw["qd"], raw["qdd"])
     raw = sensors.measure(raw, seed, settings.dt)
-    metadata = dict(
+    metadata = _metadata(system, found, settings, raw, seed, noise, sensors, record, start)
+    ds = Dataset(**raw, **truth, labels=labels, metadata=metadata)
+    return ds.validate(source=f"generated {found.name} data for {system.info.name}")
+
+
+def _metadata(system, kind: Kind, settings, raw: dict, seed, noise, sensors: Sensors, record, start) -> dict:
+    """What :func:`generate` records of a dataset's making (``record``: the kind's own)."""
+    return dict(
         system=system.info.to_json(),
         dt=settings.dt,
         rate=1.0 / settings.dt,
-        kind=found.name,
+        kind=kind.name,
         trajectories=int(np.unique(raw["trajectory"]).size),
         duration=settings.duration,
         seed=seed,
@@ -195,8 +202,6 @@ def generate(
         lagrax_version=__version__,
         generation_seconds=round(time.perf_counter() - start, 3),
     )
-    ds = Dataset(**raw, **truth, labels=labels, metadata=metadata)
-    return ds.validate(source=f"generated {found.name} data for {system.info.name}")
 
 
 __all__ = ["KINDS", "TIMING", "Kind", "KindSettings", "generate", "resolve", "sample_period"]

@@ -114,7 +114,7 @@ def kinematics_of(info: SystemInfo):
         )
     if truth.dof != info.dof:
         raise NotProvidedError(f"system {info.name!r} has {truth.dof} joints, its info says {info.dof}")
-    return truth.kinematics()  # type: ignore[attr-defined]  (a capability, checked above)
+    return truth.kinematics()  # type: ignore[attr-defined]  # a capability, checked above
 
 
 def list_systems() -> list[tuple[str, str]]:

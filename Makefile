@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo lint docs test bench clean
+.PHONY: setup demo lint docs test test-fast bench clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ docs: setup
 
 test: lint docs
 	$(BIN)/python -m pytest -n 2 -q
+
+# the edit loop (< 3 min): every package's tests but those marked slow (end-to-end benchmark
+# runs, training over subprocesses and devices); `make test` runs them all
+test-fast: setup
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

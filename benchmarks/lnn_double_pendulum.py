@@ -188,7 +188,7 @@ def _plot_curve(curve, path: Path, force: bool) -> Path:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny data, seconds of training, a 5 s horizon (CI)")
+    p.add_argument("--quick", action="store_true", help="tiny data, seconds of training, a 2 s horizon (CI)")
     p.add_argument("--lnn-minutes", type=float, default=15.0, help="training budget of the LNN on states")
     p.add_argument("--minutes", type=float, default=2.5, help="training budget of every other row")
     p.add_argument(
@@ -201,7 +201,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="overwrite --out and figures")
     args = p.parse_args(argv)
     if args.quick:
-        args.lnn_minutes, args.minutes, args.samples, args.horizon = 0.1, 0.05, 2000, 5.0
+        args.lnn_minutes, args.minutes, args.samples, args.horizon = 0.1, 0.05, 1000, 2.0
     return args
 
 

@@ -125,6 +125,7 @@ def test_bad_speed_or_region_is_named(bad):
         generate(lagrax.system("pendulum"), "excitation", trajectories=1, duration=1.0, **bad)
 
 
+@pytest.mark.slow
 def test_robot_benchmark_prints_a_row_per_model_and_data_split(tmp_path, capsys):
     from benchmarks import robot_models
 

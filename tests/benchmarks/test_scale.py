@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+
+import pytest
 from tests.helpers import ROOT
 
 
+@pytest.mark.slow
 def test_scale_benchmark_quick(tmp_path):
     out = tmp_path / "scale.md"
     # (the ensemble, devices and sweep paths have their own tests; this is the script around them)

@@ -26,8 +26,10 @@ from lagrax.data.generators import reference_trajectories
 
 pin = pytest.importorskip("pinocchio")
 
-# robots lagrax has no factory for: the "hidden" check runs on them
+# robots lagrax has no factory for: the "hidden" check runs on them (slow: compiling each
+# robot's closed loop takes a minute or more)
 OTHER_URDFS = ["z1_description/urdf/z1.urdf", "xarm_description/urdf/xarm7.urdf"]
+SLOW_URDFS = [pytest.param(name, marks=pytest.mark.slow) for name in OTHER_URDFS]
 
 
 def robot(name: str):
@@ -46,7 +48,7 @@ def random_states(dof: int, count: int = 4, seed: int = 0):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["panda", "ur5", *OTHER_URDFS])
+@pytest.mark.parametrize("name", ["panda", "ur5", *SLOW_URDFS])
 def test_the_rigid_body_tree_equals_pinocchio(name):
     truth = robot(name)
     tree = truth.rigid_body_tree()
@@ -124,6 +126,7 @@ def test_torque_limits_clip_and_noise_is_seeded(arm, refs):
     assert not np.array_equal(np.asarray(a.q), np.asarray(c.q))
 
 
+@pytest.mark.slow
 def test_a_plant_change_takes_effect_at_its_tick():
     truth = lagrax.system("ur5")
     plant = truth.rigid_body_tree()
@@ -138,7 +141,7 @@ def test_a_plant_change_takes_effect_at_its_tick():
     assert np.max(np.abs(q0[110:] - q1[110:])) > 1e-6
 
 
-@pytest.mark.parametrize("name", OTHER_URDFS)
+@pytest.mark.parametrize("name", SLOW_URDFS)
 def test_computed_torque_tracks_robots_lagrax_has_no_factory_for(name):
     plant = robot(name).rigid_body_tree()
     ref = reference_trajectories(plant.info, 0.5, 2e-3, count=2, seed=2)
@@ -161,6 +164,7 @@ def test_a_gain_of_the_wrong_size_or_sign_is_refused():
         Gains.make(2, [1.0, -1.0], 1.0)
 
 
+@pytest.mark.slow
 def test_a_reference_outside_the_joint_limits_is_refused_or_clipped():
     plant = lagrax.system("panda").rigid_body_tree()
     q, qd, qdd = reference_trajectories(plant.info, 0.1, 2e-3, count=1, seed=0)
@@ -204,6 +208,7 @@ def test_the_replay_buffer_keeps_the_newest_samples_and_draws_from_those_held():
     assert set(np.asarray(fresh.draw(jax.random.PRNGKey(0), 50)["q"][:, 0]).tolist()) == {7.0}
 
 
+@pytest.mark.slow
 def test_online_learning_from_scratch_reaches_the_true_models_tracking(arm):
     """A new DeLaN learns while it controls the two-link arm (feed-forward PD, 250 Hz):
     over the last of six periods it tracks some 10x better than the same model not

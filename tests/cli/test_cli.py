@@ -212,6 +212,7 @@ def test_console_script_reports_errors_without_traceback(tmp_path):
     assert proc.stderr.startswith("error: unknown system 'nosuch'") and "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_train_writes_a_run_and_refuses_to_clobber_it(small_dataset, tmp_path, capsys):
     out = tmp_path / "run"
     common = [

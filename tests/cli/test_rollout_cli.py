@@ -80,6 +80,7 @@ def test_the_truth_replays_recorded_driven_data(cli, tmp_path):
     assert errors[0] < 1e-2 and errors[1] > 5 * errors[0]
 
 
+@pytest.mark.slow
 def test_a_trained_model_is_compared_with_the_truth_of_its_data(cli, tmp_path):
     from lagrax.data.dataset import save_dataset
     from lagrax.data.generators import generate
@@ -102,6 +103,7 @@ def test_a_trained_model_is_compared_with_the_truth_of_its_data(cli, tmp_path):
     np.testing.assert_allclose(arrays["truth_q"][:, 0], arrays["delan_q"][:, 0])  # same starts
 
 
+@pytest.mark.slow
 def test_a_failing_rollout_keeps_the_part_computed_so_far(cli, tmp_path):
     """An untrained LNN whose Hessian is indefinite: exit 2 naming the time and state, and
     the .npz still holds the states up to the stop (NaN after it)."""

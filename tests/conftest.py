@@ -1,11 +1,50 @@
-"""Test configuration: float64 everywhere (closed-form checks at 1e-10) and hypothesis profiles."""
+"""Test configuration: float64 everywhere (closed-form checks at 1e-10), a persistent JAX
+compilation cache, and hypothesis profiles."""
 
 import os
+import shutil
+from pathlib import Path
 
 import jax
 import pytest
 
 jax.config.update("jax_enable_x64", True)
+
+# Most of the suite's time is XLA compiling the same programs again: in each test that trains
+# the same model, in each xdist worker, in each subprocess and in each run. JAX's persistent
+# cache keeps every compiled program on disk, keyed by the program itself (its HLO, the
+# compile options, the JAX version), so a changed program never meets a stale entry. It is
+# shared by both workers and, through the environment, by the subprocesses the tests start.
+# LAGRAX_TEST_JAX_CACHE=off turns it off; another path moves it.
+JAX_CACHE_LIMIT = 2 << 30  # bytes: above this the cache is emptied at the next session's start
+
+
+def jax_cache_dir() -> Path | None:
+    """The cache folder (default ``.pytest_cache/jax``, which git ignores), or None if off."""
+    setting = os.environ.get("LAGRAX_TEST_JAX_CACHE", "")
+    if setting.lower() in ("0", "off", "no", "false"):
+        return None
+    return Path(setting) if setting else Path(__file__).resolve().parents[1] / ".pytest_cache" / "jax"
+
+
+def use_jax_cache(path: Path) -> None:
+    """Compile through the persistent cache at ``path``, here and in child processes."""
+    if "PYTEST_XDIST_WORKER" not in os.environ and path.is_dir():  # the controller, once a run
+        if sum(f.stat().st_size for f in path.iterdir() if f.is_file()) > JAX_CACHE_LIMIT:
+            shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True, exist_ok=True)
+    settings = dict(
+        jax_compilation_cache_dir=str(path),
+        jax_persistent_cache_min_compile_time_secs=0.0,
+        jax_persistent_cache_min_entry_size_bytes=0,
+    )
+    for name, value in settings.items():
+        jax.config.update(name, value)
+        os.environ[name.upper()] = str(value)
+
+
+if (_cache := jax_cache_dir()) is not None:
+    use_jax_cache(_cache)
 
 from hypothesis import settings  # noqa: E402
 

@@ -141,7 +141,9 @@ def distributed_mode(out: Path, run_dir: Path) -> None:
 
 
 def run_script(args, env_extra: dict, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "1", **env_extra}
+    """Run this file as a script (the checkout on the path, for ``tests.helpers``)."""
+    path = os.pathsep.join(filter(None, [str(HERE.parents[2]), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_ENABLE_X64": "1", "PYTHONPATH": path, **env_extra}
     env.pop("PYTEST_XDIST_WORKER", None)
     return subprocess.Popen(
         [sys.executable, str(HERE), *map(str, args)],
@@ -176,6 +178,7 @@ def reference() -> dict:
     return tiny_training(None)
 
 
+@pytest.mark.slow
 def test_data_parallel_on_8_cpu_devices_equals_one_device(tmp_path, reference):
     out = tmp_path / "devices.json"
     finish(run_script(["devices", out], {"XLA_FLAGS": EIGHT}))
@@ -196,6 +199,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_equal_one(tmp_path, reference):
     out = tmp_path / "distributed.json"
     env = {"LAGRAX_COORDINATOR": f"localhost:{free_port()}", "LAGRAX_NUM_PROCESSES": "2"}

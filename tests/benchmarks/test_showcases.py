@@ -28,7 +28,7 @@ def test_double_pendulum_quick(tmp_path, capsys):
         ("HNN (canonical p)", "states"),
     ]  # fmt: skip
     for r in rows:
-        assert r["steps"] > 0 and r["energy_error"] >= 0
+        assert r["steps"] > 0
     for name in ("energy", "time_to_accuracy"):
         assert (tmp_path / "fig" / f"double_pendulum_{name}.png").stat().st_size > 0
     assert "energy error (mean)" in capsys.readouterr().out

@@ -173,6 +173,7 @@ def _hidden(net, x):
     return x
 
 
+@pytest.mark.slow
 def test_mlp_rollout_drifts_in_energy_unlike_a_structured_model():
     """Both models are fitted to the same noisy pendulum accelerations by least squares on
     their output layer (random features: a closed-form fit, no training loop), to a

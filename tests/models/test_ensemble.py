@@ -41,6 +41,7 @@ def delan(info, seed, ds):
     return model.with_data_statistics(ds.q, ds.qd, ds.qdd, ds.tau)
 
 
+@pytest.mark.slow
 def test_members_equal_their_seeds_trained_alone(split):
     """AdamW (vmapped) then L-BFGS (member by member): member k is the run of seed 5 + k."""
     train_ds, val_ds = split

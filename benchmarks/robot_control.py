@@ -265,7 +265,11 @@ def main(argv=None) -> int:
 
 def report(rows: list[dict], extra: dict) -> str:
     columns = [("robot", "robot", "s"), ("row", "controller", "s"), ("rmse", "RMSE [rad]", "e")]
-    columns += [("max_error", "max error [rad]", "e"), ("effort", "effort", "g")]
+    columns += [
+        ("max_error", "max error [rad]", "e"),
+        ("effort", "effort", "g"),
+        ("diverged", "stopped", "s"),
+    ]
     parts = [markdown_table(rows, columns)]
     if "speed" in extra:
         s = extra["speed"]

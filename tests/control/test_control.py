@@ -30,6 +30,7 @@ pin = pytest.importorskip("pinocchio")
 # robot's closed loop takes a minute or more)
 OTHER_URDFS = ["z1_description/urdf/z1.urdf", "xarm_description/urdf/xarm7.urdf"]
 SLOW_URDFS = [pytest.param(name, marks=pytest.mark.slow) for name in OTHER_URDFS]
+TWO_DOF = "asr_twodof_description/urdf/TwoDofs.urdf"  # a small arm: its loops compile in seconds
 
 
 def robot(name: str):
@@ -53,12 +54,21 @@ def test_the_rigid_body_tree_equals_pinocchio(name):
     truth = robot(name)
     tree = truth.rigid_body_tree()
     q, qd, qdd = random_states(truth.info.dof)
-    a, b = lagrax.batched(truth), lagrax.batched(tree)
-    np.testing.assert_allclose(b.inverse_dynamics(q, qd, qdd), a.inverse_dynamics(q, qd, qdd), atol=1e-9)
-    np.testing.assert_allclose(b.mass_matrix(q), a.mass_matrix(q), atol=1e-11)
-    np.testing.assert_allclose(b.gravity(q), a.gravity(q), atol=1e-10)
-    np.testing.assert_allclose(b.potential_energy(q), a.potential_energy(q), atol=1e-10)
-    np.testing.assert_allclose(b.forward_dynamics(q, qd, qdd), a.forward_dynamics(q, qd, qdd), atol=1e-8)
+
+    def quantities(system, q, qd, qdd):
+        return (
+            system.inverse_dynamics(q, qd, qdd),
+            system.mass_matrix(q),
+            system.gravity(q),
+            system.potential_energy(q),
+            system.forward_dynamics(q, qd, qdd),
+        )
+
+    mine = jax.jit(jax.vmap(lambda *x: quantities(tree, *x)))(q, qd, qdd)  # one compilation
+    a = lagrax.batched(truth)
+    theirs = quantities(a, q, qd, qdd)
+    for got, want, atol in zip(mine, theirs, (1e-9, 1e-11, 1e-10, 1e-10, 1e-8)):
+        np.testing.assert_allclose(got, want, atol=atol)
 
 
 def test_a_payload_is_pinocchio_with_the_mass_added_to_the_last_link():
@@ -126,16 +136,18 @@ def test_torque_limits_clip_and_noise_is_seeded(arm, refs):
     assert not np.array_equal(np.asarray(a.q), np.asarray(c.q))
 
 
-@pytest.mark.slow
 def test_a_plant_change_takes_effect_at_its_tick():
-    truth = lagrax.system("ur5")
-    plant = truth.rigid_body_tree()
+    plant = robot(TWO_DOF).rigid_body_tree()
     ref = reference_trajectories(plant.info, 0.4, 2e-3, count=1, seed=0)
-    gains = Gains.critical(6, 10.0)
-    same = track(plant, plant, "computed-torque", gains, ref, SLOW)
-    changed = track(
-        plant, plant, "computed-torque", gains, ref, SLOW, change=PlantChange(plant.with_payload(3.0), 100)
-    )
+    gains = Gains.critical(2, 10.0)
+    heavy = plant.with_payload(3.0)
+
+    def run(tick: int):  # the tick as an array: both runs are one compiled program
+        return track(
+            plant, plant, "computed-torque", gains, ref, SLOW, change=PlantChange(heavy, jnp.asarray(tick))
+        )
+
+    same, changed = run(10**6), run(100)  # a change after the end, and at tick 100
     q0, q1 = np.asarray(same.q[0]), np.asarray(changed.q[0])
     np.testing.assert_array_equal(q0[:101], q1[:101])  # the state at tick 100 is before the change acts
     assert np.max(np.abs(q0[110:] - q1[110:])) > 1e-6
@@ -164,14 +176,14 @@ def test_a_gain_of_the_wrong_size_or_sign_is_refused():
         Gains.make(2, [1.0, -1.0], 1.0)
 
 
-@pytest.mark.slow
 def test_a_reference_outside_the_joint_limits_is_refused_or_clipped():
-    plant = lagrax.system("panda").rigid_body_tree()
+    plant = robot(TWO_DOF).rigid_body_tree()
     q, qd, qdd = reference_trajectories(plant.info, 0.1, 2e-3, count=1, seed=0)
     q = q.copy()
-    q[0, 10, 3] = 5.0
+    q[0, 10, 1] = 5.0
     gains = default_gains(Controller.PD, plant, q[0, 0])
-    with pytest.raises(OutOfRangeError, match=r"panda_joint4 = 5 at sample 10 of trajectory 0, limits"):
+    joint = plant.info.joint_names[1]
+    with pytest.raises(OutOfRangeError, match=rf"{joint} = 5 at sample 10 of trajectory 0, limits"):
         track(plant, plant, "pd", gains, (q, qd, qdd), SLOW)
     trace = track(plant, None, "pd", gains, (q, qd, qdd), SLOW, clip=True)
     assert np.all(np.isfinite(np.asarray(trace.q)))
@@ -330,3 +342,64 @@ def test_an_mjcf_arm_is_controlled_through_mujoco():
     pd = track(pusher, None, "pd", default_gains(Controller.PD, pusher, ref[0][0, 0]), ref, SLOW)
     error = tracking_metrics(ct, ref, SLOW.dt)["rmse_all"]
     assert error < 5e-3 and error < 0.1 * tracking_metrics(pd, ref, SLOW.dt)["rmse_all"]
+
+
+# --------------------------------------------------------------------------------------
+# A loop that blows up stops, and says when and why
+# --------------------------------------------------------------------------------------
+
+
+def test_a_loop_stops_at_its_first_non_finite_state_and_holds_it(arm, refs):
+    from lagrax.control.laws import FAULTS, divergence
+
+    wild = Gains.make(2, 1e12, 0.0)  # 500 Hz: each step multiplies the error by ~1e6
+    trace = track(arm, arm, "pd", wild, refs, SLOW)
+    fault = np.asarray(trace.fault)
+    assert np.all(np.isfinite(np.asarray(trace.q))) and np.all(np.isfinite(np.asarray(trace.tau)))
+    k = int(np.argmax(fault[0] != 0))
+    assert 0 < k < 200 and np.all(fault[0, k:] == 2) and np.all(fault[0, :k] == 0)
+    assert np.all(np.asarray(trace.q)[0, k:] == np.asarray(trace.q)[0, k])  # held
+    assert np.all(np.asarray(trace.tau)[0, k:] == 0.0)
+    stopped = divergence(trace, SLOW.dt)
+    assert stopped["cause"] == FAULTS[2] and stopped["references"] == 3
+    assert stopped["t"] == pytest.approx(min(np.argmax(f != 0) for f in fault) * SLOW.dt)
+    m = tracking_metrics(trace, refs, SLOW.dt)
+    assert m["finite"] is False and m["rmse_all"] is None and m["diverged"] == stopped
+
+
+def test_a_model_with_a_non_finite_torque_stops_the_loop_at_that_tick(arm, refs):
+    from lagrax.control.laws import FAULTS, describe_divergence, divergence
+
+    model = lagrax.make_model("delan", arm.info, key=jax.random.PRNGKey(0), width=8)
+    broken = jax.tree_util.tree_map(lambda a: a * np.nan if eqx.is_inexact_array(a) else a, model)
+    trace = track(arm, broken, "computed-torque", Gains.critical(2, 10.0), refs, SLOW)
+    assert np.all(np.asarray(trace.fault) == 1)
+    stopped = divergence(trace, SLOW.dt)
+    assert stopped == dict(t=0.0, cause=FAULTS[1], reference=0, references=3)
+    assert describe_divergence(stopped) == f"diverged at t = 0 s ({FAULTS[1]})"
+    fine = track(arm, arm, "computed-torque", Gains.critical(2, 10.0), refs, SLOW)
+    assert divergence(fine, SLOW.dt) is None and np.all(np.asarray(fine.fault) == 0)
+
+
+def test_lagrax_control_reports_diverged_rows_and_fails_only_when_every_learned_one_did(cli, tmp_path):
+    import json
+
+    from tests.helpers import assert_clean_error
+
+    args = ["control", "--system", "two_link_arm", "--duration", "0.4", "--rate", "500"]
+    wild = ["--kp", "1e12", "--kd", "0"]
+    out = tmp_path / "baselines.npz"
+    code, stdout, err = cli(*args, *wild, "--out", out)
+    assert code == 0, err  # no learned row: nothing learned failed
+    text = out.with_suffix(".json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    rows = json.loads(text)["rows"]
+    assert rows["pd"]["finite"] is False and rows["pd"]["diverged"]["t"] > 0
+    assert "diverged at t =" in stdout
+    out = tmp_path / "online.npz"
+    code, stdout, err = cli(*args, *wild, "--online", "--scratch", "delan", "--out", out)
+    assert_clean_error(code, err, "every learned model's closed loop diverged")
+    assert out.exists() and out.with_suffix(".json").exists()  # written first: nothing is lost
+    rows = json.loads(out.with_suffix(".json").read_text())["rows"]
+    assert {"delan (new)", "delan (new) online"} <= set(rows)
+    assert all(r["diverged"] for r in rows.values())

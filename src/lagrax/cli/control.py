@@ -63,12 +63,12 @@ def run(request: ControlRequest) -> None:
 
     The plant is the robot's true dynamics; each row controls it with a model: every
     run directory's, the analytic one and PD alone. Writes OUT (.npz), OUT.json (tracking
-    RMSE and max error per joint, effort), OUT-tracking.png and OUT-errors.png.
+    RMSE and max error per joint, effort), OUT-tracking.png and OUT-errors.png. A loop
+    that blows up stops at its first non-finite torque or state and its row says when
+    and why; the command fails only when every learned model's loop did.
     """
     enable_x64()
-    import numpy as np
-
-    from lagrax.control.tracking import metrics_rows, run_control, write_control
+    from lagrax.control.tracking import learned_rows_all_diverged, metrics_rows, run_control, write_control
 
     job = control_job(request)
     job.check_outputs()
@@ -80,9 +80,15 @@ def run(request: ControlRequest) -> None:
     for column in ("controller", "RMSE [rad]", "max error [rad]", "effort"):
         table.add_column(column)
     for row in metrics_rows(results):
-        cells = [f"{row['rmse']:.3g}", f"{row['max_error']:.3g}", f"{row['effort']:.4g}"]
-        table.add_row(row["row"], *(cells if np.isfinite(row["rmse"]) else ["diverged", "-", "-"]))
+        if row["diverged"]:
+            table.add_row(row["row"], row["diverged"], "-", "-")
+        else:
+            table.add_row(row["row"], f"{row['rmse']:.3g}", f"{row['max_error']:.3g}", f"{row['effort']:.4g}")
     console.print(table)
+    if learned_rows_all_diverged(results):
+        raise LagraxError(
+            "every learned model's closed loop diverged (see the table); the outputs are written"
+        )
 
 
 def control_job(request: ControlRequest):

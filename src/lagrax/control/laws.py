@@ -104,13 +104,34 @@ class Tick(NamedTuple):
     qdd: Vec
 
 
+# Why a closed loop stopped (a :class:`Trace`'s ``fault``); 0: it runs.
+FAULTS = {1: "the controller's torque is not finite", 2: "the plant's state is not finite"}
+
+
 class Trace(NamedTuple):
     """A closed-loop run: plant ``q, qd`` at the start of every tick and the applied ``tau``,
-    each ``(T, n)`` (a leading batch axis from :func:`track`)."""
+    each ``(T, n)``, and ``fault`` ``(T,)``: 0 while the loop runs, else the code in
+    :data:`FAULTS` of what stopped it. From its first non-finite torque or state on, a
+    loop holds its last finite state and applies no torque (a leading batch axis from
+    :func:`track`)."""
 
     q: Array
     qd: Array
     tau: Array
+    fault: Array
+
+
+def guarded_step(step, q: Vec, qd: Vec, tau: Vec, fault: Array):
+    """``step(tau) -> (q, qd)`` unless the loop has stopped: a non-finite ``tau`` (fault 1)
+    or next state (fault 2) stops it, and a stopped loop keeps ``(q, qd)`` and applies no
+    torque. Returns ``(q, qd, fault after the step, fault at this tick, tau applied)``."""
+    fault = jnp.where((fault == 0) & ~jnp.all(jnp.isfinite(tau)), 1, fault)
+    tau = jnp.where(fault == 0, tau, jnp.zeros_like(tau))
+    q1, qd1 = step(tau)
+    broke = (fault == 0) & ~(jnp.all(jnp.isfinite(q1)) & jnp.all(jnp.isfinite(qd1)))
+    after = jnp.where(broke, 2, fault)
+    hold = after != 0
+    return jnp.where(hold, q, q1), jnp.where(hold, qd, qd1), after, fault, tau
 
 
 def controller_torque(
@@ -211,15 +232,20 @@ def closed_loop(
     limit = None if settings.torque_limit is None else jnp.asarray(settings.torque_limit, q0.dtype)
 
     def tick(state, xs):
-        q, qd = state
+        q, qd, fault = state
         ref, k, t = xs
         qm, qdm = measure(q, qd, settings, k)
         tau = apply_limit(controller_torque(controller, model, gains, qm, qdm, ref), limit)
-        nxt = plant_step(plant_at(plant, change, t), q, qd, tau, settings.dt, settings.substeps)
-        return nxt, Trace(q, qd, tau)
+
+        def step(u):
+            return plant_step(plant_at(plant, change, t), q, qd, u, settings.dt, settings.substeps)
+
+        q1, qd1, after, now, tau = guarded_step(step, q, qd, tau, fault)
+        return (q1, qd1, after), Trace(q, qd, tau, now)
 
     T = reference.q.shape[0]
-    _, trace = jax.lax.scan(tick, (q0, qd0), (reference, jax.random.split(key, T), jnp.arange(T)))
+    start = (q0, qd0, jnp.zeros((), jnp.int32))
+    _, trace = jax.lax.scan(tick, start, (reference, jax.random.split(key, T), jnp.arange(T)))
     return trace
 
 
@@ -305,10 +331,36 @@ def _track_all(plant, model, controller, gains, ref: Tick, keys, settings, chang
     return jax.vmap(one)(ref, keys)
 
 
+def divergence(trace: Trace, dt: float) -> dict | None:
+    """``None`` when every loop of ``trace`` ran to its end; else where the first one
+    stopped: ``t`` [s], ``cause`` (from :data:`FAULTS`), ``reference`` (its index) and
+    ``references`` (how many stopped)."""
+    fault = np.asarray(trace.fault)
+    fault = fault.reshape(-1, fault.shape[-1])
+    bad = fault != 0
+    if not bad.any():
+        return None
+    first = np.where(bad.any(axis=1), bad.argmax(axis=1), fault.shape[1])
+    b = int(np.argmin(first))
+    k = int(first[b])
+    return dict(t=k * dt, cause=FAULTS[int(fault[b, k])], reference=b, references=int(bad.any(axis=1).sum()))
+
+
+def describe_divergence(diverged: dict) -> str:
+    """``"diverged at t = 1.23 s (the controller's torque is not finite)"``."""
+    return f"diverged at t = {diverged['t']:.4g} s ({diverged['cause']})"
+
+
 def tracking_metrics(trace: Trace, reference: tuple[np.ndarray, ...], dt: float) -> dict:
     """Per joint: position-tracking RMSE and max |error| over every tick and reference;
     torque effort (RMS torque) per joint and the mean squared torque summed over
-    joints times the duration (``sum_j mean(tau_j^2) * T``)."""
+    joints times the duration (``sum_j mean(tau_j^2) * T``). A run where a loop stopped
+    (:func:`divergence`) has ``finite: False``, its ``diverged`` record and ``None`` for
+    the error and effort numbers, which would not mean anything."""
+    diverged = divergence(trace, dt)
+    if diverged is not None:
+        empty = dict.fromkeys(("rmse", "max_error", "rmse_all", "torque_rms", "effort"))
+        return dict(empty, finite=False, diverged=diverged)
     e = np.asarray(reference[0]) - np.asarray(trace.q)
     tau = np.asarray(trace.tau)
     duration = tau.shape[-2] * dt
@@ -318,11 +370,13 @@ def tracking_metrics(trace: Trace, reference: tuple[np.ndarray, ...], dt: float)
         rmse_all=float(np.sqrt(np.mean(e**2))),
         torque_rms=np.sqrt(np.mean(tau**2, axis=(0, 1))).tolist(),
         effort=float(np.sum(np.mean(tau**2, axis=(0, 1))) * duration),
-        finite=bool(np.all(np.isfinite(e))),
+        finite=True,
+        diverged=None,
     )
 
 
 __all__ = [
+    "FAULTS",
     "Controller",
     "Gains",
     "LoopSettings",
@@ -335,6 +389,9 @@ __all__ = [
     "closed_loop",
     "controller_torque",
     "default_gains",
+    "describe_divergence",
+    "divergence",
+    "guarded_step",
     "measure",
     "plant_at",
     "plant_step",

@@ -40,6 +40,7 @@ from lagrax.control.laws import (
     check_model_matches,
     check_reference,
     controller_torque,
+    guarded_step,
     measure,
     plant_at,
     plant_step,
@@ -190,12 +191,13 @@ def online_closed_loop(
     dt = settings.dt
 
     def tick(carry, xs):
-        q, qd, state, replay, prev = carry
+        q, qd, fault, state, replay, prev = carry
         ref, k, t = xs
         k_meas, k_learn = jax.random.split(k)
         qm, qdm = measure(q, qd, settings, k_meas)
-        replay = _record(replay, prev, qm, qdm, dt, t > 0)
-        ready = (t % online.every == 0) & (jnp.minimum(replay.count, replay.capacity) >= online.warmup)
+        replay = _record(replay, prev, qm, qdm, dt, (t > 0) & (fault == 0))
+        held = jnp.minimum(replay.count, replay.capacity)
+        ready = (t % online.every == 0) & (held >= online.warmup) & (fault == 0)
         state, loss, updated = jax.lax.cond(
             ready,
             lambda s: update(s, replay, k_learn),
@@ -204,14 +206,19 @@ def online_closed_loop(
         )
         current = eqx.combine(state.params, static)
         tau = apply_limit(controller_torque(controller, current, gains, qm, qdm, ref), limit)
-        q1, qd1 = plant_step(plant_at(plant, change, t), q, qd, tau, dt, settings.substeps)
-        return (q1, qd1, state, replay, (qm, qdm, tau)), (Trace(q, qd, tau), Learning(loss, updated))
+
+        def step(u):
+            return plant_step(plant_at(plant, change, t), q, qd, u, dt, settings.substeps)
+
+        q1, qd1, after, now, tau = guarded_step(step, q, qd, tau, fault)
+        carry = (q1, qd1, after, state, replay, (qm, qdm, tau))
+        return carry, (Trace(q, qd, tau, now), Learning(loss, updated))
 
     T = reference.q.shape[0]
     zero = jnp.zeros_like(reference.q[0])
-    carry = (reference.q[0], reference.qd[0], state, replay, (zero, zero, zero))
+    carry = (reference.q[0], reference.qd[0], jnp.zeros((), jnp.int32), state, replay, (zero, zero, zero))
     xs = (reference, jax.random.split(key, T), jnp.arange(T))
-    (_, _, state, replay, _), (trace, learning) = jax.lax.scan(tick, carry, xs)
+    (_, _, _, state, replay, _), (trace, learning) = jax.lax.scan(tick, carry, xs)
     return trace, learning, state, replay
 
 

@@ -25,6 +25,8 @@ from lagrax.control.laws import (
     PlantChange,
     Trace,
     default_gains,
+    describe_divergence,
+    divergence,
     track,
     tracking_metrics,
 )
@@ -158,7 +160,7 @@ def _say(progress, message: str) -> None:
 
 
 def write_control(job: ControlJob, results: dict[str, dict]) -> list[Path]:
-    """``OUT.npz`` (reference, and per row states and torques), ``OUT.json`` (metrics),
+    """``OUT.npz`` (reference, and per row states, torques and faults), ``OUT.json`` (metrics),
     ``OUT-tracking.png`` and ``OUT-errors.png``."""
     from lagrax.analysis import plotting
 
@@ -166,17 +168,29 @@ def write_control(job: ControlJob, results: dict[str, dict]) -> list[Path]:
     arrays = {"t": np.arange(job.reference[0].shape[1]) * job.settings.dt, "q_ref": job.reference[0]}
     for i, (name, r) in enumerate(results.items()):
         arrays[f"q_{i}"], arrays[f"tau_{i}"] = np.asarray(r["trace"].q), np.asarray(r["trace"].tau)
+        arrays[f"fault_{i}"] = np.asarray(r["trace"].fault)
     arrays["rows"] = np.array(list(results))
     written = [atomic_write(job.out, lambda f: np.savez(f, **arrays))]
     table = {name: r["metrics"] for name, r in results.items()}
     text = json.dumps(dict(rows=table, settings=_settings(job)), indent=2) + "\n"
     written.append(atomic_write(paths["metrics"], lambda f: f.write(text.encode())))
-    series = {name: np.asarray(r["trace"].q)[0] for name, r in results.items()}
+    series = dict(_first_series(name, r["trace"], job.settings.dt) for name, r in results.items())
     t, ref = arrays["t"], job.reference[0][0]
     names = job.system.info.joint_names
     written.append(plotting.plot_tracking(t, ref, series, names, paths["tracking"], job.force))
     written.append(plotting.plot_tracking_errors(t, ref, series, paths["errors"], job.force))
     return written
+
+
+def _first_series(name: str, trace: Trace, dt: float) -> tuple[str, np.ndarray]:
+    """The first reference's positions, labelled; a loop that stopped is cut where it
+    stopped and its label says when and why."""
+    q = np.array(trace.q[0], dtype=float)
+    diverged = divergence(Trace(*(np.asarray(a)[:1] for a in trace)), dt)
+    if diverged is None:
+        return name, q
+    q[int(round(diverged["t"] / dt)) :] = np.nan
+    return f"{name}, {describe_divergence(diverged)}", q
 
 
 def _settings(job: ControlJob) -> dict:
@@ -195,22 +209,36 @@ def _settings(job: ControlJob) -> dict:
 
 def metrics_rows(results: dict[str, dict]) -> list[dict]:
     """One flat row per controller for a table: RMSE (all joints), worst joint's max
-    error, effort."""
-    return [
-        dict(
-            row=name,
-            rmse=r["metrics"]["rmse_all"],
-            max_error=max(r["metrics"]["max_error"]),
-            effort=r["metrics"]["effort"],
+    error, effort; a loop that stopped has ``None`` for those and its ``diverged`` text
+    (``"diverged at t = ... s (cause)"``)."""
+    rows = []
+    for name, r in results.items():
+        m = r["metrics"]
+        stopped = m.get("diverged")
+        rows.append(
+            dict(
+                row=name,
+                rmse=m["rmse_all"],
+                max_error=None if stopped else max(m["max_error"]),
+                effort=m["effort"],
+                diverged=None if stopped is None else describe_divergence(stopped),
+            )
         )
-        for name, r in results.items()
-    ]
+    return rows
+
+
+def learned_rows_all_diverged(results: dict[str, dict]) -> bool:
+    """Whether every row with a learned model (not ``analytic``, not ``pd``) stopped; False
+    when there is none."""
+    learned = [r for name, r in results.items() if name not in (ANALYTIC_ROW, PD_ROW)]
+    return bool(learned) and all(r["metrics"].get("diverged") for r in learned)
 
 
 __all__ = [
     "ANALYTIC_ROW",
     "ControlJob",
     "PD_ROW",
+    "learned_rows_all_diverged",
     "load_reference",
     "metrics_rows",
     "plant_of",

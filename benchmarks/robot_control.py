@@ -138,8 +138,8 @@ def in_loop_update_speed(truth, model, args) -> dict:
 
     plant, seconds = truth.rigid_body_tree(), 1.0 if args.quick else 10.0
     ref = repeated_reference(plant.info, seconds, 1000.0, seconds)
-    gains = default_gains(Controller.FEEDFORWARD_PD, plant, ref[0][0, 0], 10.0)
     settings = LoopSettings(1000.0)
+    gains = default_gains(Controller.FEEDFORWARD_PD, plant, ref[0][0, 0], rate=settings.rate)
     static = _timed(lambda: track(plant, model, "feedforward-pd", gains, ref, settings), repeats=2)
     learning = _timed(
         lambda: online_track(plant, model, "feedforward-pd", gains, ref, settings, OnlineSettings())[0],
@@ -195,7 +195,7 @@ def online_runs(truth, models: dict, args) -> tuple[list[dict], dict]:
     plant, settings = truth.rigid_body_tree(), LoopSettings(args.rate)
     period = min(10.0, args.online_seconds / 3)
     ref = repeated_reference(plant.info, args.online_seconds, args.rate, period)
-    gains = default_gains(Controller.FEEDFORWARD_PD, plant, ref[0][0, 0], 10.0)
+    gains = default_gains(Controller.FEEDFORWARD_PD, plant, ref[0][0, 0], rate=settings.rate)
     scratch = make_model("delan", plant.info, key=jax.random.PRNGKey(0), width=64, friction="coulomb")
     offline = models["DeLaN+friction"]
     heavy = PlantChange(plant.with_payload(PAYLOAD, (0.0, 0.0, 0.1)), int(round(period * args.rate)))

@@ -403,3 +403,43 @@ def test_lagrax_control_reports_diverged_rows_and_fails_only_when_every_learned_
     rows = json.loads(out.with_suffix(".json").read_text())["rows"]
     assert {"delan (new)", "delan (new) online"} <= set(rows)
     assert all(r["diverged"] for r in rows.values())
+
+
+def test_online_from_scratch_with_no_other_flag_starts_on_feedforward_pd_and_holds(cli, tmp_path):
+    import json
+
+    out = tmp_path / "scratch.npz"
+    args = ["control", "--system", "two_link_arm", "--duration", "1", "--rate", "250", "--out", out]
+    code, stdout, err = cli(*args, "--online", "--scratch", "delan")
+    assert code == 0, err
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["settings"]["controller"] == "feedforward-pd"
+    rows = result["rows"]
+    assert rows["delan (new) online"]["finite"] and rows["delan (new) online"]["updates"] > 100
+    assert rows["delan (new) online"]["rmse_all"] < 2 * rows["pd"]["rmse_all"]
+
+
+def test_automatic_gains_come_from_the_inertia_and_torque_limits():
+    from lagrax.control.laws import MAX_BANDWIDTH_PER_HZ, SATURATION_ERROR, automatic_bandwidths
+    from lagrax.control.laws import effective_inertia
+
+    plant = robot(TWO_DOF).rigid_body_tree()
+    q = np.array([0.3, -0.4])
+    for rate in (1000.0, 100.0):
+        w = automatic_bandwidths(plant, q, rate)
+        gains = default_gains(Controller.PD, plant, q, rate=rate)
+        inertia = effective_inertia(plant, q)
+        limit = np.asarray(plant.info.torque_limits)
+        assert np.all(w <= MAX_BANDWIDTH_PER_HZ * rate + 1e-12)
+        # the gain reaches the torque limit at the saturation error, unless the rate caps it
+        reach = np.asarray(gains.kp) * SATURATION_ERROR
+        assert np.all(
+            (np.isclose(reach, limit) | (reach < limit))
+            & (np.isclose(w, MAX_BANDWIDTH_PER_HZ * rate) | np.isclose(reach, limit))
+        )
+        np.testing.assert_allclose(np.asarray(gains.kd), 2 * inertia * w)
+        ct = default_gains(Controller.COMPUTED_TORQUE, plant, q, rate=rate)
+        np.testing.assert_allclose(np.asarray(ct.kp), np.min(w) ** 2)
+    free = lagrax.system("two_link_arm")  # no torque limits: the fallback bandwidth
+    assert free.info.torque_limits is None
+    np.testing.assert_allclose(np.asarray(default_gains(Controller.COMPUTED_TORQUE, free, q).kp), 100.0)

@@ -34,13 +34,19 @@ class ControlRequest:
     seed: int = option(0, help="seed of the random references, noise and online learning")
     duration: float = option(10.0, help="seconds of each random reference")
     speed: float = option(1.0, help="speed of the random references (1: one period per duration)")
-    controller: str = option("computed-torque", help="computed-torque | feedforward-pd | pd")
+    controller: str | None = option(
+        None,
+        help="computed-torque | feedforward-pd | pd; default: computed-torque, or feedforward-pd "
+        "for a new --scratch model (PD carries the robot while the model learns)",
+    )
     rate: float = option(1000.0, help="control rate [Hz]")
     substeps: int = option(1, help="plant RK4 steps per control period")
     kp: str | None = option(None, help="proportional gain: one number or one per joint (a,b,...)")
     kd: str | None = option(None, help="derivative gain: one number or one per joint")
-    bandwidth: float = option(
-        10.0, help="without --kp/--kd: critically damped at w [rad/s] (PD gains scaled by inertia)"
+    bandwidth: float | None = option(
+        None,
+        help="without --kp/--kd: critically damped at w [rad/s] (PD gains scaled by inertia); "
+        "default: from the robot's inertia and torque limits",
     )
     torque_limit: bool = option(False, "--torque-limit", help="clip torques to the robot's limits")
     q_noise: float = option(0.0, help="std of position measurement noise")
@@ -112,7 +118,7 @@ def control_job(request: ControlRequest):
         system=truth,
         reference=reference,
         models=_control_models(request, info),
-        controller=Controller.parse(request.controller),
+        controller=Controller.parse(_controller(request)),
         gains=gains,
         bandwidth=request.bandwidth,
         settings=settings,
@@ -124,6 +130,15 @@ def control_job(request: ControlRequest):
         seed=request.seed,
         force=request.force,
     )
+
+
+def _controller(request: ControlRequest) -> str:
+    """The --controller, else computed torque; a new model learning from scratch starts
+    with feed-forward PD: computed torque with an untrained mass matrix diverges before
+    the first update, while PD's feedback holds the robot until the feed-forward helps."""
+    if request.controller is not None:
+        return request.controller
+    return "feedforward-pd" if request.scratch is not None else "computed-torque"
 
 
 def _reference(request: ControlRequest, info):

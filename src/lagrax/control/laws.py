@@ -80,20 +80,56 @@ class Gains(eqx.Module):
         return cls.make(dof, bandwidth**2, 2.0 * bandwidth)
 
 
-def default_gains(controller: Controller, plant: System, q: Vec, bandwidth: float = 10.0) -> Gains:
-    """Gains that put every joint's error dynamics near ``bandwidth`` rad/s, critically
-    damped. Computed torque multiplies its feedback by ``M(q)`` itself, so its gains are
-    accelerations (:meth:`Gains.critical`). PD and feed-forward PD apply theirs as
-    torques, so joint ``j``'s gains are scaled by its effective inertia
-    ``1 / (M^-1)_jj`` at ``q`` (the reference's start): the closed-loop matrix
-    ``M^-1 K`` then has a unit-scaled diagonal and eigenvalues at most ``n w^2``, which
-    a 1 kHz loop follows. Scaled by ``M_jj`` instead, the light wrist of a Panda under
-    its heavy shoulder gives eigenvalues some 300 times larger, and the loop diverges."""
-    if controller is Controller.COMPUTED_TORQUE:
-        return Gains.critical(plant.info.dof, bandwidth)
+# The automatic gains: a joint's feedback reaches its torque limit at this position error
+# [rad or m], and no joint's bandwidth exceeds this fraction of the control rate [rad/s per Hz].
+SATURATION_ERROR = 0.05
+MAX_BANDWIDTH_PER_HZ = 0.05
+FALLBACK_BANDWIDTH = 10.0  # rad/s, for a system without torque limits
+
+
+def effective_inertia(plant: System, q: Vec) -> np.ndarray:
+    """``1 / (M(q)^-1)_jj`` per joint: the inertia joint ``j`` feels with the others free."""
     M = np.asarray(plant.mass_matrix(jnp.asarray(q)), dtype=np.float64)
-    inertia = 1.0 / np.diagonal(np.linalg.solve(M, np.eye(M.shape[0])))
-    return Gains.make(plant.info.dof, inertia * bandwidth**2, inertia * 2.0 * bandwidth)
+    return 1.0 / np.diagonal(np.linalg.solve(M, np.eye(M.shape[0])))
+
+
+def automatic_bandwidths(plant: System, q: Vec, rate: float = 1000.0) -> np.ndarray:
+    """Each joint's bandwidth [rad/s] from the robot itself: the one whose PD gain
+    ``Kp_j = I_j w_j^2`` (``I_j`` the :func:`effective_inertia` at ``q``) reaches the
+    joint's torque limit at a :data:`SATURATION_ERROR` error, at most
+    :data:`MAX_BANDWIDTH_PER_HZ` times the control ``rate``. A system without torque
+    limits gets :data:`FALLBACK_BANDWIDTH` on every joint."""
+    n = plant.info.dof
+    limits = plant.info.torque_limits
+    if limits is None:
+        return np.full(n, FALLBACK_BANDWIDTH)
+    w = np.sqrt(np.asarray(limits, float) / (SATURATION_ERROR * effective_inertia(plant, q)))
+    return np.minimum(w, MAX_BANDWIDTH_PER_HZ * rate)
+
+
+def default_gains(
+    controller: Controller, plant: System, q: Vec, bandwidth: float | None = None, rate: float = 1000.0
+) -> Gains:
+    """Critically damped gains at ``bandwidth`` rad/s, or (``None``) at the robot's own
+    :func:`automatic_bandwidths` for a loop at ``rate`` Hz.
+
+    Computed torque multiplies its feedback by ``M(q)`` itself, so its gains are
+    accelerations (:meth:`Gains.critical`); with automatic bandwidths it takes the
+    slowest joint's. PD and feed-forward PD apply theirs as torques, so joint ``j``'s
+    gains are scaled by its effective inertia ``1 / (M^-1)_jj`` at ``q`` (the
+    reference's start): the closed-loop matrix ``M^-1 K`` then has a unit-scaled
+    diagonal and eigenvalues at most ``n w^2``, which the loop follows. Scaled by
+    ``M_jj`` instead, the light wrist of a Panda under its heavy shoulder gives
+    eigenvalues some 300 times larger, and the loop diverges."""
+    n = plant.info.dof
+    if bandwidth is not None:
+        w = np.full(n, float(bandwidth))
+    else:
+        w = automatic_bandwidths(plant, q, rate)
+    if controller is Controller.COMPUTED_TORQUE:
+        return Gains.critical(n, float(np.min(w)))
+    inertia = effective_inertia(plant, q)
+    return Gains.make(n, inertia * w**2, inertia * 2.0 * w)
 
 
 class Tick(NamedTuple):
@@ -388,7 +424,9 @@ __all__ = [
     "check_reference",
     "closed_loop",
     "controller_torque",
+    "automatic_bandwidths",
     "default_gains",
+    "effective_inertia",
     "describe_divergence",
     "divergence",
     "guarded_step",

@@ -69,7 +69,7 @@ class ControlJob:
     models: list[tuple[str, object]]
     controller: Controller = Controller.COMPUTED_TORQUE
     gains: Gains | None = None  # None: default_gains per controller at bandwidth
-    bandwidth: float = 10.0
+    bandwidth: float | None = None  # None: the robot's automatic bandwidths
     settings: LoopSettings = dataclasses.field(default_factory=LoopSettings)
     baselines: bool = True
     online: object = None  # an OnlineSettings, or None
@@ -97,7 +97,7 @@ class ControlJob:
         """The given gains, else :func:`~lagrax.control.laws.default_gains` at the reference's start."""
         if self.gains is not None:
             return self.gains
-        return default_gains(controller, plant, self.reference[0][0, 0], self.bandwidth)
+        return default_gains(controller, plant, self.reference[0][0, 0], self.bandwidth, self.settings.rate)
 
     def change(self, plant) -> PlantChange | None:
         """The payload change of the plant, if any."""

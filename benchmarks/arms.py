@@ -23,6 +23,10 @@ URDFS = {
 }
 # lagrax factories with a realistic preset
 PRESETS = ("panda", "ur5")
+# MJCF arms (MuJoCo's dynamics, the files' own damping and armature): gymnasium's pusher
+# (lagrax's factory) and reacher (its two driven joints)
+MJCF = ("pusher", "reacher")
+KNOWN = (*PRESETS, *URDFS, *MJCF)
 
 
 def generic_effects(torque_limits) -> dict[str, np.ndarray]:
@@ -35,14 +39,20 @@ def generic_effects(torque_limits) -> dict[str, np.ndarray]:
 
 
 def arm(name: str):
-    """The arm ``name`` (one of :data:`PRESETS` or :data:`URDFS`) with friction and armature."""
+    """The arm ``name`` (one of :data:`KNOWN`) with friction and armature."""
     import lagrax
     from lagrax.systems.robots import example_robot_data_path
 
     if name in PRESETS:
         return lagrax.system(name, realistic=True)
+    if name == "pusher":
+        return lagrax.system("pusher")
+    if name == "reacher":
+        from lagrax.systems.mjcf import gymnasium_asset
+
+        return lagrax.system("mjcf", path=str(gymnasium_asset("reacher.xml")), name="reacher")
     if name not in URDFS:
-        raise SystemExit(f"unknown arm {name!r}; known: {', '.join((*PRESETS, *URDFS))}")
+        raise SystemExit(f"unknown arm {name!r}; known: {', '.join(KNOWN)}")
     path = str(example_robot_data_path(URDFS[name]))
     bare = lagrax.system("urdf", path=path, name=name)
     effects = {k: tuple(v.tolist()) for k, v in generic_effects(bare.info.torque_limits).items()}

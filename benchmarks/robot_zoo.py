@@ -339,24 +339,34 @@ def main(argv=None) -> int:
     jax.config.update("jax_enable_x64", True)
     args = parse_args(argv)
     check_out(args.out, args.force)
+    if args.figures is not None:
+        from lagrax.analysis.plotting import check_figure_path
+
+        check_figure_path(args.figures / "robot_zoo.png", args.force)  # before any work
     start, rows = time.time(), []
     for name in args.arms:
         rows.append(one_arm(name, args))
         say(f"{name}: done ({time.time() - start:.0f} s so far)")
+        report(rows, args, final=False)  # a crash later keeps the arms done so far
+    report(rows, args, final=True)
+    print(f"\n(total {time.time() - start:.0f} s)")
+    return 0
+
+
+def report(rows: list[dict], args, final: bool) -> None:
+    """Print (``final``) and write the table, the per-joint errors, the misses and the figure."""
     table = markdown_table([table_row(r) for r in rows], COLUMNS)
     missed = misses(rows)
-    print(table)
-    print("\nMissed targets:\n" + ("\n".join(f"- {m}" for m in missed) or "- none"))
-    print(f"\n(total {time.time() - start:.0f} s)")
+    listed = "\n".join(f"- {m}" for m in missed) or "- none"
+    if final:
+        print(table)
+        print("\nMissed targets:\n" + listed)
     if args.figures is not None:
         args.figures.mkdir(parents=True, exist_ok=True)
-        figure(rows, args.figures / "robot_zoo.png", args.force)
-    text = "\n\n".join(
-        [table, per_joint_table(rows), "Missed targets:\n\n" + "\n".join(f"- {m}" for m in missed)]
-    )
+        figure(rows, args.figures / "robot_zoo.png", force=True)  # checked in main, then ours
+    text = "\n\n".join([table, per_joint_table(rows), "Missed targets:\n\n" + listed])
     plain = [_jsonable(r) for r in rows]
     write_results(args.out, text, plain, {k: str(v) for k, v in vars(args).items()})
-    return 0
 
 
 def _jsonable(row: dict) -> dict:

@@ -344,9 +344,11 @@ def main(argv=None) -> int:
 
         check_figure_path(args.figures / "robot_zoo.png", args.force)  # before any work
     start, rows = time.time(), []
-    for name in args.arms:
+    for i, name in enumerate(args.arms, start=1):
         rows.append(one_arm(name, args))
-        say(f"{name}: done ({time.time() - start:.0f} s so far)")
+        spent = time.time() - start
+        left = spent / i * (len(args.arms) - i)
+        say(f"{name}: done, arm {i} of {len(args.arms)} ({spent:.0f} s so far, ETA about {left:.0f} s more)")
         report(rows, args, final=False)  # a crash later keeps the arms done so far
     report(rows, args, final=True)
     print(f"\n(total {time.time() - start:.0f} s)")

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.quick import quick_compilation
 from benchmarks.showcase import Contender, check_out, fit, fmt, say, score, write_results
 
 # Finzi et al. 2020, rollout relative error (geometric mean): CLNN, DeLaN, HNN, neural ODE
@@ -189,11 +190,17 @@ def run_links(n: int, args) -> list[dict]:
     truth = chain(n)
     lengths = np.asarray(truth.lengths, float)
     rng = np.random.default_rng(n)
+    splits, duration = (("train", args.trajectories), ("val", max(args.trajectories // 10, 2))), DURATION
+    if args.quick:  # every set of the test rollouts' shape: the truth's rollout compiles once
+        splits, duration = (
+            (("train", args.test), ("val", args.test)),
+            DT * (int(round(args.horizon / DT)) - 1),
+        )
     data = {}
-    for split, count in (("train", args.trajectories), ("val", max(args.trajectories // 10, 2))):
+    for split, count in splits:
         initial = finzi_states(lengths, count, rng)
         data[split] = generate(
-            truth, kind="passive", trajectories=count, duration=DURATION, dt=DT, initial=initial
+            truth, kind="passive", trajectories=count, duration=duration, dt=DT, initial=initial
         )
     (q0, qd0, ts, reference), moved = test_set(truth, lengths, args, rng)
     rows = [dict(links=n, **moved)]
@@ -254,7 +261,9 @@ def long_table(rows: list[dict]) -> str:
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="tiny data, seconds of training, a 1 s horizon (CI)")
+    p.add_argument(
+        "--quick", action="store_true", help="6 trajectories of 1 s, seconds of training, a 1 s horizon (CI)"
+    )
     p.add_argument("--links", default="1,2,3,5", help="comma-separated numbers of links")
     p.add_argument("--seconds", type=float, default=240.0, help="training budget of DeLaN and the LNN")
     p.add_argument("--trajectories", type=int, default=800, help="training trajectories of 3 s (Finzi: 800)")
@@ -274,7 +283,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="overwrite --out")
     args = p.parse_args(argv)
     if args.quick:
-        args.seconds, args.trajectories, args.test, args.horizon, args.steps = 2.0, 6, 4, 1.0, 10
+        args.seconds, args.trajectories, args.test, args.horizon, args.steps = 2.0, 6, 6, 1.0, 10
     return args
 
 
@@ -286,8 +295,9 @@ def main(argv=None) -> int:
     check_out(args.out, args.force)
     start = time.time()
     rows = []
-    for n in (int(x) for x in args.links.split(",")):
-        rows += run_links(n, args)
+    with quick_compilation(args.quick):
+        for n in (int(x) for x in args.links.split(",")):
+            rows += run_links(n, args)
     seconds = args.steps * DT
     text = f"Over {args.steps} steps ({seconds:g} s), the horizon of Finzi's figures:\n\n" + table(rows)
     text += f"\n\nOver the whole rollout ({args.horizon:g} s):\n\n" + long_table(rows)

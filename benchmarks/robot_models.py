@@ -38,6 +38,8 @@ from pathlib import Path
 import jax
 import numpy as np
 
+from benchmarks.quick import quick_compilation
+
 SYSTEMS = {
     "panda": dict(realistic=True),
     "ur5": dict(realistic=True),
@@ -190,7 +192,8 @@ def run(args) -> tuple[list[dict], list[dict]]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     jax.config.update("jax_enable_x64", True)
-    rows, frictions = run(args)
+    with quick_compilation(args.quick):
+        rows, frictions = run(args)
     command = "python -m benchmarks.robot_models " + " ".join(argv if argv is not None else sys.argv[1:])
     report = f"{table(rows)}\n\ncommand: `{command.strip()}`\n"
     for f in frictions:

@@ -15,7 +15,11 @@ Sections (each prints a markdown table; ``--out`` writes them all, ``.json`` bes
 * **sweep**: a ``lagrax sweep`` on Optuna with 2 workers on a generated double pendulum;
 * **stream**: one epoch of DeLaN training streamed from a sharded 7-DoF Panda dataset
   (10M samples; generated into ``--shards`` unless it is there), in a fresh process whose
-  peak memory (``VmHWM``) is reported with the samples per second.
+  peak memory (``VmHWM``) is reported with the samples per second (``--quick``: 20,000
+  states of the two-link arm, the same path at a fraction of the compilation).
+
+``--quick`` also compiles without most of XLA's optimisations (``benchmarks/quick.py``):
+its programs run for a second or two, and compiling them is most of the run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 SECTIONS = ("ensemble", "parallel", "sweep", "stream")
 CHARACTER = HERE.parents[1] / "shared" / "data" / "delan_character_trajectories.npz"
+# --quick: XLA without most optimisations (as benchmarks/quick.py; this file also runs as a script)
+QUICK_FLAG, QUICK_ENV = "jax_disable_most_optimizations", {"JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
 
 
 def _say(msg: str) -> None:
@@ -283,13 +289,17 @@ def stream_section(quick: bool, shards: Path, samples: int) -> tuple[str, dict]:
     from lagrax.data.shards import generate_shards, is_sharded
     from lagrax.systems import system
 
-    if quick:
-        shards, samples = Path(tempfile.mkdtemp(prefix="lagrax-scale-shards-")) / "panda", 20_000
+    arm = "panda"
+    if quick:  # the same path on a small arm
+        arm, samples = "two_link_arm", 20_000
+        shards = Path(tempfile.mkdtemp(prefix="lagrax-scale-shards-")) / arm
     if not is_sharded(shards):
-        _say(f"  generating {samples:,} Panda states into {shards} ...")
-        generate_shards(system("panda"), shards, samples, shard_size=min(samples, 1_000_000), progress=False)
+        _say(f"  generating {samples:,} {arm} states into {shards} ...")
+        sizes = dict(shard_size=min(samples, 1_000_000), chunk=min(samples, 1 << 16))
+        generate_shards(system(arm), shards, samples, progress=False, **sizes)
     cmd = [sys.executable, __file__, "--stream-child", str(shards), "--batch", "256" if quick else "1024"]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=True)
+    env = {**os.environ, **(QUICK_ENV if quick else {})}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=True, env=env)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     table = "\n".join(
         [
@@ -356,7 +366,12 @@ def main(argv=None) -> int:
 
     jax.config.update("jax_enable_x64", True)
     t0 = time.perf_counter()
-    parts, records = _run_sections(args)
+    before = bool(jax.config.read(QUICK_FLAG))
+    jax.config.update(QUICK_FLAG, before or args.quick)
+    try:
+        parts, records = _run_sections(args)
+    finally:
+        jax.config.update(QUICK_FLAG, before)
     footer = f"{os.cpu_count()} CPU cores, {jax.default_backend()}; {time.perf_counter() - t0:.0f} s in all"
     _say(footer)
     if args.out is not None:

@@ -5,6 +5,7 @@ benchmark's table (run with tiny data)."""
 from __future__ import annotations
 
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,24 +34,32 @@ def _state(seed, n=4):
 @settings(max_examples=10, deadline=None)
 def test_armature_is_a_positive_diagonal_under_every_quantity(seed):
     """M = L L^T + diag(a): the smallest eigenvalue is at least min(a); forward inverts inverse."""
-    model = make_model("delan", ARM, key=jax.random.PRNGKey(seed), armature="true", dtype="float64")
-    model = jax.tree_util.tree_map(lambda x: x, model)
     raw = jnp.linspace(-1.0, 2.0, 4)
-    model = eqx_set(model, raw)
     q, qd, qdd, _ = _state(seed)
-    M = model.mass_matrix(q)
-    L = model.network.cholesky(q)
-    assert np.allclose(M, L @ L.T + jnp.diag(jax.nn.softplus(raw)), atol=1e-12)
-    assert np.linalg.eigvalsh(np.asarray(M))[0] >= float(jax.nn.softplus(raw).min()) - 1e-12
-    assert np.allclose(model.terms(q, qd).mass_matrix, M, atol=1e-12)
+    M, L, terms_M, qdd_again = (
+        np.asarray(x) for x in _armature_quantities(jax.random.PRNGKey(seed), raw, q, qd, qdd)
+    )
+    a = np.asarray(jax.nn.softplus(raw))
+    assert np.allclose(M, L @ L.T + np.diag(a), atol=1e-12)
+    assert np.linalg.eigvalsh(M)[0] >= a.min() - 1e-12
+    assert np.allclose(terms_M, M, atol=1e-12)
+    assert np.allclose(qdd_again, qdd, atol=1e-9)
+
+
+@jax.jit
+def _armature_quantities(key, raw, q, qd, qdd):
+    """A DeLaN with armature ``softplus(raw)``: ``M(q)``, its Cholesky factor ``L``, the mass
+    matrix of ``terms``, and the forward dynamics of its own inverse dynamics of ``qdd``
+    (one compiled program: run op by op, these took seconds of small compilations)."""
+    model = make_model("delan", ARM, key=key, armature="true", dtype="float64")
+    model = eqx.tree_at(lambda m: m.raw_armature, model, raw)
     tau = model.inverse_dynamics(q, qd, qdd)
-    assert np.allclose(model.forward_dynamics(q, qd, tau), qdd, atol=1e-9)
-
-
-def eqx_set(model, raw):
-    import equinox as eqx
-
-    return eqx.tree_at(lambda m: m.raw_armature, model, raw)
+    return (
+        model.mass_matrix(q),
+        model.network.cholesky(q),
+        model.terms(q, qd).mass_matrix,
+        model.forward_dynamics(q, qd, tau),
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,24 +73,45 @@ def eqx_set(model, raw):
     ],
 )
 def test_inverse_and_forward_in_one_call_equal_the_two_calls(build):
-    model = build()
-    n = model.dof
-    q, qd, qdd, tau = (x[:n] for x in _state(7))
-    inv, (fwd, singular) = model.inverse_and_forward_dynamics(q, qd, qdd, tau)
-    assert np.allclose(inv, model.inverse_dynamics(q, qd, qdd), rtol=1e-5, atol=1e-6)
-    assert np.allclose(fwd, model.solve_forward_dynamics(q, qd, tau).qdd, rtol=1e-5, atol=1e-6)
+    inv, fwd, singular, inv_alone, fwd_alone = _one_call_and_two(build, _state(7))
+    assert np.allclose(inv, inv_alone, rtol=1e-5, atol=1e-6)
+    assert np.allclose(fwd, fwd_alone, rtol=1e-5, atol=1e-6)
     assert not bool(singular)
+
+
+@eqx.filter_jit
+def _one_call_and_two(build, state):
+    """The model of ``build`` and its inverse and forward dynamics at ``state`` in one call,
+    then in two, as one compiled program (op by op, these were seconds of small compilations)."""
+    model = build()
+    q, qd, qdd, tau = (x[: model.dof] for x in state)
+    inv, (fwd, singular) = model.inverse_and_forward_dynamics(q, qd, qdd, tau)
+    return (
+        inv,
+        fwd,
+        singular,
+        model.inverse_dynamics(q, qd, qdd),
+        model.solve_forward_dynamics(q, qd, tau).qdd,
+    )
 
 
 def test_shared_loss_equals_the_separate_terms():
     ds = generate(lagrax.system("double_pendulum"), "excitation", trajectories=2, duration=1.0, dt=0.05)
-    model = make_model("delan", ds.info, key=jax.random.PRNGKey(0), friction="viscous", dtype="float64")
     scales = data_scales(ds, jnp.float64)
     s = {k: jnp.asarray(getattr(ds, k)[5]) for k in ("q", "qd", "qdd", "tau")}
-    inv, fwd, singular = inverse_and_forward_loss(model, s, scales)
-    assert np.isclose(inv, inverse_loss(model, s, scales))
-    assert np.isclose(fwd, forward_loss(model, s, scales)[0])
+    (inv, fwd, singular), inv_alone, fwd_alone = _shared_and_separate_losses(ds.info, s, scales)
+    assert np.isclose(inv, inv_alone)
+    assert np.isclose(fwd, fwd_alone)
     assert not bool(singular)
+
+
+@eqx.filter_jit
+def _shared_and_separate_losses(info, sample, scales):
+    """A DeLaN with viscous friction, and its two losses from one pass, then each alone (one
+    compiled program: op by op, the model's construction alone took seconds of compilations)."""
+    model = make_model("delan", info, key=jax.random.PRNGKey(0), friction="viscous", dtype="float64")
+    together = inverse_and_forward_loss(model, sample, scales)
+    return together, inverse_loss(model, sample, scales), forward_loss(model, sample, scales)[0]
 
 
 def test_recipe_gives_arms_the_arm_recipe_and_small_systems_the_character_one():

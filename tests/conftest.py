@@ -1,5 +1,6 @@
 """Test configuration: float64 everywhere (closed-form checks at 1e-10), a persistent JAX
-compilation cache, and hypothesis profiles."""
+compilation cache, hypothesis profiles, cheap compilation for the modules that ask for it,
+and a small trained run shared by the modules that need one."""
 
 import os
 import shutil
@@ -59,7 +60,16 @@ settings.register_profile("ci", max_examples=25, deadline=None, derandomize=True
 settings.register_profile("thorough", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
-from tests.helpers import CHARACTER_FILE  # noqa: E402
+from tests import helpers  # noqa: E402
+from tests.helpers import CHARACTER_FILE, TINY_DATA, TINY_TRAIN  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cheap_compilation():
+    """:func:`tests.helpers.cheap_compilation` for the module that asks for it:
+    ``pytestmark = pytest.mark.usefixtures("cheap_compilation")``."""
+    with helpers.cheap_compilation():
+        yield
 
 
 @pytest.fixture
@@ -84,3 +94,20 @@ def cli(capsys):
         return code, out, err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """``(data file, run directory)``: a small double-pendulum dataset and a DeLaN trained
+    on it by ``lagrax train`` (:data:`~tests.helpers.TINY_TRAIN`, trajectories 0 and 1
+    held out for testing), made once per session for the modules that need a trained run.
+    Never change them: :func:`tests.helpers.workspace_with` links the data and copies the run."""
+    from lagrax.cli.app import main
+
+    root = tmp_path_factory.mktemp("tiny_run")
+    data, run = root / "dp.npz", root / "run"
+    train = ["train", "--model", "delan", "--data", str(data), "--out", str(run), "--test-labels", "0,1"]
+    with helpers.cheap_compilation():
+        assert main(["generate", "--system", "double_pendulum", "--out", str(data), *TINY_DATA]) == 0
+        assert main([*train, *TINY_TRAIN]) == 0
+    return data, run

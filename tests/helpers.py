@@ -5,6 +5,9 @@ Test modules import from here, never from each other.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 
 import equinox as eqx
@@ -29,6 +32,43 @@ def assert_clean_error(code, err, *fragments):
     assert "Traceback" not in err
     for fragment in fragments:
         assert fragment.lower() in err.lower(), (fragment, err)
+
+
+@contextlib.contextmanager
+def cheap_compilation():
+    """XLA compiles without its costly optimisations inside (in the processes started
+    inside too): JAX's ``jax_disable_most_optimizations``, LLVM at -O0 and none of its
+    expensive passes. Where a program compiles once and runs for moments, as in most tests,
+    compiling is most of the time, and this cuts it by about a third (the CPU time of
+    tests/training/test_training.py: 66 s, 47 s with it); the programs compute the same,
+    only less fast. (Programs compiled inside stay in JAX's caches for the process.)"""
+    name, variable = "jax_disable_most_optimizations", "JAX_DISABLE_MOST_OPTIMIZATIONS"
+    before, environment = jax.config.values[name], os.environ.get(variable)
+    jax.config.update(name, True)
+    os.environ[variable] = "1"
+    try:
+        yield
+    finally:
+        jax.config.update(name, before)
+        if environment is None:
+            os.environ.pop(variable, None)
+        else:
+            os.environ[variable] = environment
+
+
+# The shared trained run (the session fixture ``tiny_run`` in tests/conftest.py): a small
+# double-pendulum dataset and the settings of a quick DeLaN training (``lagrax train``).
+TINY_DATA = ["--trajectories", "4", "--duration", "0.5", "--dt", "0.05", "--seed", "4"]
+TINY_TRAIN = ["--epochs", "2", "--lbfgs-epochs", "0", "--width", "8", "--depth", "1", "--no-progress"]
+
+
+def workspace_with(root: Path, tiny_run: tuple[Path, Path]) -> Path:
+    """``root`` holding the shared run's data as ``dp.npz`` (a link: the data never change,
+    and a run records its data's resolved path) and a copy of the run as ``run``."""
+    data, run = tiny_run
+    (root / "dp.npz").symlink_to(data)
+    shutil.copytree(run, root / "run")
+    return root
 
 
 TRUE_INERTIA, TRUE_GRAVITY = 1.0 * 0.8**2, 1.0 * 9.81 * 0.8  # m l^2, m g l of the data's pendulum

@@ -27,6 +27,8 @@ from lagrax.systems.rollout import rk4_rollout, simulate
 from lagrax.data.generators import generate
 from lagrax.systems.batching import batched
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 DT = 0.02
 LENGTHS = (60, 45)  # different lengths exercise the padding of the batched rollout
 
@@ -307,8 +309,15 @@ def test_report_writes_figures_and_a_page_with_the_metrics(tmp_path, dataset):
     assert "traj0, traj1" in text and "data.npz" in text and "epochs=12" in text
 
 
-def _run_dir(tmp_path, data_dof=2):
-    """A run directory as lagrax.training.run_training writes it (tiny untrained DeLaN)."""
+@pytest.fixture(scope="module")
+def run_dataset(truth):
+    """Three trajectories for the run directories below, of the lengths of ``dataset``'s
+    (whose rollouts are compiled already)."""
+    return generated_dataset(truth, lengths=(*LENGTHS, LENGTHS[0]), seed=1)
+
+
+def _run_dir(tmp_path, ds):
+    """A run directory on ``ds`` as lagrax.training.run_training writes it (tiny untrained DeLaN)."""
     import jax
 
     from lagrax.data.dataset import save_dataset
@@ -316,7 +325,6 @@ def _run_dir(tmp_path, data_dof=2):
     from lagrax.models.io import save_model
 
     truth = lagrax.system("double_pendulum")
-    ds = generated_dataset(truth, lengths=(30, 25, 20))
     data = save_dataset(ds, tmp_path / "data.npz")
     run = tmp_path / "run"
     model = make_model("delan", truth.info, key=jax.random.PRNGKey(0), width=8, depth=1)
@@ -335,8 +343,8 @@ def _run_dir(tmp_path, data_dof=2):
     return run, data
 
 
-def test_a_run_loads_as_one_record(tmp_path):
-    run, _ = _run_dir(tmp_path)
+def test_a_run_loads_as_one_record(tmp_path, run_dataset):
+    run, _ = _run_dir(tmp_path, run_dataset)
     RunDir(run).write_metrics({"torque_mse": 1.0})
     loaded = RunDir(run).load()
     assert isinstance(loaded, Run) and loaded.path == run and loaded.model.dof == 2
@@ -357,8 +365,8 @@ def _cli(capsys, *argv):
     return code, out, err
 
 
-def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys):
-    run, data = _run_dir(tmp_path)
+def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys, run_dataset):
+    run, data = _run_dir(tmp_path, run_dataset)
     code, out, err = _cli(capsys, "report", run)
     assert code == 0, err
     metrics = json.loads((run / "report.json").read_text())
@@ -378,13 +386,13 @@ def test_cli_report_and_evaluate_a_run_directory(tmp_path, capsys):
     assert "valid_prediction_time" in out
 
 
-def test_cli_evaluate_and_report_bad_input(tmp_path, capsys):
+def test_cli_evaluate_and_report_bad_input(tmp_path, capsys, run_dataset):
     code, _, err = _cli(capsys, "evaluate", tmp_path / "nowhere")
     assert code == 2 and err.startswith("error: ") and "does not exist" in err
     code, _, err = _cli(capsys, "report", tmp_path)
     assert code == 2 and "holds no trained model" in err
 
-    run, _ = _run_dir(tmp_path)
+    run, _ = _run_dir(tmp_path, run_dataset)
     pend = lagrax.system("pendulum")
     one_joint = Dataset(
         t=np.arange(3) * 0.1,

@@ -13,6 +13,8 @@ from lagrax.data.dataset import load_dataset
 from lagrax.systems import system
 from lagrax.systems.batching import batched
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 def run(capsys, *argv):
     code = main(list(argv))

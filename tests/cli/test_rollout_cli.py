@@ -15,6 +15,8 @@ from lagrax.models.io import save_model
 from lagrax.analysis.prediction import parse_initial_states, predict
 from lagrax.core.errors import ShapeError
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 def _load(path):
     with np.load(path) as z:
@@ -81,19 +83,12 @@ def test_the_truth_replays_recorded_driven_data(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_trained_model_is_compared_with_the_truth_of_its_data(cli, tmp_path):
-    from lagrax.data.dataset import save_dataset
-    from lagrax.data.generators import generate
-
-    ds = generate(lagrax.system("pendulum"), kind="passive", trajectories=6, duration=2.0, dt=0.05)
-    save_dataset(ds, tmp_path / "p.npz")
-    code, _, err = cli(
-        "train", "--model", "delan", "--data", tmp_path / "p.npz", "--out", tmp_path / "run",
-        "--epochs", "3", "--no-progress",
-    )  # fmt: skip
-    assert code == 0, err
+def test_a_trained_model_is_compared_with_the_truth_of_its_data(cli, tiny_run, tmp_path):
+    """The shared trained run (a DeLaN on double-pendulum data) against the double pendulum
+    (the states and times of the ground-truth rollout above: its compiled rollout serves)."""
     out = tmp_path / "r.npz"
-    code, text, err = cli("rollout", tmp_path / "run", "--random", "2", "--duration", "2", "--out", out)
+    argv = ["--random", "3", "--duration", "4", "--dt", "0.05", "--out", out]
+    code, text, err = cli("rollout", tiny_run[1], *argv)
     assert code == 0, err
     arrays, meta = _load(out)
     assert meta["names"] == ["truth", "delan"]

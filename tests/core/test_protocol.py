@@ -21,6 +21,8 @@ from lagrax.core.errors import LagraxError, NotProvidedError, UnknownNameError
 from lagrax.models.spec import ModelSpec
 from lagrax.systems.base import CAPABILITIES, QUANTITIES
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 KP, KD = 100.0, 20.0  # critically damped: e'' + 20 e' + 100 e = 0, double pole at -10
 DT, STEPS = 1e-3, 1500
 

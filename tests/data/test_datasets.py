@@ -25,6 +25,8 @@ from lagrax.data.generators import (
 )
 from lagrax.systems.batching import batched
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 def central_difference(x, dt):
     """(x[k+1] - x[k-1]) / 2 dt at interior samples of one trajectory."""

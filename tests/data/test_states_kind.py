@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from tests.helpers import assert_clean_error
@@ -12,6 +15,8 @@ from lagrax.data.dataset import has_motion, load_dataset
 from lagrax.core.errors import LagraxError
 from lagrax.analysis.metrics import evaluate
 from lagrax.data.generators import generate
+
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
 
 
 @pytest.fixture(scope="module")
@@ -75,32 +80,46 @@ def test_the_cli_writes_states_and_refuses_options_of_other_kinds(cli, tmp_path)
     assert_clean_error(code, err, "--q-range takes LO,HI")
 
 
-def test_an_lnn_trains_on_states(cli, tmp_path):
-    out = tmp_path / "s.npz"
-    assert cli("generate", "-s", "pendulum", "--kind", "states", "--samples", "400", "--out", out)[0] == 0
-    code, text, err = cli(
-        "train", "--model", "lnn", "--data", out, "--out", tmp_path / "run", "--epochs", "2",
-        "--test-fraction", "0.2", "--no-progress",
-    )  # fmt: skip
-    assert code == 0, err
-    assert "completed" in text and (tmp_path / "run" / "metrics.json").exists()
+@pytest.fixture(scope="module")
+def states_run(tmp_path_factory):
+    """Pendulum states and an LNN trained on them by ``lagrax train`` (its recipe, shortened):
+    ``(the data, the run directory, what train printed)``."""
+    import contextlib
+    import io
+
+    from lagrax.cli.app import main
+
+    root = tmp_path_factory.mktemp("states")
+    data, run = root / "s.npz", root / "run"
+    generate = ["generate", "-s", "pendulum", "--kind", "states", "--samples", "400", "--out", str(data)]
+    assert main(generate) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main([
+            "train", "--model", "lnn", "--data", str(data), "--out", str(run), "--epochs", "2",
+            "--lbfgs-epochs", "1", "--lbfgs-steps", "3", "--test-fraction", "0.2", "--no-progress",
+        ])  # fmt: skip
+    assert code == 0
+    return data, run, printed.getvalue()
 
 
-def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, tmp_path):
-    out = tmp_path / "s.npz"
-    assert cli("generate", "-s", "pendulum", "--kind", "states", "--samples", "300", "--out", out)[0] == 0
+def test_an_lnn_trains_on_states(states_run):
+    _, run, text = states_run
+    assert "completed" in text and (run / "metrics.json").exists()
+    assert json.loads((run / "config.json").read_text())["model"] == "lnn"
+
+
+def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, states_run, tmp_path):
+    data, trained, _ = states_run
     code, _, err = cli(
-        "train", "--model", "delan", "--data", out, "--out", tmp_path / "bad",
+        "train", "--model", "delan", "--data", data, "--out", tmp_path / "bad",
         "--loss", "forward=1,rollout=1",
         "--epochs", "1", "--no-progress",
     )  # fmt: skip
     assert_clean_error(code, err, "rollout", "independent states")
+    assert not (tmp_path / "bad").exists()
     run = tmp_path / "run"
-    code, _, err = cli(
-        "train", "--model", "delan", "--data", out, "--out", run, "--epochs", "2", "--test-fraction", "0.2",
-        "--no-progress",
-    )  # fmt: skip
-    assert code == 0, err
+    shutil.copytree(trained, run)
     code, _, err = cli("report", run)
     assert code == 0, err
     assert "No rollouts: the data are independent states" in (run / "report.md").read_text()

@@ -27,6 +27,8 @@ from lagrax.systems.rollout import simulate
 from lagrax.systems.base import SystemInfo
 from lagrax.systems.batching import batched
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 KEY = jax.random.PRNGKey(0)
 G = 9.8  # the double pendulum's default gravity
 

@@ -17,6 +17,8 @@ from lagrax.models.spec import SpecError
 from lagrax.systems.rollout import simulate
 from lagrax.systems import kinematics_of
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 MASSES, LENGTHS = (1.0, 0.8, 1.3), (0.9, 1.1, 0.7)
 CHAIN = lagrax.system("chain_pendulum", n=3, masses=MASSES, lengths=LENGTHS)
 angles = st.lists(st.floats(-10.0, 10.0), min_size=3, max_size=3).map(jnp.asarray)

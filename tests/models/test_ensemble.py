@@ -21,6 +21,8 @@ from lagrax.models import make_model
 from lagrax.models.ensemble import Ensemble
 from lagrax.training import TrainConfig, train
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 jax.config.update("jax_enable_x64", True)
 
 CFG = dict(batch_size=32, lr=1e-2, weight_decay=0.0, clip_norm=None, dtype="float64", val_every=1)
@@ -37,7 +39,7 @@ def split(data):
 
 
 def delan(info, seed, ds):
-    model = make_model("delan", info, key=jax.random.PRNGKey(seed), width=8, dtype="float64")
+    model = make_model("delan", info, key=jax.random.PRNGKey(seed), width=8, depth=1, dtype="float64")
     return model.with_data_statistics(ds.q, ds.qd, ds.qdd, ds.tau)
 
 
@@ -79,11 +81,24 @@ def test_a_member_with_nan_parameters_is_skipped_alone(split):
     assert np.isfinite(result.history[-1]["loss"])  # the mean over the finite members
 
 
-def test_resumed_ensemble_equals_the_uninterrupted_one(split, tmp_path):
+RESUMED = dict(epochs=4, lbfgs_epochs=2, lbfgs_steps=3, checkpoint_every=1, seed=1, **CFG)
+
+
+def two_pendulums():
+    return Ensemble.of([pendulum_model(2.0, 3.0), pendulum_model(1.2, 6.0)])
+
+
+@pytest.fixture(scope="module")
+def straight(split, tmp_path_factory):
+    """An ensemble of two pendulums trained without interruption (AdamW, then L-BFGS)."""
     train_ds, val_ds = split
-    cfg = TrainConfig(epochs=4, lbfgs_epochs=2, lbfgs_steps=3, checkpoint_every=1, seed=1, **CFG)
-    ens = Ensemble.of([pendulum_model(2.0, 3.0), pendulum_model(1.2, 6.0)])
-    straight = train(ens, train_ds, val_ds, cfg, run_dir=tmp_path / "a", progress=False)
+    run_dir = tmp_path_factory.mktemp("ensemble") / "a"
+    return train(two_pendulums(), train_ds, val_ds, TrainConfig(**RESUMED), run_dir=run_dir, progress=False)
+
+
+def test_resumed_ensemble_equals_the_uninterrupted_one(split, straight, tmp_path):
+    train_ds, val_ds = split
+    cfg, ens = TrainConfig(**RESUMED), two_pendulums()
 
     class Killed(Exception):
         pass
@@ -101,17 +116,12 @@ def test_resumed_ensemble_equals_the_uninterrupted_one(split, tmp_path):
     assert [h["members"]["loss"] for h in resumed.history] == [h["members"]["loss"] for h in straight.history]
 
 
-def test_each_member_keeps_its_own_best_parameters(split):
-    """Validation picks the best epoch per member; early stopping waits for the last one."""
-    train_ds, val_ds = split
-    cfg = TrainConfig(epochs=6, seed=0, **CFG)
-    result = train(
-        Ensemble.of([pendulum_model(), pendulum_model(0.7, 5.0)]), train_ds, val_ds, cfg, progress=False
-    )
+def test_each_member_keeps_its_own_best_parameters(straight):
+    """Validation picks the best epoch per member (of the AdamW and the L-BFGS epochs)."""
     for k in range(2):
-        val = [h["members"]["val_loss"][k] for h in result.history]
-        assert result.members["best_val_loss"][k] == pytest.approx(min(val))
-        assert result.members["best_epoch"][k] == 1 + int(np.argmin(val))
+        val = [h["members"]["val_loss"][k] for h in straight.history]
+        assert straight.members["best_val_loss"][k] == pytest.approx(min(val))
+        assert straight.members["best_epoch"][k] == 1 + int(np.argmin(val))
 
 
 def test_the_ensemble_is_a_system_whose_predictions_are_the_members_mean(split):
@@ -119,15 +129,19 @@ def test_the_ensemble_is_a_system_whose_predictions_are_the_members_mean(split):
     models = [delan(train_ds.info, s, train_ds) for s in range(3)]
     ens = Ensemble.of(models)
     q, qd, qdd, tau = (jnp.asarray(getattr(train_ds, f)[:5]) for f in ("q", "qd", "qdd", "tau"))
-    mean_tau = np.mean([jax.vmap(m.inverse_dynamics)(q, qd, qdd) for m in models], axis=0)
+    # (jitted: the members share one structure, so each function compiles once for all three)
+    inverse_dynamics = eqx.filter_jit(lambda m: jax.vmap(m.inverse_dynamics)(q, qd, qdd))
+    mass_matrix = eqx.filter_jit(lambda m: m.mass_matrix(q[0]))
+    mean_tau = np.mean([inverse_dynamics(m) for m in models], axis=0)
     np.testing.assert_allclose(lagrax.batched(ens).inverse_dynamics(q, qd, qdd), mean_tau, rtol=1e-12)
-    mean_m = np.mean([m.mass_matrix(q[0]) for m in models], axis=0)
-    np.testing.assert_allclose(ens.mass_matrix(q[0]), mean_m, rtol=1e-12)
-    out = ens.predict_with_uncertainty(q, qd, qdd=qdd, tau=tau)
+    mean_m = np.mean([mass_matrix(m) for m in models], axis=0)
+    np.testing.assert_allclose(mass_matrix(ens), mean_m, rtol=1e-12)
+    predict = eqx.filter_jit(lambda e, **given: e.predict_with_uncertainty(q, qd, **given))
+    out = predict(ens, qdd=qdd, tau=tau)
     assert out["tau_members"].shape == (5, 3, 1) and out["qdd_std"].shape == (5, 1)
     np.testing.assert_allclose(out["tau_mean"], mean_tau, rtol=1e-12)
     assert np.all(out["tau_std"] > 0)
-    same = Ensemble.of([models[0], models[0]]).predict_with_uncertainty(q, qd, qdd=qdd)
+    same = predict(Ensemble.of([models[0], models[0]]), qdd=qdd)
     assert np.all(same["tau_std"] == 0)
 
 
@@ -163,8 +177,10 @@ def test_cli_trains_and_evaluates_an_ensemble(cli, tmp_path):
     argv = ["generate", "-s", "pendulum", "--trajectories", "5", "--duration", "1", "--out", str(data)]
     assert cli(*argv)[0] == 0
     run = tmp_path / "run"
-    args = ["-m", "delan", "-d", str(data), "-o", str(run), "--epochs", "3", "--lbfgs-epochs", "1"]
-    code, out, _ = cli("train", *args, "--width", "8", "--ensemble", "2", "--test-fraction", "0.4")
+    args = ["-m", "delan", "-d", str(data), "-o", str(run), "--epochs", "3", "--lbfgs-epochs", "0"]
+    code, out, _ = cli(
+        "train", *args, "--width", "8", "--depth", "1", "--ensemble", "2", "--test-fraction", "0.4"
+    )
     assert code == 0 and "2 members' mean prediction" in out
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["ensemble"] == 2 and len(metrics["members"]) == 2

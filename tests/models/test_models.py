@@ -18,6 +18,8 @@ from lagrax.systems.rollout import simulate
 from lagrax.systems.batching import batched
 from lagrax.core.options import FrictionKind, Precision
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 MIXED = lagrax.SystemInfo.make("mixed", 3, joint_types=("revolute", "prismatic", "revolute"))
 SMALL = dict(width=16, depth=2)
 

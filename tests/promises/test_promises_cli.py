@@ -6,25 +6,28 @@ import json
 
 import numpy as np
 import pytest
-from tests.helpers import assert_clean_error
+from tests.helpers import TINY_TRAIN, assert_clean_error, workspace_with
 
 from lagrax.cli.app import abort_message
 from lagrax.core.fileio import tree_digest
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 GEN = ["--trajectories", "3", "--duration", "0.5", "--dt", "0.05"]
-FAST = ["--epochs", "2", "--lbfgs-epochs", "0", "--width", "8", "--no-progress"]
+FAST = TINY_TRAIN
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    """Two 2-DoF datasets of different systems and a trained run with a test split."""
+def workspace(tmp_path_factory, tiny_run):
+    """Two 2-DoF datasets of different systems (``dp.npz``, ``arm.npz``) and a trained run
+    with a test split (``run``, a copy of the shared one trained on ``dp.npz``)."""
     from lagrax.cli.app import main
 
-    root = tmp_path_factory.mktemp("promises")
-    for name, system in (("dp.npz", "double_pendulum"), ("arm.npz", "two_link_arm")):
-        assert main(["generate", "--system", system, "--out", str(root / name), *GEN, "--seed", "4"]) == 0
-    argv = ["train", "--model", "delan", "--data", str(root / "dp.npz"), "--out", str(root / "run")]
-    assert main([*argv, "--test-labels", "0", *FAST]) == 0
+    root = workspace_with(tmp_path_factory.mktemp("promises"), tiny_run)
+    assert (
+        main(["generate", "--system", "two_link_arm", "--out", str(root / "arm.npz"), *GEN, "--seed", "4"])
+        == 0
+    )
     return root
 
 

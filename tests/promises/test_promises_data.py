@@ -8,22 +8,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tests.helpers import assert_clean_error
+from tests.helpers import assert_clean_error, pendulum_data
 from hypothesis import given
 from hypothesis import strategies as st
 
 from lagrax.data.dataset import Dataset, load_dataset, save_dataset
 from lagrax.core.errors import DatasetError, LagraxError
 from lagrax.systems import system
-from lagrax.data.generators import generate
+
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
 
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
-    """A small valid dataset file and its arrays."""
-    ds = generate(system("double_pendulum"), kind="passive", trajectories=2, duration=0.3, dt=0.05, seed=1)
+    """A small valid dataset file (driven pendulum motion, integrated by NumPy) and its arrays."""
     path = tmp_path_factory.mktemp("data") / "good.npz"
-    save_dataset(ds, path)
+    save_dataset(pendulum_data(n_traj=2, steps=7), path)
     return path, dict(np.load(path))
 
 

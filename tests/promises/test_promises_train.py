@@ -6,24 +6,27 @@ import json
 
 import numpy as np
 import pytest
-from tests.helpers import assert_clean_error
+from tests.helpers import TINY_DATA, TINY_TRAIN, assert_clean_error, workspace_with
 
 from lagrax.core.errors import LagraxError, NumericalError
 from lagrax.core.fileio import tree_digest
 from lagrax.training import TrainConfig
 from lagrax.training.config import ConfigError
 
-GEN = ["--trajectories", "4", "--duration", "0.5", "--dt", "0.05", "--seed", "4"]
-FAST = ["--epochs", "2", "--lbfgs-epochs", "0", "--width", "8", "--no-progress"]
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
+GEN = TINY_DATA  # (the shared run's data)
+FAST = TINY_TRAIN  # (the shared run's settings: --resume continues it)
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
+def data(tmp_path_factory, tiny_run):
+    """The shared run's data (``dp.npz``) and its run (``run``), another dataset of the same
+    system and a passive one."""
     from lagrax.cli.app import main
 
-    root = tmp_path_factory.mktemp("train")
+    root = workspace_with(tmp_path_factory.mktemp("train"), tiny_run)
     generate = ["generate", "--system", "double_pendulum"]
-    assert main([*generate, "--out", str(root / "dp.npz"), *GEN]) == 0
     assert main([*generate, "--out", str(root / "other.npz"), *GEN[:-1], "5"]) == 0
     assert main([*generate, "--kind", "passive", "--out", str(root / "passive.npz"), *GEN]) == 0
     return root
@@ -31,13 +34,8 @@ def data(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run(data):
-    """A run with a test split, to resume."""
-    from lagrax.cli.app import main
-
-    out = data / "run"
-    argv = ["train", "--model", "delan", "--data", str(data / "dp.npz"), "--out", str(out)]
-    assert main([*argv, "--test-labels", "0,1", *FAST]) == 0
-    return out
+    """A run with a test split (trajectories 0 and 1), to resume."""
+    return data / "run"
 
 
 BAD_SETTINGS = [
@@ -170,7 +168,7 @@ def test_a_diverged_run_is_not_completed(data, tmp_path, monkeypatch):
             data / "dp.npz",
             tmp_path / "r",
             {"epochs": 1, "lbfgs_epochs": 0},
-            {"width": 8},
+            {"width": 8, "depth": 1},
             progress=False,
         )
     assert json.loads((tmp_path / "r" / "summary.json").read_text())["stopped_reason"] == "diverged"
@@ -231,7 +229,7 @@ def test_passive_data_gets_no_torque_metrics(data, tmp_path):
     from lagrax.training import run_training
 
     settings = {"epochs": 2, "lbfgs_epochs": 0}
-    out = run_training("delan", data / "passive.npz", tmp_path / "r", settings, {"width": 8},
+    out = run_training("delan", data / "passive.npz", tmp_path / "r", settings, {"width": 8, "depth": 1},
                        test_fraction=0.25, progress=False, evaluate=held_out_metrics)  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     assert math.isnan(metrics.get("torque_mse", math.nan)) and math.isnan(

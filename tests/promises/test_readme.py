@@ -6,6 +6,8 @@ import re
 import pytest
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 EXAMPLES = [
     (page.relative_to(ROOT).as_posix(), index, code)

@@ -27,6 +27,8 @@ from lagrax.systems import SystemInfo
 from lagrax.systems.parameters import ParameterError
 from lagrax.systems.batching import batched
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 # name -> (registry name, parameters). Conservative versions (no friction).
 SYSTEMS = {
     "pendulum": ("pendulum", {}),

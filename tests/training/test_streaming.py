@@ -19,6 +19,8 @@ from lagrax.data.shards import generate_shards
 from lagrax.training import TrainConfig, train
 from lagrax.training import streaming
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 jax.config.update("jax_enable_x64", True)
 
 CFG = dict(batch_size=64, lr=1e-2, lbfgs_epochs=0, inverse=1.0, seed=3, checkpoint_every=1)
@@ -30,19 +32,28 @@ def shards(tmp_path_factory):
     return generate_shards(lagrax.system("pendulum"), out, 1500, shard_size=400, seed=1, progress=False)
 
 
-@pytest.fixture(autouse=True)
-def small_chunks(monkeypatch):
-    monkeypatch.setattr(streaming, "CHUNK_SAMPLES", 256)  # several chunks per epoch
+@pytest.fixture(autouse=True, scope="module")
+def small_chunks():
+    with pytest.MonkeyPatch.context() as patch:  # (for the module: a shared run uses it)
+        patch.setattr(streaming, "CHUNK_SAMPLES", 256)  # several chunks per epoch
+        yield
 
 
 def model_for(shards, seed=3):
     s = shards.sample(len(shards))
-    model = make_model("delan", shards.info, key=jax.random.PRNGKey(seed), width=8, dtype="float64")
+    model = make_model("delan", shards.info, key=jax.random.PRNGKey(seed), width=8, depth=1, dtype="float64")
     return model.with_data_statistics(s.q, s.qd, s.qdd, s.tau)
 
 
-def test_a_streamed_run_learns_in_chunked_epochs(shards):
-    result = train(model_for(shards), shards, None, TrainConfig(epochs=8, **CFG), progress=False)
+@pytest.fixture(scope="module")
+def learned(shards, tmp_path_factory):
+    """Eight streamed epochs, checkpointed after each: ``(config, run directory, result)``."""
+    cfg, run_dir = TrainConfig(epochs=8, **CFG), tmp_path_factory.mktemp("streamed") / "a"
+    return cfg, run_dir, train(model_for(shards), shards, None, cfg, run_dir=run_dir, progress=False)
+
+
+def test_a_streamed_run_learns_in_chunked_epochs(shards, learned):
+    _, _, result = learned
     plan = streaming.Stream.of(shards, TrainConfig(**CFG).loss_weights(), TrainConfig(**CFG))
     assert plan.chunk_size == 256 and plan.n_chunks == 6  # 1,500 samples: 5 full chunks and a wrapped one
     assert result.steps == 8 * plan.n_chunks * (256 // 64)
@@ -51,9 +62,8 @@ def test_a_streamed_run_learns_in_chunked_epochs(shards):
     assert result.epoch_traces == 1  # one compiled epoch serves every chunk
 
 
-def test_a_killed_streamed_run_resumes_bit_for_bit(shards, tmp_path):
-    cfg = TrainConfig(epochs=4, **CFG)
-    straight = train(model_for(shards), shards, None, cfg, run_dir=tmp_path / "a", progress=False)
+def test_a_killed_streamed_run_resumes_bit_for_bit(shards, learned, tmp_path):
+    cfg, _, straight = learned
 
     class Killed(Exception):
         pass
@@ -91,7 +101,7 @@ def test_what_streaming_cannot_do_is_refused(shards):
 
 def test_cli_trains_on_a_shard_directory(cli, shards, tmp_path):
     run = tmp_path / "run"
-    args = ["train", "-m", "delan", "-d", str(shards.path), "--width", "8", "--epochs", "2"]
+    args = ["train", "-m", "delan", "-d", str(shards.path), "--width", "8", "--depth", "1", "--epochs", "2"]
     code, out, err = cli(*args, "-o", str(run))
     assert code == 0, err
     config = json.loads((run / "config.json").read_text())

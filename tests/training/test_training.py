@@ -32,6 +32,8 @@ from lagrax.training import (
 from lagrax.core import fileio
 from lagrax.core.options import Schedule
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 @pytest.fixture(scope="module")
 def data():
@@ -85,13 +87,19 @@ def test_lbfgs_refinement_identifies_what_adamw_left_rough(data, tmp_path):
     """Two AdamW epochs leave the pendulum's parameters off; full-batch L-BFGS epochs
     then identify them to 1e-6, count their iterations as steps, and resume exactly."""
     cfg = TrainConfig(epochs=2, lbfgs_epochs=3, lbfgs_steps=10, checkpoint_every=1, **FAST)
-    adam_only = train(pendulum_model(1.0, 5.0), data, config=cfg.replace(lbfgs_epochs=0), progress=False)
-    assert float(jnp.exp(adam_only.model.log_a)) != pytest.approx(TRUE_INERTIA, rel=1e-3)
-    result = train(pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "a", progress=False)
+    after = {}  # the model after each epoch: after the second, what AdamW alone left
+
+    def record(epoch, model, _record):
+        after[epoch] = model
+
+    result = train(
+        pendulum_model(1.0, 5.0), data, config=cfg, run_dir=tmp_path / "a", progress=False, callback=record
+    )
+    assert float(jnp.exp(after[2].log_a)) != pytest.approx(TRUE_INERTIA, rel=1e-3)
     assert float(jnp.exp(result.model.log_a)) == pytest.approx(TRUE_INERTIA, rel=1e-6)
     assert float(jnp.exp(result.model.log_b)) == pytest.approx(TRUE_GRAVITY, rel=1e-6)
     assert [h.get("optimizer") for h in result.history] == [None, None, "lbfgs", "lbfgs", "lbfgs"]
-    steps = adam_only.steps
+    steps = result.history[1]["step"]  # the AdamW steps
     assert result.steps == steps + 30 and result.history[-1]["step"] == steps + 30
 
     def kill_after_3(epoch, _model, _record):
@@ -159,11 +167,23 @@ class Killed(Exception):
     pass
 
 
-def test_resume_gives_the_uninterrupted_result(data, tmp_path):
-    model = pendulum_model()
+RESUMED = dict(epochs=6, batch_size=40, lr=1e-2, val_every=2, checkpoint_every=1)
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    """Six epochs without interruption, checkpointed: ``(run directory, result)``."""
     train_ds, val_ds = data.split(test_labels=["t0"])
-    cfg = TrainConfig(epochs=6, batch_size=40, lr=1e-2, val_every=2, checkpoint_every=1)
-    straight = train(model, train_ds, val_ds, cfg, run_dir=tmp_path / "a", progress=False)
+    run_dir = tmp_path_factory.mktemp("straight") / "a"
+    return run_dir, train(
+        pendulum_model(), train_ds, val_ds, TrainConfig(**RESUMED), run_dir=run_dir, progress=False
+    )
+
+
+def test_resume_gives_the_uninterrupted_result(data, straight, tmp_path):
+    model, (_, straight) = pendulum_model(), straight
+    train_ds, val_ds = data.split(test_labels=["t0"])
+    cfg = TrainConfig(**RESUMED)
 
     def kill_after_3(epoch, _model, _record):
         if epoch == 3:
@@ -179,13 +199,22 @@ def test_resume_gives_the_uninterrupted_result(data, tmp_path):
     assert [json.loads(x)["epoch"] for x in lines] == [1, 2, 3, 4, 5, 6]
 
 
-def test_resume_refuses_a_different_configuration(data, tmp_path):
-    cfg = TrainConfig(epochs=2, **FAST)
-    train(pendulum_model(), data, config=cfg, run_dir=tmp_path, progress=False)
+def test_resume_refuses_a_different_configuration(data, straight):
+    run_dir, _ = straight
+    train_ds, val_ds = data.split(test_labels=["t0"])
+    cfg = TrainConfig(**RESUMED)
+    snapshot = fileio.tree_digest(run_dir)
     with pytest.raises(CheckpointError, match="lr"):
         train(
-            pendulum_model(), data, config=cfg.replace(lr=0.01), run_dir=tmp_path, resume=True, progress=False
+            pendulum_model(),
+            train_ds,
+            val_ds,
+            cfg.replace(lr=0.02),
+            run_dir=run_dir,
+            resume=True,
+            progress=False,
         )
+    assert fileio.tree_digest(run_dir) == snapshot  # the run is left as it was
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

@@ -31,6 +31,8 @@ from lagrax.training.batches import Batching
 from lagrax.training.step import has_line_search
 from tests.helpers import TRUE_GRAVITY, TRUE_INERTIA, pendulum_data, pendulum_model
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 @pytest.fixture(scope="module")
 def data():

@@ -24,6 +24,8 @@ from lagrax.control.online import OnlineSettings, Replay, online_track
 from lagrax.systems.robots import example_robot_data_path
 from lagrax.data.generators import reference_trajectories
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 pin = pytest.importorskip("pinocchio")
 
 # robots lagrax has no factory for: the "hidden" check runs on them (slow: compiling each

@@ -10,6 +10,8 @@ import lagrax
 from lagrax.core.errors import ShapeError, SingularHessianError, UnknownNameError
 from lagrax.systems.batching import batched
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 def double_pendulum_closed_form(q, qd, m1=1.0, m2=1.0, l1=1.0, l2=1.0, g=9.8):
     """Textbook accelerations of the double pendulum (absolute angles), tau = 0."""

@@ -17,6 +17,8 @@ from lagrax.data.dataset import load_dataset, save_dataset
 from lagrax.core.errors import DatasetError, LagraxError
 from lagrax.data.importers import describe_import, read_bag, read_csv, read_log
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 JOINTS = ("shoulder", "elbow", "wrist")
 AMPLITUDE = np.array([0.8, 0.5, 0.3])
 OMEGA = np.array([1.3, 2.1, 2.9])

@@ -13,6 +13,8 @@ from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError
 from lagrax.data.shards import MANIFEST, ShardedDataset, ShardWriter, generate_shards, shard_file
 from lagrax.systems import SystemInfo
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 INFO = SystemInfo.make("toy", 3)
 
 

@@ -25,6 +25,8 @@ from lagrax.models import make_model
 from lagrax.systems.rollout import simulate
 from lagrax.systems.parameters import ParameterError
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 BAD_NUMBERS = st.one_of(
     st.floats(max_value=0.0),
     st.sampled_from([math.nan, math.inf, -math.inf, "abc", "1", None, True]),

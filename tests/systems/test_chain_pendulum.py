@@ -14,6 +14,8 @@ from lagrax.systems.batching import batched
 from lagrax.systems.rollout import simulate
 from lagrax.systems.parameters import ParameterError
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 jax.config.update("jax_enable_x64", True)
 RNG = np.random.default_rng(0)
 

@@ -21,6 +21,8 @@ from lagrax.core.errors import (
 )
 from lagrax.systems.rollout import RK4, SolverName, parse_solver, rk4_step, simulate, simulate_canonical
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 TS = np.linspace(0.0, 0.5, 6)
 
 

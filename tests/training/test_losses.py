@@ -15,6 +15,8 @@ from lagrax.systems.base import QUANTITIES
 from lagrax.training import TrainConfig, parse_loss_weights
 from lagrax.training import losses as L
 
+pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
+
 
 @pytest.fixture(scope="module")
 def data():

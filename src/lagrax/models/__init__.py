@@ -24,6 +24,7 @@ from lagrax.models.delan import DeLaNSpec
 from lagrax.models.hnn import HNNSpec, StructuredHNNSpec
 from lagrax.models.lnn import LNNSpec
 from lagrax.models.mlp import MLPSpec
+from lagrax.models.rigid_body import RigidBodySpec
 
 # name -> (spec class, one-line description)
 MODELS: dict[str, tuple[type, str]] = {
@@ -36,6 +37,10 @@ MODELS: dict[str, tuple[type, str]] = {
         "constrained Lagrangian network (Finzi et al. 2020): known kinematics, learned masses and V(x)",
     ),
     "hnn_structured": (StructuredHNNSpec, "structured HNN: H = 1/2 p^T M^-1(q) p + V(q)"),
+    "rigid_body": (
+        RigidBodySpec,
+        "known kinematics (a URDF), learned physically consistent inertias, armature and friction",
+    ),
 }
 
 
@@ -100,5 +105,6 @@ __all__ = [
     "HNNSpec",
     "LNNSpec",
     "MLPSpec",
+    "RigidBodySpec",
     "StructuredHNNSpec",
 ]

@@ -210,6 +210,8 @@ CAPABILITY_ATTRIBUTES = {
     "payload": "with_payload",
     "simulate_excitation": "simulate_excitation",
     "spec": "spec",
+    "prefit": "prefit",
+    "decay_mask": "decay_mask",
 }
 
 

@@ -2,16 +2,21 @@
 
 The work is :func:`lagrax.training.run_training`; the held-out test split is scored by
 :func:`lagrax.analysis.metrics.held_out_metrics`. Settings come from the model's recipe,
-then a TOML file (``--config``), then the options given.
+then a TOML file (``--config``), then the options given. ``--urdf FILE`` gives the models
+with known kinematics (``rigid_body``, ``hybrid``) their kinematic tree (``-O urdf=FILE``);
+their identification (the prefit) is summarised in one more line, with a ``warning:`` line
+naming the parameters the data do not identify.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 from lagrax.cli.command import as_command, given, option, request
-from lagrax.cli.common import console, enable_x64
+from lagrax.cli.common import console, enable_x64, err_console
 from lagrax.cli.params import parse_params
+from lagrax.core.errors import LagraxError
 from lagrax.models import MODELS  # (already imported by the lagrax package)
 
 _TRAIN, _MODEL = "train", "model"  # the groups of training settings and model options
@@ -52,6 +57,10 @@ class TrainRequest:
     depth: int | None = option(None, group=_MODEL, help="hidden layers")
     activation: str | None = option(None, group=_MODEL, help="tanh | softplus | ...")
     options: list[str] | None = option(None, "--option", "-O", help="model option NAME=VALUE (repeatable)")
+    urdf: Path | None = option(
+        None, help="kinematics of rigid_body / hybrid (-O urdf=FILE); default: the dataset's system's URDF"
+    )
+    mjcf: Path | None = option(None, help="MJCF kinematics of rigid_body / hybrid (not supported yet)")
     resume: bool = option(False, "--resume", help="continue the run in --out from its last checkpoint")
     force: bool = option(False, "--force", help="replace the run files in an existing --out")
     progress: bool = option(True, help="show a progress bar")
@@ -73,16 +82,26 @@ def run(request: TrainRequest) -> None:
     epochs. Otherwise the TrainConfig defaults.
     """
     enable_x64()
-    from lagrax.analysis.metrics import held_out_metrics
-    from lagrax.training import run_training
     from lagrax.training.parallel import is_writer, resolve_devices
+    from lagrax.training.trainer import PrefitWarning
 
     n_devices = resolve_devices(request.devices)  # joins a multi-process run if LAGRAX_COORDINATOR is set
     overrides, model_options = settings(request)
     if not request.resume:
         train_config(overrides)  # a bad option fails before any file is touched
     labels = request.test_labels
-    path = run_training(
+    with warnings.catch_warnings():  # said once, as a `warning:` line of the summary
+        warnings.simplefilter("ignore", PrefitWarning)
+        path = _train(request, overrides, model_options, n_devices, labels)
+    if is_writer():
+        _print_summary(request.model, path)
+
+
+def _train(request: TrainRequest, overrides: dict, model_options: dict, n_devices, labels) -> Path:
+    from lagrax.analysis.metrics import held_out_metrics
+    from lagrax.training import run_training
+
+    return run_training(
         request.model,
         request.data,
         request.out,
@@ -98,8 +117,6 @@ def run(request: TrainRequest) -> None:
         test_fraction=request.test_fraction,
         val_fraction=request.val_fraction,
     )
-    if is_writer():
-        _print_summary(request.model, path)
 
 
 def train_config(overrides: dict):
@@ -123,6 +140,15 @@ def settings(request: TrainRequest) -> tuple[dict, dict]:
         overrides.update(parse_loss_weights(request.loss))
     model_options.update(given(request, _MODEL))
     model_options.update(parse_params(request.options, "--option"))
+    if request.mjcf is not None:
+        raise LagraxError(
+            f"--mjcf is not supported yet: the {request.model} model takes its kinematics from a URDF "
+            "(give --urdf FILE)"
+        )
+    if request.urdf is not None:
+        if not request.urdf.is_file():
+            raise LagraxError(f"--urdf {request.urdf}: no such file")
+        model_options["urdf"] = str(request.urdf)
     return overrides, model_options
 
 
@@ -137,6 +163,9 @@ def _print_summary(model: str, path: Path) -> None:
         mean, std = test["member_mean"].get("torque_mse"), test["member_std"].get("torque_mse")
         tail += f" (the {test['ensemble']} members' mean prediction)"
         tail += f"; members {mean:.3g} ± {std:.2g}" if mean is not None else ""
+    prefit = summary.get("prefit")
+    if prefit is not None:
+        _print_prefit(prefit, path)
     console.print(
         f"trained {model} for {summary['epochs']} epochs ({summary['steps']} steps, "
         f"{summary['train_seconds']:.1f} s, {summary['stopped_reason']}); final loss "
@@ -146,3 +175,21 @@ def _print_summary(model: str, path: Path) -> None:
 
 
 command = as_command(TrainRequest, run)
+
+
+def _print_prefit(prefit: dict, path: Path) -> None:
+    """The identification's line, and a ``warning:`` line naming what it could not identify."""
+    from lagrax.training.rundir import IDENTIFICATION
+    from lagrax.training.trainer import unidentifiable_message
+
+    cond = prefit.get("condition_number")
+    kept = prefit.get("kept")
+    which = {True: "kept (refinement did not improve it)", False: "refined"}.get(kept, "refined")
+    console.print(
+        f"identified: rank {prefit.get('rank')} of {prefit.get('parameters')} parameters, condition "
+        f"number {cond if cond is None else format(cond, '.3g')}, training torque nMSE "
+        f"{prefit.get('torque_nmse', float('nan')):.3g}; {which}; wrote {path / IDENTIFICATION}",
+        soft_wrap=True,
+    )
+    if prefit.get("unidentifiable"):
+        err_console.print(f"warning: {unidentifiable_message(prefit)}", markup=False, soft_wrap=True)

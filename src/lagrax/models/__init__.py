@@ -22,6 +22,7 @@ from lagrax.core.errors import UnknownNameError
 from lagrax.models.clnn import CLNNSpec
 from lagrax.models.delan import DeLaNSpec
 from lagrax.models.hnn import HNNSpec, StructuredHNNSpec
+from lagrax.models.hybrid import HybridSpec
 from lagrax.models.lnn import LNNSpec
 from lagrax.models.mlp import MLPSpec
 from lagrax.models.rigid_body import RigidBodySpec
@@ -41,6 +42,7 @@ MODELS: dict[str, tuple[type, str]] = {
         RigidBodySpec,
         "known kinematics (a URDF), learned physically consistent inertias, armature and friction",
     ),
+    "hybrid": (HybridSpec, "rigid_body plus a DeLaN residual: M = M_rb + L L^T, V = V_rb + V_net, friction"),
 }
 
 
@@ -103,6 +105,7 @@ __all__ = [
     "CLNNSpec",
     "DeLaNSpec",
     "HNNSpec",
+    "HybridSpec",
     "LNNSpec",
     "MLPSpec",
     "RigidBodySpec",

@@ -151,6 +151,14 @@ def _tril_indices(n: int):
     return np.concatenate([diag, rows]), np.concatenate([diag, cols])
 
 
+def lower_triangular(raw: Float[Array, " m"], n: int) -> Float[Array, "n n"]:
+    """Lower-triangular ``n x n`` from ``n(n+1)/2`` entries placed as the Cholesky head's
+    outputs are (the diagonal first, then the strict lower part), with no map on the
+    diagonal: ``L L^T`` is positive semi-definite for any entries, and zero at zero."""
+    rows, cols = _tril_indices(n)
+    return jnp.zeros((n, n), dtype=raw.dtype).at[rows, cols].set(raw)
+
+
 def cholesky_from_raw(raw: Float[Array, " m"], n: int, shift: float, epsilon: float) -> Float[Array, "n n"]:
     """Lower-triangular ``L`` from ``n(n+1)/2`` raw outputs; diagonal ``softplus(raw + shift) + epsilon``."""
     rows, cols = _tril_indices(n)

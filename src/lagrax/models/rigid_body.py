@@ -32,9 +32,15 @@ pivoting), the conditioning and the directions the data cannot identify, and map
 solution back to the log-Cholesky parameters (through alternating projections onto the
 consistent set where the least-squares solution is not consistent itself).
 
-Not here: the ``hybrid`` model (a residual on top of this one), the command-line flags
-and the training loop's use of :func:`identify`; MJCF files (the kinematics come from a
-URDF, given or recorded in the dataset's system info).
+**In training.** The model can ``prefit`` (a capability): the trainer runs
+:func:`identify` on the training set first, then refines by the usual losses and keeps
+the identified parameters where refinement does not improve on them
+(:mod:`lagrax.training.trainer`). Weight decay does not apply to it (``decay_mask``: the
+physical parameters have no prior at zero).
+
+Not here: the ``hybrid`` model (:mod:`lagrax.models.hybrid`, a residual on top of this
+one); MJCF files (the kinematics come from a URDF, given or recorded in the dataset's
+system info).
 """
 
 from __future__ import annotations
@@ -254,7 +260,9 @@ def _optional_path(value):
     return str(value)
 
 
-_PATH = Codec(parse=_optional_path, to_json=lambda p: p, check=lambda p: p is None or isinstance(p, str))
+OPTIONAL_PATH = Codec(
+    parse=_optional_path, to_json=lambda p: p, check=lambda p: p is None or isinstance(p, str)
+)
 
 #: Uninformed start: every link this heavy [kg] ...
 UNINFORMED_MASS = 1.0
@@ -283,7 +291,7 @@ class RigidBodySpec(ModelSpec):
 
     init: InertialInit = InertialInit.NOMINAL
     friction: FrictionKind = FrictionKind.COULOMB
-    urdf: str | None = dataclasses.field(default=None, metadata={"codec": _PATH})
+    urdf: str | None = dataclasses.field(default=None, metadata={"codec": OPTIONAL_PATH})
     precision: Precision = Precision.FLOAT32
 
     def build(self, info: SystemInfo, *, key: PRNGKeyArray | None = None) -> RigidBodyModel:
@@ -327,8 +335,9 @@ def nominal_tree(info: SystemInfo, urdf: str | None = None) -> RigidBodyTree:
     path = urdf or params.get("urdf")
     if path is None:
         raise SpecError(
-            f"model 'rigid_body' needs a kinematic tree, and system {info.name!r} was not made from a URDF; "
-            "give the file with -O urdf=PATH (make_model(..., urdf=PATH))"
+            "a model with known kinematics (rigid_body, hybrid) needs a kinematic tree, and system "
+            f"{info.name!r} was not made from a URDF; "
+            "give the file with --urdf PATH (-O urdf=PATH, make_model(..., urdf=PATH))"
         )
     effects = {} if urdf else {k: params[k] for k in ("damping", "coulomb", "armature") if k in params}
     robot = system(
@@ -374,10 +383,21 @@ class RigidBodyModel(Specified, StructuredSystem):
     kinematics: Kinematics = eqx.field(static=True)
     spec: RigidBodySpec = eqx.field(static=True, kw_only=True)
 
+    CAPABLE_OF: ClassVar[frozenset[str]] = Specified.CAPABLE_OF | {"prefit", "decay_mask"}
+
     @property
     def dtype(self):
         """The parameters' dtype (``spec.precision``)."""
         return self.spec.precision.dtype
+
+    # ---- training -------------------------------------------------------------------------
+    def prefit(self, dataset) -> tuple[RigidBodyModel, dict]:
+        """:func:`identify` on ``dataset``: the trainer's one step before its epochs."""
+        return identify(self, dataset)
+
+    def decay_mask(self) -> RigidBodyModel:
+        """No weight decay: ``False`` for every parameter array."""
+        return jax.tree_util.tree_map(lambda _: False, eqx.filter(self, eqx.is_inexact_array))
 
     # ---- parameters -----------------------------------------------------------------------
     def pseudo_inertias(self) -> Float[Array, "n 4 4"]:
@@ -674,8 +694,10 @@ def _alternating_projections(
     is exact. Projecting onto each in turn, in one metric (the Frobenius norm of the
     pseudo-inertias, the plain one of the joint parameters), converges to a point of both
     (von Neumann; Bauschke & Borwein 1996), linearly. It stops when ``|A theta - b|`` is
-    below ``tolerance |b|`` after the consistent projection, or after ``iterations``: the
-    result is consistent then, with a worse fit (the report's ``torque_nmse`` shows it).
+    below ``tolerance |b|`` after the consistent projection, when it stops decreasing (the
+    sets do not meet: the model class is not exact, or the data are noisy), or after
+    ``iterations``: the result is consistent then, with a worse fit (the report's
+    ``torque_nmse`` shows it).
     """
     W, link_map = np.eye(len(active)), _link_map()
     for i in range(n):
@@ -683,7 +705,7 @@ def _alternating_projections(
     Winv = np.linalg.inv(W)
     onto_fit = Winv @ A.T @ np.linalg.pinv(A @ Winv @ A.T)
     inverse_map = np.linalg.pinv(link_map)
-    x = theta[active].copy()
+    x, previous = theta[active].copy(), np.inf
     for step in range(1, iterations + 1):
         J = (x[: 10 * n].reshape(n, 10) @ link_map.T).reshape(n, 4, 4)
         w, V = np.linalg.eigh(J)
@@ -691,9 +713,14 @@ def _alternating_projections(
         x[: 10 * n] = (J.reshape(n, 16) @ inverse_map.T).reshape(-1)
         x[10 * n :] = np.maximum(x[10 * n :], 0.0)
         residual = A @ x - b
-        if np.linalg.norm(residual) <= tolerance * np.linalg.norm(b):
+        distance = np.linalg.norm(residual)
+        # met, or stalled (the sets do not meet: a model class that is not exact, noise), or
+        # out of steps: stop after the consistent projection, so the result is consistent
+        if distance <= tolerance * np.linalg.norm(b) or previous - distance <= 1e-10 * distance:
             break
-        x = x - onto_fit @ residual
+        if step == iterations:
+            break
+        x, previous = x - onto_fit @ residual, distance
     theta = theta.copy()
     theta[active] = x
     return theta, step
@@ -709,6 +736,7 @@ __all__ = [
     "RigidBodyModel",
     "RigidBodySpec",
     "InertialInit",
+    "OPTIONAL_PATH",
     "Kinematics",
     "LINK_PARAMETERS",
     "JOINT_PARAMETERS",

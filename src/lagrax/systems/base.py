@@ -169,6 +169,8 @@ CAPABILITIES = (
     "payload",  # with_payload(mass, offset, link) -> the plant carrying a payload: a rigid-body tree
     "simulate_excitation",  # simulate_excitation(ts, q, qd, qdd): steps its own simulator (MuJoCo)
     "spec",  # a static ModelSpec field with spec.build(info, key=...): a learned model
+    "prefit",  # prefit(dataset) -> (model, report): a one-shot fit the trainer runs first (identification)
+    "decay_mask",  # decay_mask() -> a bool per parameter array: which ones weight decay pulls to zero
 )
 
 

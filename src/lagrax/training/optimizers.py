@@ -49,13 +49,17 @@ def learning_rate_schedule(config: TrainConfig, total_steps: int) -> optax.Sched
     return SCHEDULE_BUILDERS[config.schedule](config, total, int(config.warmup * total))
 
 
-def make_optimizer(config: TrainConfig, total_steps: int) -> optax.GradientTransformation:
-    """AdamW with the configured schedule, after global-norm gradient clipping."""
+def make_optimizer(config: TrainConfig, total_steps: int, decay_mask=None) -> optax.GradientTransformation:
+    """AdamW with the configured schedule, after global-norm gradient clipping.
+
+    ``decay_mask``: a pytree of booleans shaped as the parameters (or ``None``: every
+    parameter), the ones weight decay applies to (a model's ``decay_mask()``)."""
     adamw = optax.adamw(
         learning_rate_schedule(config, total_steps),
         b1=config.b1,
         b2=config.b2,
         weight_decay=config.weight_decay,
+        mask=decay_mask,
     )
     if config.clip_norm is None or config.clip_norm <= 0:
         return adamw

@@ -3,7 +3,8 @@
 It resolves a run's settings (the model's recipe, a saved run, overrides), splits the
 dataset by trajectory, prepares the directory (:class:`~lagrax.training.rundir.RunDir`:
 refusing a non-empty one unless resuming or forcing), writes the config and split,
-trains (:func:`lagrax.training.trainer.train`), and writes the model and the summary.
+trains (:func:`lagrax.training.trainer.train`), and writes the model and the summary
+(and ``identification.json``, the report of a model that was prefit, e.g. identified).
 A run whose loss diverged is marked so and raises.
 
 It does not score the model on the test split itself: the caller passes an
@@ -115,7 +116,20 @@ def summary(model_name: str, result: TrainResult) -> dict[str, Any]:
         "best_val_loss": result.best_val_loss,
         "final_loss": result.history[-1]["loss"] if result.history else None,
         **({"members": result.members} if result.members else {}),
+        **({"prefit": prefit_summary(result)} if result.prefit is not None else {}),
     }
+
+
+#: What the summary repeats of a prefit's report (the whole report is identification.json).
+PREFIT_SUMMARY = ("rank", "parameters", "condition_number", "torque_nmse", "unidentifiable")
+
+
+def prefit_summary(result: TrainResult) -> dict[str, Any]:
+    """The summary's ``prefit``: the identification's rank, conditioning, torque nMSE on the
+    training set and unidentifiable parameters, and whether its parameters were kept over
+    the refined ones (``kept``)."""
+    report = result.prefit or {}
+    return {**{k: report[k] for k in PREFIT_SUMMARY if k in report}, "kept": result.kept_prefit}
 
 
 def check_fractions(test_fraction, val_fraction) -> None:
@@ -188,6 +202,8 @@ def _finish(
 ) -> None:
     """Save the model, score it on the test split (if any, with ``evaluate``) and write the summary."""
     run_dir.write_model(result.model)
+    if result.prefit is not None:
+        run_dir.write_identification(result.prefit)
     record = summary(model_name, result)
     why = divergence(result.history)
     if why:
@@ -347,9 +363,9 @@ def run_training(
     if resume:
         check_same_run(saved, record, out_dir)
     writer = is_writer()  # False only on processes 1, 2, ... of a multi-process run
+    model = _initial_model(model_name, parts[0], cfg, options)  # e.g. no kinematics: fails here
     if writer:
         run_dir.prepare(force, resume)  # only after every input check passed
-    model = _initial_model(model_name, parts[0], cfg, options)
     if writer and not (resume and saved):
         run_dir.write_config(record)
     options = dict(resume=resume, progress=progress, callback=callback, devices=devices, ensemble=ensemble)

@@ -10,6 +10,8 @@ A run directory holds :data:`RUN_FILES`:
 * the model, ``model.eqx`` and ``model.json`` (:mod:`lagrax.models.io`);
 * ``summary.json``: how training went, with the test metrics when there is a test split;
 * ``metrics.json``: the test metrics, with a test split;
+* ``identification.json``: the report of a model's prefit (the rigid-body model's
+  least-squares identification: rank, conditioning, base and unidentifiable parameters);
 * what ``lagrax evaluate`` and ``lagrax report`` add: ``evaluations/`` and :data:`REPORT_FILES`.
 
 Every reader and writer of these files goes through :class:`RunDir`; :meth:`RunDir.load`
@@ -37,6 +39,7 @@ SPLIT = "split.json"
 HISTORY = "metrics.jsonl"
 METRICS = "metrics.json"
 SUMMARY = "summary.json"
+IDENTIFICATION = "identification.json"
 CHECKPOINTS = "checkpoints"
 # evaluations of a run (lagrax evaluate) go here, one file per data file and split
 EVALUATIONS = "evaluations"
@@ -48,6 +51,7 @@ REPORT_FILES = (REPORT, REPORT_METRICS, *FIGURES)
 # What a run directory holds; --force removes these (and nothing else) before a new run:
 # a new run's directory must not show an old run's evaluations or report.
 RUN_FILES = (CONFIG, HISTORY, METRICS, SPLIT, MODEL_FILE, META_FILE, SUMMARY, CHECKPOINTS, EVALUATIONS)
+RUN_FILES += (IDENTIFICATION,)
 RUN_FILES += REPORT_FILES
 
 
@@ -122,6 +126,10 @@ class RunDir:
     @property
     def summary_path(self) -> Path:
         return self.path / SUMMARY
+
+    @property
+    def identification_path(self) -> Path:
+        return self.path / IDENTIFICATION
 
     @property
     def checkpoints_path(self) -> Path:
@@ -231,6 +239,13 @@ class RunDir:
 
     def read_metrics(self) -> dict:
         return self._read_optional(self.metrics_path)
+
+    def write_identification(self, report: Mapping[str, Any]) -> Path:
+        """``identification.json``: the report of the model's prefit (its identification)."""
+        return atomic_write_text(self.identification_path, _json_text(dict(report)))
+
+    def read_identification(self) -> dict:
+        return self._read_optional(self.identification_path)
 
     def write_evaluation(self, path: Path, metrics: Mapping[str, Any]) -> Path:
         """An evaluation's metrics at ``path`` (from :meth:`evaluation_path`)."""

@@ -18,7 +18,14 @@
   ``checkpoint_every`` epochs and at the end; ``resume=True`` continues a killed run
   and gives the same parameters as an uninterrupted one (per-epoch PRNG keys are
   ``fold_in(seed, epoch)``, so nothing depends on where a run was cut);
-* one JSON line per epoch in ``metrics.jsonl`` and an optional progress bar.
+* one JSON line per epoch in ``metrics.jsonl`` and an optional progress bar;
+* a model that can ``prefit`` (a capability: the rigid-body model's one-shot least-squares
+  identification) is prefit on the training set before the first epoch, and the gradient
+  epochs refine it. Refinement never makes it worse: at the end the prefit parameters
+  are scored like the trained ones (validation loss, or the full-batch training loss
+  without a validation set) and kept where they are at least as good, so an exact
+  identification (torque nMSE ~1e-14) survives an AdamW phase that would blur it;
+* a model with a ``decay_mask`` (a capability) has weight decay on those parameters only.
 
 The same loop scales out: an :class:`~lagrax.models.ensemble.Ensemble` (or
 ``ensemble=K``) trains its members in one ``vmap``-ped program (:class:`Programs`);
@@ -72,6 +79,10 @@ class TrainingError(LagraxError, RuntimeError):
     """Training cannot go on (e.g. every step keeps producing non-finite losses)."""
 
 
+class PrefitWarning(UserWarning):
+    """A model's prefit left parameters that the data do not identify (named in the message)."""
+
+
 @dataclasses.dataclass
 class TrainResult:
     """What :func:`train` returns.
@@ -96,6 +107,10 @@ class TrainResult:
     best_val_loss: float | None = None
     epoch_traces: int = 0  # how often the epoch function was traced (1 per run)
     members: dict | None = None  # an ensemble's per-member record (see Bookkeeping.members)
+    # the prefit's report (the first member's, for an ensemble), or None without a prefit
+    prefit: dict | None = None
+    # whether the prefit parameters were kept over the trained ones (per member: a list)
+    kept_prefit: bool | list[bool] | None = None
 
 
 @dataclasses.dataclass
@@ -152,6 +167,7 @@ class Programs:
         batching: Batching,
         members: int | None = None,
         chunks: int = 1,
+        decay_mask=None,
     ):
         self.config, self.static, self.scales, self.batching = config, static, scales, batching
         self.members = members
@@ -160,7 +176,7 @@ class Programs:
         self.objective = config.loss()
         total_steps = config.epochs * self.epoch_steps
         self.schedule = learning_rate_schedule(config, total_steps)
-        self.optimizers = (make_optimizer(config, total_steps), make_lbfgs(config))
+        self.optimizers = (make_optimizer(config, total_steps, decay_mask), make_lbfgs(config))
         adamw_step = make_step(self.loss, self.optimizers[0], has_aux=True)
         lbfgs_step = make_step(lambda p, b: self.loss(p, b)[0], self.optimizers[1])
         self.adamw_scan = make_epoch(adamw_step, batching.draw, batching.gather)
@@ -354,6 +370,7 @@ class _Inputs:
     scales: L.Scales
     data: Data  # on the device: every sample, or one chunk of streamed data
     stream: Stream | None
+    prefit: dict | None = None  # the prefit's report (the first member's)
 
 
 def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) -> _Inputs:
@@ -371,11 +388,42 @@ def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) 
     if stream is not None:
         stream = dataclasses.replace(stream, dtype=config.dtype.dtype)
     _check_inputs(single, stats_ds, val_ds, config)
+    model, report = _prefit(model, members, stats_ds)
+    single = model.member(0) if members else model
     loss = config.loss()
     scales = L.data_scales(stats_ds, config.dtype.dtype)
     data = stream.first() if stream is not None else device_arrays(train_ds, loss, config)
     _check_losses_trace(single, data, scales, config)
-    return _Inputs(model, single, members, config, loss, scales, data, stream)
+    return _Inputs(model, single, members, config, loss, scales, data, stream, report)
+
+
+def _prefit(model, members: int | None, train_ds):
+    """``(model, report)``: the model prefit on ``train_ds`` where it ``provides("prefit")``
+    and the data have torques (each member of an ensemble; the first one's report), else
+    ``(model, None)``."""
+    from lagrax.data.dataset import is_passive
+
+    single = model.member(0) if members else model
+    if not single.provides("prefit") or train_ds.tau is None or is_passive(train_ds):
+        return model, None
+    if not members:
+        model, report = single.prefit(train_ds)
+    else:
+        fitted = [model.member(i).prefit(train_ds) for i in range(members)]
+        model, report = Ensemble.of([m for m, _ in fitted]), fitted[0][1]
+    if report.get("unidentifiable"):
+        warnings.warn(unidentifiable_message(report), PrefitWarning, stacklevel=4)
+    return model, report
+
+
+def unidentifiable_message(report: Mapping) -> str:
+    """The warning that names the parameters a prefit's ``report`` could not identify."""
+    names = report["unidentifiable"]
+    return (
+        f"the training data do not identify {len(names)} parameter(s) on their own: {', '.join(names)} "
+        "(they keep their start values where no excited combination moves them; see the base "
+        "parameters in identification.json)"
+    )
 
 
 def ensemble_of(model, size: int, seed: int, train_ds) -> Ensemble:
@@ -659,10 +707,38 @@ def _warn_skipped(book: Bookkeeping) -> None:
     )
 
 
-def _result(run: _Run, saved: RunCheckpoint, book: Bookkeeping, stopped: str) -> TrainResult:
-    _warn_skipped(book)
+def _trained_params(run: _Run, saved: RunCheckpoint, book: Bookkeeping):
+    """The parameters training gives: the best by validation loss, else the last ones."""
     use_best = run.validate_fn is not None and book.best_val_loss is not None
-    final = saved.best_params if use_best else saved.state.params
+    return saved.best_params if use_best else saved.state.params
+
+
+def _keep_prefit(run: _Run, trained, prefit):
+    """``(parameters, kept)``: the prefit parameters where they score at least as well as the
+    trained ones (per member), on the validation set, else on the whole training set
+    (streamed data: the trained ones)."""
+    if run.validate_fn is not None:
+        score, full = run.validate_fn, run.val_full
+    elif run.stream is None:
+        full = run.train_full
+        score = run.programs.validate
+        full = full_batch(run.data, run.programs.batching.horizon) if full is None else full
+    else:
+        return trained, False
+    members = run.programs.members
+    before, after = (record_metrics(score(p, full), members) for p in (prefit, trained))
+    if members is None:
+        kept = math.isfinite(before["loss"]) and not before["loss"] > after["loss"]
+        return (prefit if kept else trained), kept
+    kept = [
+        math.isfinite(b) and not b > a for b, a in zip(before["members"]["loss"], after["members"]["loss"])
+    ]
+    return run.programs.keep_where(kept, prefit, trained), kept
+
+
+def _result(run: _Run, saved: RunCheckpoint, book: Bookkeeping, stopped: str, final=None) -> TrainResult:
+    _warn_skipped(book)
+    final = _trained_params(run, saved, book) if final is None else final
     k = run.programs.members or 1
     return TrainResult(
         model=run.programs.model(final),
@@ -722,6 +798,7 @@ def train(
     x = _inputs(model, train_ds, val_ds, config or TrainConfig(), ensemble)  # frozen: valid
     config = x.config
     params, static = eqx.partition(x.model.members if x.members else x.model, eqx.is_inexact_array)
+    decay_mask = x.single.decay_mask() if x.single.provides("decay_mask") else None
     dp = data_parallel(devices)  # None: the single-device path
     rows = dp.rows if dp is not None else None
     if x.stream is not None:
@@ -729,21 +806,24 @@ def train(
     else:
         batching = Batching.of(config, len(train_ds), rollout=x.loss.reads_windows, sharding=rows)
     chunks = x.stream.n_chunks if x.stream is not None else 1
-    programs = Programs(static, config, x.scales, batching, x.members, chunks)
+    programs = Programs(static, config, x.scales, batching, x.members, chunks, decay_mask)
     val_full = None
     if val_ds is not None:
         val_full = full_batch(device_arrays(val_ds, x.loss, config), batching.horizon)
     run_dir = RunDir(run_dir) if run_dir is not None else None
     ckpt_dir = run_dir.checkpoints_path if run_dir is not None else None
     saved, book = _start(programs, params, config, ckpt_dir, resume)
-    data = x.data
+    data, prefit = x.data, (params if x.prefit is not None else None)
     if dp is not None:  # data and state replicated on the mesh; only process 0 writes
-        data, val_full, saved = dp.place((data, val_full, saved))
+        data, val_full, saved, prefit = dp.place((data, val_full, saved, prefit))
         run_dir, ckpt_dir = (run_dir, ckpt_dir) if is_writer() else (None, None)
     run = _Run(config, programs, data, val_full, ckpt_dir, callback, progress)
     run.stream, run.place = x.stream, (dp.place if dp is not None else None)
     _compile(run, saved, book)
     run.metrics_file = _open_metrics(run_dir, book.history)
     saved, stopped = _loop(run, saved, book)
-    result = _result(run, saved, book, stopped)
+    final, kept = _trained_params(run, saved, book), None
+    if prefit is not None:
+        final, kept = _keep_prefit(run, final, prefit)
+    result = dataclasses.replace(_result(run, saved, book, stopped, final), prefit=x.prefit, kept_prefit=kept)
     return result if dp is None else dataclasses.replace(result, model=dp.local(result.model))

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.arms import KNOWN, arm
+from benchmarks.quick import quick_compilation
 from benchmarks.showcase import check_out, fmt, markdown_table, say, write_results
 
 ZOO = ("panda", "ur3", "ur5", "ur10", "z1", "xarm7", "pusher", "reacher")
@@ -349,7 +350,8 @@ def main(argv=None) -> int:
         check_figure_path(args.figures / "robot_zoo.png", args.force)  # before any work
     start, rows = time.time(), []
     for i, name in enumerate(args.arms, start=1):
-        rows.append(one_arm(name, args))
+        with quick_compilation(args.quick):  # a --quick run is nearly all compilation
+            rows.append(one_arm(name, args))
         # each arm compiles its own programs: drop them, or the process runs out of memory
         # mappings for compiled code after four or five arms (LLVM "Cannot allocate memory")
         jax.clear_caches()

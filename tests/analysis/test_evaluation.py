@@ -343,6 +343,7 @@ def _run_dir(tmp_path, ds):
     return run, data
 
 
+@pytest.mark.slow
 def test_a_run_loads_as_one_record(tmp_path, run_dataset):
     run, _ = _run_dir(tmp_path, run_dataset)
     RunDir(run).write_metrics({"torque_mse": 1.0})

@@ -24,6 +24,7 @@ def _load(path):
     return arrays, json.loads(str(arrays.pop("metadata")))
 
 
+@pytest.mark.slow
 def test_a_ground_truth_rollout_conserves_its_energy_and_writes_every_output(cli, tmp_path):
     out = tmp_path / "dp.npz"
     code, text, err = cli(
@@ -51,6 +52,7 @@ def test_given_initial_states_are_used_as_given(cli, tmp_path):
     np.testing.assert_allclose(q[:, 0, 0], [0.5, -0.2])
 
 
+@pytest.mark.slow
 def test_the_truth_replays_recorded_driven_data(cli, tmp_path):
     """From a dataset: its first states, driven by its torques; the generating system
     reproduces the recorded motion."""

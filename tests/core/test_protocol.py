@@ -86,6 +86,7 @@ def models():
 
 
 @pytest.mark.parametrize("name", ["delan", "lnn", "robot"])
+@pytest.mark.slow
 def test_closed_loop_tracking_with_the_model_as_plant(name):
     """With the plant equal to the model, computed torque cancels the dynamics exactly, so the
     error follows the linear closed loop ``e'' + Kd e' + Kp e = 0`` whatever the model is."""

@@ -103,12 +103,14 @@ def states_run(tmp_path_factory):
     return data, run, printed.getvalue()
 
 
+@pytest.mark.slow
 def test_an_lnn_trains_on_states(states_run):
     _, run, text = states_run
     assert "completed" in text and (run / "metrics.json").exists()
     assert json.loads((run / "config.json").read_text())["model"] == "lnn"
 
 
+@pytest.mark.slow
 def test_states_refuse_the_rollout_loss_and_report_without_rollouts(cli, states_run, tmp_path):
     data, trained, _ = states_run
     code, _, err = cli(

@@ -280,6 +280,7 @@ def test_hnn_velocity_momentum_is_exact_for_unit_mass():
     np.testing.assert_allclose(batched(hnn).energy(q, qd), batched(pend).energy(q, qd), atol=1e-12)
 
 
+@pytest.mark.slow
 def test_hnn_canonical_newton_solve_matches_double_pendulum(double_pendulum, states):
     """Canonical mode: p(q, qd) by Newton steps and qdd = d/dt dH/dp reproduce the
     ground-truth mechanics exactly; velocity mode (p := qd, non-canonical here) does not."""
@@ -331,6 +332,7 @@ def test_hnn_black_box_quantities_not_provided(double_pendulum, states):
 
 
 @pytest.mark.parametrize("kind", ["hnn", "hnn_structured"])
+@pytest.mark.slow
 def test_hnn_conserves_its_own_hamiltonian(double_pendulum, kind):
     model = make_model(kind, double_pendulum.info, key=jax.random.PRNGKey(3), width=16, dtype="float64")
     q0 = jnp.array([[0.5, -1.0], [2.0, 0.3]])
@@ -346,6 +348,7 @@ def test_hnn_conserves_its_own_hamiltonian(double_pendulum, kind):
 # --------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_structured_hnn_canonical_form_matches_core(double_pendulum, states):
     q, qd, tau = states
     model = make_model(
@@ -399,6 +402,7 @@ def test_canonical_hnn_save_load_round_trip(tmp_path, double_pendulum, states):
 
 
 @pytest.mark.parametrize("kind, hp", BASELINES)
+@pytest.mark.slow
 def test_rollout_and_gradients(double_pendulum, states, kind, hp):
     """``lagrax.systems.rollout.simulate`` runs every baseline; losses have finite gradients
     under jit + vmap, as the trainer uses them."""

@@ -55,6 +55,7 @@ def random_parameters(model, seed):
 
 @settings(max_examples=25, deadline=None)
 @given(q=angles, qd=rates)
+@pytest.mark.slow
 def test_with_the_true_masses_and_potential_it_is_the_chain_pendulum(q, qd):
     model = with_true_parameters(clnn(), MASSES)
     np.testing.assert_allclose(model.mass_matrix(q), CHAIN.mass_matrix(q), rtol=1e-12, atol=1e-12)
@@ -84,6 +85,7 @@ def test_the_mass_matrix_is_symmetric_positive_definite(q, seed):
     assert np.linalg.eigvalsh(M).min() > 0
 
 
+@pytest.mark.slow
 def test_a_passive_rollout_conserves_the_models_energy():
     model = random_parameters(clnn(), 3)
     q0, qd0 = np.array([[1.0, -0.5, 2.0]]), np.array([[0.5, 1.0, -1.0]])

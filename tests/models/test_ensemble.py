@@ -63,6 +63,7 @@ def test_members_equal_their_seeds_trained_alone(split):
     assert any(not np.allclose(x, y) for x, y in zip(a, b))
 
 
+@pytest.mark.slow
 def test_a_member_with_nan_parameters_is_skipped_alone(split):
     train_ds, _ = split
     cfg = TrainConfig(epochs=3, seed=0, **{**CFG, "val_every": 1})
@@ -96,6 +97,7 @@ def straight(split, tmp_path_factory):
     return train(two_pendulums(), train_ds, val_ds, TrainConfig(**RESUMED), run_dir=run_dir, progress=False)
 
 
+@pytest.mark.slow
 def test_resumed_ensemble_equals_the_uninterrupted_one(split, straight, tmp_path):
     train_ds, val_ds = split
     cfg, ens = TrainConfig(**RESUMED), two_pendulums()
@@ -124,6 +126,7 @@ def test_each_member_keeps_its_own_best_parameters(straight):
         assert straight.members["best_epoch"][k] == 1 + int(np.argmin(val))
 
 
+@pytest.mark.slow
 def test_the_ensemble_is_a_system_whose_predictions_are_the_members_mean(split):
     train_ds, _ = split
     models = [delan(train_ds.info, s, train_ds) for s in range(3)]
@@ -172,6 +175,7 @@ def test_bad_ensembles_are_refused(split):
         Ensemble.of([pendulum_model()]).predict_with_uncertainty(np.zeros(1), np.zeros(1))
 
 
+@pytest.mark.slow
 def test_cli_trains_and_evaluates_an_ensemble(cli, tmp_path):
     data = tmp_path / "p.npz"
     argv = ["generate", "-s", "pendulum", "--trajectories", "5", "--duration", "1", "--out", str(data)]

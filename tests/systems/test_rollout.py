@@ -71,6 +71,7 @@ def test_both_rollouts_share_one_validation(pendulum, rollout):
         rollout(system, np.zeros(2), np.zeros(2), TS, np.zeros((5, 2)))
 
 
+@pytest.mark.slow
 def test_batched_torque_samples_drive_each_initial_state(pendulum):
     q0, qd0 = np.array([[0.1, 0.2], [0.3, -0.1]]), np.zeros((2, 2))
     tau = np.stack([np.full((6, 2), 0.5), np.full((6, 2), -0.5)])
@@ -86,6 +87,7 @@ def test_canonical_rollout_needs_a_canonical_model(pendulum):
 
 
 @pytest.mark.parametrize("options", [{}, {"solver": "rk4", "dt": 0.01}])
+@pytest.mark.slow
 def test_a_singular_hessian_ends_the_rollout_with_a_clear_error(options):
     """L = qd0^2 - cos q0 - cos q1 has no qd1 term: its Hessian is singular everywhere. The
     adaptive solve must not reject steps until max_steps, the fixed one not return NaN."""
@@ -96,6 +98,7 @@ def test_a_singular_hessian_ends_the_rollout_with_a_clear_error(options):
         simulate(system, np.zeros((2, 2)), np.ones((2, 2)), TS, **options)
 
 
+@pytest.mark.slow
 def test_a_hessian_that_becomes_singular_is_named_with_its_time_and_state():
     """L = qd0^2/2 - qd0^4/12 + q0 + qd1^2/2: the Hessian diag(1 - qd0^2, 1) is singular at
     qd0 = 1 and indefinite beyond. From rest, qdd0 = 1 / (1 - qd0^2), so qd0 - qd0^3/3 = t
@@ -149,6 +152,7 @@ def _rk4_steps(system, q0, qd0, tau, h, steps):
 
 
 @pytest.mark.parametrize("name", ["pendulum", "double_pendulum"])
+@pytest.mark.slow
 def test_the_rk4_step_agrees_with_diffrax(name):
     """Scanned, the one RK4 step is diffrax's RK4 tableau (to rounding) and close to an
     adaptive Tsit5 reference (to RK4's truncation error)."""

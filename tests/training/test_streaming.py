@@ -62,6 +62,7 @@ def test_a_streamed_run_learns_in_chunked_epochs(shards, learned):
     assert result.epoch_traces == 1  # one compiled epoch serves every chunk
 
 
+@pytest.mark.slow
 def test_a_killed_streamed_run_resumes_bit_for_bit(shards, learned, tmp_path):
     cfg, _, straight = learned
 
@@ -79,6 +80,7 @@ def test_a_killed_streamed_run_resumes_bit_for_bit(shards, learned, tmp_path):
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.slow
 def test_streamed_ensembles_share_the_chunks_and_shuffle_their_own(shards):
     """The members read one stream (the chunk order of the run's seed); member 0 is the run
     of that seed alone, the others shuffle each chunk with their own keys."""

@@ -83,6 +83,7 @@ def test_delan_loss_decreases_and_epoch_is_traced_once(data):
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
 
 
+@pytest.mark.slow
 def test_lbfgs_refinement_identifies_what_adamw_left_rough(data, tmp_path):
     """Two AdamW epochs leave the pendulum's parameters off; full-batch L-BFGS epochs
     then identify them to 1e-6, count their iterations as steps, and resume exactly."""
@@ -307,6 +308,7 @@ def test_config_from_toml_and_bad_options(tmp_path):
         TrainConfig(inverse=0.0)
 
 
+@pytest.mark.slow
 def test_a_float64_model_trains_in_float64_under_the_default_data_dtype(data):
     """The default data dtype is float32; a float64 model gets float64 data (the same run
     as asking for it), and the rollout loss then goes through L-BFGS too (mixed

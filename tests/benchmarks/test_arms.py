@@ -125,6 +125,22 @@ def test_recipe_gives_arms_the_arm_recipe_and_small_systems_the_character_one():
     assert recipe("lnn", arm)[0] == dict(LNNSpec.RECIPE.settings)
 
 
+def test_many_driven_samples_of_a_small_system_get_the_arm_recipe_and_passive_ones_do_not():
+    from lagrax.training.config import LARGE_DATA
+
+    pendulum = lagrax.system("pendulum")
+    driven = generate(pendulum, "excitation", trajectories=LARGE_DATA // 100, duration=0.99, dt=0.01)
+    fewer = generate(pendulum, "excitation", trajectories=LARGE_DATA // 100 - 1, duration=0.99, dt=0.01)
+    passive = generate(pendulum, "passive", trajectories=LARGE_DATA // 100, duration=0.99, dt=0.01)
+    assert len(driven) == LARGE_DATA and len(fewer) < LARGE_DATA and len(passive) == LARGE_DATA
+    assert recipe("delan", driven) == (
+        dict(DeLaNSpec.RECIPE.arm.settings),
+        dict(DeLaNSpec.RECIPE.arm.options),
+    )
+    assert recipe("delan", fewer) == (dict(DeLaNSpec.RECIPE.settings), {})
+    assert recipe("delan", passive)[1] == {}  # passive data: the small-system recipe's options
+
+
 def test_faster_and_other_region_excitation_leave_the_training_distribution():
     arm = lagrax.system("ur5")
     common = dict(trajectories=6, duration=4.0, dt=0.02)

@@ -4,11 +4,16 @@ For each arm of :mod:`benchmarks.arms` (URDF arms through Pinocchio with frictio
 armature on every joint; MJCF arms through MuJoCo), with the defaults and no per-arm
 setting:
 
-1. Data: excitation, ``--trajectories`` trajectories of 1.6 s at 50 Hz for training
-   (seed 0, 30,000 samples by default); 50 held out (seed 1); 50 at twice the speed
-   (seed 2). Many short trajectories from many centres cover the configuration space
-   better than a few long ones: on the UR5, 300 x 1.6 s against 60 x 8 s (the same
-   24,000 samples) took the held-out torque nMSE of the same DeLaN from 8.3e-3 to 2.8e-3.
+1. Data: excitation at 50 Hz, ``--samples`` samples for training (seed 0, 30,000 by
+   default), half from trajectories of 1.6 s and half from trajectories of 5 s; 4,000
+   held out (seed 1) and 4,000 at twice the speed (seed 2), mixed the same way. Many
+   short trajectories from many centres cover the configuration space better than a few
+   long ones (on the UR5, 300 x 1.6 s against 60 x 8 s, the same 24,000 samples, took the
+   held-out torque nMSE of the same DeLaN from 8.3e-3 to 2.8e-3), but short ones are fast
+   and narrow, while the tracking references below are slow and wide: with 1.6 s
+   trajectories alone, the Panda's DeLaN had a torque nMSE of 5.4e-4 held out but 1.9e-2
+   along the references. Half of the samples from 5 s trajectories took that to 3.1e-3
+   (held out 4.0e-4) and its computed-torque error from 1.5e-3 to 3.6e-4 rad.
 2. Models: DeLaN and the MLP, each with its default recipe for the data
    (:func:`lagrax.training.recipe`) within ``--seconds`` of training.
 3. Accuracy: torque nMSE (per joint, and the mean over joints) and the worst joint's
@@ -46,7 +51,11 @@ ZOO = ("panda", "ur3", "ur5", "ur10", "z1", "xarm7", "pusher", "reacher")
 QUICK_ZOO = ("twodof", "reacher")
 MODELS = ("delan", "mlp")
 RATE = 1000.0
-TRAJECTORY_SECONDS = 1.6  # each excitation trajectory (see the module docstring)
+# the excitation's trajectory lengths [s], each with an equal share of the samples (see the
+# module docstring), its sample period [s], and the size of each test set
+TRAJECTORY_SECONDS = (1.6, 5.0)
+DT = 0.02
+TEST_SAMPLES = 4_000
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -54,7 +63,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="two small arms, tiny data and loops (CI)")
     p.add_argument("--arms", default=None, help=f"comma-separated, from {', '.join(KNOWN)}")
     p.add_argument("--seconds", type=float, default=180.0, help="training budget of each model")
-    p.add_argument("--trajectories", type=int, default=375, help="training trajectories of 1.6 s at 50 Hz")
+    p.add_argument("--samples", type=int, default=30_000, help="training samples (50 Hz)")
     p.add_argument("--references", type=int, default=8, help="tracking references per arm")
     p.add_argument("--duration", type=float, default=5.0, help="seconds of each tracking reference")
     p.add_argument("--online-seconds", type=float, default=60.0, help="length of the online run")
@@ -63,7 +72,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--force", action="store_true", help="overwrite --out and the figure")
     args = p.parse_args(argv)
     if args.quick:
-        args.seconds, args.trajectories, args.references = 2.0, 3, 2
+        args.seconds, args.samples, args.references = 2.0, 300, 2
         args.duration, args.online_seconds = 0.5, 1.2
     chosen = args.arms.split(",") if args.arms else list(QUICK_ZOO if args.quick else ZOO)
     unknown = sorted(set(chosen) - set(KNOWN))
@@ -73,15 +82,35 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def datasets(truth, args) -> dict:
+def excitation(truth, samples: int, seed: int, quick: bool = False, lengths=TRAJECTORY_SECONDS, **options):
+    """About ``samples`` samples of excitation at 50 Hz: an equal share from trajectories of
+    each of ``lengths`` seconds (seeds ``seed``, ``seed + 100``, ...; ``quick``: 1 and 2 s)."""
+    from lagrax.data.dataset import concatenate
     from lagrax.data.generators import generate
 
-    n_test = 2 if args.quick else 50
-    common = dict(duration=2.0 if args.quick else TRAJECTORY_SECONDS, dt=0.02)
+    lengths = (1.0, 2.0) if quick else tuple(lengths)
+    parts = []
+    for i, seconds in enumerate(lengths):
+        count = max(1, round(samples / len(lengths) / round(seconds / DT)))
+        common = dict(trajectories=count, seed=seed + 100 * i, duration=seconds, dt=DT)
+        parts.append(generate(truth, "excitation", **common, **options))
+    return concatenate(parts)
+
+
+def evaluation_sets(truth, quick: bool = False, lengths=TRAJECTORY_SECONDS) -> dict:
+    """The held-out (seed 1) and 2x-faster (seed 2) sets: 4,000 samples each (200 quick)."""
+    n = 200 if quick else TEST_SAMPLES
     return {
-        "train": generate(truth, "excitation", trajectories=args.trajectories, seed=0, **common),
-        "held out": generate(truth, "excitation", trajectories=n_test, seed=1, **common),
-        "2x faster": generate(truth, "excitation", trajectories=n_test, seed=2, speed=2.0, **common),
+        "held out": excitation(truth, n, seed=1, quick=quick, lengths=lengths),
+        "2x faster": excitation(truth, n, seed=2, quick=quick, lengths=lengths, speed=2.0),
+    }
+
+
+def datasets(truth, args) -> dict:
+    """Training data (``args.samples``, seed 0) and :func:`evaluation_sets`."""
+    return {
+        "train": excitation(truth, args.samples, seed=0, quick=args.quick),
+        **evaluation_sets(truth, args.quick),
     }
 
 

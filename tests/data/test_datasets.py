@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lagrax.data.dataset import Dataset, load_dataset, save_dataset
+from lagrax.data.dataset import Dataset, concatenate, load_dataset, save_dataset
 from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError, UnknownNameError
 from lagrax.systems import system
 from lagrax.data.signals import savgol_derivatives
@@ -133,6 +133,23 @@ def test_labels_round_trip(tmp_path):
 def _write(path, **arrays):
     np.savez(path, **arrays)
     return path
+
+
+def test_concatenated_datasets_keep_every_sample_and_distinct_trajectories(limited_pendulum):
+    short = generate(limited_pendulum, "excitation", trajectories=2, duration=0.3, dt=0.05, seed=0)
+    long = generate(limited_pendulum, "excitation", trajectories=3, duration=0.6, dt=0.05, seed=1)
+    both = concatenate([short, long])
+    assert len(both) == len(short) + len(long) and both.n_trajectories == 5
+    np.testing.assert_array_equal(both.q, np.concatenate([short.q, long.q]))
+    np.testing.assert_array_equal(both.select_trajectories([2]).q, long.select_trajectories([0]).q)
+    assert both.info == short.info and len(both.metadata["parts"]) == 2
+    other = generate(system("double_pendulum"), "excitation", trajectories=1, duration=0.3, dt=0.05)
+    with pytest.raises(DatasetError, match="another system"):
+        concatenate([short, other])
+    with pytest.raises(DatasetError, match="fields"):
+        concatenate([short, dataclasses.replace(long, tau=None)])
+    with pytest.raises(DatasetError, match="at least one"):
+        concatenate([])
 
 
 def test_validation_messages(tmp_path):

@@ -278,6 +278,46 @@ class Dataset:
         return self
 
 
+def concatenate(datasets: Sequence[Dataset]) -> Dataset:
+    """One dataset of the samples of ``datasets`` in order (e.g. recordings of one robot,
+    or excitation of several trajectory lengths).
+
+    Every part must be of the same system (equal ``metadata["system"]``) and carry the same
+    fields. Trajectory ids are renumbered so that each part's stay distinct (part ``k``'s
+    ids are shifted past those before it), and labels follow them. The metadata are the
+    first part's, with ``"parts"``: each part's metadata.
+
+    Raises:
+        DatasetError: no parts, parts of different systems, or different fields.
+    """
+    parts = list(datasets)
+    if not parts:
+        raise DatasetError("concatenate needs at least one dataset")
+    first = parts[0]
+    fields = [f for f in ARRAY_FIELDS if getattr(first, f) is not None]
+    for k, ds in enumerate(parts[1:], start=1):
+        if ds.metadata.get("system") != first.metadata.get("system"):
+            raise DatasetError(
+                f"dataset {k} is of another system than dataset 0; only one system's data concatenate"
+            )
+        mine = [f for f in ARRAY_FIELDS if getattr(ds, f) is not None]
+        if mine != fields:
+            raise DatasetError(f"dataset {k} has the fields {mine}, dataset 0 {fields}; they must match")
+    arrays: dict[str, list[np.ndarray]] = {f: [] for f in fields}
+    labels: list[str] = []
+    offset = 0
+    for ds in parts:
+        count = int(ds.trajectory.max()) + 1 if len(ds) else 0
+        for f in fields:
+            arrays[f].append(ds.trajectory + offset if f == "trajectory" else getattr(ds, f))
+        labels += [ds.label(i) for i in range(count)]
+        offset += count
+    any_labels = any(ds.labels is not None for ds in parts)
+    metadata = dict(first.metadata, parts=[ds.metadata for ds in parts])
+    joined = {f: np.concatenate(a) for f, a in arrays.items()}
+    return Dataset(**joined, labels=labels if any_labels else None, metadata=metadata)
+
+
 def _check_metadata(source: str, metadata: dict) -> None:
     """The metadata entries lagrax reads: a positive finite ``dt``, a ``system`` object."""
     if not isinstance(metadata, dict):

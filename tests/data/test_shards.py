@@ -25,6 +25,18 @@ def _arrays(n: int, offset: int = 0) -> dict:
     return dict(q=q, qd=q + 0.5, qdd=q - 0.25, tau=q * 3)
 
 
+def _rewrite_checksum(path, shard: int, field: str) -> None:
+    """Record a changed file's size and SHA-256 in the manifest: as a writer that wrote bad
+    values would have (a flipped byte, not recorded, fails the checksum on reading)."""
+    from lagrax.core.fileio import file_sha256
+
+    manifest = json.loads((path / MANIFEST).read_text())
+    entry = manifest["shards"][shard]
+    file = path / shard_file(entry["name"], field)
+    entry["files"][field].update(bytes=file.stat().st_size, sha256=file_sha256(file))
+    (path / MANIFEST).write_text(json.dumps(manifest))
+
+
 def _write(path, n: int, shard_size: int, pieces: int = 3, **kw):
     cuts = np.linspace(0, n, pieces + 1).astype(int)
     with ShardWriter(path, INFO, shard_size=shard_size, metadata={"kind": "states"}, **kw) as w:
@@ -126,12 +138,15 @@ def test_shards_are_memory_mapped_and_sample_reads_only_its_rows(tmp_path):
     q[500:] = np.nan
     q.flush()
     del q
+    with pytest.raises(DatasetError, match=r"shard-00000.*'q'.*SHA-256"):
+        ShardedDataset.open(tmp_path / "ds").gather([0])  # not the recorded bytes
+    _rewrite_checksum(tmp_path / "ds", 0, "q")  # NaN as written
     fresh = ShardedDataset.open(tmp_path / "ds")
     head = fresh.gather(np.arange(0, 500, 7))
     np.testing.assert_array_equal(head["q"], _arrays(1000)["q"][0:500:7])
     with pytest.raises(DatasetError, match=r"shard-00000.*'q'.*NaN"):
         fresh.gather([999])
-    with pytest.raises(DatasetError, match=r"shard-00000.*'q'.*SHA-256"):
+    with pytest.raises(DatasetError, match=r"shard-00000.*'q'.*NaN"):
         fresh.check()
 
 
@@ -150,6 +165,7 @@ def test_nan_shard_is_named_when_read(tmp_path):
     a[10, 1] = np.nan
     a.flush()
     del a
+    _rewrite_checksum(tmp_path / "ds", 1, "qdd")
     data = ShardedDataset.open(tmp_path / "ds")
     with pytest.raises(DatasetError, match=r"shard-00001 field 'qdd'.*NaN"):
         list(data.chunks(0, 0, 100))
@@ -179,10 +195,8 @@ def test_missing_truncated_and_corrupt_files_give_clear_errors(tmp_path):
 def test_wrong_shape_in_a_shard_is_named(tmp_path):
     _write(tmp_path / "ds", 600, 300)
     file = tmp_path / "ds" / shard_file("shard-00001", "qd")
-    manifest = json.loads((tmp_path / "ds" / MANIFEST).read_text())
     np.save(file, np.zeros((300, 2)))  # 2 joints instead of 3
-    manifest["shards"][1]["files"]["qd"]["bytes"] = file.stat().st_size
-    (tmp_path / "ds" / MANIFEST).write_text(json.dumps(manifest))
+    _rewrite_checksum(tmp_path / "ds", 1, "qd")
     data = ShardedDataset.open(tmp_path / "ds")
     with pytest.raises(DatasetError, match=r"shard-00001 field 'qd'.*\(300, 2\).*\(300, 3\)"):
         data.arrays(1)

@@ -14,7 +14,7 @@ optuna = pytest.importorskip("optuna")
 
 import lagrax.training  # noqa: E402
 from lagrax.core.errors import NumericalError  # noqa: E402
-from lagrax.training.sweep import SWEEP_FILES, PruningCallback, load_space  # noqa: E402
+from lagrax.training.sweep import SWEEP_FILES, PruningCallback, load_space, open_storage  # noqa: E402
 from lagrax.training import read_toml  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("cheap_compilation")  # compiling is most of their time
@@ -236,3 +236,140 @@ def test_space_names_go_to_the_train_or_model_table(tmp_path):
     assert train == {"epochs": 3, "lbfgs_epochs": 0, "val_every": 1, "lr": 0.01, "forward": 0.5}
     assert model == {"depth": 1, "width": 8}
     assert "study.db" in SWEEP_FILES and space.study == "space"
+
+
+# ---- resuming, interruptions and one writer per sweep directory (issue 25) --------------
+
+RANDOM_SPACE = SPACE.replace("startup_trials = 2", "startup_trials = 50")  # every trial drawn at random
+
+
+def trial_params(out):
+    return [(r["lr"], r["width"]) for r in csv.DictReader((out / "trials.csv").open()) if r["lr"]]
+
+
+def test_a_resumed_sweep_draws_new_parameters(cli, pendulum, tmp_path, monkeypatch):
+    monkeypatch.setattr(lagrax.training, "run_training", fake_run_training)
+    space, out = write_space(tmp_path, RANDOM_SPACE), tmp_path / "sweep"
+    argv = ["sweep", space, "--data", pendulum, "--out", out, "--no-progress"]
+    assert cli(*argv, "--trials", 2)[0] == 0
+    code, _, err = cli(*argv, "--trials", 4, "--resume")
+    assert code == 0, err
+    lrs = [lr for lr, _ in trial_params(out)]
+    assert len(lrs) == 4 and len(set(lrs)) == 4, lrs  # before: trial 2 drew trial 0's values again
+
+
+def test_trials_of_killed_processes_are_marked_interrupted_and_do_not_count(
+    cli, pendulum, tmp_path, monkeypatch
+):
+    import socket
+    import subprocess
+
+    monkeypatch.setattr(lagrax.training, "run_training", fake_run_training)
+    space, out = write_space(tmp_path), tmp_path / "sweep"
+    argv = ["sweep", space, "--data", pendulum, "--out", out, "--no-progress"]
+    assert cli(*argv, "--trials", 2)[0] == 0
+    study = optuna.load_study(study_name="space", storage=f"sqlite:///{out / 'study.db'}")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    killed = study.ask()  # what a `kill -9` during a trial leaves: RUNNING for ever
+    killed.set_user_attr("worker", f"{socket.gethostname()}:{gone.pid}")
+    study.ask()  # killed before it recorded its process
+    code, stdout, err = cli(*argv, "--trials", 4, "--resume")
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert [r["state"] for r in rows[2:4]] == ["FAIL", "FAIL"]
+    assert "interrupted" in rows[2]["error"] and str(gone.pid) in rows[2]["error"]
+    assert len(rows) == 6 and {r["state"] for r in rows[4:]} <= {"COMPLETE", "PRUNED"}  # 4 count
+
+
+def test_resume_with_another_space_file_is_refused(cli, pendulum, tmp_path, monkeypatch):
+    monkeypatch.setattr(lagrax.training, "run_training", fake_run_training)
+    space, out = write_space(tmp_path), tmp_path / "sweep"
+    assert cli("sweep", space, "--data", pendulum, "--out", out, "--trials", 2, "--no-progress")[0] == 0
+    before = {name: (out / name).read_bytes() for name in ("trials.csv", "best.toml", "sweep.json")}
+    other = write_space(tmp_path, name="other.toml")
+    code, _, err = cli("sweep", other, "--data", pendulum, "--out", out, "--trials", 4, "--resume")
+    assert_clean_error(code, err, "cannot resume", "'space'", "other")
+    assert {name: (out / name).read_bytes() for name in before} == before
+    assert optuna.study.get_all_study_names(f"sqlite:///{out / 'study.db'}") == ["space"]
+    early = tmp_path / "killed_early"
+    early.mkdir()
+    open_storage(f"sqlite:///{early / 'study.db'}")  # a sweep killed before it made its study
+    code, _, err = cli("sweep", space, "--data", pendulum, "--out", early, "--trials", 2, "--resume")
+    assert_clean_error(code, err, "nothing to resume", "--force")
+
+
+def test_ctrl_c_names_the_sweep_resume_command_and_the_trial_does_not_count(
+    cli, pendulum, tmp_path, monkeypatch
+):
+    def interrupted(model, data, run_dir, train, *args, **kwargs):
+        if run_dir.name == "0001":
+            raise KeyboardInterrupt
+        return fake_run_training(model, data, run_dir, train, *args, **kwargs)
+
+    monkeypatch.setattr(lagrax.training, "run_training", interrupted)
+    space, out = write_space(tmp_path), tmp_path / "sweep"
+    code, _, err = cli("sweep", space, "--data", pendulum, "--out", out, "--trials", 3, "--no-progress")
+    assert code == 130 and err.count("\n") == 1, err
+    assert err.startswith("error: interrupted (Ctrl-C); `lagrax sweep ") and "--resume` continues" in err
+    assert f"--out {out} --trials 3" in err
+    code, _, err = cli("sweep", space, "--data", pendulum, "--out", out, "--trials", 3, "--resume")
+    assert code == 0, err
+    rows = list(csv.DictReader((out / "trials.csv").open()))
+    assert len(rows) == 4 and rows[1]["state"] == "FAIL" and "interrupted" in rows[1]["error"]
+
+
+def test_a_second_sweep_into_one_directory_is_refused_naming_the_first(cli, pendulum, tmp_path, monkeypatch):
+    import os
+
+    from lagrax.core.locks import LOCK_NAME, DirectoryLock
+
+    monkeypatch.setattr(lagrax.training, "run_training", fake_run_training)
+    space, out = write_space(tmp_path), tmp_path / "sweep"
+    argv = ["sweep", space, "--data", pendulum, "--out", out, "--trials", 2, "--no-progress"]
+    with DirectoryLock(out, "lagrax sweep"):  # what a sweep running there holds
+        for extra in ([], ["--force"], ["--resume"]):
+            code, _, err = cli(*argv, *extra)
+            assert_clean_error(code, err, "in use by", f"pid {os.getpid()}", "lagrax sweep")
+        assert [p.name for p in out.iterdir()] == [LOCK_NAME]
+    assert not out.exists() or not any(out.iterdir())
+    out.mkdir(exist_ok=True)
+    (out / LOCK_NAME).write_text('{"pid": 999999, "host": "gone", "what": "lagrax sweep", "started": 0}')
+    code, _, err = cli(*argv)  # a lock left by a killed process: taken over, and said so
+    assert code == 0 and "stale lock" in err and "pid 999999" in err, err
+    assert not (out / LOCK_NAME).exists() and (out / "best.toml").exists()
+
+
+def test_two_sweeps_sharing_one_sqlite_study_lose_no_trial(pendulum, tmp_path, monkeypatch):
+    import threading
+
+    from lagrax.training.sweep import run_sweep
+
+    monkeypatch.setattr(lagrax.training, "run_training", fake_run_training)
+    space, storage = write_space(tmp_path), f"sqlite:///{tmp_path / 'shared.db'}"
+    errors = []
+
+    def worker(name):
+        try:
+            run_sweep(space, pendulum, tmp_path / name, 8, storage=storage, seed=ord(name), progress=False)
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    trials = optuna.load_study(study_name="space", storage=storage).trials
+    assert 8 <= len(trials) <= 9 and all(t.state.is_finished() for t in trials)
+    runs = sorted(p.name for name in "ab" for p in (tmp_path / name / "trials").iterdir())
+    assert runs == [f"{t.number:04d}" for t in trials]  # each trial's run, once, in one of the two
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(cli, pendulum, tmp_path):
+    storage = "sqlite:////nonexistent/folder/study.db"  # SQLAlchemy's message has 3 lines and a link
+    out = tmp_path / "out"
+    code, _, err = cli("sweep", write_space(tmp_path), "--data", pendulum, "--out", out, "--storage", storage)
+    assert_clean_error(code, err, "cannot open the study storage", "unable to open database file")
+    assert not out.exists()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import warnings
 from pathlib import Path
 
 import jax.numpy as jnp
@@ -34,6 +35,7 @@ from lagrax.systems.batching import batched
 from lagrax.data.dataset import Dataset, check_writable
 from lagrax.core.errors import LagraxError, NumericalError, ShapeError
 from lagrax.analysis.metrics import (
+    DataMismatchWarning,
     energy_at,
     first_exceedance,
     geometric_mean,
@@ -246,12 +248,31 @@ def _models(job: RolloutJob) -> list[tuple[str, object]]:
     named = []
     for path in (job.run_dir, *job.compare):
         run = load_run(path)
+        _warn_other_system(run, job)
         kind = getattr(getattr(run.model, "spec", None), "kind", None)
         name = str(run.config.get("model") or kind or Path(path).name)
         while name in [n for n, _ in named] or name in ("truth", "recorded"):
             name = f"{name}_{len(named)}"
         named.append((name, run.model))
     return named
+
+
+def _warn_other_system(run, job: RolloutJob) -> None:
+    """A :class:`~lagrax.analysis.metrics.DataMismatchWarning` when the run was trained on
+    another system's data than the truth's (or the data's) it is rolled out against: the
+    joints may agree in number while the physics differ (``evaluate`` warns the same way)."""
+    trained_on = run.config.get("data_name")
+    against = job.system.info.name if job.system is not None else None
+    recorded = job.data.metadata.get("system") if job.data is not None else None
+    if against is None and isinstance(recorded, dict):
+        against = recorded.get("name")
+    if trained_on and against and trained_on != against:
+        warnings.warn(
+            f"the model in {run.path} was trained on {trained_on!r} data but is rolled out "
+            f"against {against!r}",
+            DataMismatchWarning,
+            stacklevel=3,
+        )
 
 
 def _start(job: RolloutJob, info):

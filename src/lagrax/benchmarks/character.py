@@ -367,6 +367,8 @@ def main(
     """
     check_outputs(out, force)
     _check_settings(epochs, max_seconds)
+    seed_list = _seed_list(seeds, quick)  # bad arguments are errors, with or without the data
+    names = _model_names(models)
     if data is not None and not Path(data).is_file():
         raise DatasetError(f"the DeLaN character file {data} does not exist (or is not a file)")
     data = Path(data) if data is not None else default_data()
@@ -378,8 +380,6 @@ def main(
     jax.config.update("jax_enable_x64", True)  # float64 states; models keep float32 parameters
     from lagrax.data.dataset import load_dataset
 
-    seed_list = _seed_list(seeds, quick)
-    names = _model_names(models)
     budget = max_seconds if max_seconds is not None else MAX_SECONDS
     train_ds, test_ds = load_dataset(data).split(test_labels=list(TEST_LABELS))
     say(

@@ -17,6 +17,7 @@ from lagrax.cli import (
     control,
     demo,
     evaluate,
+    export,
     generate,
     importing,
     plot,
@@ -49,6 +50,7 @@ COMMANDS = {
     "sweep": sweep,
     "evaluate": evaluate,
     "report": report,
+    "export": export,
     "demo": demo,
     "bench": bench,
 }
@@ -100,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         result = app(args=argv, prog_name="lagrax", standalone_mode=False)
     except LagraxError as e:
         _say_error(str(e))
-        code = EXIT_USER_ERROR
+        code = getattr(e, "exit_code", EXIT_USER_ERROR)  # a command's own Ctrl-C message: 130
     except click_exceptions.ClickException as e:  # bad/missing parameters, unknown options
         if e.format_message():  # (no arguments at all: the help was printed instead)
             _say_error(e.format_message())

@@ -7,6 +7,8 @@ command's options into a :class:`~lagrax.control.tracking.ControlJob`.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from pathlib import Path
 
 from rich.table import Table
@@ -14,7 +16,7 @@ from rich.table import Table
 from lagrax.cli.command import argument, as_command, option, request
 from lagrax.cli.common import console, enable_x64
 from lagrax.cli.params import parse_params
-from lagrax.core.errors import LagraxError
+from lagrax.core.errors import LagraxError, OutOfRangeError
 
 
 @request
@@ -39,7 +41,7 @@ class ControlRequest:
         help="computed-torque | feedforward-pd | pd; default: computed-torque, or feedforward-pd "
         "for a new --scratch model (PD carries the robot while the model learns)",
     )
-    rate: float = option(1000.0, help="control rate [Hz]")
+    rate: float | None = option(None, help="control rate [Hz]; default 1000 (track), 500 (swing-up)")
     substeps: int = option(1, help="plant RK4 steps per control period")
     kp: str | None = option(None, help="proportional gain: one number or one per joint (a,b,...)")
     kd: str | None = option(None, help="derivative gain: one number or one per joint")
@@ -62,6 +64,11 @@ class ControlRequest:
     payload: float = option(0.0, help="mass [kg] added to the end effector at --payload-at")
     payload_at: float | None = option(None, help="when the payload is added [s] (default: halfway)")
     force: bool = option(False, "--force", help="overwrite existing outputs")
+    task: str = option(
+        "track",
+        help="track: follow references | swing-up: swing an under-actuated system (cartpole, furuta, "
+        "inverted_double_pendulum) up from --count hanging states and balance it (energy + LQR)",
+    )
 
 
 def run(request: ControlRequest) -> None:
@@ -74,6 +81,9 @@ def run(request: ControlRequest) -> None:
     and why; the command fails only when every learned model's loop did.
     """
     enable_x64()
+    if _task(request) == "swing-up":
+        return run_swing_up(request)
+    request = dataclasses.replace(request, rate=1000.0 if request.rate is None else request.rate)
     from lagrax.control.tracking import learned_rows_all_diverged, metrics_rows, run_control, write_control
 
     job = control_job(request)
@@ -106,12 +116,18 @@ def control_job(request: ControlRequest):
 
     truth = make_system(request.system, **parse_params(request.params))
     info = truth.info
-    reference = _reference(request, info)
-    gains = _gains(request, info.dof)
     limit = info.torque_limits if request.torque_limit else None
     if request.torque_limit and limit is None:
         raise LagraxError(f"--torque-limit: {info.name} has no torque limits")
+    # the settings first: they check --rate before the reference divides by it
     settings = LoopSettings(request.rate, request.substeps, limit, request.q_noise, request.qd_noise)
+    if request.trajectory == "random":  # before drawing them: a week at 1 kHz does not fit
+        if not (math.isfinite(request.duration) and request.duration > 0):
+            raise OutOfRangeError(f"--duration must be a positive number of seconds, got {request.duration}")
+        _check_memory(request, request.count, request.duration * request.rate + 1, info.dof)
+    reference = _reference(request, info)
+    _check_memory(request, *reference[0].shape)
+    gains = _gains(request, info.dof)
     seconds = (reference[0].shape[1] - 1) / request.rate
     return ControlJob(
         out=request.out,
@@ -129,6 +145,27 @@ def control_job(request: ControlRequest):
         clip=request.clip,
         seed=request.seed,
         force=request.force,
+    )
+
+
+# float64 numbers held per reference, tick and joint: the reference's q, qd, qdd, the work of
+# drawing it (its Fourier series' values and derivatives, twice), and per row q, qd, tau
+_REFERENCE_NUMBERS, _ROW_NUMBERS = 9, 3
+
+
+def _check_memory(request: ControlRequest, count: float, samples: float, dof: int) -> None:
+    """Refuse references and rows whose arrays alone exceed the machine's memory, before
+    NumPy or XLA fails on them (an allocation error, or an abort of the process)."""
+    from lagrax.core.memory import check_fits
+
+    rows = (
+        len(request.run_dirs or []) + 2 * request.baselines + request.online + (request.scratch is not None)
+    )
+    nbytes = 8.0 * count * samples * dof * (_REFERENCE_NUMBERS + _ROW_NUMBERS * rows)
+    check_fits(
+        nbytes,
+        f"controlling {count:g} references of {samples:.6g} ticks ({rows} rows)",
+        "shorten --duration, lower --rate or track fewer references (--count)",
     )
 
 
@@ -207,6 +244,97 @@ def _online_settings(request: ControlRequest):
         steps=request.online_steps,
         batch_size=request.online_batch,
         lr=request.online_lr,
+    )
+
+
+# ---- --task swing-up --------------------------------------------------------------------
+
+TASKS = ("track", "swing-up")
+SWING_UP_RATE = 500.0
+
+
+def _task(request: ControlRequest) -> str:
+    """The --task, checked."""
+    from lagrax.core.errors import UnknownNameError
+
+    if request.task not in TASKS:
+        raise UnknownNameError.for_name("task", request.task, TASKS)
+    return request.task
+
+
+def run_swing_up(request: ControlRequest) -> None:
+    """``--task swing-up``: every model swings the plant up from ``--count`` hanging states
+    (:mod:`lagrax.control.swing_up`); the table, OUT.npz, OUT.json, OUT-energy.png,
+    OUT-angle.png and OUT-swing-up.gif."""
+    from lagrax.control import swing_up as su
+
+    job = swing_up_job(request)
+    for path in job.paths().values():
+        check_writable_output(path, request.force)
+    with console.status("running the swing-ups ...") as status:
+        results = su.run_swing_up_rows(job, progress=lambda m: status.update(m))
+    for path in su.write_swing_up(job, results):
+        console.print(f"wrote {path}", soft_wrap=True)
+    table = Table(title=f"swing-up of {job.plant.info.name} ({job.settings.rate:g} Hz, {job.count} starts)")
+    for column in ("model", "success", "time to upright [s]", "energy error", "note"):
+        table.add_column(column)
+    for name, r in results.items():
+        m = r["metrics"]
+        time_up, energy = m["mean_time_to_upright"], m["mean_energy_error"]
+        table.add_row(
+            name,
+            f"{100 * m['success_rate']:.0f} %",
+            "-" if time_up is None else f"{time_up:.3g}",
+            "-" if energy is None else f"{100 * energy:.2g} %",
+            r["note"],
+        )
+    console.print(table)
+
+
+def check_writable_output(path: Path, force: bool) -> None:
+    from lagrax.data.dataset import check_writable
+
+    check_writable(path, force)
+
+
+def swing_up_job(request: ControlRequest):
+    """The :class:`~lagrax.control.swing_up.SwingUpJob` of a request: the plant (with the
+    swing-up's plant friction), the models checked against it, the settings."""
+    from lagrax.control import swing_up as su
+    from lagrax.systems import system as make_system
+
+    if request.out.suffix != ".npz":
+        raise LagraxError(f"the control output must be a .npz file, got {request.out}")
+    tracking_only = dict(online=request.online, scratch=request.scratch, payload=request.payload)
+    given = [f"--{k}" for k, v in tracking_only.items() if v]
+    if given:
+        raise LagraxError(f"{', '.join(given)}: for --task track only, not swing-up")
+    truth = make_system(request.system, **parse_params(request.params))
+    su.check_swing_up_system(truth.info)
+    if request.count < 1:
+        raise LagraxError(f"--count must be at least 1, got {request.count}")
+    plant = su.with_plant_friction(truth)
+    settings = su.SwingUpSettings(
+        rate=SWING_UP_RATE if request.rate is None else request.rate, duration=request.duration
+    )
+    models = [(name, model) for name, model in _control_models(request, truth.info)]
+    for _, model in models:
+        su.check_swing_up_model(model, plant, energies=False)
+    if request.baselines:
+        models.insert(0, ("analytic", plant))
+    if not models:
+        raise LagraxError("nothing to run: give a run directory, or keep the analytic baseline")
+    from lagrax.core.memory import check_fits
+
+    # per row and start: q, qd, tau and the energies at every tick, float64
+    nbytes = 8.0 * len(models) * request.count * settings.ticks * (3 * truth.dof + 2)
+    check_fits(
+        nbytes,
+        f"swinging up {request.count} starts of {settings.ticks} ticks ({len(models)} rows)",
+        "shorten --duration or run fewer starts (--count)",
+    )
+    return su.SwingUpJob(
+        out=request.out, plant=plant, models=models, settings=settings, count=request.count, seed=request.seed
     )
 
 

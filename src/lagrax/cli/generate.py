@@ -76,6 +76,8 @@ def _flag(name: str) -> str:
 
 def run(request: GenerateRequest) -> None:
     """Generate --system's motion (or, --kind states, its states) as one .npz file (--shard-size: shards)."""
+    if request.seed < 0:  # numpy's SeedSequence takes non-negative integers only
+        raise LagraxError(f"--seed must be a non-negative integer, got {request.seed}")
     if request.shard_size is not None:
         _generate_shards(request)
         return

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lagrax.cli.command import argument, as_command, option, request
-from lagrax.cli.common import console, enable_x64, metrics_table
+from lagrax.cli.common import console, enable_x64, err_console, metrics_table
 from lagrax.cli.params import parse_params
 from lagrax.core.errors import LagraxError, NumericalError
 
@@ -49,12 +49,22 @@ def run(request: RolloutRequest) -> None:
     metrics), OUT-energy.png, OUT-positions.png and, with --gif, OUT.gif.
     """
     enable_x64()
+    import warnings
+
+    from lagrax.analysis.metrics import DataMismatchWarning
     from lagrax.analysis.prediction import check_outputs, run_rollouts, write_outputs
 
     job = rollout_job(request)
     check_outputs(job)
-    with console.status("integrating the rollouts ..."):
-        predictions, metrics = run_rollouts(job)
+    with warnings.catch_warnings(record=True) as caught:  # said as `warning:` lines, as evaluate does
+        warnings.simplefilter("always", DataMismatchWarning)
+        with console.status("integrating the rollouts ..."):
+            predictions, metrics = run_rollouts(job)
+    for w in caught:
+        if issubclass(w.category, DataMismatchWarning):
+            err_console.print(f"warning: {w.message}", markup=False, highlight=False, soft_wrap=True)
+        else:  # the others as they were
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     settings = dict(
         solver=request.solver,
         rtol=request.rtol,

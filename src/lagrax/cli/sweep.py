@@ -43,18 +43,23 @@ def run(request: SweepRequest) -> None:
     enable_x64()
     from lagrax.training.sweep import run_sweep
 
-    result = run_sweep(
-        request.space,
-        request.data,
-        request.out,
-        request.trials,
-        workers=request.workers,
-        storage=request.storage,
-        seed=request.seed,
-        force=request.force,
-        progress=request.progress,
-        resume=request.resume,
-    )
+    try:
+        result = run_sweep(
+            request.space,
+            request.data,
+            request.out,
+            request.trials,
+            workers=request.workers,
+            storage=request.storage,
+            seed=request.seed,
+            force=request.force,
+            progress=request.progress,
+            resume=request.resume,
+        )
+    except KeyboardInterrupt:
+        raise SweepInterrupted(
+            f"interrupted (Ctrl-C); `{resume_command(request)}` continues the study"
+        ) from None
     console.print(_trials_table(result))
     if result.best is None:
         raise LagraxError(
@@ -65,6 +70,25 @@ def run(request: SweepRequest) -> None:
         f"{result.wall_seconds:.1f} s; wrote {request.out} (best.toml, trials.csv, history.png, sweep.json)",
         soft_wrap=True,
     )
+
+
+class SweepInterrupted(LagraxError):
+    """Ctrl-C during a sweep: one line naming the command that resumes it, exit code 130."""
+
+    exit_code = 130
+
+
+def resume_command(request: SweepRequest) -> str:
+    """The ``lagrax sweep ... --resume`` command that continues the interrupted ``request``."""
+    import shlex
+
+    words = ["lagrax", "sweep", request.space, "--data", request.data, "--out", request.out]
+    words += ["--trials", request.trials, "--workers", request.workers, "--seed", request.seed]
+    if request.storage:
+        from lagrax.training.sweep import shown_url
+
+        words += ["--storage", shown_url(request.storage)]  # (a password stays hidden)
+    return shlex.join([str(w) for w in words] + ["--resume"])
 
 
 def _trials_table(result) -> Table:

@@ -31,7 +31,7 @@ from lagrax.control.laws import (
     tracking_metrics,
 )
 from lagrax.data.dataset import check_writable
-from lagrax.core.errors import LagraxError, ShapeError
+from lagrax.core.errors import LagraxError, OutOfRangeError, ShapeError
 from lagrax.systems.rigid_body import plant_of
 from lagrax.core.fileio import atomic_write
 
@@ -78,6 +78,13 @@ class ControlJob:
     clip: bool = False
     seed: int = 0
     force: bool = False
+
+    def __post_init__(self):
+        if not (np.isfinite(self.payload) and self.payload >= 0):
+            raise OutOfRangeError(f"the payload must be a mass >= 0 kg, got {self.payload}")
+        samples = np.shape(self.reference[0])[1]
+        if samples < 2:  # one sample: nothing moves, and every RMSE is 0
+            raise ShapeError(f"a reference needs at least 2 samples to track, got {samples}")
 
     def figure_paths(self) -> dict[str, Path]:
         stem = self.out.with_suffix("")

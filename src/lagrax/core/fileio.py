@@ -26,7 +26,11 @@ def _umask() -> int:
 
 
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Call ``write(f)`` on a temporary binary file, then rename it to ``path``."""
+    """Call ``write(f)`` on a temporary binary file, then rename it to ``path``.
+
+    On any error (a full disk: ``OSError`` with ``errno.ENOSPC``) the temporary file is
+    removed and ``path`` is left as it was; an ``OSError`` that names no file gets
+    ``path`` as its ``filename``, so the command line's one error line says where."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -37,6 +41,11 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:  # a failed write names no file: say which (a full disk: one line naming it)
+            raise OSError(e.errno, e.strerror or str(e), str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -25,8 +25,8 @@ the system info under ``"system"``, generator settings, seed, ...), and per shar
   whole directory is built under a temporary name and renamed into place when the writer
   closes, so a crash never leaves half a dataset at the target path.
 * :class:`ShardedDataset` opens a directory (checking the manifest and the file sizes;
-  each shard's headers, shapes and finiteness are checked lazily when it is first read,
-  or all at once by :meth:`ShardedDataset.check`, which also verifies the SHA-256 sums),
+  each shard's SHA-256 sums, headers, shapes and finiteness are checked lazily when it is
+  first read, or all at once by :meth:`ShardedDataset.check`),
   draws small in-memory :class:`~lagrax.data.dataset.Dataset` samples
   (:meth:`~ShardedDataset.sample`) and streams an epoch in fixed-size chunks whose order
   depends only on ``(seed, epoch)`` (:meth:`~ShardedDataset.chunks`).
@@ -53,6 +53,7 @@ import numpy as np
 from lagrax.data.dataset import ARRAY_FIELDS, Dataset, check_writable, json_default
 from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError
 from lagrax.core.fileio import atomic_write, atomic_write_text, file_sha256
+from lagrax.core.locks import DirectoryLock
 from lagrax.systems.base import SystemInfo
 
 FORMAT = "lagrax-shards"
@@ -129,18 +130,30 @@ class ShardWriter:
         self.buffer: dict[str, list[np.ndarray]] = {}
         self.buffered = 0
         self.tmp: Path | None = None
+        self.lock: DirectoryLock | None = None
 
     def __enter__(self) -> "ShardWriter":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent))
+        # one writer of `path` at a time (a lock file next to it: the directory is renamed in whole)
+        self.lock = DirectoryLock.beside(self.path, "generate")
+        self.lock.acquire()
+        try:
+            self.tmp = Path(
+                tempfile.mkdtemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+            )
+        except BaseException:
+            self.lock.release()
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        elif self.tmp is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            self.tmp = None
+        try:
+            if exc_type is None:
+                self.close()
+            elif self.tmp is not None:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.tmp = None
+        finally:
+            self.lock.release()
 
     def append(self, **arrays: np.ndarray) -> None:
         """Add ``rows`` samples: one array per field, each ``(rows,) + trailing``."""
@@ -310,6 +323,7 @@ class ShardedDataset:
         self.cache = max(1, int(cache))
         self.mapped: OrderedDict[int, dict[str, np.ndarray]] = OrderedDict()
         self.finite: set[tuple[int, str]] = set()
+        self.verified: set[int] = set()  # shards whose files matched their SHA-256 sums
 
     @classmethod
     def open(cls, path: str | Path) -> "ShardedDataset":
@@ -375,6 +389,7 @@ class ShardedDataset:
             self.mapped.move_to_end(shard)
             return self.mapped[shard]
         entry = self.manifest["shards"][shard]
+        self.verify(shard)
         out = {}
         for field in self.fields:
             file = self.file_check(shard, field, entry)
@@ -397,6 +412,23 @@ class ShardedDataset:
             self.mapped.popitem(last=False)  # unmapping releases its pages
         return out
 
+    def verify(self, shard: int) -> None:
+        """Check shard ``shard``'s files against the SHA-256 sums in the manifest, once per
+        opened dataset (the first time the shard is read: one pass over its bytes, as reading
+        it takes anyway); a flipped byte is a :class:`~lagrax.core.errors.DatasetError`."""
+        if shard in self.verified:
+            return
+        entry = self.manifest["shards"][shard]
+        for field in self.fields:
+            recorded = entry["files"].get(field, {}).get("sha256")
+            file = self.file_check(shard, field, entry)
+            if recorded is not None and file_sha256(file) != recorded:
+                raise DatasetError(
+                    f"{self.path}: shard {entry['name']} field {field!r}: {file.name} "
+                    "does not match its SHA-256 in the manifest (corrupt or replaced)"
+                )
+        self.verified.add(shard)
+
     def take(self, shard: int, rows: np.ndarray, fields: Sequence[str]) -> dict[str, np.ndarray]:
         """Rows ``rows`` (indices within the shard) of ``fields``, copied into memory and
         checked finite (an error names the shard and field)."""
@@ -410,18 +442,11 @@ class ShardedDataset:
             out[field] = a
         return out
 
-    def check(self, checksums: bool = True) -> "ShardedDataset":
-        """Read every shard once: shapes, finite values and (``checksums``) the SHA-256 sums.
+    def check(self) -> "ShardedDataset":
+        """Read every shard once: the SHA-256 sums, shapes and finite values.
         Returns ``self``; raises :class:`~lagrax.core.errors.DatasetError` naming the bad shard."""
         for i, entry in enumerate(manifest_shards(self.manifest)):
-            for field in self.fields:
-                recorded = entry["files"].get(field, {}).get("sha256")
-                file = self.file_check(i, field, entry)
-                if checksums and recorded is not None and file_sha256(file) != recorded:
-                    raise DatasetError(
-                        f"{self.path}: shard {entry['name']} field {field!r}: {file.name} "
-                        "does not match its SHA-256 in the manifest (corrupt or replaced)"
-                    )
+            self.verify(i)
             for start in range(0, int(entry["rows"]), 1 << 18):
                 self.take(i, slice(start, start + (1 << 18)), self.fields)
             self.finite.update((i, f) for f in self.fields)
@@ -641,6 +666,8 @@ def generate_shards(
     from lagrax.systems.rigid_body import plant_of
 
     samples, chunk = _positive(samples, "samples"), _positive(chunk, "chunk")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise LagraxError(f"seed must be a non-negative integer, got {seed!r}")
     info = system.info
     ranges = _state_ranges(info, q_range, qd_range, qdd_range)
     inverse = _inverse_dynamics_fn(plant_of(system))

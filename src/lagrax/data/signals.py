@@ -52,6 +52,11 @@ def savgol_derivatives(
         raise ShapeError(f"q must have shape (N, n), got {q.shape}")
     trajectory = np.zeros(len(q), np.int64) if trajectory is None else np.asarray(trajectory)
     dt = sample_period(t_or_dt, trajectory)
+    if not 0.0 < dt * dt < float("inf") or not 1.0 / (dt * dt) < float("inf"):  # the filter scales by dt**-2
+        raise DatasetError(
+            f"sample period {dt:.6g} s is too large or too small to differentiate positions by; "
+            "are the time stamps in seconds?"
+        )
     if window % 2 == 0 or window <= polyorder:
         raise LagraxError(
             f"window must be odd and larger than polyorder; got window={window}, polyorder={polyorder}"

@@ -65,7 +65,34 @@ def make_model(name: str, info, *, key, **options: Any):
     as strings, numbers or option members; an unknown one is an error naming it.
     """
     spec = make_spec(name, **options)
-    return spec.build(_system_info(info), key=_prng_key(key))
+    info, key = _system_info(info), _prng_key(key)
+    _check_fits(spec, info, key)
+    return spec.build(info, key=key)
+
+
+def _check_fits(spec, info, key) -> None:
+    """Refuse a model whose parameters alone exceed the machine's memory (a width of 10**9)
+    before XLA aborts on it."""
+    from lagrax.core.memory import check_fits
+
+    nbytes = parameter_bytes(spec, info, key)
+    if nbytes is not None:
+        check_fits(nbytes, f"a {spec.kind} model of these settings", "choose a smaller width or depth")
+
+
+def parameter_bytes(spec, info, key=None) -> int | None:
+    """The bytes of the arrays of ``spec.build(info, key=key)``, from their shapes alone
+    (``filter_eval_shape``: nothing is allocated or compiled); None for a model whose
+    building needs concrete values."""
+    import equinox as eqx
+    import jax
+
+    key = jax.random.PRNGKey(0) if key is None else key
+    try:
+        shapes = eqx.filter_eval_shape(lambda k: spec.build(info, key=k), key)
+    except jax.errors.JAXTypeError:  # a build that does host-side work on the values
+        return None
+    return sum(x.size * x.dtype.itemsize for x in jax.tree_util.tree_leaves(shapes) if hasattr(x, "dtype"))
 
 
 def _system_info(info):
@@ -102,6 +129,7 @@ __all__ = [
     "spec_class",
     "make_spec",
     "make_model",
+    "parameter_bytes",
     "CLNNSpec",
     "DeLaNSpec",
     "HNNSpec",

@@ -2,7 +2,8 @@
 
 * ``model.eqx``: the array leaves (``eqx.tree_serialise_leaves``);
 * ``model.json``: what is needed to rebuild the skeleton the leaves go into,
-  ``{"kind", "spec", "system", "lagrax_version"}`` with ``spec = model.spec.to_json()``,
+  ``{"kind", "spec", "system", "lagrax_version", "model_sha256"}`` (the last is the
+  checksum of ``model.eqx``, required on loading) with ``spec = model.spec.to_json()``,
   so that ``Spec.from_json(spec).build(SystemInfo.from_json(system), key=PRNGKey(0))``
   followed by ``eqx.tree_deserialise_leaves`` gives the model back. An
   :class:`~lagrax.models.ensemble.Ensemble` adds ``"ensemble": K`` (its member count)
@@ -146,7 +147,10 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
     If ``system`` (a :class:`SystemInfo` or a :class:`System`) is given, the saved model
     must have the same number of joints and joint types, else
     :class:`~lagrax.core.errors.ShapeError` names both. An unknown or missing field of the
-    saved spec is a :class:`~lagrax.core.errors.LagraxError` naming it.
+    saved spec is a :class:`~lagrax.core.errors.LagraxError` naming it. So is a
+    ``model.eqx`` whose SHA-256 differs from ``model.json``'s ``model_sha256``, and a
+    ``model.json`` without one: every lagrax that saves models records it, and without it
+    a damaged file would load silently.
     """
     path = _resolve_dir(run_dir)
     meta = read_model_metadata(path)
@@ -163,7 +167,13 @@ def load_model(run_dir, *, system: SystemInfo | System | None = None) -> System:
             "jax.config.update('jax_enable_x64', True)"
         )
     expected = meta.get("model_sha256")
-    if expected is not None and file_sha256(path / MODEL_FILE) != expected:
+    if not isinstance(expected, str):  # without it a damaged model.eqx would load and predict garbage
+        raise LagraxError(
+            f"{path / META_FILE} lacks 'model_sha256' (the checksum of {MODEL_FILE}), so the model "
+            "cannot be checked for damage; if you trust the file, add its SHA-256 there as "
+            '"model_sha256", or save the model again'
+        )
+    if file_sha256(path / MODEL_FILE) != expected:
         raise LagraxError(
             f"{path / MODEL_FILE} is damaged: its SHA-256 does not match the one recorded in "
             f"{META_FILE} when it was saved"

@@ -23,6 +23,7 @@ from lagrax.systems.base import (
     structured_system,
 )
 from lagrax.systems import classic, mjcf, particles, robots
+from lagrax.systems.parameters import check_all_finite
 
 # name -> (factory, one-line description)
 REGISTRY: dict[str, tuple[Callable[..., System], str]] = {
@@ -51,6 +52,10 @@ REGISTRY: dict[str, tuple[Callable[..., System], str]] = {
         mjcf.pusher,
         "gymnasium Pusher's arm via MuJoCo, object and goal joints removed; gravity (0, 0, -9.81) "
         "by default, the file has none (7 DoF)",
+    ),
+    "inverted_double_pendulum": (
+        mjcf.inverted_double_pendulum,
+        "gymnasium's double pendulum on a cart via MuJoCo, only the cart actuated (3 DoF)",
     ),
 }
 
@@ -85,12 +90,14 @@ def system(name: str, /, **params) -> System:
     Raises :class:`~lagrax.core.errors.UnknownNameError` for an unknown name, and for an
     unknown or missing parameter (naming it and the allowed ones), checked against the
     factory's signature before it runs: an error raised inside the factory (a
-    ``TypeError`` included) reaches the caller as it is.
+    ``TypeError`` included) reaches the caller as it is. A parameter holding NaN or inf
+    is a :class:`~lagrax.systems.parameters.ParameterError`, for every system.
     """
     if name not in REGISTRY:
         raise UnknownNameError.for_name("system", name, REGISTRY)
     factory, _ = REGISTRY[name]
     check_parameters(name, factory, params)
+    check_all_finite(name, **params)
     return factory(**params)
 
 

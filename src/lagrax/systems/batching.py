@@ -66,6 +66,11 @@ def _check_args(system: System, method: str, names: Sequence[str], args: Sequenc
                 f"but {names[0]} has {tuple(batch_shape)}"
             )
         arrays.append(a)
+    if 0 in batch_shape:  # an empty batch has nothing to compute (and a vmap over it cannot reshape)
+        raise ShapeError(
+            f"{system.info.name}.{method}: {names[0]} has batch shape {tuple(batch_shape)}, with no "
+            "samples; give at least one state"
+        )
     # A common dtype (so that float32 parameters meet float64 states consistently).
     dtype = jnp.result_type(*arrays)
     return [a.astype(dtype) for a in arrays], batch_shape

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lagrax.core.errors import LagraxError
 
 
@@ -32,6 +34,30 @@ def check_finite(system: str, **params) -> None:
     bad = [f"{k}={v!r}" for k, v in params.items() if not _is_number(v)]
     if bad:
         raise ParameterError(f"{system}: parameters must be finite numbers, got {', '.join(bad)}")
+
+
+def check_all_finite(system: str, **params) -> None:
+    """Raise :class:`ParameterError` naming every numeric parameter (a number, or a list or
+    array of numbers) that holds NaN or inf; other values (names, paths, flags) pass.
+
+    :func:`lagrax.systems.system` applies it to every system's parameters, so no factory
+    can forget it."""
+    bad = [f"{k}={v!r}" for k, v in params.items() if not _finite_if_numeric(v)]
+    if bad:
+        raise ParameterError(f"{system}: parameters must be finite numbers, got {', '.join(bad)}")
+
+
+def _finite_if_numeric(v) -> bool:
+    """False only for a number, or numbers, with a NaN or an inf among them."""
+    if isinstance(v, (str, bytes, bool)) or v is None:
+        return True
+    try:
+        values = np.asarray(v)
+    except (ValueError, TypeError):  # ragged or odd objects: the factory judges them
+        return True
+    if values.dtype.kind not in "fc":
+        return True
+    return bool(np.all(np.isfinite(values)))
 
 
 def _is_number(v) -> bool:

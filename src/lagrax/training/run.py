@@ -15,6 +15,7 @@ above training.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,13 +26,15 @@ import numpy as np
 
 from lagrax.core.errors import DatasetError, LagraxError, NumericalError, ShapeError, UnknownNameError
 from lagrax.core.fileio import file_sha256
+from lagrax.core.locks import DirectoryLock, check_unlocked
 from lagrax.training import losses as L
 from lagrax.training.checkpoint import CheckpointError
 from lagrax.training.config import ConfigError, TrainConfig, recipe
 from lagrax.training.parallel import is_writer
 from lagrax.training.rundir import RunDir
 from lagrax.training.streaming import STATISTICS_SAMPLES, Stream, is_streamed
-from lagrax.training.trainer import TrainResult, train
+from lagrax.training.trainer import TrainResult, check_ensemble_fits, train
+from lagrax.models import make_spec, parameter_bytes
 
 # a final normalised loss above this means nothing was learned: each term is scaled by the
 # training set's variance, so an untrained model starts near 1 per active term
@@ -354,6 +357,7 @@ def run_training(
         raise UnknownNameError.for_name("model", model_name, MODELS)
     run_dir = RunDir(out_dir)
     out_dir = run_dir.path
+    check_unlocked(out_dir)  # another process writing there is named before anything else
     if resume and force:
         raise LagraxError("give either --resume (continue the run) or --force (start it again), not both")
     check_fractions(test_fraction, val_fraction)
@@ -363,13 +367,17 @@ def run_training(
     if resume:
         check_same_run(saved, record, out_dir)
     writer = is_writer()  # False only on processes 1, 2, ... of a multi-process run
+    if ensemble is not None:  # a million members: refused before anything is built or written
+        check_ensemble_fits(parameter_bytes(make_spec(model_name, **options), parts[0].info) or 0, ensemble)
     model = _initial_model(model_name, parts[0], cfg, options)  # e.g. no kinematics: fails here
-    if writer:
-        run_dir.prepare(force, resume)  # only after every input check passed
-    if writer and not (resume and saved):
-        run_dir.write_config(record)
     options = dict(resume=resume, progress=progress, callback=callback, devices=devices, ensemble=ensemble)
-    result = train(model, parts[0], parts[2], cfg, run_dir=out_dir, **options)
-    if writer:
-        _finish(run_dir, model_name, result, parts[1], evaluate)
+    # one writer at a time: a second `train --out` here is refused, naming this process
+    with DirectoryLock(out_dir, "train") if writer else contextlib.nullcontext():
+        if writer:
+            run_dir.prepare(force, resume)  # only after every input check passed
+        if writer and not (resume and saved):
+            run_dir.write_config(record)
+        result = train(model, parts[0], parts[2], cfg, run_dir=out_dir, **options)
+        if writer:
+            _finish(run_dir, model_name, result, parts[1], evaluate)
     return out_dir

@@ -31,6 +31,7 @@ from typing import Any, TextIO
 
 from lagrax.core.errors import DatasetError, FileExistsLagraxError, LagraxError
 from lagrax.core.fileio import atomic_write_text
+from lagrax.core.locks import LOCK_NAME
 from lagrax.models.io import META_FILE, MODEL_FILE, load_model, save_model
 from lagrax.training.checkpoint import CheckpointError
 
@@ -184,7 +185,7 @@ class RunDir:
         out_dir = self.path
         if out_dir.exists() and not out_dir.is_dir():
             raise FileExistsLagraxError(f"{out_dir} exists and is not a directory")
-        existing = list(out_dir.iterdir()) if out_dir.exists() else []
+        existing = [p for p in out_dir.iterdir() if p.name != LOCK_NAME] if out_dir.exists() else []
         if resume:
             if not self.checkpoints_path.exists():
                 raise CheckpointError(

@@ -64,8 +64,13 @@ workers, or machines that run the same command against one ``--storage`` (e.g.
 ``postgresql://user@host/db``; each with its own ``--out``), stop together at ``trials``
 (a worker checks the count before it starts a trial: in a rare race between machines
 the study may get up to one trial per extra worker more). ``--resume`` continues the
-study in ``OUT`` up to ``trials``. A trial interrupted by Ctrl-C is marked failed and
-counts.
+study in ``OUT`` up to ``trials``. A trial interrupted by Ctrl-C, or left running by a
+killed process (on resume: any running trial of the sweep's own ``study.db``; in a shared
+storage: one whose process on this machine is gone), is marked failed with the error
+``interrupted`` and does not count. Each trial's sampler is seeded from ``seed``, the
+worker and the trial's number, so a resumed sweep never repeats the parameters of the
+trials before it. One sweep at a time writes to ``OUT``: a second is refused, naming the
+first (its lock file ``OUT/.lagrax.lock``).
 """
 
 from __future__ import annotations
@@ -79,12 +84,14 @@ import math
 import multiprocessing
 import os
 import shutil
+import socket
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from lagrax.core.errors import FileExistsLagraxError, LagraxError, UnknownNameError
+from lagrax.core.locks import LOCK_NAME, DirectoryLock, check_unlocked
 from lagrax.training.rundir import RunDir
 
 OPTUNA_MISSING = "lagrax sweep needs Optuna: pip install 'lagrax[sweep]'"
@@ -368,16 +375,29 @@ def shown_url(url: str) -> str:
         raise SweepError(f"--storage {url!r} is not a database URL (e.g. sqlite:///study.db)") from None
 
 
-def open_storage(url: str):
-    """An Optuna RDB storage at ``url`` (SQLite waits up to 60 s for another worker's lock)."""
+def open_storage(url: str, attempts: int = 5):
+    """An Optuna RDB storage at ``url`` (SQLite waits up to 60 s for another worker's lock).
+    Workers that start at once race to create the tables of a new storage: the loser sees
+    "table ... already exists" or a duplicate schema version, and opens it again."""
     optuna = require_optuna()
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except (SQLAlchemyError, ImportError) as e:
-        raise SweepError(f"cannot open the study storage {shown_url(url)}: {e}") from None
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (OperationalError, IntegrityError) as e:
+            raced = "already exists" in str(e) or "UNIQUE constraint" in str(e)
+            if not raced or attempt == attempts - 1:
+                raise SweepError(f"cannot open the study storage {shown_url(url)}: {_reason(e)}") from None
+            time.sleep(0.2 * (attempt + 1))
+        except (SQLAlchemyError, ImportError) as e:
+            raise SweepError(f"cannot open the study storage {shown_url(url)}: {_reason(e)}") from None
+
+
+def _reason(e: Exception) -> str:
+    """A database error in one line: SQLAlchemy's message without its SQL and its link."""
+    return (str(getattr(e, "orig", None) or e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def make_sampler(space: Space, seed: int):
@@ -459,9 +479,75 @@ class WorkerJob:
     x64: bool = False
 
 
+def worker_name() -> str:
+    """``host:pid`` of this process, recorded with each trial it runs (see :func:`fail_stale_trials`)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _process_is_gone(worker: str) -> bool:
+    """Whether the process ``host:pid`` is known to be gone (only a local one can be known)."""
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    return False
+
+
+def interrupted_numbers(study) -> set[int]:
+    """The trials interrupted by Ctrl-C or a killed process: failed, and not counted."""
+    marked = {int(k.split(":")[1]) for k in study.user_attrs if k.startswith("interrupted:")}
+    return marked | {t.number for t in study.get_trials(deepcopy=False) if t.user_attrs.get("interrupted")}
+
+
+def counted_trials(study) -> int:
+    """The trials that count toward ``--trials``: all but the interrupted ones."""
+    return len(study.get_trials(deepcopy=False)) - len(interrupted_numbers(study))
+
+
+def fail_stale_trials(study, unowned: bool) -> list[int]:
+    """Mark failed (``interrupted``) the running trials whose process is gone: those of a
+    process on this machine that no longer exists, and with ``unowned`` (a resumed sweep in
+    its own ``study.db``, which nothing else uses) those that never recorded a process."""
+    optuna = require_optuna()
+    stale = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        worker = t.user_attrs.get("worker")
+        if (worker is None and unowned) or (worker is not None and _process_is_gone(worker)):
+            who = f"process {worker}" if worker else "its process"
+            study.set_user_attr(f"interrupted:{t.number}", f"interrupted: {who} was killed")
+            with contextlib.suppress(ValueError, RuntimeError):  # another worker marked it first
+                study.tell(t.number, state=optuna.trial.TrialState.FAIL)
+            stale.append(t.number)
+    return stale
+
+
+def trial_seed(seed: int, worker: int, number: int) -> int:
+    """The sampler's seed for the trial after ``number`` trials, in worker ``worker``: a
+    resumed sweep (more trials in its study) never draws the earlier trials' values again."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, worker, number]).generate_state(1)[0])
+
+
 def objective(trial, job: WorkerJob) -> float:
     """Train one trial into ``OUT/trials/NNNN``; its metric, or :class:`optuna.TrialPruned`.
-    A :class:`LagraxError` of the run (e.g. it diverged) propagates: the trial fails."""
+    A :class:`LagraxError` of the run (e.g. it diverged) propagates: the trial fails; so does
+    Ctrl-C, after marking the trial ``interrupted``."""
+    trial.set_user_attr("worker", worker_name())
+    try:
+        return _train_trial(trial, job)
+    except KeyboardInterrupt:
+        trial.set_user_attr("interrupted", True)
+        trial.set_user_attr("error", "interrupted (Ctrl-C)")
+        raise
+
+
+def _train_trial(trial, job: WorkerJob) -> float:
     optuna = require_optuna()
     from lagrax.training import run_training
 
@@ -519,15 +605,18 @@ def _progress_line(study, trial, job: WorkerJob) -> str:
     return f"{line}  {error.splitlines()[0][:120]}" if error else line
 
 
-def optimise(study, job: WorkerJob) -> None:
-    """Run trials of ``study`` until it holds ``job.trials`` (running ones included)."""
+def optimise(study, job: WorkerJob, worker: int = 0) -> None:
+    """Run trials of ``study`` until it holds ``job.trials`` (running ones included,
+    interrupted ones not); each trial's sampler seeded by :func:`trial_seed`."""
 
     def report(study, trial) -> None:
         if job.progress:
             print(_progress_line(study, trial, job), flush=True)
 
     run_trial = functools.partial(objective, job=job)
-    while len(study.get_trials(deepcopy=False)) < job.trials:
+    while counted_trials(study) < job.trials:
+        number = len(study.get_trials(deepcopy=False))
+        study.sampler = make_sampler(job.space, trial_seed(job.seed, worker, number))
         study.optimize(run_trial, n_trials=1, catch=(LagraxError,), callbacks=[report])
 
 
@@ -538,7 +627,7 @@ def worker_main(job: WorkerJob, index: int) -> None:
 
         jax.config.update("jax_enable_x64", True)
     try:
-        optimise(open_study(job.space, job.url, job.seed + index), job)
+        optimise(open_study(job.space, job.url, job.seed + index), job, index)
     except KeyboardInterrupt:  # Ctrl-C: the trial is marked failed; the parent says so
         raise SystemExit(130) from None
 
@@ -601,7 +690,7 @@ class SweepResult:
 def trial_rows(study, space: Space) -> list[dict]:
     """One row per trial: number, state, value (a pruned trial's last reported value),
     seconds, each searched parameter, and the error of a failed trial."""
-    rows = []
+    rows, marks = [], study.user_attrs
     for t in study.get_trials(deepcopy=False):
         value = t.value
         if value is None and t.intermediate_values:
@@ -611,7 +700,7 @@ def trial_rows(study, space: Space) -> list[dict]:
             seconds = (t.datetime_complete - t.datetime_start).total_seconds()
         row = {"number": t.number, "state": t.state.name, "value": value, "seconds": seconds}
         row.update({p.name: t.params.get(p.name) for p in space.params})
-        row["error"] = t.user_attrs.get("error", "")
+        row["error"] = t.user_attrs.get("error") or marks.get(f"interrupted:{t.number}", "")
         rows.append(row)
     return rows
 
@@ -744,7 +833,7 @@ def check_sweep_dir(out_dir: Path, force: bool, resume: bool, own_study: bool) -
         marker = "study.db" if own_study else "sweep.json"
         if not (out_dir / marker).exists():
             raise SweepError(f"nothing to resume in {out_dir}: it has no {marker} (sweep without --resume)")
-    elif out_dir.exists() and any(out_dir.iterdir()) and not force:
+    elif out_dir.exists() and any(p.name != LOCK_NAME for p in out_dir.iterdir()) and not force:
         raise FileExistsLagraxError(
             f"sweep directory {out_dir} exists and is not empty; use --resume to continue its study "
             "or --force to replace its sweep files"
@@ -767,13 +856,37 @@ def prepare_sweep_dir(out_dir: Path, force: bool, resume: bool = False, own_stud
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
-def _check_arguments(data: Path, trials: int, workers: int) -> None:
+def check_resume_study(space: Space, out_dir: Path, url: str, own_study: bool) -> None:
+    """Refuse to resume the sweep in ``out_dir`` with another search space's study: its
+    ``sweep.json`` names the study, and its own ``study.db`` must hold ``space.study``."""
+    optuna = require_optuna()
+    try:
+        recorded = json.loads((out_dir / "sweep.json").read_text()).get("study")
+    except (OSError, ValueError, AttributeError):
+        recorded = None
+    names = optuna.study.get_all_study_names(open_storage(url)) if own_study else [recorded]
+    if not names or names == [None]:  # stopped before its study was made: nothing to keep
+        raise SweepError(
+            f"nothing to resume in {out_dir}: it holds no study yet; start it again with --force"
+        )
+    if recorded not in (None, space.study) or (own_study and space.study not in names):
+        found = repr(recorded) if recorded else ", ".join(map(repr, names))
+        raise SweepError(
+            f"cannot resume: the sweep in {out_dir} is study {found}, not {space.study!r} (the "
+            f"search space {space.path}); resume with that sweep's search space file, or sweep "
+            "into another --out"
+        )
+
+
+def _check_arguments(data: Path, trials: int, workers: int, seed: int) -> None:
     from lagrax.data.dataset import load_dataset
 
     if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
         raise SweepError(f"--trials must be at least 1, got {trials!r}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise SweepError(f"--workers must be at least 1, got {workers!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SweepError(f"--seed must be a whole number >= 0, got {seed!r}")
     load_dataset(data)  # a missing or malformed dataset fails here, before any file is written
 
 
@@ -796,35 +909,60 @@ def run_sweep(
     by default); an existing study of that name is continued until it holds ``trials``
     trials, so workers started elsewhere with the same storage share the work. One
     worker runs in this process; more are spawned processes, each with single-threaded
-    XLA and the TPE sampler seeded ``seed + k``. A trial whose run raises a
-    :class:`LagraxError` (e.g. it diverged) fails and the sweep goes on. Every input is
-    checked before anything is written; a non-empty ``out_dir`` needs ``force``, which
-    removes only :data:`SWEEP_FILES`, or ``resume``, which continues the study there (up
-    to ``trials`` in all) and keeps every file.
+    XLA and the TPE sampler seeded from ``seed``, the worker and the trial. A trial whose
+    run raises a :class:`LagraxError` (e.g. it diverged) fails and the sweep goes on.
+    Every input is checked before anything is written; a non-empty ``out_dir`` needs
+    ``force``, which removes only :data:`SWEEP_FILES`, or ``resume``, which continues the
+    study there (up to ``trials`` in all, running trials of killed processes marked
+    failed) and keeps every file. ``out_dir`` is locked while the sweep runs.
     """
-    import jax
-
     require_optuna()
     space = load_space(space_path)
     out_dir, data = Path(out_dir), Path(data)
-    _check_arguments(data, trials, workers)
+    _check_arguments(data, trials, workers, seed)
     url = storage_url(out_dir, storage)
     shown_url(url)
+    check_unlocked(out_dir)
     check_sweep_dir(out_dir, force, resume, own_study=not storage)
+    if resume:
+        check_resume_study(space, out_dir, url, own_study=not storage)
     if storage:
         open_study(space, url, seed, create=True)  # a storage that cannot be used fails first
-    prepare_sweep_dir(out_dir, force, resume, own_study=not storage)
+    with DirectoryLock(out_dir, "lagrax sweep"):
+        prepare_sweep_dir(out_dir, force, resume, own_study=not storage)
+        return _sweep(space, data, out_dir, url, trials, workers, seed, progress, resume and not storage)
+
+
+def _sweep(space, data, out_dir, url, trials, workers, seed, progress, own_resume) -> SweepResult:
+    """The sweep of :func:`run_sweep` in the prepared and locked ``out_dir``."""
+    import jax
+
+    from lagrax.core.fileio import atomic_write_text
+
     study = open_study(space, url, seed, create=True)
+    record = {"study": space.study, "storage": shown_url(url), "model": space.model, "space": space.path}
+    atomic_write_text(out_dir / "sweep.json", json.dumps({**record, "state": "running"}, indent=2) + "\n")
+    stale = fail_stale_trials(study, unowned=own_resume)
+    if stale and progress:
+        print(f"marked interrupted (their processes were killed): trials {stale}", flush=True)
     start = time.time()
-    x64 = bool(jax.config.jax_enable_x64)
     workers = min(workers, trials)
     job = WorkerJob(
-        space, str(data.resolve()), str(out_dir.resolve()), url, trials, workers, seed, progress, start, x64
+        space,
+        str(data.resolve()),
+        str(out_dir.resolve()),
+        url,
+        trials,
+        workers,
+        seed,
+        progress,
+        start,
+        bool(jax.config.jax_enable_x64),
     )
     if workers == 1:
         optimise(study, job)
     else:
         run_workers(job, workers)
-    summary = {"space": str(space_path), "trials": trials, "workers": workers, "seed": seed}
+    summary = {"space": str(space.path), "trials": trials, "workers": workers, "seed": seed}
     summary["wall_seconds"] = time.time() - start
     return write_outputs(study, space, out_dir, url, summary)

@@ -388,7 +388,7 @@ def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) 
     if stream is not None:
         stream = dataclasses.replace(stream, dtype=config.dtype.dtype)
     _check_inputs(single, stats_ds, val_ds, config)
-    model, report = _prefit(model, members, stats_ds)
+    model, report = prefit(model, members, stats_ds)
     single = model.member(0) if members else model
     loss = config.loss()
     scales = L.data_scales(stats_ds, config.dtype.dtype)
@@ -397,10 +397,11 @@ def _inputs(model, train_ds, val_ds, config: TrainConfig, ensemble: int | None) 
     return _Inputs(model, single, members, config, loss, scales, data, stream, report)
 
 
-def _prefit(model, members: int | None, train_ds):
+def prefit(model, members: int | None, train_ds):
     """``(model, report)``: the model prefit on ``train_ds`` where it ``provides("prefit")``
-    and the data have torques (each member of an ensemble; the first one's report), else
-    ``(model, None)``."""
+    and the data have torques, else ``(model, None)``. An ensemble (``members``) whose
+    members are all the same (a ``rigid_body``'s start is deterministic) is prefit once and
+    the result shared; otherwise each member is prefit (the first one's report)."""
     from lagrax.data.dataset import is_passive
 
     single = model.member(0) if members else model
@@ -408,12 +409,21 @@ def _prefit(model, members: int | None, train_ds):
         return model, None
     if not members:
         model, report = single.prefit(train_ds)
+    elif _identical_members(model):  # a rigid_body's start is deterministic: prefit once
+        fitted, report = single.prefit(train_ds)
+        model = Ensemble.of([fitted] * members)
     else:
         fitted = [model.member(i).prefit(train_ds) for i in range(members)]
         model, report = Ensemble.of([m for m, _ in fitted]), fitted[0][1]
     if report.get("unidentifiable"):
         warnings.warn(unidentifiable_message(report), PrefitWarning, stacklevel=4)
     return model, report
+
+
+def _identical_members(ensemble: Ensemble) -> bool:
+    """Whether every member's parameters are the first one's (then so are their prefits)."""
+    stacked = jax.tree_util.tree_leaves(eqx.filter(ensemble.members, eqx.is_array))
+    return all(bool(np.all(np.asarray(leaf) == np.asarray(leaf)[:1])) for leaf in stacked)
 
 
 def unidentifiable_message(report: Mapping) -> str:
@@ -426,6 +436,20 @@ def unidentifiable_message(report: Mapping) -> str:
     )
 
 
+# the copies of a member's parameters a training holds: the parameters, their gradient,
+# AdamW's two moments, the update and the best parameters kept for early stopping
+_TRAINING_COPIES = 6
+
+
+def check_ensemble_fits(member_bytes: int, size: int) -> None:
+    """Refuse an ensemble of ``size`` members of ``member_bytes`` bytes of parameters each
+    whose training state alone (:data:`_TRAINING_COPIES` copies) exceeds the machine's memory."""
+    from lagrax.core.memory import check_fits
+
+    nbytes = size * _TRAINING_COPIES * member_bytes
+    check_fits(nbytes, f"an ensemble of {size} members", "train fewer members (--ensemble)")
+
+
 def ensemble_of(model, size: int, seed: int, train_ds) -> Ensemble:
     """An ensemble of ``size`` members of ``model``'s kind: ``model.spec`` built from the
     key of seed ``seed + k`` for member ``k`` and adapted to ``train_ds``'s statistics, as
@@ -436,6 +460,8 @@ def ensemble_of(model, size: int, seed: int, train_ds) -> Ensemble:
         raise LagraxError(f"ensemble must be a positive number of members, got {size!r}")
     if not model.provides("spec"):
         raise LagraxError(f"ensemble: a {type(model).__name__} has no spec to build members from")
+    arrays = jax.tree_util.tree_leaves(eqx.filter(model, eqx.is_inexact_array))
+    check_ensemble_fits(sum(x.size * x.dtype.itemsize for x in arrays), size)
     spec = model.spec
     ds = train_ds
 

@@ -50,7 +50,8 @@ def arm(name: str):
     if name == "reacher":
         from lagrax.systems.mjcf import gymnasium_asset
 
-        return lagrax.system("mjcf", path=str(gymnasium_asset("reacher.xml")), name="reacher")
+        path = str(gymnasium_asset("reacher.xml"))  # its two driven joints, not the target's slides
+        return lagrax.system("mjcf", path=path, joints="joint0,joint1", name="reacher")
     if name not in URDFS:
         raise SystemExit(f"unknown arm {name!r}; known: {', '.join(KNOWN)}")
     path = str(example_robot_data_path(URDFS[name]))

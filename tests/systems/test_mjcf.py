@@ -30,7 +30,8 @@ ARM = dict(m1=1.2, m2=0.8, l1=0.9, l2=0.7, lc1=0.4, lc2=0.35, I1=0.05, I2=0.03, 
 
 def two_link_xml(path, damping=0.1, armature=0.0, stiffness=0.0, extra=""):
     """A planar two-link arm in the x-z plane (angles from the horizontal, as ``two_link_arm``),
-    plus a free ball and an unactuated slider that lagrax must weld by default."""
+    plus a free ball (always welded) and an unactuated slider (kept by default, welded when
+    the joints are named)."""
     a = ARM
     path.write_text(f"""
 <mujoco model="two_link">
@@ -87,7 +88,8 @@ def case(request, arm_file, sprung_file):
         full.opt.gravity[:] = (0.0, 0.0, -9.81)
         return lagrax.system("pusher"), full
     path = arm_file if request.param == "two_link" else sprung_file
-    return lagrax.system("mjcf", path=str(path)), mujoco.MjModel.from_xml_path(str(path))
+    arm = lagrax.system("mjcf", path=str(path), joints="shoulder,elbow")
+    return arm, mujoco.MjModel.from_xml_path(str(path))
 
 
 def random_states(system, batch=6, seed=0):
@@ -173,7 +175,7 @@ def test_coriolis_matrix_and_first_derivatives(case):
 
 
 def test_two_link_matches_the_closed_form_arm(arm_file):
-    system = lagrax.system("mjcf", path=str(arm_file))
+    system = lagrax.system("mjcf", path=str(arm_file), joints=["shoulder", "elbow"])
     assert system.joint_names == ("shoulder", "elbow")  # the ball and the slider are welded
     closed = lagrax.system("two_link_arm", **ARM, damping=0.1)
     q, qd, qdd = random_states(system, seed=3)
@@ -212,6 +214,29 @@ def test_info(pusher, arm_file):
     assert arm.provides("simulate_excitation") and not arm.provides("rigid_body_tree")
 
 
+def test_every_hinge_and_slide_is_kept_by_default_and_the_actuated_ones_marked(arm_file):
+    """Issue 25: the unactuated joints are physics, not clutter; only named joints select."""
+    arm = lagrax.system("mjcf", path=str(arm_file))
+    assert arm.joint_names == ("shoulder", "elbow", "slider")  # the free ball is welded
+    assert arm.info.actuated == (True, True, False)
+    assert "actuated: shoulder, elbow; unactuated: slider" in arm.info.description
+    pytest.importorskip("gymnasium")
+    pendulum = lagrax.system("mjcf", path=str(mjcf.gymnasium_asset("inverted_double_pendulum.xml")))
+    assert pendulum.joint_names == ("slider", "hinge", "hinge2")
+    assert pendulum.joint_types == ("prismatic", "revolute", "revolute")
+    assert pendulum.info.actuated == (True, False, False)
+    np.testing.assert_array_equal(pendulum.actuation_matrix(), [[1.0], [0.0], [0.0]])
+    assert "actuated: slider; unactuated: hinge, hinge2" in pendulum.info.description
+    # the hinges carry the physics: the pendulum's potential depends on them
+    V = [float(pendulum.potential_energy(jnp.array([0.0, a, 0.0]))) for a in (0.0, np.pi)]
+    assert V[0] - V[1] > 1.0
+    # reacher keeps its target's two slides unless its arm joints are named (benchmarks/arms.py does)
+    reacher_file = str(mjcf.gymnasium_asset("reacher.xml"))
+    assert lagrax.system("mjcf", path=reacher_file).info.actuated == (True, True, False, False)
+    reacher = lagrax.system("mjcf", path=reacher_file, joints="joint0,joint1")
+    assert reacher.joint_names == ("joint0", "joint1") and all(reacher.info.actuated)
+
+
 def test_other_joints_are_welded_at_their_reference(tmp_path):
     """A joint left out is welded at its ``ref`` (in degrees here: the compiler's default);
     tendons, equalities, sensors, keyframes and actuators on it do not stop the reduction."""
@@ -232,7 +257,7 @@ def test_other_joints_are_welded_at_their_reference(tmp_path):
   <actuator><motor joint="j1"/><motor joint="j2"/><motor tendon="t"/></actuator>
   <keyframe><key qpos="0.1 0.2 0.3"/></keyframe>
 </mujoco>""")
-    system = lagrax.system("mjcf", path=str(path))
+    system = lagrax.system("mjcf", path=str(path), joints="j1,j2")
     assert system.joint_names == ("j1", "j2") and system.info.torque_limits is None
     full = mujoco.MjModel.from_xml_path(str(path))
     assert full.qpos0[2] == pytest.approx(np.radians(30))
@@ -327,7 +352,7 @@ def test_bad_input(tmp_path, arm_file):
     unactuated.write_text(
         '<mujoco><worldbody><body><freejoint/><geom size="0.1"/></body></worldbody></mujoco>'
     )
-    with pytest.raises(LagraxError, match="no hinge or slide joint driven by an actuator"):
+    with pytest.raises(LagraxError, match="has no hinge or slide joint"):
         lagrax.system("mjcf", path=str(unactuated))
 
 
@@ -352,6 +377,7 @@ def test_cli(tmp_path, arm_file, capsys):
     out = tmp_path / "arm.npz"
     code, _, err = cli(
         capsys, "generate", "-s", "mjcf", "-p", f"path={arm_file}", "-p", "gravity=0,0,-3", "--out", str(out),
+        "-p", "joints=shoulder,elbow",
         "--trajectories", "1", "--duration", "0.2", "--dt", "0.02",
     )  # fmt: skip
     assert code == 0, err

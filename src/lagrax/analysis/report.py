@@ -409,7 +409,8 @@ def _model_lines(model) -> tuple[str, list[str]]:
         lines.append("- settings: " + ", ".join(f"{k}={v}" for k, v in hyper.items()))
     lines.append(
         f"- system: {info.name}, {info.dof} joints ({', '.join(info.joint_names)}), "
-        f"types {', '.join(sorted(set(info.joint_types)))}"
+        f"types {', '.join(sorted(set(info.joint_types)))}, actuated: "
+        + (", ".join(j for j, on in zip(info.joint_names, info.actuated) if on) or "none")
     )
     return kind, lines
 

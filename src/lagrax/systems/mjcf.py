@@ -19,11 +19,15 @@ numpy, as for the Pinocchio robots):
 =======================  ============================================================
 
 **What is modelled.** The system is the chain of the selected 1-DoF (hinge / slide)
-joints; every other joint is deleted from the model (its body welded to its parent at
-the joint's reference position) through ``mujoco.MjSpec`` and the model recompiled, so
+joints: by default every hinge and slide joint of the file, actuated or not (an
+under-actuated model such as gymnasium's ``inverted_double_pendulum.xml`` keeps its
+unactuated hinges; ``info.actuated`` says which joints an actuator drives). Joints are
+removed only when the user names the ones to keep (``joints=[...]``): every other joint
+is then deleted from the model (its body welded to its parent at the joint's reference
+position); free and ball joints are always welded through ``mujoco.MjSpec`` and the model recompiled, so
 that stepping and the dynamics describe exactly the selected arm. Actuators, tendons,
 sensors, equality constraints and keyframes are removed with them: the joint torques
-act directly as ``qfrc_applied`` (actuators only pick the default joints and give the
+act directly as ``qfrc_applied`` (actuators only mark the actuated joints and give the
 torque limits, ``ctrlrange x gear``). Contacts, joint limits and friction loss are
 constraints that make the dynamics non-Lagrangian, so all constraints are disabled
 (``mjDSBL_CONSTRAINT``); joint limits remain in :class:`SystemInfo` as the range that
@@ -547,11 +551,13 @@ def _select(mj, m0, joints, path: Path) -> list[int]:
     one_dof = {int(mj.mjtJoint.mjJNT_HINGE), int(mj.mjtJoint.mjJNT_SLIDE)}
     names = [_joint_name(m0, j) for j in range(m0.njnt)]
     if joints is None:
-        keep = [j for j in sorted(_driven(mj, m0)) if int(m0.jnt_type[j]) in one_dof]
+        # every hinge and slide joint, actuated or not: welding an unactuated pendulum hinge
+        # would silently remove the physics of an under-actuated system
+        keep = [j for j in range(m0.njnt) if int(m0.jnt_type[j]) in one_dof]
         if not keep:
             raise LagraxError(
-                f"MJCF {str(path)!r} has no hinge or slide joint driven by an actuator; "
-                "choose the joints with joints=[...]"
+                f"MJCF {str(path)!r} has no hinge or slide joint (free and ball joints are not "
+                "supported); lagrax MJCF systems are chains of hinge and slide joints"
             )
         return keep
     if isinstance(joints, str):
@@ -659,20 +665,31 @@ def _build(path, joints=None, gravity=None, name=None, description=None, params=
     name = name or model_name
     g = tuple(float(x) for x in m.opt.gravity)
     hinge = int(mj.mjtJoint.mjJNT_HINGE)
+    driven = set(_driven(mj, m0))
     info = SystemInfo.make(
         name,
         m.nv,
         joint_names=selected,
         joint_types=["revolute" if int(m.jnt_type[j]) == hinge else "prismatic" for j in range(m.njnt)],
-        actuated=[j in _driven(mj, m0) for j in keep],
+        actuated=[j in driven for j in keep],
         position_limits=position_limits,
         torque_limits=torque_limits,
         params=params if params is not None else dict(path=str(path), joints=selected, gravity=g),
-        description=description or f"{name} from {path.name} via MuJoCo {mj.__version__} ({m.nv} DoF)",
+        description=description
+        or _describe(name, path, mj.__version__, selected, [_joint_name(m0, j) for j in keep if j in driven]),
     )
     damping = np.asarray(m.dof_damping, dtype=float)
     friction = JointFriction.make(m.nv, viscous=damping) if np.any(damping) else None
     return MjcfSystem(info=info, engine=MujocoModel(m), friction_model=friction)
+
+
+def _describe(name: str, path: Path, version: str, selected: Sequence[str], driven_names: list[str]) -> str:
+    """``"NAME from FILE via MuJoCo V (3 DoF, actuated: slider; unactuated: hinge, hinge2)"``."""
+    free = [j for j in selected if j not in driven_names]
+    actuation = f"actuated: {', '.join(driven_names) or 'none'}"
+    if free:
+        actuation += f"; unactuated: {', '.join(free)}"
+    return f"{name} from {path.name} via MuJoCo {version} ({len(selected)} DoF, {actuation})"
 
 
 def mjcf(
@@ -686,8 +703,10 @@ def mjcf(
     Args:
         path: the MJCF file (meshes it names must be found relative to it).
         joints: the joints to keep, by name (a list, or a comma-separated string); default:
-            the hinge and slide joints that an actuator drives. Every other joint is
-            deleted (welded at its reference position). Coordinates follow the model's order.
+            every hinge and slide joint, actuated or not (``info.actuated`` marks the ones an
+            actuator drives, as for ``cartpole``). Joints not named are deleted (welded at
+            their reference position), as are free and ball joints always. Coordinates follow
+            the model's order.
         gravity: the gravity vector [m/s^2] (3 numbers, or a string ``"0,0,-9.81"``);
             default: the file's ``<option gravity>``.
         name: the system's name (default: the model name in the file, else the file name).
@@ -720,4 +739,23 @@ def pusher(gravity: Sequence[float] | str = PUSHER_GRAVITY) -> MjcfSystem:
     )
 
 
-__all__ = ["MjcfSystem", "MujocoModel", "MissingExtraError", "mjcf", "pusher", "gymnasium_asset"]
+def inverted_double_pendulum() -> MjcfSystem:
+    """gymnasium's ``inverted_double_pendulum.xml``: a cart (``slider``, driven, 500 N) with two
+    unactuated hinges (``hinge``, ``hinge2``: the second relative to the first; ``0`` upright).
+
+    Every joint kept (issue 25: the hinges are the system's physics); MuJoCo's joint damping
+    0.05 from the file; the joint limits (the slider's +-1 m) are reported, not enforced.
+    """
+    path = gymnasium_asset("inverted_double_pendulum.xml")
+    return _build(path, name="inverted_double_pendulum", params={})
+
+
+__all__ = [
+    "MjcfSystem",
+    "MujocoModel",
+    "MissingExtraError",
+    "gymnasium_asset",
+    "inverted_double_pendulum",
+    "mjcf",
+    "pusher",
+]

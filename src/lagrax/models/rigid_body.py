@@ -29,8 +29,14 @@ Coulomb friction: :func:`regressor` gives ``Y`` with ``tau = Y theta`` (forward-
 derivative of the same RNEA, vmapped over samples), and :func:`identify` solves the least
 squares problem once, reports the base parameters (Gautier 1990's QR with column
 pivoting), the conditioning and the directions the data cannot identify, and maps the
-solution back to the log-Cholesky parameters (through alternating projections onto the
-consistent set where the least-squares solution is not consistent itself).
+solution back to the log-Cholesky parameters. Each joint's rows are weighted by one over
+its torque's spread, so the cost is the torque nMSE. Where the least-squares solution is
+not consistent itself (outside the model class: an unmodelled spring, a friction law it
+lacks; or noise), the consistent parameters that fit best in torque space are found: a
+convex problem (least squares over positive semi-definite pseudo-inertias, Wensing, Kim
+& Slotine 2017), solved by a barrier method in JAX from the nearest consistent point in
+parameter space or the start, whichever fits better, so the result never fits worse
+than the start.
 
 **In training.** The model can ``prefit`` (a capability): the trainer runs
 :func:`identify` on the training set first, then refines by the usual losses and keeps
@@ -536,8 +542,22 @@ def regressor(model: RigidBodyModel, q, qd, qdd) -> Float[Array, "Nn p"]:
     has it enabled, whatever the model's precision.
     """
     dtype = _widest(model.dtype)
-    q, qd, qdd = (jnp.asarray(x, dtype) for x in (q, qd, qdd))
-    return _regressor_rows(model, q, qd, qdd).reshape(-1, 13 * model.dof)
+    q, qd, qdd = (np.asarray(x, dtype) for x in (q, qd, qdd))
+    count = q.shape[0]
+    # fixed chunks (a power of two, at most REGRESSOR_CHUNK) padded with zeros: one compiled
+    # program serves every sample count, where each count would otherwise compile its own
+    chunk = min(REGRESSOR_CHUNK, 1 << max(count - 1, 1).bit_length())
+    padded = -(-count // chunk) * chunk
+    q, qd, qdd = (np.concatenate([x, np.zeros((padded - count, x.shape[1]), dtype)]) for x in (q, qd, qdd))
+    rows = [
+        _regressor_rows(model, *(jnp.asarray(x[i : i + chunk]) for x in (q, qd, qdd)))
+        for i in range(0, padded, chunk)
+    ]
+    return jnp.concatenate(rows)[:count].reshape(-1, 13 * model.dof)
+
+
+#: The most samples :func:`regressor` evaluates in one call of its compiled program.
+REGRESSOR_CHUNK = 4096
 
 
 @eqx.filter_jit
@@ -559,9 +579,10 @@ def identify(model: RigidBodyModel, dataset, *, rcond: float | None = None) -> t
     directions the data excite (the pseudo-inverse of the column-scaled regressor, with
     the numerical rank where singular values fall below ``rcond`` times the largest; by
     default ``1e-10`` in float64, ``1e-5`` in float32): directions the data cannot
-    identify keep their current values instead of noise. Where that solution is not
-    physically consistent, the nearest consistent solution that fits as well is sought
-    (:func:`_alternating_projections`); the report says where. The Stribeck
+    identify keep their current values instead of noise. Each joint's rows are weighted by
+    one over its torque's spread (the cost is the torque nMSE). Where that solution is not
+    physically consistent, the consistent one that fits best in torque space is sought
+    (:func:`_consistent`); the report says where. The Stribeck
     term of ``friction=stribeck`` is not linear in its parameters and keeps its value.
 
     Returns ``(model, report)``; the report (JSON types) has ``samples``, ``parameters``,
@@ -569,27 +590,34 @@ def identify(model: RigidBodyModel, dataset, *, rcond: float | None = None) -> t
     each a named combination), ``condition_number`` (of the column-scaled base regressor),
     ``null_directions``, ``unidentifiable`` (the parameters the data do not determine on
     their own), ``projected`` and ``clipped`` (where the solution was not consistent),
-    ``projection_steps``, and the torque nMSE on the data of the least-squares solution
+    ``projection_steps`` and ``refinement_steps`` (the Newton steps of the fit in torque
+    space), and the torque nMSE on the data of the least-squares solution
     (``least_squares_nmse``) and of the returned model (``torque_nmse``).
     """
     if dataset.tau is None or np.shape(dataset.q)[-1] != model.dof:
         raise LagraxError(f"identify needs torques of the model's {model.dof} joints (q, qd, qdd, tau)")
     tau = np.asarray(dataset.tau, np.float64).reshape(-1)
+    # each joint's rows over its torque's spread: the least-squares cost is then the torque nMSE
+    spread = np.std(tau.reshape(-1, model.dof), axis=0)
+    weight = np.tile(1.0 / np.where(spread > 0, spread, 1.0), np.shape(dataset.q)[0])
     Y = np.asarray(regressor(model, dataset.q, dataset.qd, dataset.qdd), np.float64)
     active = np.flatnonzero(_active(model))
     names = [parameter_names(model)[k] for k in active]
-    theta = np.array(model.standard_parameters(), np.float64)
+    start = np.array(model.standard_parameters(), np.float64)
     rcond = (1e-10 if _widest(model.dtype) == jnp.float64 else 1e-5) if rcond is None else rcond
-    norms = np.linalg.norm(Y[:, active], axis=0)
+    Yw = weight[:, None] * Y[:, active]
+    norms = np.linalg.norm(Yw, axis=0)
     # an unexcited parameter's column is zero up to rounding: scaled to unit length, it would be noise
     excited = norms > rcond * norms.max()
     scale = np.where(excited, norms, 1.0)
-    Ys = np.where(excited, Y[:, active] / scale, 0.0)
+    Ys = np.where(excited, Yw / scale, 0.0)
     U, S, Vt = np.linalg.svd(Ys, full_matrices=False)
     rank = int(np.sum(S > rcond * S[0])) if S.size and S[0] > 0 else 0
     U, S, rows = U[:, :rank], S[:rank], Vt[:rank]
-    theta[active] += rows.T @ ((U.T @ (tau - Y @ theta)) / S) / scale
-    fitted, repair = _consistent(model, theta, (S[:, None] * rows * scale, U.T @ tau), active)
+    theta = start.copy()
+    theta[active] += rows.T @ ((U.T @ (weight * (tau - Y @ theta))) / S) / scale
+    fit = (S[:, None] * rows * scale, U.T @ (weight * tau))
+    fitted, repair = _consistent(model, theta, start, fit, active)
     nmse = lambda th: _nmse((Y @ th).reshape(-1, model.dof), tau.reshape(-1, model.dof))  # noqa: E731
     return fitted, dict(
         samples=int(np.shape(dataset.q)[0]),
@@ -665,16 +693,137 @@ def _violations(theta: np.ndarray, names) -> tuple[list[dict], list[str]]:
     return links, joints
 
 
-def _consistent(model: RigidBodyModel, theta: np.ndarray, fit, active) -> tuple[RigidBodyModel, dict]:
+def _consistent(
+    model: RigidBodyModel, theta: np.ndarray, start: np.ndarray, fit, active
+) -> tuple[RigidBodyModel, dict]:
     """``model`` set to the standard parameters ``theta``, made physically consistent where
-    they are not (:func:`_alternating_projections` on ``fit``); the report's part about it."""
+    they are not; the report's part about it.
+
+    Where they are not, the nearest consistent point that fits as well is sought in
+    parameter space (:func:`_alternating_projections` on ``fit = (A, b)``: exact where the
+    model class is), and then, from it or from ``start`` (the model's parameters before
+    identification), whichever fits better, the consistent parameters that fit best in
+    torque space (:func:`_torque_space_fit`): outside the model class (an unmodelled
+    spring, a friction law it lacks) the nearest consistent point in parameter space can
+    fit far worse than the start did.
+    """
     names = model.info.joint_names
+    n = len(names)
     links, joints = _violations(theta, names)
-    steps = 0
+    steps = refined = 0
     if links or joints:
-        theta, steps = _alternating_projections(theta, *fit, active, len(names))
-    report = dict(projected=links, clipped=joints, projection_steps=steps)
-    return model.with_parameters(*_split(theta, len(names))), report
+        theta, steps = _alternating_projections(theta, *fit, active, n)
+        A, b = fit
+        cost = lambda th: float(np.sum((A @ th[active] - b) ** 2))  # noqa: E731
+        begin = theta if cost(theta) <= cost(start) else start
+        theta, refined = _torque_space_fit(begin, A, b, active, n)
+    report = dict(projected=links, clipped=joints, projection_steps=steps, refinement_steps=refined)
+    return model.with_parameters(*_split(theta, n)), report
+
+
+def _torque_space_fit(theta: np.ndarray, A, b, active, n: int) -> tuple[np.ndarray, int]:
+    """``(theta, steps)``: the consistent parameters that fit ``A x = b`` best, from the
+    consistent ``theta`` (a convex problem: a least-squares cost over a set of positive
+    semi-definite pseudo-inertias and non-negative joint parameters).
+
+    A barrier method (Boyd & Vandenberghe 2004, sec. 11.3), all in JAX:
+    ``t |A x - b|^2 / |b|^2 - sum_i log det J_i(x) - sum_j log x_j``, plus a proximal term
+    ``sum_i |J_i(x) - J_i(theta)|_F^2 / |J_i(theta)|_F^2`` (and the same for the joint
+    parameters) that holds the directions the data do not excite near ``theta`` (the
+    barrier alone would push them off without bound), minimised by Newton's method for
+    ``t = 1, 10, ..., 1e15``: the cost is then within ``1e-13 |b|^2`` per constraint of
+    its constrained minimum. The result is kept only where it fits better than ``theta``.
+    """
+    x0 = theta[active].copy()
+    joints = x0[10 * n :]
+    x0[10 * n :] = np.maximum(joints, 1e-9 * max(float(np.max(joints, initial=0.0)), 1e-3))
+    x, steps = _barrier(jnp.asarray(x0), jnp.asarray(A), jnp.asarray(b), n)
+    x = np.array(x, np.float64)
+    if np.all(np.isfinite(x)):  # the optimum lies on the cone's boundary: a margin for the Cholesky factor
+        x[: 10 * n] = _floor_eigenvalues(x[: 10 * n], n, 1e-10)
+    cost = lambda v: float(np.sum((A @ v - b) ** 2))  # noqa: E731
+    if not np.all(np.isfinite(x)) or cost(x) > cost(theta[active]):
+        return theta, int(steps)
+    theta = theta.copy()
+    theta[active] = x
+    return theta, int(steps)
+
+
+def _floor_eigenvalues(links: np.ndarray, n: int, floor: float) -> np.ndarray:
+    """Standard link parameters with each pseudo-inertia's eigenvalues at least ``floor``
+    times its largest (the nearest such matrix in the Frobenius norm)."""
+    link_map = _link_map()
+    J = (links.reshape(n, 10) @ link_map.T).reshape(n, 4, 4)
+    w, V = np.linalg.eigh(J)
+    J = (V * np.maximum(w, floor * w[:, -1:])[:, None, :]) @ np.swapaxes(V, -1, -2)
+    return (J.reshape(n, 16) @ _inverse_link_map().T).reshape(-1)
+
+
+#: The barrier method's schedule: ``t`` per round, Newton steps per round.
+BARRIER_T = tuple(10.0**k for k in range(16))
+NEWTON_STEPS = 10
+
+
+@functools.partial(jax.jit, static_argnums=(3,))
+def _barrier(x0, A, b, n: int):
+    """:func:`_torque_space_fit`'s Newton iterations: ``(x, steps taken)``.
+
+    The pseudo-inertias are linear in ``x`` (``vec J_i = E x_i``, :func:`_link_map`), so
+    the gradient and Hessian are closed-form: ``d log det J / dx = E^T vec(J^-1)`` and
+    ``d^2 log det J / dx^2 = -E^T (J^-1 kron J^-1) E`` (Boyd & Vandenberghe 2004, A.4.1)."""
+    E = jnp.asarray(_link_map(), x0.dtype)  # (16, 10)
+    links0, joints0 = x0[: 10 * n].reshape(n, 10), x0[10 * n :]
+    link_size = jnp.sum((links0 @ E.T) ** 2, axis=-1)[:, None, None]  # |J_i|_F^2 at the start
+    joint_size = jnp.maximum(jnp.abs(joints0), jnp.max(jnp.abs(joints0), initial=1e-3)) ** 2
+    prox_links = 2.0 * (E.T @ E)[None] / link_size  # (n, 10, 10)
+    norm = b @ b
+    gram = 2.0 * A.T @ A / norm
+
+    def objective(x, t):
+        J = (x[: 10 * n].reshape(n, 10) @ E.T).reshape(n, 4, 4)
+        L = jnp.linalg.cholesky(J)  # NaN outside the positive definite cone
+        logdet = 2.0 * jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)))
+        r, dx = A @ x - b, x[: 10 * n].reshape(n, 10) - links0
+        prox = 0.5 * jnp.einsum("ia,iab,ib->", dx, prox_links, dx) + jnp.sum(
+            (x[10 * n :] - joints0) ** 2 / joint_size
+        )
+        f = t * (r @ r) / norm - logdet - jnp.sum(jnp.log(x[10 * n :])) + prox
+        return jnp.where(jnp.isfinite(f), f, jnp.inf)
+
+    def derivatives(x, t):
+        J = (x[: 10 * n].reshape(n, 10) @ E.T).reshape(n, 4, 4)
+        Jinv = jnp.linalg.inv(J)
+        dx, joints = x[: 10 * n].reshape(n, 10) - links0, x[10 * n :]
+        g_links = -(Jinv.reshape(n, 16) @ E) + jnp.einsum("iab,ib->ia", prox_links, dx)
+        g_joints = -1.0 / joints + 2.0 * (joints - joints0) / joint_size
+        g = t * 2.0 * A.T @ (A @ x - b) / norm + jnp.concatenate([g_links.reshape(-1), g_joints])
+        kron = jnp.einsum("iac,ibd->iabcd", Jinv, Jinv).reshape(n, 16, 16)
+        blocks = jnp.einsum("ka,ikl,lb->iab", E, kron, E) + prox_links
+        H = t * gram + jax.scipy.linalg.block_diag(*blocks, jnp.diag(1.0 / joints**2 + 2.0 / joint_size))
+        return g, H
+
+    sizes = 0.5 ** jnp.arange(31.0)
+
+    def newton(carry, t):
+        x, taken = carry
+        g, H = derivatives(x, t)
+        d = jnp.sqrt(jnp.abs(jnp.diag(H))) + 1e-300
+        step = -jnp.linalg.solve(H / d[:, None] / d[None, :], g / d) / d
+        trial = jax.vmap(lambda s: objective(x + s * step, t))(sizes)
+        ok = trial <= objective(x, t) + 1e-4 * sizes * (g @ step)  # Armijo
+        moved = jnp.any(ok) & jnp.all(jnp.isfinite(step))
+        x = jnp.where(moved, x + sizes[jnp.argmax(ok)] * step, x)
+        return (x, taken + moved.astype(jnp.int32)), None
+
+    schedule = jnp.repeat(jnp.asarray(BARRIER_T, x0.dtype), NEWTON_STEPS)
+    (x, taken), _ = jax.lax.scan(newton, (x0, jnp.int32(0)), schedule)
+    return x, taken
+
+
+@functools.cache
+def _inverse_link_map() -> np.ndarray:
+    """``(10, 16)``: the pseudo-inverse of :func:`_link_map` (a symmetric ``J.ravel()`` to its parameters)."""
+    return np.linalg.pinv(_link_map())
 
 
 @functools.cache
@@ -684,7 +833,7 @@ def _link_map() -> np.ndarray:
 
 
 def _alternating_projections(
-    theta, A, b, active, n: int, iterations: int = 100_000, tolerance: float = 1e-7
+    theta, A, b, active, n: int, iterations: int = 2_000, tolerance: float = 1e-7
 ) -> tuple[np.ndarray, int]:
     """A consistent ``theta`` that fits as well as the least-squares one: ``(theta, steps)``.
 
@@ -704,13 +853,9 @@ def _alternating_projections(
         W[10 * i : 10 * i + 10, 10 * i : 10 * i + 10] = link_map.T @ link_map
     Winv = np.linalg.inv(W)
     onto_fit = Winv @ A.T @ np.linalg.pinv(A @ Winv @ A.T)
-    inverse_map = np.linalg.pinv(link_map)
     x, previous = theta[active].copy(), np.inf
     for step in range(1, iterations + 1):
-        J = (x[: 10 * n].reshape(n, 10) @ link_map.T).reshape(n, 4, 4)
-        w, V = np.linalg.eigh(J)
-        J = (V * np.maximum(w, 1e-8 * w[:, -1:])[:, None, :]) @ np.swapaxes(V, -1, -2)
-        x[: 10 * n] = (J.reshape(n, 16) @ inverse_map.T).reshape(-1)
+        x[: 10 * n] = _floor_eigenvalues(x[: 10 * n], n, 1e-8)
         x[10 * n :] = np.maximum(x[10 * n :], 0.0)
         residual = A @ x - b
         distance = np.linalg.norm(residual)

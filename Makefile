@@ -11,7 +11,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "pip==26.3"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[robots,mujoco,ros,sweep,dev,docs]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[robots,mujoco,ros,sweep,export,dev,docs]"
 	touch $(STAMP)
 
 demo: setup

@@ -63,7 +63,7 @@ def test_the_help_lists_every_command_and_model(cli):
     from lagrax.cli.app import COMMANDS
     from lagrax.models import MODELS
 
-    assert len(COMMANDS) == 12
+    assert len(COMMANDS) == 13
     for name in COMMANDS:
         assert f"``lagrax {name}" in lagrax.cli.__doc__, name
     code, out, _ = cli("train", "--help")

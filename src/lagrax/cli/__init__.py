@@ -13,6 +13,8 @@
 * ``lagrax sweep SPACE`` (:mod:`~lagrax.cli.sweep`): search training settings with Optuna;
 * ``lagrax evaluate RUN`` (:mod:`~lagrax.cli.evaluate`): a trained model's metrics;
 * ``lagrax report RUN`` (:mod:`~lagrax.cli.report`): RUN/report.md with its figures;
+* ``lagrax export RUN`` (:mod:`~lagrax.cli.export`): a trained model as an ONNX or StableHLO
+  file for loops outside Python;
 * ``lagrax demo`` (:mod:`~lagrax.cli.demo`): data, training, evaluation, report, end to end;
 * ``lagrax bench NAME`` (:mod:`~lagrax.cli.bench`): a benchmark's markdown table.
 

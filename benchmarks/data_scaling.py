@@ -9,8 +9,8 @@ zoo's held-out and 2x-faster sets (of the same lengths) score it.
 * The recipe's epochs (150) are kept, but at most ``--steps`` minibatch steps are taken:
   a larger set trains for fewer epochs (1M samples: 8 epochs of 128-sample batches), so
   every size past about 50k samples gets the same compute and only the data differ.
-* Sets of at least ``--stream-above`` samples are written as shards
-  (:class:`lagrax.data.shards.ShardWriter`, float32, 100k samples each) block by block and
+* Sets of at least ``--stream-above`` samples are written as float32 shards
+  (:class:`lagrax.data.shards.ShardWriter`) of 1,250 trajectories of each length, and
   trained streamed (:mod:`lagrax.training.streaming`): the set is never in memory whole.
 
     python -m benchmarks.data_scaling                        # ur5 and panda, ~40 min on 2 cores
@@ -21,6 +21,7 @@ zoo's held-out and 2x-faster sets (of the same lengths) score it.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import tempfile
 import time
@@ -28,11 +29,11 @@ from pathlib import Path
 
 from benchmarks.arms import KNOWN, arm
 from benchmarks.quick import quick_compilation
-from benchmarks.robot_zoo import TRAJECTORY_SECONDS, accuracy, evaluation_sets, excitation
+from benchmarks.robot_zoo import DT, TRAJECTORY_SECONDS, accuracy, evaluation_sets, excitation
 from benchmarks.showcase import check_out, markdown_table, say, write_results
 
 SIZES = (6_000, 20_000, 60_000, 200_000, 1_000_000)
-BLOCK = 100_000  # samples generated and written at a time
+BLOCK = 1_250  # trajectories (of each length) generated and written at a time
 COLUMNS = [
     ("arm", "arm", "g"),
     ("samples", "samples", "s"),
@@ -80,25 +81,29 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def training_set(truth, samples: int, args, folder: Path):
-    """``samples`` samples of the zoo's excitation (seed 10): a Dataset, or, from
-    ``--stream-above`` samples on, a ShardedDataset written :data:`BLOCK` samples at a time
-    (block ``k`` seeded ``10,000 + k``)."""
+    """At least ``samples`` samples of the zoo's excitation (seed 10; whole trajectories,
+    as many of each length): a Dataset, or, from ``--stream-above`` samples on, a
+    ShardedDataset written :data:`BLOCK` trajectories of each length at a time (block ``k``
+    seeded ``10,000 + k``)."""
     from lagrax.data.shards import ShardWriter, open_shards
 
+    lengths = (1.0, 2.0) if args.quick else args.lengths
+    per = sum(round(s / DT) + 1 for s in lengths)  # samples of one trajectory of each length
+    trajectories = math.ceil(samples / per)
+    common = dict(quick=args.quick, lengths=args.lengths)
     if samples < args.stream_above:
-        return excitation(truth, samples, seed=10, quick=args.quick, lengths=args.lengths)
+        return excitation(truth, 0, seed=10, trajectories=trajectories, **common)
     path = folder / f"{truth.info.name}_{samples}"
-    with ShardWriter(path, truth.info, shard_size=BLOCK, dtype="float32", force=True) as writer:
-        trajectories = 0
-        for block, first in enumerate(range(0, samples, BLOCK)):
-            size = min(BLOCK, samples - first)
-            ds = excitation(truth, size, seed=10_000 + block, quick=args.quick, lengths=args.lengths)
-            writer.append(
-                **{f: getattr(ds, f) for f in ("t", "q", "qd", "qdd", "tau")},
-                trajectory=ds.trajectory + trajectories,
+    with ShardWriter(path, truth.info, shard_size=BLOCK * per, dtype="float32", force=True) as writer:
+        for block, first in enumerate(range(0, trajectories, BLOCK)):
+            ds = excitation(
+                truth, 0, seed=10_000 + block, trajectories=min(BLOCK, trajectories - first), **common
             )
-            trajectories += ds.n_trajectories
-            say(f"{truth.info.name}: {first + len(ds):,} of about {samples:,} samples written")
+            fields = ("t", "q", "qd", "qdd", "tau")
+            writer.append(
+                **{f: getattr(ds, f) for f in fields}, trajectory=ds.trajectory + first * len(lengths)
+            )
+            say(f"{truth.info.name}: {(first + BLOCK) * per:,} of {trajectories * per:,} samples written")
     return open_shards(path)
 
 

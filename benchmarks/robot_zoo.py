@@ -82,16 +82,25 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def excitation(truth, samples: int, seed: int, quick: bool = False, lengths=TRAJECTORY_SECONDS, **options):
+def excitation(
+    truth,
+    samples: int,
+    seed: int,
+    quick: bool = False,
+    lengths=TRAJECTORY_SECONDS,
+    trajectories=None,
+    **options,
+):
     """About ``samples`` samples of excitation at 50 Hz: an equal share from trajectories of
-    each of ``lengths`` seconds (seeds ``seed``, ``seed + 100``, ...; ``quick``: 1 and 2 s)."""
+    each of ``lengths`` seconds (seeds ``seed``, ``seed + 100``, ...; ``quick``: 1 and 2 s),
+    or, given ``trajectories``, that many trajectories of each length."""
     from lagrax.data.dataset import concatenate
     from lagrax.data.generators import generate
 
     lengths = (1.0, 2.0) if quick else tuple(lengths)
     parts = []
     for i, seconds in enumerate(lengths):
-        count = max(1, round(samples / len(lengths) / round(seconds / DT)))
+        count = trajectories or max(1, round(samples / len(lengths) / round(seconds / DT)))
         common = dict(trajectories=count, seed=seed + 100 * i, duration=seconds, dt=DT)
         parts.append(generate(truth, "excitation", **common, **options))
     return concatenate(parts)

@@ -147,6 +147,26 @@ def test_a_system_with_a_non_finite_parameter_is_refused(name, params):
         lagrax.system(name, **params)
 
 
+@pytest.mark.parametrize("name, params", [("cartpole", {"mp": "abc"}), ("furuta", {"Lr": "abc"})])
+def test_text_where_a_number_belongs_is_refused_naming_the_parameter(name, params):
+    from lagrax.systems.parameters import ParameterError
+
+    (key,) = params
+    with pytest.raises(ParameterError, match=f"parameter {key} must be a number"):
+        lagrax.system(name, **params)
+
+
+@pytest.mark.parametrize("damaged", ["config.json", "split.json"])
+def test_a_run_file_that_is_not_text_is_one_line(workspace, tmp_path, cli, damaged):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(workspace / "run", run)
+    (run / damaged).write_bytes(b"\xe8\xae" + (run / damaged).read_bytes())
+    code, _, err = cli("evaluate", run, "--no-rollout")
+    assert_clean_error(code, err, damaged, "not UTF-8")
+
+
 def test_bench_checks_its_arguments_without_the_data(cli, tmp_path, monkeypatch):
     from lagrax.benchmarks import character
 

@@ -23,7 +23,7 @@ from lagrax.systems.base import (
     structured_system,
 )
 from lagrax.systems import classic, mjcf, particles, robots
-from lagrax.systems.parameters import check_all_finite
+from lagrax.systems.parameters import check_all_finite, check_numbers_where_numbers
 
 # name -> (factory, one-line description)
 REGISTRY: dict[str, tuple[Callable[..., System], str]] = {
@@ -77,6 +77,7 @@ def check_parameters(name: str, factory: Callable[..., System], params: dict) ->
         raise UnknownNameError(
             f"bad parameters for system {name!r}: {problem}. Allowed: {', '.join(named) or '(none)'}"
         )
+    check_numbers_where_numbers(name, {k: accepted[k].default for k in named}, params)
 
 
 def register(name: str, factory: Callable[..., System], description: str) -> None:

@@ -47,6 +47,17 @@ def check_all_finite(system: str, **params) -> None:
         raise ParameterError(f"{system}: parameters must be finite numbers, got {', '.join(bad)}")
 
 
+def check_numbers_where_numbers(system: str, defaults: dict, params: dict) -> None:
+    """Raise :class:`ParameterError` for a text value given where the factory's default is
+    a number (``system("cartpole", mp="abc")``), naming the parameter; lists and arrays
+    (per-joint values) are left to :func:`check_all_finite` and the factory."""
+    for k, v in params.items():
+        default = defaults.get(k)
+        numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
+        if numeric and isinstance(v, (str, bytes)):
+            raise ParameterError(f"{system}: parameter {k} must be a number, got {v!r}")
+
+
 def _finite_if_numeric(v) -> bool:
     """False only for a number, or numbers, with a NaN or an inf among them."""
     if isinstance(v, (str, bytes, bool)) or v is None:

@@ -61,11 +61,16 @@ def _json_text(record: Any) -> str:
 
 
 def read_json(path: Path) -> dict:
-    """The JSON object in ``path``; a :class:`DatasetError` naming the file if it is not JSON."""
+    """The JSON object in ``path``; a :class:`DatasetError` naming the file if it is not
+    JSON (or not text: a damaged file's bytes need not be UTF-8)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise DatasetError(f"{path} is not valid JSON ({e})") from None
+    except UnicodeDecodeError as e:
+        raise DatasetError(
+            f"{path} is not valid JSON: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
 
 
 @dataclasses.dataclass(frozen=True)

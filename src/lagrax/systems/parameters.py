@@ -55,7 +55,7 @@ def check_numbers_where_numbers(system: str, defaults: dict, params: dict) -> No
         default = defaults.get(k)
         numeric = isinstance(default, (int, float)) and not isinstance(default, bool)
         if numeric and isinstance(v, (str, bytes)):
-            raise ParameterError(f"{system}: parameter {k} must be a number, got {v!r}")
+            raise ParameterError(f"{system}: parameter {k}={v!r} must be a number")
 
 
 def _finite_if_numeric(v) -> bool:

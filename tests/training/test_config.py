@@ -65,3 +65,25 @@ def test_each_models_recipe_lives_with_its_spec_and_makes_a_valid_config():
     assert recipe("delan", None)[0]["lbfgs_epochs"] == 100 and recipe("hnn", None) == ({}, {})
     with pytest.raises(UnknownNameError, match="Did you mean 'delan'"):
         recipe("delam", None)
+
+
+def test_under_actuated_driven_data_get_the_forward_loss_not_the_inverse():
+    import dataclasses as dc
+
+    import numpy as np
+
+    import lagrax
+    from lagrax.data.generators import generate
+    from lagrax.data.dataset import unactuated_joints
+
+    cart = generate(lagrax.system("cartpole"), kind="excitation", trajectories=2, duration=0.2, dt=0.01)
+    assert unactuated_joints(cart) == (1,)
+    settings, _ = recipe("delan", cart)
+    assert settings["inverse"] == 0.0 and settings["forward"] > 0.0
+    # an imported log with no system info: the joint whose torque is zero everywhere
+    bare = dc.replace(cart, metadata={})
+    assert unactuated_joints(bare) == (1,)
+    arm = generate(lagrax.system("two_link_arm"), kind="excitation", trajectories=2, duration=0.2, dt=0.01)
+    assert unactuated_joints(arm) == () and np.all(arm.tau != 0)
+    settings, _ = recipe("delan", arm)
+    assert settings.get("inverse", 1.0) > 0.0 and not settings.get("forward")

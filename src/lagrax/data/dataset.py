@@ -54,6 +54,20 @@ def is_passive(dataset) -> bool:
     return dataset.tau is None or not np.any(np.asarray(dataset.tau))
 
 
+def unactuated_joints(dataset) -> tuple[int, ...]:
+    """The joints of ``dataset`` that no input drives: those its system info marks
+    unactuated, and, in driven data, those whose torque is zero in every sample (an
+    imported log of an under-actuated plant). Empty for passive data and fully actuated
+    systems."""
+    if is_passive(dataset):
+        return ()
+    marked = set()
+    if "system" in dataset.metadata:
+        marked = {i for i, a in enumerate(dataset.info.actuated) if not a}
+    silent = np.flatnonzero(~np.any(np.asarray(dataset.tau) != 0, axis=0))
+    return tuple(sorted(marked | {int(i) for i in silent}))
+
+
 def has_motion(dataset) -> bool:
     """Whether ``dataset`` records motion in time (not independent states, ``kind="states"``,
     whose samples all have ``t = 0``): only then can rollouts be compared with it."""

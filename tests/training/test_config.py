@@ -67,7 +67,7 @@ def test_each_models_recipe_lives_with_its_spec_and_makes_a_valid_config():
         recipe("delam", None)
 
 
-def test_under_actuated_driven_data_get_the_forward_loss_not_the_inverse():
+def test_under_actuated_driven_data_get_the_forward_loss_and_no_inverse_loss_on_the_unactuated_joint():
     import dataclasses as dc
 
     import numpy as np
@@ -79,7 +79,11 @@ def test_under_actuated_driven_data_get_the_forward_loss_not_the_inverse():
     cart = generate(lagrax.system("cartpole"), kind="excitation", trajectories=2, duration=0.2, dt=0.01)
     assert unactuated_joints(cart) == (1,)
     settings, _ = recipe("delan", cart)
-    assert settings["inverse"] == 0.0 and settings["forward"] > 0.0
+    assert settings["inverse"] == 1.0 and settings["forward"] > 0.0
+    # ... and the inverse loss leaves out the pole, whose torque is zero in every sample
+    from lagrax.training.losses import data_scales
+
+    assert float(data_scales(cart).tau[1]) == 0.0 and float(data_scales(cart).tau[0]) > 0.0
     # an imported log with no system info: the joint whose torque is zero everywhere
     bare = dc.replace(cart, metadata={})
     assert unactuated_joints(bare) == (1,)

@@ -62,7 +62,7 @@ def unactuated_joints(dataset) -> tuple[int, ...]:
     if is_passive(dataset):
         return ()
     marked = set()
-    if "system" in dataset.metadata:
+    if "system" in getattr(dataset, "metadata", {}):
         marked = {i for i, a in enumerate(dataset.info.actuated) if not a}
     silent = np.flatnonzero(~np.any(np.asarray(dataset.tau) != 0, axis=0))
     return tuple(sorted(marked | {int(i) for i in silent}))

@@ -291,18 +291,19 @@ def recipe(model_name: str, dataset) -> tuple[dict[str, Any], dict[str, Any]]:
     model registry): its ``arm`` variant on arms (at least :data:`ARM_DOF` joints) where the
     kind has one, and on driven data of at least :data:`LARGE_DATA` samples. On passive
     data (:func:`lagrax.data.dataset.is_passive`) the torque losses are off and the forward
-    (acceleration) loss is on, for every model. The same holds on driven data of an
-    under-actuated system (:func:`lagrax.data.dataset.unactuated_joints`): an unactuated
-    joint's torque is zero in every sample, and the inverse loss on it has a trivial
-    minimum that leaves that joint's dynamics unlearned. Measured on the cart-pole
-    (``benchmarks/swing_up.py``): DeLaN with the inverse loss swung up 0 of 30 starts,
-    with the forward loss 14 of 14 in a spot check.
+    (acceleration) loss is on, for every model. On driven data of an under-actuated system
+    (:func:`lagrax.data.dataset.unactuated_joints`) the forward loss is on as well: the
+    inverse loss leaves out the unactuated joints' torques, which are zero in every sample
+    (:func:`lagrax.training.losses.data_scales`), and their dynamics are learned through the
+    accelerations. Measured on the cart-pole (``benchmarks/swing_up.py``, 30 starts on
+    perturbed plants): DeLaN with the inverse loss on every joint swung up 0 %.
     """
     tuned = spec_class(model_name).RECIPE
     if tuned.arm is not None and dataset is not None and _arm_sized(dataset):
         tuned = tuned.arm
     settings, options = dict(tuned.settings), dict(tuned.options)
-    if dataset is not None and (is_passive(dataset) or unactuated_joints(dataset)):
+    if dataset is not None and is_passive(dataset):
         settings.update({name: 0.0 for name in TORQUE_LOSSES})
+    if dataset is not None and (is_passive(dataset) or unactuated_joints(dataset)):
         settings["forward"] = settings.get("forward") or 1.0
     return settings, options

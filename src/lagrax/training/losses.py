@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Scalar
 
-from lagrax.data.dataset import has_motion
+from lagrax.data.dataset import has_motion, unactuated_joints
 from lagrax.core.errors import DatasetError, LagraxError, NotProvidedError, OutOfRangeError, UnknownNameError
 from lagrax.systems.rollout import rk4_rollout
 from lagrax.systems.base import QUANTITIES, System
@@ -106,12 +106,21 @@ def _inv_var(x, axis=0):
 
 def data_scales(ds, dtype=jnp.float32) -> Scales:
     """Per-joint ``1 / var`` of the training set's ``tau, qdd, q, qd``, of the power ``qd . tau``
-    and of ``pdot`` (ones where the dataset lacks the field)."""
+    and of ``pdot`` (ones where the dataset lacks the field).
+
+    An unactuated joint's torque (:func:`lagrax.data.dataset.unactuated_joints`) gets the
+    normaliser 0: its target is zero in every sample, and weighing that channel (at
+    :data:`MAX_NORMALISER`, as a constant channel would be) makes the inverse loss smallest
+    where a model with a learned ``M`` and ``V`` shrinks that joint's equation to nothing.
+    Its dynamics are learned through the forward loss instead (the recipe turns it on)."""
     n = ds.dof
     ones = np.ones(n)
     power = None if ds.tau is None else np.sum(np.asarray(ds.qd) * np.asarray(ds.tau), axis=-1)
+    tau_scale = _inv_var(ds.tau)
+    if tau_scale is not None:
+        tau_scale[list(unactuated_joints(ds))] = 0.0
     parts = [
-        _inv_var(ds.tau),
+        tau_scale,
         _inv_var(ds.qdd),
         _inv_var(ds.q),
         _inv_var(ds.qd),

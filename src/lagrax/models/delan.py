@@ -75,9 +75,14 @@ class DeLaNSpec(ModelSpec):
             eigenvalue of ``M`` away from zero where the data excite ``M`` little, so
             forward dynamics stays well conditioned.
         precision: parameter dtype; inputs are cast to it.
+        scale: the model's inertia unit: ``M``, ``V``, the armature and the friction are
+            the networks' outputs times ``scale`` (``L`` times its square root). ``1`` except
+            on data whose inertia is far below unit scale (:func:`inertia_scale`), which
+            :meth:`DeLaN.with_data_statistics` sets it from.
     """
 
     kind: ClassVar[str] = "delan"
+    ADDED_FIELDS: ClassVar[tuple[str, ...]] = ("scale",)
     # The character recipe with the inverse loss. On arms (benchmarks/robot_models.py) the
     # inverse-only loss leaves the directions of M that the data excite little
     # unconstrained, and forward dynamics divides by them: training both directions fixes
@@ -105,11 +110,13 @@ class DeLaNSpec(ModelSpec):
     friction: FrictionKind = FrictionKind.NONE
     armature: bool = False
     precision: Precision = Precision.FLOAT32
+    scale: float = 1.0
 
     def validate(self) -> None:
         check_at_least(self, "width", 1)
         check_at_least(self, "depth", 0)
         check_positive(self, "epsilon")
+        check_positive(self, "scale")
 
     def build(self, info: SystemInfo, *, key: PRNGKeyArray) -> "DeLaN":
         """A DeLaN for the system described by ``info``, weights drawn from ``key``."""
@@ -124,6 +131,27 @@ class DeLaNSpec(ModelSpec):
 
 
 ARMATURE_INIT = 1e-2
+# Below this inertia estimate (kg m^2 or kg, from the data) DeLaN works in the data's units:
+# its unit scale (weights drawn for O(1) outputs, the floor epsilon^2 = 1e-4 of M's
+# eigenvalues) suits arms and the classic systems (estimates 0.4 to 0.8 on the DeLaN
+# character data and the cart-pole), not the Furuta pendulum (3.5e-5, M_22 = 1.3e-4): there
+# a forward-loss fit came out with M 1e4 times too large (its torque pins the scale weakly).
+SMALL_INERTIA = 0.1
+
+
+def inertia_scale(qdd, tau) -> float:
+    """A rough inertia of driven data: the smallest ``std(tau_j) / rms(qdd_j)`` over the joints
+    whose torque is not zero throughout; 1 where no joint has one (passive data)."""
+    if tau is None:
+        return 1.0
+    tau, qdd = np.asarray(tau, np.float64), np.asarray(qdd, np.float64)
+    rms = np.sqrt(np.nanmean(qdd**2, axis=0))
+    driven = np.any(tau != 0, axis=0) & np.isfinite(rms) & (rms > 0)
+    if not np.any(driven):
+        return 1.0
+    ratios = np.nanstd(tau[:, driven], axis=0) / rms[driven]
+    ratios = ratios[np.isfinite(ratios) & (ratios > 0)]
+    return float(np.min(ratios)) if ratios.size else 1.0
 
 
 def initial_armature(dof: int, precision: Precision) -> Float[Array, " n"]:
@@ -444,18 +472,31 @@ class DeLaN(Specified, StructuredSystem):
 
     def cholesky_and_potential(self, q: Float[Array, " n"]) -> tuple[Float[Array, "n n"], Scalar]:
         """``(L(q), V(q))`` for one configuration, in the parameters' dtype."""
-        return self.network(q.astype(self.dtype))
+        L, V = self.network(q.astype(self.dtype))
+        return self._scaled(L, 0.5), self._scaled(V)
+
+    def _scaled(self, x, power: float = 1.0):
+        """``x * spec.scale ** power`` (``x`` itself at scale 1: the same program as before)."""
+        return x if self.spec.scale == 1.0 else x * self.spec.scale**power
+
+    def with_data_statistics(self, q, qd, qdd=None, tau=None) -> "DeLaN":
+        """A copy in the data's inertia unit (``spec.scale``) where that is far below unit
+        scale (:data:`SMALL_INERTIA`), the same weights otherwise; ``self`` elsewhere."""
+        estimate = 1.0 if qdd is None else inertia_scale(qdd, tau)
+        if estimate >= SMALL_INERTIA:
+            return self
+        return dataclasses.replace(self, spec=self.spec.replace(scale=estimate))
 
     # ---- per-sample protocol ------------------------------------------------------------
     def armature(self) -> Float[Array, " n"]:
         """The learned rotor inertia added to ``M``'s diagonal (zeros without ``spec.armature``)."""
         if self.raw_armature is None:
             return jnp.zeros(self.dof, self.dtype)
-        return jax.nn.softplus(self.raw_armature)
+        return self._scaled(jax.nn.softplus(self.raw_armature))
 
     def mass_matrix(self, q: Float[Array, " n"]) -> Float[Array, "n n"]:
         """``M(q) = L(q) L(q)^T`` (``+ diag(armature)`` with ``spec.armature``)."""
-        L = self.network.cholesky(q.astype(self.dtype))
+        L = self._scaled(self.network.cholesky(q.astype(self.dtype)), 0.5)
         return self._with_armature(L @ L.T)
 
     def _with_armature(self, M: Float[Array, "n n"]) -> Float[Array, "n n"]:
@@ -465,11 +506,11 @@ class DeLaN(Specified, StructuredSystem):
 
     def potential_energy(self, q: Float[Array, " n"]) -> Scalar:
         """``V(q)``."""
-        return self.network.potential(q.astype(self.dtype))
+        return self._scaled(self.network.potential(q.astype(self.dtype)))
 
     def friction(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> Float[Array, " n"]:
         """The learned friction force (zero without friction)."""
-        return self.friction_model(qd)
+        return self._scaled(self.friction_model(qd))
 
     def terms(self, q: Float[Array, " n"], qd: Float[Array, " n"]) -> mechanics.StructuredTerms:
         """``M``, ``c``, ``g``, ``V`` from one forward-mode pass through the network(s).
@@ -488,8 +529,8 @@ class DeLaN(Specified, StructuredSystem):
         n = len(self.info.joint_types)
         raw, v = self.network.value_and_jac(_features_value_and_jac(q, self.info.joint_types))
         L, dL = _cholesky_value_and_jac(raw, n, self.network.shift, self.network.epsilon)
-        v = v.reshape(-1)  # scalar head: (1 + n, 1) or (1 + n,)
-        return L, dL, v[0], v[1:]
+        v = self._scaled(v.reshape(-1))  # scalar head: (1 + n, 1) or (1 + n,)
+        return self._scaled(L, 0.5), self._scaled(dL, 0.5), v[0], v[1:]
 
     def _cholesky_terms(self, q, qd) -> tuple[Float[Array, "n n"], mechanics.StructuredTerms]:
         """``L`` and the :class:`~lagrax.core.mechanics.StructuredTerms`.
